@@ -1,0 +1,402 @@
+#include "core/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <functional>
+#include <string_view>
+#include <toml++/toml.h>
+#include <variant>
+
+extern char** environ;
+
+namespace mpim::core {
+namespace {
+
+using FieldRef = std::variant<std::string*, int64_t*>;
+
+// One key of the configuration. The schema below is the single source of
+// truth for names, types, ranges and help texts.
+struct Field {
+  std::string_view section;
+  std::string_view key;
+  std::string_view help;
+  std::function<FieldRef(Config&)> ref;
+  int64_t min = 0;                        // integer fields
+  int64_t max = 0;                        // integer fields
+  std::vector<std::string_view> choices;  // string fields; empty: any value
+  std::function<Status(const std::string&)> check;  // string fields, extra rule
+  bool secret = false;                    // masked by ShowConfig
+
+  std::string Name() const { return std::string(section) + "." + std::string(key); }
+};
+
+Field Int(std::string_view section, std::string_view key, int64_t min, int64_t max,
+          std::function<int64_t*(Config&)> ref, std::string_view help) {
+  return Field{section, key, help, [ref](Config& c) -> FieldRef { return ref(c); },
+               min,     max, {},   nullptr};
+}
+
+Field Str(std::string_view section, std::string_view key, std::vector<std::string_view> choices,
+          std::function<std::string*(Config&)> ref, std::string_view help,
+          std::function<Status(const std::string&)> check = nullptr) {
+  return Field{section, key, help, [ref](Config& c) -> FieldRef { return ref(c); },
+               0,       0,   std::move(choices), std::move(check)};
+}
+
+Status CheckListen(const std::string& value) { return ParseHostPort(value).status(); }
+
+Status CheckNotEmpty(const std::string& value) {
+  if (value.empty()) return absl::InvalidArgumentError("must not be empty");
+  return absl::OkStatus();
+}
+
+const std::vector<Field>& Schema() {
+  static const std::vector<Field> schema = {
+      // [server]
+      Str("server", "role", {"all"}, [](Config& c) { return &c.server.role; },
+          "Which role this process runs. `all` runs every role in one process "
+          "(the only one so far)."),
+      Str("server", "listen", {}, [](Config& c) { return &c.server.listen; },
+          "Address of the HTTP and WebSocket listener, HOST:PORT.", CheckListen),
+      Str("server", "data_dir", {}, [](Config& c) { return &c.server.data_dir; },
+          "Directory for the embedded store and generated keys; created if missing.",
+          CheckNotEmpty),
+      Int("server", "node_id", 0, 1023, [](Config& c) { return &c.server.node_id; },
+          "Node id in generated ids (snowflake); unique per process in a cluster."),
+      Int("server", "io_threads", 0, 256, [](Config& c) { return &c.server.io_threads; },
+          "Network io threads; 0 means one per core."),
+      Int("server", "worker_threads", 0, 1024, [](Config& c) { return &c.server.worker_threads; },
+          "Threads for blocking work such as password hashing; 0 means 2 x cores, at least 4."),
+      Int("server", "drain_timeout_ms", 0, 600000,
+          [](Config& c) { return &c.server.drain_timeout_ms; },
+          "On SIGTERM or SIGINT, in-flight requests get this long to finish."),
+      Int("server", "request_timeout_ms", 100, 3600000,
+          [](Config& c) { return &c.server.request_timeout_ms; },
+          "An HTTP request's headers and body must arrive within this time."),
+      Int("server", "idle_timeout_ms", 100, 3600000,
+          [](Config& c) { return &c.server.idle_timeout_ms; },
+          "A keep-alive HTTP connection idle this long is closed."),
+      Int("server", "max_header_bytes", 1024, 1048576,
+          [](Config& c) { return &c.server.max_header_bytes; },
+          "Largest HTTP request header block; larger ones get 431."),
+      Int("server", "max_body_bytes", 1024, 1073741824,
+          [](Config& c) { return &c.server.max_body_bytes; },
+          "Largest HTTP request body; larger ones get 413."),
+      // [store]
+      Str("store", "engine", {"sqlite"}, [](Config& c) { return &c.store.engine; },
+          "Storage engine. `sqlite` is the embedded default."),
+      Str("store", "sqlite_synchronous", {"normal", "full"},
+          [](Config& c) { return &c.store.sqlite_synchronous; },
+          "`normal`: an acknowledged write survives a crash of the process; `full`: it "
+          "also survives a power cut, at a cost in write latency."),
+      Int("store", "sqlite_reader_threads", 1, 64,
+          [](Config& c) { return &c.store.sqlite_reader_threads; },
+          "Reader connections (and threads) of the SQLite store."),
+      Int("store", "sqlite_batch_max", 1, 65536, [](Config& c) { return &c.store.sqlite_batch_max; },
+          "Group commit: most writes in one transaction."),
+      Int("store", "sqlite_batch_delay_us", 0, 100000,
+          [](Config& c) { return &c.store.sqlite_batch_delay_us; },
+          "Group commit: how long the writer waits to fill a batch, in microseconds."),
+      // [log]
+      Str("log", "level", {"trace", "debug", "info", "warn", "error"},
+          [](Config& c) { return &c.log.level; }, "Lowest level written."),
+      Str("log", "format", {"auto", "json", "text"}, [](Config& c) { return &c.log.format; },
+          "`json` lines, human-readable `text`, or `auto`: text on a terminal, json otherwise."),
+      // [limits]
+      Int("limits", "send_per_sec", 1, 1000000, [](Config& c) { return &c.limits.send_per_sec; },
+          "Sends per second per user (sustained)."),
+      Int("limits", "send_burst", 1, 1000000, [](Config& c) { return &c.limits.send_burst; },
+          "Sends per user allowed in a burst."),
+      Int("limits", "body_max_bytes", 16, 16777216,
+          [](Config& c) { return &c.limits.body_max_bytes; },
+          "Largest message body, serialized."),
+      Int("limits", "frame_max_bytes", 1024, 67108864,
+          [](Config& c) { return &c.limits.frame_max_bytes; },
+          "Largest WebSocket frame; larger ones close the socket with 1009."),
+      Int("limits", "group_max_members", 2, 10000000,
+          [](Config& c) { return &c.limits.group_max_members; }, "Most members of one group."),
+      Int("limits", "page_max", 1, 10000, [](Config& c) { return &c.limits.page_max; },
+          "Largest page size a client may ask for."),
+      Int("limits", "connections_per_address", 0, 10000000,
+          [](Config& c) { return &c.limits.connections_per_address; },
+          "Open connections per client address; 0 means no limit."),
+  };
+  return schema;
+}
+
+const Field* FindField(std::string_view section, std::string_view key) {
+  for (const Field& f : Schema()) {
+    if (f.section == section && f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+bool KnownSection(std::string_view section) {
+  return std::any_of(Schema().begin(), Schema().end(),
+                     [&](const Field& f) { return f.section == section; });
+}
+
+Status Invalid(std::string_view source, const std::string& name, const std::string& problem) {
+  std::string msg = std::string(source) + ": " + name + ": " + problem;
+  return absl::InvalidArgumentError(msg);
+}
+
+// Checks range / choices / rule of a value already stored in `config`.
+Status Validate(const Field& f, Config& config) {
+  FieldRef ref = f.ref(config);
+  if (auto* i = std::get_if<int64_t*>(&ref)) {
+    if (**i < f.min || **i > f.max) {
+      return absl::InvalidArgumentError("must be between " + std::to_string(f.min) + " and " +
+                                        std::to_string(f.max) + ", got " + std::to_string(**i));
+    }
+    return absl::OkStatus();
+  }
+  const std::string& s = *std::get<std::string*>(ref);
+  if (!f.choices.empty() &&
+      std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+    std::string allowed;
+    for (auto c : f.choices) allowed += (allowed.empty() ? "" : ", ") + std::string(c);
+    return absl::InvalidArgumentError("must be one of " + allowed + ", got \"" + s + "\"");
+  }
+  if (f.check) return f.check(s);
+  return absl::OkStatus();
+}
+
+// Sets a field from text (environment and flags).
+Status SetFromText(const Field& f, Config& config, const std::string& text) {
+  FieldRef ref = f.ref(config);
+  if (auto* i = std::get_if<int64_t*>(&ref)) {
+    int64_t value = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || ptr != end) {
+      return absl::InvalidArgumentError("expected an integer, got \"" + text + "\"");
+    }
+    **i = value;
+  } else {
+    *std::get<std::string*>(ref) = text;
+  }
+  return Validate(f, config);
+}
+
+Status SetFromToml(const Field& f, Config& config, const toml::node& node) {
+  FieldRef ref = f.ref(config);
+  if (auto* i = std::get_if<int64_t*>(&ref)) {
+    auto v = node.value_exact<int64_t>();
+    if (!v) return absl::InvalidArgumentError("expected an integer");
+    **i = *v;
+  } else {
+    auto v = node.value_exact<std::string>();
+    if (!v) return absl::InvalidArgumentError("expected a string");
+    *std::get<std::string*>(ref) = *v;
+  }
+  return Validate(f, config);
+}
+
+Status ApplyFile(const std::string& path, Config& config) {
+  const std::string source = "config file " + path;
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::string where;
+    if (e.source().begin) {
+      where = " (line " + std::to_string(e.source().begin.line) + ", column " +
+              std::to_string(e.source().begin.column) + ")";
+    }
+    return absl::InvalidArgumentError(source + ": " + std::string(e.description()) + where);
+  }
+  for (const auto& [section_key, section_node] : root) {
+    std::string section(section_key.str());
+    if (!KnownSection(section)) return Invalid(source, section, "unknown section");
+    const toml::table* table = section_node.as_table();
+    if (!table) return Invalid(source, section, "expected a table ([" + section + "])");
+    for (const auto& [key_node, value] : *table) {
+      std::string key(key_node.str());
+      const Field* f = FindField(section, key);
+      if (!f) return Invalid(source, section + "." + key, "unknown key");
+      if (Status s = SetFromToml(*f, config, value); !s.ok()) {
+        return Invalid(source, f->Name(), std::string(s.message()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+Status ApplyEnv(const std::vector<std::pair<std::string, std::string>>& env, Config& config) {
+  for (const auto& [name, value] : env) {
+    if (name.rfind("MPIM_", 0) != 0) continue;
+    // Longest known section prefix wins, so a section name may contain '_'.
+    const Field* found = nullptr;
+    std::string section_match;
+    for (const Field& f : Schema()) {
+      std::string prefix = "MPIM_" + Upper(f.section) + "_";
+      if (name.rfind(prefix, 0) != 0) continue;
+      section_match = std::string(f.section);
+      if (Lower(name.substr(prefix.size())) == f.key) found = &f;
+    }
+    if (section_match.empty()) continue;  // not ours (e.g. MPIM_BINARY for tests)
+    const std::string source = "environment " + name;
+    if (!found) {
+      std::string key = Lower(name.substr(5 + section_match.size() + 1));
+      return Invalid(source, section_match + "." + key, "unknown key");
+    }
+    if (Status s = SetFromText(*found, config, value); !s.ok()) {
+      return Invalid(source, found->Name(), std::string(s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status ApplyOverrides(const std::vector<std::pair<std::string, std::string>>& overrides,
+                      Config& config) {
+  for (const auto& [name, value] : overrides) {
+    const std::string source = "command line";
+    size_t dot = name.find('.');
+    if (dot == std::string::npos) return Invalid(source, name, "expected section.key");
+    const Field* f = FindField(name.substr(0, dot), name.substr(dot + 1));
+    if (!f) return Invalid(source, name, "unknown key");
+    if (Status s = SetFromText(*f, config, value); !s.ok()) {
+      return Invalid(source, f->Name(), std::string(s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string Quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string FormatValue(const Field& f, const Config& config, bool mask) {
+  FieldRef ref = f.ref(const_cast<Config&>(config));
+  if (auto* i = std::get_if<int64_t*>(&ref)) return std::to_string(**i);
+  if (mask && f.secret && !std::get<std::string*>(ref)->empty()) return Quote("********");
+  return Quote(*std::get<std::string*>(ref));
+}
+
+std::string Render(const Config& config, bool with_help) {
+  std::string out;
+  std::string_view section;
+  for (const Field& f : Schema()) {
+    if (f.section != section) {
+      section = f.section;
+      if (!out.empty()) out += '\n';
+      out.append("[").append(section).append("]\n");
+    }
+    if (with_help) {
+      out += "# " + std::string(f.help) + "\n";
+      if (!f.choices.empty()) {
+        std::string allowed;
+        for (auto c : f.choices) allowed += (allowed.empty() ? "" : ", ") + std::string(c);
+        out += "# One of: " + allowed + ".\n";
+      }
+      out += "# Environment: MPIM_" + Upper(f.section) + "_" + Upper(f.key) + "\n";
+    }
+    out += std::string(f.key) + " = " + FormatValue(f, config, /*mask=*/true) + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) {
+  std::string host;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return absl::InvalidArgumentError("expected [v6-address]:port, got \"" + text + "\"");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) {
+      return absl::InvalidArgumentError("expected host:port, got \"" + text + "\"");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  int value = -1;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (host.empty() || port.empty() || ec != std::errc() || ptr != port.data() + port.size() ||
+      value < 0 || value > 65535) {
+    return absl::InvalidArgumentError("expected host:port with a port 0-65535, got \"" + text +
+                                      "\"");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(value));
+}
+
+StatusOr<Config> LoadConfig(const ConfigSources& sources) {
+  Config config;
+  if (!sources.file.empty()) {
+    if (Status s = ApplyFile(sources.file, config); !s.ok()) return s;
+  }
+  if (Status s = ApplyEnv(sources.env, config); !s.ok()) return s;
+  if (Status s = ApplyOverrides(sources.overrides, config); !s.ok()) return s;
+  // Defaults are validated too, so a bad default cannot ship unnoticed.
+  for (const Field& f : Schema()) {
+    if (Status s = Validate(f, config); !s.ok()) return Invalid("config", f.Name(), std::string(s.message()));
+  }
+  return config;
+}
+
+std::vector<std::pair<std::string, std::string>> ProcessEnvironment() {
+  std::vector<std::pair<std::string, std::string>> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace_back(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
+  }
+  return env;
+}
+
+std::string ShowConfig(const Config& config) { return Render(config, /*with_help=*/false); }
+
+std::string ExampleConfig() {
+  return "# MPIM configuration file (TOML). Every key is shown at its default.\n"
+         "# Precedence: defaults < this file < MPIM_<SECTION>_<KEY> environment\n"
+         "# variables < command-line flags. Unknown keys stop start-up.\n\n" +
+         Render(Config{}, /*with_help=*/true);
+}
+
+}  // namespace mpim::core

@@ -1,0 +1,102 @@
+// MPIM configuration: one struct, filled from four sources.
+//
+// Precedence, lowest first: built-in defaults < TOML file (--config) <
+// environment (MPIM_<SECTION>_<KEY>, e.g. MPIM_LIMITS_SEND_PER_SEC) <
+// command-line flags (--listen, --data-dir, --set section.key=value).
+// The defaults give a working all-in-one server with no file at all.
+//
+// Every key is declared once, in the schema in config.cc, with its type,
+// default, range and help text; loading, validation, `mpim config show` and
+// `mpim config example` are all driven by that one table. An unknown key, a
+// value of the wrong type or a value out of range stops start-up with an
+// error naming the key and the problem.
+//
+// To add a key: add the field to the struct below, then one entry to the
+// schema in config.cc (section, key, help, range); docs/configuration.md
+// lists the keys.
+//
+// Thread-safety: LoadConfig is a pure function; a loaded Config is a plain
+// value, read-only after start-up.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace mpim::core {
+
+struct ServerConfig {
+  std::string role = "all";  // all | gateway | logic | task (cluster roles come later)
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  int64_t node_id = 0;               // snowflake node id, 0..1023
+  int64_t io_threads = 0;            // 0: one per core
+  int64_t worker_threads = 0;        // blocking-work pool; 0: 2 x cores (at least 4)
+  int64_t drain_timeout_ms = 10000;  // SIGTERM: in-flight work gets this long
+  int64_t request_timeout_ms = 30000;  // whole HTTP request (headers and body) must arrive in this
+  int64_t idle_timeout_ms = 60000;     // keep-alive connection idle this long is closed
+  int64_t max_header_bytes = 16384;    // 431 above
+  int64_t max_body_bytes = 1048576;    // 413 above (HTTP request bodies)
+};
+
+struct StoreConfig {
+  std::string engine = "sqlite";
+  std::string sqlite_synchronous = "normal";  // normal: survives kill -9; full: power cut
+  int64_t sqlite_reader_threads = 2;
+  int64_t sqlite_batch_max = 1024;      // group commit: appends per transaction at most
+  int64_t sqlite_batch_delay_us = 1000;  // group commit: wait this long to fill a batch
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace | debug | info | warn | error
+  std::string format = "auto";  // auto (text on a terminal, else json) | json | text
+};
+
+// The protocol's limits (protocol.md section 1), `[limits]` in the file.
+struct LimitsConfig {
+  int64_t send_per_sec = 50;
+  int64_t send_burst = 100;
+  int64_t body_max_bytes = 65536;
+  int64_t frame_max_bytes = 131072;
+  int64_t group_max_members = 100000;
+  int64_t page_max = 200;
+  int64_t connections_per_address = 5000;  // 0: no limit
+};
+
+struct Config {
+  ServerConfig server;
+  StoreConfig store;
+  LogConfig log;
+  LimitsConfig limits;
+};
+
+struct ConfigSources {
+  // Path of a TOML file; empty: none.
+  std::string file;
+  // The process environment as NAME=VALUE pairs; only MPIM_* names whose
+  // section is known are read, other MPIM_* names are ignored.
+  std::vector<std::pair<std::string, std::string>> env;
+  // "section.key" -> value, from the command line; applied last, in order.
+  std::vector<std::pair<std::string, std::string>> overrides;
+};
+
+// Loads and validates. The error's message names the source and the key.
+StatusOr<Config> LoadConfig(const ConfigSources& sources);
+
+// The environment of this process, for ConfigSources::env.
+std::vector<std::pair<std::string, std::string>> ProcessEnvironment();
+
+// The effective configuration as TOML, secrets masked (`mpim config show`).
+std::string ShowConfig(const Config& config);
+
+// A commented example file with every key at its default (`mpim config example`).
+std::string ExampleConfig();
+
+// Parses "host:port" or "[v6]:port"; port 0..65535.
+StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text);
+
+}  // namespace mpim::core

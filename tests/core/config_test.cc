@@ -1,0 +1,169 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace mpim::core {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("mpim_config_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string WriteFile(const std::string& text) {
+    std::string path = (dir_ / "mpim.toml").string();
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(ConfigTest, DefaultsGiveAWorkingAllInOneServer) {
+  auto config = LoadConfig({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.role, "all");
+  EXPECT_EQ(config->server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(config->store.engine, "sqlite");
+  EXPECT_EQ(config->limits.send_per_sec, 50);
+  EXPECT_EQ(config->limits.send_burst, 100);
+  EXPECT_EQ(config->limits.body_max_bytes, 65536);
+  EXPECT_EQ(config->limits.frame_max_bytes, 131072);
+  EXPECT_EQ(config->limits.group_max_members, 100000);
+  EXPECT_EQ(config->limits.page_max, 200);
+  EXPECT_EQ(config->limits.connections_per_address, 5000);
+}
+
+TEST_F(ConfigTest, FlagsBeatEnvBeatFileBeatDefaults) {
+  std::string file = WriteFile(R"(
+[server]
+listen = "127.0.0.1:9001"
+io_threads = 3
+drain_timeout_ms = 1234
+[limits]
+page_max = 10
+send_burst = 7
+)");
+  ConfigSources sources;
+  sources.file = file;
+  sources.env = {{"MPIM_SERVER_LISTEN", "127.0.0.1:9002"},
+                 {"MPIM_LIMITS_PAGE_MAX", "20"},
+                 {"HOME", "/root"},
+                 {"MPIM_BINARY", "/not/a/config/key"}};
+  sources.overrides = {{"server.listen", "127.0.0.1:9003"}};
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.listen, "127.0.0.1:9003");  // flag
+  EXPECT_EQ(config->limits.page_max, 20);              // env over file
+  EXPECT_EQ(config->limits.send_burst, 7);             // file over default
+  EXPECT_EQ(config->server.io_threads, 3);             // file
+  EXPECT_EQ(config->server.drain_timeout_ms, 1234);    // file
+  EXPECT_EQ(config->limits.send_per_sec, 50);          // default
+}
+
+struct BadCase {
+  std::string name;
+  std::string file;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::pair<std::string, std::string>> overrides;
+  std::string expect_in_message;
+};
+
+class ConfigErrorTest : public ConfigTest, public ::testing::WithParamInterface<BadCase> {};
+
+TEST_P(ConfigErrorTest, StopsWithAMessageNamingTheKey) {
+  const BadCase& c = GetParam();
+  ConfigSources sources;
+  if (!c.file.empty()) sources.file = WriteFile(c.file);
+  sources.env = c.env;
+  sources.overrides = c.overrides;
+  auto config = LoadConfig(sources);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(config.status().message()).find(c.expect_in_message), std::string::npos)
+      << config.status().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllErrors, ConfigErrorTest,
+    ::testing::Values(
+        BadCase{"UnknownKeyInFile", "[server]\nlistn = \"x:1\"\n", {}, {}, "server.listn: unknown key"},
+        BadCase{"UnknownSection", "[servre]\nlisten = \"x:1\"\n", {}, {}, "servre: unknown section"},
+        BadCase{"SectionNotATable", "server = 3\n", {}, {}, "server: expected a table"},
+        BadCase{"WrongTypeInt", "[server]\nio_threads = \"four\"\n", {}, {},
+                "server.io_threads: expected an integer"},
+        BadCase{"WrongTypeString", "[server]\nlisten = 8080\n", {}, {},
+                "server.listen: expected a string"},
+        BadCase{"OutOfRange", "[server]\nnode_id = 1024\n", {}, {},
+                "server.node_id: must be between 0 and 1023, got 1024"},
+        BadCase{"NotAChoice", "[log]\nlevel = \"loud\"\n", {}, {}, "log.level: must be one of"},
+        BadCase{"BadListen", "[server]\nlisten = \"localhost\"\n", {}, {}, "server.listen: expected host:port"},
+        BadCase{"BadPort", "[server]\nlisten = \"127.0.0.1:70000\"\n", {}, {}, "port 0-65535"},
+        BadCase{"TomlSyntax", "[server\nlisten = 1\n", {}, {}, "line 1"},
+        BadCase{"EmptyDataDir", "", {{"MPIM_SERVER_DATA_DIR", ""}}, {}, "server.data_dir: must not be empty"},
+        BadCase{"EnvUnknownKey", "", {{"MPIM_LIMITS_SEND_PER_MINUTE", "5"}}, {},
+                "environment MPIM_LIMITS_SEND_PER_MINUTE: limits.send_per_minute: unknown key"},
+        BadCase{"EnvNotAnInteger", "", {{"MPIM_LIMITS_PAGE_MAX", "12x"}}, {},
+                "limits.page_max: expected an integer, got \"12x\""},
+        BadCase{"EnvOutOfRange", "", {{"MPIM_LIMITS_PAGE_MAX", "0"}}, {},
+                "limits.page_max: must be between"},
+        BadCase{"FlagUnknownKey", "", {}, {{"server.nope", "1"}}, "command line: server.nope: unknown key"},
+        BadCase{"FlagNoDot", "", {}, {{"listen", "1"}}, "expected section.key"},
+        BadCase{"FlagBadValue", "", {}, {{"store.sqlite_synchronous", "off"}},
+                "store.sqlite_synchronous: must be one of normal, full"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST_F(ConfigTest, MissingFileIsAnError) {
+  ConfigSources sources;
+  sources.file = (dir_ / "absent.toml").string();
+  auto config = LoadConfig(sources);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(std::string(config.status().message()).find("absent.toml"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ExampleIsAValidFileThatLoadsToTheDefaults) {
+  std::string example = ExampleConfig();
+  EXPECT_NE(example.find("# Environment: MPIM_LIMITS_SEND_PER_SEC"), std::string::npos);
+  ConfigSources sources;
+  sources.file = WriteFile(example);
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(ShowConfig(*config), ShowConfig(Config{}));
+}
+
+TEST_F(ConfigTest, ShowRoundTripsTheEffectiveConfig) {
+  ConfigSources sources;
+  sources.overrides = {{"server.listen", "127.0.0.1:7000"}, {"server.data_dir", "/tmp/a \"b\""}};
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok());
+  std::string shown = ShowConfig(*config);
+  EXPECT_NE(shown.find("listen = \"127.0.0.1:7000\""), std::string::npos) << shown;
+  ConfigSources again;
+  again.file = WriteFile(shown);
+  auto reloaded = LoadConfig(again);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_EQ(reloaded->server.data_dir, "/tmp/a \"b\"");
+}
+
+TEST(ParseHostPortTest, Forms) {
+  EXPECT_EQ(*ParseHostPort("127.0.0.1:80"), std::make_pair(std::string("127.0.0.1"), uint16_t{80}));
+  EXPECT_EQ(*ParseHostPort("[::1]:0"), std::make_pair(std::string("::1"), uint16_t{0}));
+  EXPECT_FALSE(ParseHostPort("::1:80").ok());
+  EXPECT_FALSE(ParseHostPort(":80").ok());
+  EXPECT_FALSE(ParseHostPort("host:").ok());
+  EXPECT_FALSE(ParseHostPort("host:-1").ok());
+}
+
+}  // namespace
+}  // namespace mpim::core
