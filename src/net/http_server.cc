@@ -1,0 +1,347 @@
+#include "net/http_server.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/logging.h"
+
+namespace mpim::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+const core::Logger& Log() {
+  static const core::Logger log("http");
+  return log;
+}
+
+}  // namespace
+
+class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(IoPool& pool, const Router& router, HttpServerOptions options,
+       core::MetricsRegistry& metrics)
+      : pool_(pool),
+        router_(router),
+        options_(std::move(options)),
+        acceptor_(pool.At(0)),
+        requests_(metrics.Counter("mpim_http_requests_total",
+                                  "HTTP requests answered, by method, route and status.",
+                                  {"method", "route", "code"})),
+        duration_(metrics.Histogram("mpim_http_request_duration_seconds",
+                                    "Time from a request's last byte to its response, by route.",
+                                    {"route"})),
+        open_(metrics.Gauge("mpim_http_connections_open", "Open HTTP connections.").With({})),
+        refused_(metrics
+                     .Counter("mpim_http_connections_refused_total",
+                              "Connections closed at once for exceeding a per-address limit.")
+                     .With({})) {}
+
+  core::Status Start() {
+    beast::error_code ec;
+    tcp::resolver resolver(pool_.At(0));
+    auto results = resolver.resolve(options_.host, std::to_string(options_.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+    if (ec || results.empty()) {
+      return absl::UnavailableError("cannot resolve listen host " + options_.host + ": " +
+                                    ec.message());
+    }
+    tcp::endpoint endpoint = results.begin()->endpoint();
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError("cannot listen on " + options_.host + ":" +
+                                    std::to_string(options_.port) + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(acceptor_.get_executor(), AcceptLoop(shared_from_this()), asio::detached);
+    return absl::OkStatus();
+  }
+
+  uint16_t port() const { return port_; }
+
+  void StartDrain() {
+    draining_.store(true);
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->acceptor_.close(ec);
+    });
+    std::lock_guard lock(mu_);
+    for (const auto& conn : conns_) {
+      // Idle connections close now; busy ones close after their response.
+      asio::post(conn->executor, [conn] {
+        if (conn->stream && !conn->busy) conn->stream->socket().close();
+      });
+    }
+  }
+
+  bool WaitDrained(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return drained_cv_.wait_for(lock, timeout, [this] { return conns_.empty(); });
+  }
+
+  size_t open_connections() const {
+    std::lock_guard lock(mu_);
+    return conns_.size();
+  }
+
+ private:
+  // What StartDrain needs to reach a connection. Touched only on the
+  // connection's executor, except the pointer in conns_ (under mu_).
+  struct Conn {
+    asio::any_io_executor executor;
+    beast::tcp_stream* stream = nullptr;  // null once the connection is done
+    bool busy = false;                    // a request is being handled
+    std::string address;
+  };
+
+  static asio::awaitable<void> AcceptLoop(std::shared_ptr<Impl> self) {
+    asio::steady_timer backoff(self->acceptor_.get_executor());
+    for (;;) {
+      tcp::socket socket(self->pool_.Next());  // lives on the next io thread
+      auto [ec] = co_await self->acceptor_.async_accept(socket, kUseTuple);
+      if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) co_return;
+      if (ec) {
+        // Out of descriptors or similar: log, back off briefly, go on.
+        Log().Warn("accept failed", {{"error", ec.message()}});
+        backoff.expires_after(std::chrono::milliseconds(50));
+        co_await backoff.async_wait(kUseTuple);
+        continue;
+      }
+      auto conn = self->Register(socket);
+      if (!conn) {
+        self->refused_.Inc();
+        beast::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, Session(self, std::move(socket), std::move(conn)), asio::detached);
+    }
+  }
+
+  // Adds a connection, or returns null when its address is over the limit.
+  std::shared_ptr<Conn> Register(tcp::socket& socket) {
+    beast::error_code ec;
+    auto remote = socket.remote_endpoint(ec);
+    auto conn = std::make_shared<Conn>();
+    conn->executor = socket.get_executor();
+    conn->address = ec ? std::string() : remote.address().to_string();
+    std::lock_guard lock(mu_);
+    uint32_t& count = per_address_[conn->address];
+    if (options_.connections_per_address != 0 && count >= options_.connections_per_address) {
+      if (count == 0) per_address_.erase(conn->address);
+      return nullptr;
+    }
+    ++count;
+    conns_.insert(conn);
+    open_.Inc();
+    return conn;
+  }
+
+  void Unregister(const std::shared_ptr<Conn>& conn) {
+    std::lock_guard lock(mu_);
+    if (auto it = per_address_.find(conn->address); it != per_address_.end()) {
+      if (--it->second == 0) per_address_.erase(it);
+    }
+    conns_.erase(conn);
+    open_.Dec();
+    if (conns_.empty()) drained_cv_.notify_all();
+  }
+
+  static asio::awaitable<void> Session(std::shared_ptr<Impl> self, tcp::socket socket,
+                                       std::shared_ptr<Conn> conn) {
+    beast::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream stream(std::move(socket));
+    conn->stream = &stream;
+    co_await self->ServeConnection(stream, *conn);
+    conn->stream = nullptr;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream.socket().close(ec);
+    self->Unregister(conn);
+  }
+
+  asio::awaitable<void> ServeConnection(beast::tcp_stream& stream, Conn& conn) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      if (draining_.load()) co_return;
+      // Wait for the first byte of the next request under the idle timeout;
+      // from then on the whole request must arrive within request_timeout.
+      if (buffer.size() == 0) {
+        stream.expires_after(options_.idle_timeout);
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(1024), kUseTuple);
+        if (ec) co_return;  // closed, idle timeout or drained
+        buffer.commit(n);
+      }
+      conn.busy = true;
+      stream.expires_after(options_.request_timeout);
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(options_.max_header_bytes);
+      parser.body_limit(options_.max_body_bytes);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
+      if (ec == http::error::body_limit) {
+        co_await WriteAndClose(stream, HttpResponse::Error(core::PayloadTooLargeError(
+                                           "request body exceeds " +
+                                           std::to_string(options_.max_body_bytes) + " bytes")));
+        co_return;
+      }
+      if (ec == http::error::header_limit) {
+        HttpResponse r = HttpResponse::Error(absl::InvalidArgumentError(
+            "request headers exceed " + std::to_string(options_.max_header_bytes) + " bytes"));
+        r.status = 431;
+        co_await WriteAndClose(stream, std::move(r));
+        co_return;
+      }
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+          ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+          ec == asio::error::eof) {
+        co_return;
+      }
+      if (ec) {
+        co_await WriteAndClose(
+            stream, HttpResponse::Error(absl::InvalidArgumentError("malformed HTTP request")));
+        co_return;
+      }
+      http::request<http::string_body> req = parser.release();
+      bool keep_alive = req.keep_alive();
+      HttpResponse response = co_await Dispatch(std::move(req), conn.address);
+      keep_alive = keep_alive && !draining_.load();
+      stream.expires_after(options_.request_timeout);
+      auto write_ec = co_await Write(stream, std::move(response), keep_alive);
+      conn.busy = false;
+      if (write_ec || !keep_alive) co_return;
+    }
+  }
+
+  asio::awaitable<HttpResponse> Dispatch(http::request<http::string_body> req,
+                                         const std::string& address) {
+    auto started = std::chrono::steady_clock::now();
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.remote_address = address;
+    std::string route = "unmatched";
+    HttpResponse response;
+    auto target = ParseTarget(request.target);
+    if (!target.ok()) {
+      response = HttpResponse::Error(target.status());
+    } else {
+      Router::Match match = router_.Find(request.method, target->segments);
+      if (match.kind == Router::Match::Kind::kNotFound) {
+        response = HttpResponse::Error(absl::NotFoundError("no route for " + target->path));
+      } else if (match.kind == Router::Match::Kind::kMethodNotAllowed) {
+        response = HttpResponse::Json(
+            405, R"({"error":{"code":"invalid_argument","message":"method not allowed"}})");
+        std::string allow;
+        for (const auto& m : match.allowed) allow += (allow.empty() ? "" : ", ") + m;
+        response.headers.emplace_back("Allow", allow);
+      } else {
+        route = match.pattern;
+        request.path = std::move(target->path);
+        request.query = std::move(target->query);
+        request.params = std::move(match.params);
+        request.route = match.pattern;
+        for (const auto& field : req) {
+          std::string name(field.name_string());
+          for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          request.headers.emplace_back(std::move(name), std::string(field.value()));
+        }
+        request.body = std::move(req.body());
+        response = co_await Call(*match.handler, std::move(request));
+      }
+    }
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    requests_.With({std::string(req.method_string()), route, std::to_string(response.status)})
+        .Inc();
+    duration_.With({route}).Observe(seconds);
+    co_return response;
+  }
+
+  // Runs a callback-style handler and resumes on this connection's executor
+  // when it responds, from whatever thread that happens on.
+  static asio::awaitable<HttpResponse> Call(const HttpHandler& handler, HttpRequest request) {
+    return asio::async_initiate<decltype(asio::use_awaitable), void(HttpResponse)>(
+        [&handler](auto completion, HttpRequest req) {
+          auto executor = asio::get_associated_executor(completion);
+          HttpResponder responder(
+              [completion = std::move(completion), executor](HttpResponse r) mutable {
+                asio::post(executor, [completion = std::move(completion),
+                                      r = std::move(r)]() mutable { completion(std::move(r)); });
+              });
+          handler(std::move(req), std::move(responder));
+        },
+        asio::use_awaitable, std::move(request));
+  }
+
+  static asio::awaitable<beast::error_code> Write(beast::tcp_stream& stream,
+                                                  HttpResponse response, bool keep_alive) {
+    http::response<http::string_body> res{static_cast<http::status>(response.status), 11};
+    res.set(http::field::server, "mpim");
+    if (!response.content_type.empty()) res.set(http::field::content_type, response.content_type);
+    for (auto& [name, value] : response.headers) res.set(name, value);
+    res.body() = std::move(response.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream, res, kUseTuple);
+    co_return ec;
+  }
+
+  static asio::awaitable<void> WriteAndClose(beast::tcp_stream& stream, HttpResponse response) {
+    co_await Write(stream, std::move(response), /*keep_alive=*/false);
+  }
+
+  IoPool& pool_;
+  const Router& router_;
+  const HttpServerOptions options_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+
+  core::CounterFamily& requests_;
+  core::HistogramFamily& duration_;
+  core::Gauge& open_;
+  core::Counter& refused_;
+
+  mutable std::mutex mu_;  // guards conns_ and per_address_
+  std::condition_variable drained_cv_;
+  std::unordered_set<std::shared_ptr<Conn>> conns_;
+  std::unordered_map<std::string, uint32_t> per_address_;
+};
+
+HttpServer::HttpServer(IoPool& pool, const Router& router, HttpServerOptions options,
+                       core::MetricsRegistry& metrics)
+    : impl_(std::make_shared<Impl>(pool, router, std::move(options), metrics)) {}
+
+HttpServer::~HttpServer() = default;
+
+core::Status HttpServer::Start() { return impl_->Start(); }
+uint16_t HttpServer::port() const { return impl_->port(); }
+void HttpServer::StartDrain() { impl_->StartDrain(); }
+bool HttpServer::WaitDrained(std::chrono::milliseconds timeout) {
+  return impl_->WaitDrained(timeout);
+}
+size_t HttpServer::open_connections() const { return impl_->open_connections(); }
+
+}  // namespace mpim::net

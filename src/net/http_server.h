@@ -1,0 +1,66 @@
+// The HTTP/1.1 listener (Boost.Beast behind a pimpl, so includers do not
+// compile Beast): keep-alive, routing through a Router, limits on header
+// (431) and body (413) size, a read timeout per request and an idle timeout
+// per keep-alive connection, a cap on connections per client address, and
+// protocol-shaped JSON error bodies.
+//
+// Life cycle, all from one control thread (main):
+//   HttpServer server(pool, router, options);
+//   server.Start();        // bind and listen; fails if the address is taken
+//   ... pool runs ...
+//   server.StartDrain();   // stop accepting, close idle connections,
+//                          // answer in-flight requests with Connection: close
+//   server.WaitDrained(timeout);  // until no connection is open, or timeout
+//   pool.Stop();
+// The router and pool must outlive the server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/metrics.h"
+#include "core/status.h"
+#include "net/io_pool.h"
+#include "net/router.h"
+
+namespace mpim::net {
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0: any free port (see HttpServer::port())
+  std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds idle_timeout{60000};
+  uint32_t max_header_bytes = 16384;
+  uint64_t max_body_bytes = 1 << 20;
+  uint32_t connections_per_address = 0;  // 0: no limit
+};
+
+class HttpServer {
+ public:
+  HttpServer(IoPool& pool, const Router& router, HttpServerOptions options,
+             core::MetricsRegistry& metrics = core::DefaultRegistry());
+  ~HttpServer();
+
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts accepting. unavailable if the address cannot be bound.
+  [[nodiscard]] core::Status Start();
+
+  // The bound port (after Start).
+  uint16_t port() const;
+
+  void StartDrain();
+  // True when every connection closed before `timeout`.
+  bool WaitDrained(std::chrono::milliseconds timeout);
+
+  size_t open_connections() const;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mpim::net
