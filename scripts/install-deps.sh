@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what MPIM needs to build and test, from Debian 12 packages.
+# Idempotent: checks each package and installs only what is missing, running
+# `apt-get update` once, and only when something must be installed. Quiet when
+# nothing is missing. Run as root (or with sudo available).
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  g++ cmake ninja-build pkg-config ccache
+  # libraries (Boost 1.81, not libboost-all-dev which is 1.74)
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libabsl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
+  libsqlite3-dev libsodium-dev libssl-dev
+  # tests and benchmarks
+  googletest libgtest-dev libbenchmark-dev
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

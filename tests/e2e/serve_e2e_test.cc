@@ -1,0 +1,255 @@
+// End-to-end: the built `mpim` binary, started on a free port with a temp
+// data dir, driven over real HTTP connections.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json/parse.hpp>
+#include <cstdio>
+
+#include "client/http_client.h"
+#include "support/server_process.h"
+
+namespace mpim {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::ServerProcess;
+
+// A raw TCP connection, for what a well-behaved client would never send.
+class RawConn {
+ public:
+  explicit RawConn(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawConn() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void Send(const std::string& s) { (void)::send(fd_, s.data(), s.size(), MSG_NOSIGNAL); }
+  // Reads until the peer closes or `deadline`; true if it closed.
+  // Reads until `needle` has arrived; false on close or deadline.
+  bool ReadUntil(const std::string& needle, milliseconds deadline) {
+    std::string got;
+    auto until = std::chrono::steady_clock::now() + deadline;
+    char buf[4096];
+    while (got.find(needle) == std::string::npos) {
+      auto left = std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  bool ReadUntilClosed(milliseconds deadline, std::string* out = nullptr) {
+    auto until = std::chrono::steady_clock::now() + deadline;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      int left = static_cast<int>(std::chrono::duration_cast<milliseconds>(
+                                      until - std::chrono::steady_clock::now())
+                                      .count());
+      if (::poll(&p, 1, std::max(left, 1)) <= 0) continue;
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return true;
+      if (out) out->append(buf, static_cast<size_t>(n));
+    }
+    return false;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+std::string RunCommand(const std::string& cmd, int* exit_code) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+TEST(ServeE2eTest, HealthReadyMetricsAndErrors) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  client::HttpClient http("127.0.0.1", server.port());
+
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(boost::json::parse(health->body).at("status").as_string(), "ok");
+
+  auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 200);
+
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_EQ(metrics->Header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  for (const char* name :
+       {"# TYPE process_resident_memory_bytes gauge", "# TYPE process_open_fds gauge",
+        "# TYPE process_cpu_seconds_total counter", "process_start_time_seconds ",
+        R"(mpim_http_requests_total{method="GET",route="/healthz",code="200"} 1)",
+        R"(mpim_build_info{version=")"}) {
+    EXPECT_NE(metrics->body.find(name), std::string::npos) << name << "\n" << metrics->body;
+  }
+
+  auto missing = http.Get("/no/such/thing");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(boost::json::parse(missing->body).at("error").at("code").as_string(), "not_found");
+
+  auto wrong_method = http.Request("DELETE", "/healthz");
+  ASSERT_TRUE(wrong_method.ok());
+  EXPECT_EQ(wrong_method->status, 405);
+  EXPECT_EQ(wrong_method->Header("allow"), "GET");
+}
+
+TEST(ServeE2eTest, OversizedBodyIs413AndOversizedHeadersAre431) {
+  ServerProcess server({.extra_args = {"--set", "server.max_body_bytes=4096"}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  client::HttpClient http("127.0.0.1", server.port());
+
+  auto big = http.Post("/healthz", std::string(8192, 'x'));
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->status, 413);
+  auto body = boost::json::parse(big->body);
+  EXPECT_EQ(body.at("error").at("code").as_string(), "payload_too_large");
+
+  auto small = http.Post("/healthz", std::string(100, 'x'));  // fits: routed, then 405
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->status, 405);
+
+  auto headers = http.Request("GET", "/healthz", "", {{"X-Big", std::string(20000, 'h')}});
+  ASSERT_TRUE(headers.ok());
+  EXPECT_EQ(headers->status, 431);
+
+  // The server keeps serving after both.
+  auto after = http.Get("/healthz");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->status, 200);
+}
+
+TEST(ServeE2eTest, MalformedRequestIs400AndTrickledRequestTimesOut) {
+  ServerProcess server({.extra_args = {"--set", "server.request_timeout_ms=300"}});
+  ASSERT_TRUE(server.Start()) << server.error();
+
+  RawConn garbage(server.port());
+  ASSERT_TRUE(garbage.connected());
+  garbage.Send("NOT HTTP AT ALL\r\n\r\n");
+  std::string reply;
+  EXPECT_TRUE(garbage.ReadUntilClosed(seconds(5), &reply));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+
+  // Headers that never finish: closed once request_timeout_ms has passed.
+  RawConn slow(server.port());
+  ASSERT_TRUE(slow.connected());
+  slow.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+  EXPECT_TRUE(slow.ReadUntilClosed(seconds(5)));
+
+  client::HttpClient http("127.0.0.1", server.port());
+  auto ok = http.Get("/healthz");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200);
+}
+
+// A connection that got a response is counted by the server. The first may
+// be refused for a moment while the server reaps Start()'s readiness probe,
+// so it is retried until a deadline.
+std::unique_ptr<RawConn> ServedConnection(uint16_t port, milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    auto conn = std::make_unique<RawConn>(port);
+    conn->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    if (conn->ReadUntil("{\"status\":\"ok\"}", milliseconds(2000))) return conn;
+  }
+  return nullptr;
+}
+
+TEST(ServeE2eTest, ConnectionsPerAddressAreCapped) {
+  ServerProcess server({.env = {{"MPIM_LIMITS_CONNECTIONS_PER_ADDRESS", "2"}}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  auto a = ServedConnection(server.port(), seconds(5));
+  auto b = ServedConnection(server.port(), seconds(5));
+  ASSERT_TRUE(a && b);
+  // Two are open and served: the third is closed without an answer.
+  RawConn c(server.port());
+  c.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string reply;
+  EXPECT_TRUE(c.ReadUntilClosed(seconds(5), &reply));
+  EXPECT_EQ(reply, "");
+  // Closing one makes room again.
+  a.reset();
+  EXPECT_TRUE(ServedConnection(server.port(), seconds(5)) != nullptr);
+}
+
+TEST(ServeE2eTest, SigtermDrainsAndExitsZero) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start()) << server.error();
+  // An idle keep-alive connection must not hold the drain up.
+  client::HttpClient http("127.0.0.1", server.port());
+  ASSERT_TRUE(http.Get("/healthz").ok());
+  RawConn idle(server.port());
+  ASSERT_TRUE(idle.connected());
+
+  server.Signal(SIGTERM);
+  auto code = server.Wait(seconds(8));  // well under the 10 s drain timeout
+  ASSERT_TRUE(code.has_value()) << "server did not exit; logs:\n" << server.Logs();
+  EXPECT_EQ(*code, 0) << server.Logs();
+  EXPECT_TRUE(idle.ReadUntilClosed(seconds(1)));
+  EXPECT_NE(server.Logs().find("draining"), std::string::npos);
+}
+
+TEST(ServeE2eTest, BadConfigurationStopsStartupNamingTheKey) {
+  int code = 0;
+  std::string out = RunCommand(
+      testing::MpimBinary() + " serve --set server.io_threads=abc 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("server.io_threads: expected an integer"), std::string::npos) << out;
+
+  out = RunCommand("MPIM_SERVER_LISTN=1 " + testing::MpimBinary() + " config show 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("server.listn: unknown key"), std::string::npos) << out;
+}
+
+TEST(ServeE2eTest, VersionAndConfigCommands) {
+  int code = 0;
+  std::string out = RunCommand(testing::MpimBinary() + " version", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(out.rfind("mpim ", 0), 0u) << out;
+
+  out = RunCommand("MPIM_LIMITS_PAGE_MAX=77 " + testing::MpimBinary() +
+                       " config show --listen 127.0.0.1:9999",
+                   &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("listen = \"127.0.0.1:9999\""), std::string::npos) << out;
+  EXPECT_NE(out.find("page_max = 77"), std::string::npos) << out;
+
+  out = RunCommand(testing::MpimBinary() + " config example", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("[limits]"), std::string::npos);
+
+  out = RunCommand(testing::MpimBinary() + " --help", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("serve"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mpim

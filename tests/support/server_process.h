@@ -1,0 +1,64 @@
+// Runs the real `mpim` binary for end-to-end tests: a free loopback port, a
+// fresh temp data dir, stdout/stderr captured to files in that dir, and
+// helpers to wait for /readyz, signal and reap it with deadlines.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mpim::testing {
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0).
+uint16_t FreePort();
+
+// Path of the built mpim binary (set by CMake as MPIM_BINARY).
+std::string MpimBinary();
+
+class ServerProcess {
+ public:
+  struct Options {
+    std::vector<std::string> extra_args;  // appended after `serve --listen --data-dir`
+    std::vector<std::pair<std::string, std::string>> env;  // added to the environment
+    std::filesystem::path data_dir;  // empty: a fresh temp dir, removed at the end
+  };
+
+  ServerProcess();
+  explicit ServerProcess(Options options);
+  ~ServerProcess();  // SIGKILLs the server if still running; removes a temp dir
+
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  // Starts the server and waits until GET /readyz answers 200. Retries on a
+  // new port if the port was taken meanwhile. False (with the log in
+  // `error`) when it exits or is not ready within `deadline`.
+  bool Start(std::chrono::milliseconds deadline = std::chrono::seconds(20));
+
+  void Signal(int signo);
+  // The exit code, or -signal if killed by a signal; nullopt on timeout.
+  std::optional<int> Wait(std::chrono::milliseconds deadline);
+
+  uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  std::string Logs() const;  // stdout + stderr so far
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Spawn();
+
+  Options options_;
+  std::filesystem::path data_dir_;
+  bool own_dir_ = false;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  std::string error_;
+};
+
+}  // namespace mpim::testing
