@@ -66,8 +66,6 @@ const std::vector<Field>& Schema() {
           "Node id in generated ids (snowflake); unique per process in a cluster."),
       Int("server", "io_threads", 0, 256, [](Config& c) { return &c.server.io_threads; },
           "Network io threads; 0 means one per core."),
-      Int("server", "worker_threads", 0, 1024, [](Config& c) { return &c.server.worker_threads; },
-          "Threads for blocking work such as password hashing; 0 means 2 x cores, at least 4."),
       Int("server", "drain_timeout_ms", 0, 600000,
           [](Config& c) { return &c.server.drain_timeout_ms; },
           "On SIGTERM or SIGINT, in-flight requests get this long to finish."),

@@ -35,7 +35,6 @@ struct ServerConfig {
   std::string data_dir = "./data";
   int64_t node_id = 0;               // snowflake node id, 0..1023
   int64_t io_threads = 0;            // 0: one per core
-  int64_t worker_threads = 0;        // blocking-work pool; 0: 2 x cores (at least 4)
   int64_t drain_timeout_ms = 10000;  // SIGTERM: in-flight work gets this long
   int64_t request_timeout_ms = 30000;  // whole HTTP request (headers and body) must arrive in this
   int64_t idle_timeout_ms = 60000;     // keep-alive connection idle this long is closed

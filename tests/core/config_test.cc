@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace mpim::core {
@@ -163,6 +164,35 @@ TEST(ParseHostPortTest, Forms) {
   EXPECT_FALSE(ParseHostPort(":80").ok());
   EXPECT_FALSE(ParseHostPort("host:").ok());
   EXPECT_FALSE(ParseHostPort("host:-1").ok());
+}
+
+}  // namespace
+}  // namespace mpim::core
+
+namespace mpim::core {
+namespace {
+
+// docs/configuration.md lists every key; this keeps the two in step.
+TEST(ConfigDocsTest, EveryKeyIsDocumented) {
+  std::ifstream in(std::string(MPIM_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(in.good());
+  std::string docs((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string example = ExampleConfig();
+  std::string section;
+  size_t keys = 0;
+  std::istringstream lines(example);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '[') {
+      section = line.substr(1, line.find(']') - 1);
+      continue;
+    }
+    std::string key = line.substr(0, line.find(' '));
+    ++keys;
+    EXPECT_NE(docs.find("`" + section + "." + key + "`"), std::string::npos)
+        << section << "." << key << " is missing from docs/configuration.md";
+  }
+  EXPECT_GT(keys, 20u);
 }
 
 }  // namespace
