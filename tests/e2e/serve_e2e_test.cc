@@ -120,6 +120,17 @@ TEST(ServeE2eTest, HealthReadyMetricsAndErrors) {
   ASSERT_TRUE(wrong_method.ok());
   EXPECT_EQ(wrong_method->status, 405);
   EXPECT_EQ(wrong_method->Header("allow"), "GET");
+
+  // Client-chosen methods must not mint metric series.
+  auto invented = http.Request("BREWCOFFEE", "/healthz");
+  ASSERT_TRUE(invented.ok());
+  EXPECT_EQ(invented->status, 405);
+  auto after = http.Get("/metrics");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->body.find("BREWCOFFEE"), std::string::npos);
+  EXPECT_NE(after->body.find(R"(mpim_http_requests_total{method="other",route="unmatched",code="405"} 1)"),
+            std::string::npos)
+      << after->body;
 }
 
 TEST(ServeE2eTest, OversizedBodyIs413AndOversizedHeadersAre431) {
