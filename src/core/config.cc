@@ -44,6 +44,13 @@ Field Str(std::string_view section, std::string_view key, std::vector<std::strin
                0,       0,   std::move(choices), std::move(check)};
 }
 
+Field Secret(std::string_view section, std::string_view key,
+             std::function<std::string*(Config&)> ref, std::string_view help) {
+  Field f = Str(section, key, {}, std::move(ref), help);
+  f.secret = true;
+  return f;
+}
+
 Status CheckListen(const std::string& value) { return ParseHostPort(value).status(); }
 
 Status CheckNotEmpty(const std::string& value) {
@@ -81,6 +88,34 @@ const std::vector<Field>& Schema() {
       Int("server", "max_body_bytes", 1024, 1073741824,
           [](Config& c) { return &c.server.max_body_bytes; },
           "Largest HTTP request body; larger ones get 413."),
+      // [auth]
+      Int("auth", "access_ttl_s", 1, 86400, [](Config& c) { return &c.auth.access_ttl_s; },
+          "Lifetime of access tokens, in seconds."),
+      Int("auth", "refresh_ttl_s", 60, 31536000, [](Config& c) { return &c.auth.refresh_ttl_s; },
+          "Lifetime of refresh tokens, in seconds; each refresh starts a new one."),
+      Int("auth", "argon2_opslimit", 1, 20, [](Config& c) { return &c.auth.argon2_opslimit; },
+          "Argon2id passes for password hashes (libsodium's interactive limit is 2)."),
+      Int("auth", "argon2_memlimit_kib", 8, 4194304,
+          [](Config& c) { return &c.auth.argon2_memlimit_kib; },
+          "Argon2id memory per password hash, in KiB (libsodium's interactive limit is 65536)."),
+      Int("auth", "login_per_min_user", 1, 1000000,
+          [](Config& c) { return &c.auth.login_per_min_user; },
+          "Login attempts per minute per username."),
+      Int("auth", "login_per_min_address", 1, 1000000,
+          [](Config& c) { return &c.auth.login_per_min_address; },
+          "Login attempts per minute per client address."),
+      Int("auth", "hash_threads", 0, 256, [](Config& c) { return &c.auth.hash_threads; },
+          "Threads for password hashing; 0 means one per core."),
+      Secret("auth", "token_key", [](Config& c) { return &c.auth.token_key; },
+             "Key signing access tokens: base64url, at least 32 bytes. Empty: one is generated "
+             "on first start into <data_dir>/auth_keys.json (mode 0600)."),
+      Str("auth", "token_key_id", {}, [](Config& c) { return &c.auth.token_key_id; },
+          "Key id (`kid`) of token_key; required with it."),
+      Secret("auth", "previous_token_key", [](Config& c) { return &c.auth.previous_token_key; },
+             "The key before token_key: tokens it signed stay valid until they expire."),
+      Str("auth", "previous_token_key_id", {},
+          [](Config& c) { return &c.auth.previous_token_key_id; },
+          "Key id of previous_token_key."),
       // [store]
       Str("store", "engine", {"sqlite"}, [](Config& c) { return &c.store.engine; },
           "Storage engine. `sqlite` is the embedded default."),
@@ -372,7 +407,16 @@ StatusOr<Config> LoadConfig(const ConfigSources& sources) {
   if (Status s = ApplyOverrides(sources.overrides, config); !s.ok()) return s;
   // Defaults are validated too, so a bad default cannot ship unnoticed.
   for (const Field& f : Schema()) {
-    if (Status s = Validate(f, config); !s.ok()) return Invalid("config", f.Name(), std::string(s.message()));
+    if (Status s = Validate(f, config); !s.ok()) {
+      return Invalid("config", f.Name(), std::string(s.message()));
+    }
+  }
+  if (!config.auth.token_key.empty() && config.auth.token_key_id.empty()) {
+    return Invalid("config", "auth.token_key_id", "required when auth.token_key is set");
+  }
+  if (!config.auth.previous_token_key.empty() && config.auth.previous_token_key_id.empty()) {
+    return Invalid("config", "auth.previous_token_key_id",
+                   "required when auth.previous_token_key is set");
   }
   return config;
 }

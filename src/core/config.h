@@ -66,8 +66,25 @@ struct LimitsConfig {
   int64_t connections_per_address = 5000;  // 0: no limit
 };
 
+struct AuthConfig {
+  int64_t access_ttl_s = 900;         // access token lifetime
+  int64_t refresh_ttl_s = 2592000;    // refresh token lifetime (30 days)
+  int64_t argon2_opslimit = 2;        // crypto_pwhash_OPSLIMIT_INTERACTIVE
+  int64_t argon2_memlimit_kib = 65536;  // crypto_pwhash_MEMLIMIT_INTERACTIVE
+  int64_t login_per_min_user = 10;
+  int64_t login_per_min_address = 60;
+  int64_t hash_threads = 0;  // password hashing pool; 0: one per core
+  // Signing keys (base64url, >= 32 bytes). Empty token_key: generated on
+  // first start into <data_dir>/auth_keys.json.
+  std::string token_key;
+  std::string token_key_id;
+  std::string previous_token_key;
+  std::string previous_token_key_id;
+};
+
 struct Config {
   ServerConfig server;
+  AuthConfig auth;
   StoreConfig store;
   LogConfig log;
   LimitsConfig limits;

@@ -157,6 +157,23 @@ TEST_F(ConfigTest, ShowRoundTripsTheEffectiveConfig) {
   EXPECT_EQ(reloaded->server.data_dir, "/tmp/a \"b\"");
 }
 
+TEST_F(ConfigTest, ShowMasksSecretsAndKeyIdIsRequiredWithAKey) {
+  ConfigSources sources;
+  sources.env = {{"MPIM_AUTH_TOKEN_KEY", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}};
+  auto missing_id = LoadConfig(sources);
+  ASSERT_FALSE(missing_id.ok());
+  EXPECT_NE(std::string(missing_id.status().message()).find("auth.token_key_id: required"),
+            std::string::npos);
+  sources.env.emplace_back("MPIM_AUTH_TOKEN_KEY_ID", "k1");
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::string shown = ShowConfig(*config);
+  EXPECT_NE(shown.find("token_key = \"********\""), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("c2VjcmV0"), std::string::npos);
+  EXPECT_NE(shown.find("token_key_id = \"k1\""), std::string::npos);
+  EXPECT_NE(shown.find("previous_token_key = \"\""), std::string::npos);  // empty: nothing to hide
+}
+
 TEST(ParseHostPortTest, Forms) {
   EXPECT_EQ(*ParseHostPort("127.0.0.1:80"), std::make_pair(std::string("127.0.0.1"), uint16_t{80}));
   EXPECT_EQ(*ParseHostPort("[::1]:0"), std::make_pair(std::string("::1"), uint16_t{0}));
