@@ -1,0 +1,211 @@
+#include "store/sqlite/executor.h"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <string>
+
+namespace mpim::store::sqlite {
+namespace {
+
+core::Status ClosedError() { return absl::UnavailableError("store closed"); }
+
+void NameThread(const std::string& name) {
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+}
+
+}  // namespace
+
+core::StatusOr<std::unique_ptr<Executor>> Executor::Start(const SqliteOptions& options) {
+  if (options.batch_max < 1) return absl::InvalidArgumentError("batch_max must be >= 1");
+  if (options.reader_threads < 1) return absl::InvalidArgumentError("reader_threads must be >= 1");
+  MPIM_ASSIGN_OR_RETURN(auto writer, Connection::Open(options, /*writer=*/true));
+  std::vector<std::unique_ptr<Connection>> readers;
+  for (int i = 0; i < options.reader_threads; ++i) {
+    MPIM_ASSIGN_OR_RETURN(auto reader, Connection::Open(options, /*writer=*/false));
+    readers.push_back(std::move(reader));
+  }
+  return std::unique_ptr<Executor>(new Executor(options, std::move(writer), std::move(readers)));
+}
+
+Executor::Executor(const SqliteOptions& options, std::unique_ptr<Connection> writer,
+                   std::vector<std::unique_ptr<Connection>> readers)
+    : options_(options),
+      now_(options.now ? options.now : NowMsFn(SystemNowMs)),
+      writer_conn_(std::move(writer)),
+      reader_conns_(std::move(readers)) {
+  writer_thread_ = std::thread([this] {
+    NameThread("store-writer");
+    WriterLoop();
+  });
+  for (size_t i = 0; i < reader_conns_.size(); ++i) {
+    reader_threads_.emplace_back([this, i] {
+      NameThread("store-read-" + std::to_string(i));
+      ReaderLoop(reader_conns_[i].get());
+    });
+  }
+}
+
+Executor::~Executor() { Close(); }
+
+void Executor::Close() {
+  std::lock_guard close_lock(close_mu_);
+  {
+    std::lock_guard lock(write_mu_);
+    closing_ = true;
+  }
+  write_cv_.notify_all();
+  {
+    std::lock_guard lock(read_mu_);
+    read_closing_ = true;
+  }
+  read_cv_.notify_all();
+  if (writer_thread_.joinable()) writer_thread_.join();
+  for (auto& t : reader_threads_) {
+    if (t.joinable()) t.join();
+  }
+  reader_conns_.clear();
+  if (writer_conn_) {
+    // Leave a clean database behind: fold the WAL back into the file.
+    (void)writer_conn_->ExecScript("PRAGMA wal_checkpoint(TRUNCATE);");
+    writer_conn_.reset();
+  }
+}
+
+void Executor::Enqueue(std::unique_ptr<WriteOp> op) {
+  {
+    std::lock_guard lock(write_mu_);
+    if (!closing_) {
+      write_queue_.push_back(std::move(op));
+      op = nullptr;
+    }
+  }
+  if (op) {
+    op->Complete(ClosedError());
+    return;
+  }
+  write_cv_.notify_one();
+}
+
+void Executor::EnqueueRead(ReadTask task) {
+  {
+    std::lock_guard lock(read_mu_);
+    if (!read_closing_) {
+      read_queue_.push_back(std::move(task));
+      task = nullptr;
+    }
+  }
+  if (task) {
+    task(nullptr, ClosedError());
+    return;
+  }
+  read_cv_.notify_one();
+}
+
+void Executor::ReaderLoop(Connection* conn) {
+  for (;;) {
+    ReadTask task;
+    {
+      std::unique_lock lock(read_mu_);
+      read_cv_.wait(lock, [this] { return !read_queue_.empty() || read_closing_; });
+      if (read_queue_.empty()) return;
+      task = std::move(read_queue_.front());
+      read_queue_.pop_front();
+    }
+    task(conn, core::Status());
+  }
+}
+
+void Executor::WriterLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(write_mu_);
+      write_cv_.wait(lock, [this] { return !write_queue_.empty() || closing_; });
+      if (write_queue_.empty()) return;
+    }
+    RunBatch();
+  }
+}
+
+bool Executor::TakeQueued(std::vector<std::unique_ptr<WriteOp>>& batch, size_t max) {
+  std::lock_guard lock(write_mu_);
+  if (write_queue_.empty()) return false;
+  while (!write_queue_.empty() && batch.size() < max) {
+    batch.push_back(std::move(write_queue_.front()));
+    write_queue_.pop_front();
+  }
+  return true;
+}
+
+void Executor::FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status) {
+  if (IsStorageFailure(status)) storage_failed_.store(true, std::memory_order_relaxed);
+  for (auto& op : batch) op->Complete(status);
+}
+
+core::Status Executor::ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch) {
+  Connection& conn = *writer_conn_;
+  for (auto& op : batch) {
+    MPIM_RETURN_IF_ERROR(conn.Exec("SAVEPOINT item"));
+    if (!op->Apply(conn).ok()) {
+      if (!conn.InTransaction()) return absl::UnavailableError("transaction lost");
+      MPIM_RETURN_IF_ERROR(conn.Exec("ROLLBACK TO item"));
+    }
+    MPIM_RETURN_IF_ERROR(conn.Exec("RELEASE item"));
+  }
+  return core::Status();
+}
+
+void Executor::RunBatch() {
+  using Clock = std::chrono::steady_clock;
+  Connection& conn = *writer_conn_;
+  const size_t max = static_cast<size_t>(options_.batch_max);
+  const Clock::time_point deadline = Clock::now() + options_.batch_delay;
+
+  std::vector<std::unique_ptr<WriteOp>> batch;
+  batch.reserve(std::min<size_t>(max, 1024));
+  TakeQueued(batch, max);
+
+  core::Status status = conn.Exec("BEGIN IMMEDIATE");
+  if (!status.ok()) {
+    FailAll(batch, status);
+    return;
+  }
+  // Fast path: no savepoints. A write that fails having changed nothing
+  // needs no undo; one that changed rows sends us to the isolated path.
+  bool isolate = false;
+  for (size_t i = 0; i < batch.size() && !isolate;) {
+    const int64_t changes_before = conn.TotalChanges();
+    core::Status applied = batch[i]->Apply(conn);
+    if (!applied.ok()) {
+      if (!conn.InTransaction()) {
+        // SQLite rolled the whole transaction back (disk full, I/O error).
+        status =
+            absl::UnavailableError("transaction rolled back: " + std::string(applied.message()));
+        break;
+      }
+      isolate = conn.TotalChanges() != changes_before;
+    }
+    ++i;
+    if (i == batch.size() && !isolate && batch.size() < max && Clock::now() < deadline) {
+      TakeQueued(batch, max);
+    }
+  }
+  if (status.ok() && isolate) {
+    status = conn.Exec("ROLLBACK");
+    if (status.ok()) status = conn.Exec("BEGIN IMMEDIATE");
+    if (status.ok()) status = ApplyIsolated(batch);
+  }
+  if (status.ok()) status = conn.Exec("COMMIT");
+  if (!status.ok()) {
+    if (conn.InTransaction()) (void)conn.Exec("ROLLBACK");
+    if (!IsStorageFailure(status)) {
+      status = absl::UnavailableError(std::string(status.message()));
+    }
+    FailAll(batch, status);
+    return;
+  }
+  storage_failed_.store(false, std::memory_order_relaxed);
+  for (auto& op : batch) op->Complete(core::Status());
+}
+
+}  // namespace mpim::store::sqlite

@@ -1,0 +1,167 @@
+// The SQLite engine's threads: one writer thread owning the only write
+// connection, which batches queued writes into one transaction (group
+// commit), and a pool of reader threads, each owning one read connection
+// (WAL lets them read while the writer writes).
+//
+// Write batches: the writer takes the queued writes, opens a transaction and
+// applies them one by one, taking in writes that arrive meanwhile, and
+// commits when the batch holds batch_max writes, when it has been open for
+// batch_delay, or when no write is queued. Only after the commit does it run
+// the callbacks, each with its own result. A write that fails without
+// changing anything fails alone; one that fails after changing rows makes the
+// writer roll the batch back and apply it again with a savepoint around each
+// write, so that it fails alone too. A failed commit (disk full, I/O error)
+// fails every write of the batch with kUnavailable; the next batch tries
+// again, so the writer recovers by itself once the cause is gone.
+//
+// Thread-safe: Write and Read may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "store/common.h"
+#include "store/sqlite/connection.h"
+#include "store/sqlite/options.h"
+
+namespace mpim::store::sqlite {
+
+namespace internal {
+inline const core::Status& StatusOf(const core::Status& s) { return s; }
+template <typename T>
+const core::Status& StatusOf(const core::StatusOr<T>& s) {
+  return s.status();
+}
+}  // namespace internal
+
+class Executor {
+ public:
+  // Opens the write connection (the schema must be migrated already) and the
+  // reader connections, and starts the threads.
+  static core::StatusOr<std::unique_ptr<Executor>> Start(const SqliteOptions& options);
+  ~Executor();
+
+  // A write: `body` runs on the writer thread inside the batch transaction.
+  // It may run more than once (when its batch is applied again), so it must
+  // not move out of its captures, and must leave no side effects but SQL.
+  // `done` gets body's result after the commit, or the commit's error.
+  template <typename R>
+  void Write(std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
+             absl::AnyInvocable<void(R) &&> done) {
+    Enqueue(std::make_unique<TypedWrite<R>>(std::move(body), std::move(done)));
+  }
+
+  // A read: `body` runs on a reader thread inside a read transaction (one
+  // consistent snapshot); `done` gets its result on that thread.
+  template <typename R>
+  void Read(std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
+            absl::AnyInvocable<void(R) &&> done) {
+    auto task = [body = std::move(body), done = std::move(done)](Connection* conn,
+                                                                 core::Status status) mutable {
+      if (status.ok()) {
+        status = conn->Exec("BEGIN");
+        if (status.ok()) {
+          R result = body(*conn);
+          status = conn->Exec("COMMIT");
+          if (status.ok()) {
+            std::move(done)(std::move(result));
+            return;
+          }
+          (void)conn->Exec("ROLLBACK");
+        }
+      }
+      std::move(done)(std::move(status));
+    };
+    EnqueueRead(std::move(task));
+  }
+
+  // Stops taking work, finishes what is queued, joins the threads. Idempotent.
+  void Close();
+
+  // The store's clock.
+  int64_t NowMs() const { return now_(); }
+
+  // True after a write failed for lack of storage, until a commit succeeds.
+  bool storage_failed() const { return storage_failed_.load(std::memory_order_relaxed); }
+
+ private:
+  class WriteOp {
+   public:
+    virtual ~WriteOp() = default;
+    // Runs the body; returns its status.
+    virtual core::Status Apply(Connection& conn) = 0;
+    // Delivers the body's last result, or `failure` if not OK.
+    virtual void Complete(const core::Status& failure) = 0;
+  };
+
+  template <typename R>
+  class TypedWrite final : public WriteOp {
+   public:
+    TypedWrite(absl::AnyInvocable<R(Connection&)> body, absl::AnyInvocable<void(R) &&> done)
+        : body_(std::move(body)), done_(std::move(done)) {}
+    core::Status Apply(Connection& conn) override {
+      result_.emplace(body_(conn));
+      return internal::StatusOf(*result_);
+    }
+    void Complete(const core::Status& failure) override {
+      if (!failure.ok() || !result_.has_value()) {
+        std::move(done_)(R(failure.ok() ? absl::InternalError("write not applied") : failure));
+      } else {
+        std::move(done_)(std::move(*result_));
+      }
+    }
+
+   private:
+    absl::AnyInvocable<R(Connection&)> body_;
+    absl::AnyInvocable<void(R) &&> done_;
+    std::optional<R> result_;
+  };
+
+  // A read task gets its thread's connection, or an error if there is none.
+  using ReadTask = absl::AnyInvocable<void(Connection*, core::Status)>;
+
+  Executor(const SqliteOptions& options, std::unique_ptr<Connection> writer,
+           std::vector<std::unique_ptr<Connection>> readers);
+
+  void Enqueue(std::unique_ptr<WriteOp> op);
+  void EnqueueRead(ReadTask task);
+  void WriterLoop();
+  void ReaderLoop(Connection* conn);
+  // Applies and commits one batch starting with what is queued; completes
+  // every write of it.
+  void RunBatch();
+  // Moves up to `max` queued writes into `batch`; false if none was queued.
+  bool TakeQueued(std::vector<std::unique_ptr<WriteOp>>& batch, size_t max);
+  // Applies the writes with a savepoint around each one.
+  core::Status ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch);
+  void FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status);
+
+  const SqliteOptions options_;
+  const NowMsFn now_;
+  std::unique_ptr<Connection> writer_conn_;
+  std::vector<std::unique_ptr<Connection>> reader_conns_;
+  std::atomic<bool> storage_failed_{false};
+
+  std::mutex write_mu_;  // guards write_queue_ and closing_
+  std::condition_variable write_cv_;
+  std::deque<std::unique_ptr<WriteOp>> write_queue_;
+  bool closing_ = false;
+
+  std::mutex read_mu_;  // guards read_queue_ and read_closing_
+  std::condition_variable read_cv_;
+  std::deque<ReadTask> read_queue_;
+  bool read_closing_ = false;
+
+  std::mutex close_mu_;  // serializes Close
+  std::thread writer_thread_;
+  std::vector<std::thread> reader_threads_;
+};
+
+}  // namespace mpim::store::sqlite

@@ -1,0 +1,149 @@
+#include "store/sqlite/message_store.h"
+
+#include <algorithm>
+#include <string>
+
+#include "store/conv_id.h"
+#include "store/sqlite/rows.h"
+
+namespace mpim::store::sqlite {
+namespace {
+
+constexpr size_t kMaxClientMsgIdBytes = 64;
+
+const std::string& SelectMessage() {
+  static const std::string kSql = std::string("SELECT ") + kMessageColumns + " FROM messages ";
+  return kSql;
+}
+
+// The message matching `where` (bound to `args`), or nullopt.
+template <typename... Args>
+core::StatusOr<std::optional<Message>> FindMessage(Connection& c, const char* where,
+                                                   const Args&... args) {
+  MPIM_ASSIGN_OR_RETURN(Stmt st, c.Query(SelectMessage() + where, args...));
+  MPIM_ASSIGN_OR_RETURN(bool row, st.Next());
+  if (!row) return std::optional<Message>();
+  return std::optional<Message>(ReadMessage(st));
+}
+
+core::StatusOr<Message> LoadMessage(Connection& c, int64_t msg_id) {
+  MPIM_ASSIGN_OR_RETURN(auto m, FindMessage(c, "WHERE msg_id = ?", msg_id));
+  if (!m) return absl::NotFoundError("message " + std::to_string(msg_id) + " not found");
+  return std::move(*m);
+}
+
+core::Status Validate(const AppendRequest& r, ConvRef* ref) {
+  auto parsed = ParseConvId(r.conv_id);
+  if (!parsed) return absl::InvalidArgumentError("malformed conv_id: " + r.conv_id);
+  *ref = *parsed;
+  if (r.msg_id <= 0) return absl::InvalidArgumentError("msg_id must be > 0");
+  if (r.type != "text" && r.type != "custom" && r.type != "system") {
+    return absl::InvalidArgumentError("unknown message type: " + r.type);
+  }
+  if (r.client_msg_id.size() > kMaxClientMsgIdBytes) {
+    return absl::InvalidArgumentError("client_msg_id longer than 64 bytes");
+  }
+  return core::Status();
+}
+
+core::StatusOr<AppendResult> AppendOne(Connection& c, const AppendRequest& r) {
+  ConvRef ref;
+  MPIM_RETURN_IF_ERROR(Validate(r, &ref));
+  std::optional<std::string> client_msg_id;
+  if (!r.client_msg_id.empty()) {
+    client_msg_id = r.client_msg_id;
+    MPIM_ASSIGN_OR_RETURN(auto original, FindMessage(c, "WHERE sender = ? AND client_msg_id = ?",
+                                                     r.sender, r.client_msg_id));
+    if (original) return AppendResult{std::move(*original), true};
+  }
+  MPIM_ASSIGN_OR_RETURN(
+      auto seq, c.QueryInt("UPDATE conversations SET last_seq = last_seq + 1, last_msg_id = ?,"
+                           " last_activity = max(last_activity, ?) WHERE conv_id = ?"
+                           " RETURNING last_seq",
+                           r.msg_id, r.ts, r.conv_id));
+  if (!seq) {
+    if (ref.type == ConvType::kGroup) {
+      return absl::NotFoundError("conversation " + r.conv_id + " not found");
+    }
+    MPIM_RETURN_IF_ERROR(InsertPrivateConversation(c, r.conv_id, ref.a, ref.b, r.ts));
+    MPIM_RETURN_IF_ERROR(
+        c.Exec("UPDATE conversations SET last_seq = 1, last_msg_id = ? WHERE conv_id = ?", r.msg_id,
+               r.conv_id));
+    seq = 1;
+  }
+  Message m{r.msg_id, r.conv_id, *seq, r.sender,        r.recipient,
+            r.type,   r.body,    r.ts, r.client_msg_id, false};
+  core::Status st = c.Exec(
+      "INSERT INTO messages (msg_id, conv_id, seq, sender, recipient, type, body, ts,"
+      " client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      m.msg_id, m.conv_id, m.seq, m.sender, m.recipient, m.type, m.body, m.ts, client_msg_id);
+  if (st.code() == absl::StatusCode::kAlreadyExists) {
+    return absl::AlreadyExistsError("msg_id " + std::to_string(m.msg_id) + " already used");
+  }
+  MPIM_RETURN_IF_ERROR(st);
+  return AppendResult{std::move(m), false};
+}
+
+}  // namespace
+
+void SqliteMessageStore::Append(const AppendRequest& request, Callback<AppendResult> done) {
+  exec_.Write<core::StatusOr<AppendResult>>(
+      [request](Connection& c) { return AppendOne(c, request); }, std::move(done));
+}
+
+void SqliteMessageStore::Read(const std::string& conv_id, const RangeQuery& query,
+                              Callback<Page<Message>> done) {
+  exec_.Read<core::StatusOr<Page<Message>>>(
+      [conv_id, query](Connection& c) -> core::StatusOr<Page<Message>> {
+        MPIM_RETURN_IF_ERROR(CheckLimit(query.limit));
+        const int64_t after = std::max<int64_t>(query.after_seq.value_or(0), 0);
+        const int64_t before = query.before_seq.value_or(INT64_MAX);
+        // Without after_seq we want the newest messages below `before`.
+        const bool newest = !query.after_seq.has_value();
+        std::string sql = SelectMessage() +
+                          "WHERE conv_id = ? AND seq > ? AND seq < ? ORDER BY seq" +
+                          (newest ? " DESC" : "") + " LIMIT ?";
+        MPIM_ASSIGN_OR_RETURN(Stmt st, c.Query(sql, conv_id, after, before, query.limit + 1));
+        Page<Message> page;
+        MPIM_RETURN_IF_ERROR(
+            FillPage(st, query.limit, &page, [](const Stmt& row) { return ReadMessage(row); }));
+        if (newest) std::reverse(page.items.begin(), page.items.end());
+        return page;
+      },
+      std::move(done));
+}
+
+void SqliteMessageStore::Get(int64_t msg_id, Callback<Message> done) {
+  exec_.Read<core::StatusOr<Message>>([msg_id](Connection& c) { return LoadMessage(c, msg_id); },
+                                      std::move(done));
+}
+
+void SqliteMessageStore::GetByClientMsgId(int64_t sender, const std::string& client_msg_id,
+                                          Callback<Message> done) {
+  exec_.Read<core::StatusOr<Message>>(
+      [sender, client_msg_id](Connection& c) -> core::StatusOr<Message> {
+        MPIM_ASSIGN_OR_RETURN(auto m, FindMessage(c, "WHERE sender = ? AND client_msg_id = ?",
+                                                  sender, client_msg_id));
+        if (!m) return absl::NotFoundError("no message with this client_msg_id");
+        return std::move(*m);
+      },
+      std::move(done));
+}
+
+void SqliteMessageStore::Recall(int64_t msg_id, const std::string& tombstone_body,
+                                Callback<Message> done) {
+  exec_.Write<core::StatusOr<Message>>(
+      [msg_id, tombstone_body](Connection& c) -> core::StatusOr<Message> {
+        MPIM_ASSIGN_OR_RETURN(Message m, LoadMessage(c, msg_id));
+        if (m.recalled) return m;
+        MPIM_RETURN_IF_ERROR(c.Exec("UPDATE messages SET body = ?, recalled = 1 WHERE msg_id = ?",
+                                    tombstone_body, msg_id));
+        MPIM_RETURN_IF_ERROR(c.Exec("DELETE FROM message_fts WHERE rowid = ?", msg_id));
+        m.body = tombstone_body;
+        m.recalled = true;
+        return m;
+      },
+      std::move(done));
+}
+
+}  // namespace mpim::store::sqlite

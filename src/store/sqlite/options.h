@@ -1,0 +1,36 @@
+// Options of the SQLite engine (kept free of sqlite3.h).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "store/common.h"
+
+namespace mpim::store::sqlite {
+
+struct SqliteOptions {
+  // The database file; its directory must exist. The -wal and -shm files
+  // live next to it.
+  std::string path = "mpim.db";
+  // "normal" (default): a committed write survives the process being killed
+  // (WAL, synchronous=NORMAL: no fsync per commit). "full": it also survives
+  // a power cut or OS crash (fsync of the WAL per commit).
+  std::string synchronous = "normal";
+  // Reader connections, one thread each.
+  int reader_threads = 2;
+  // Group commit: a write batch commits when it holds batch_max writes, when
+  // it has been open for batch_delay, or as soon as no more writes are
+  // queued (an idle store never waits).
+  int batch_max = 512;
+  std::chrono::microseconds batch_delay{1000};
+  // The clock for store-made timestamps (created_at, job times). Default:
+  // the wall clock.
+  NowMsFn now;
+  // A registered sqlite3 VFS name (tests inject I/O faults this way); empty:
+  // the default VFS.
+  std::string vfs;
+  // Page cache per connection, in KiB.
+  int cache_kib = 16384;
+};
+
+}  // namespace mpim::store::sqlite

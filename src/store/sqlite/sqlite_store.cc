@@ -1,0 +1,79 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include "store/sqlite/conversation_store.h"
+#include "store/sqlite/executor.h"
+#include "store/sqlite/friend_store.h"
+#include "store/sqlite/group_store.h"
+#include "store/sqlite/job_store.h"
+#include "store/sqlite/message_store.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/search_store.h"
+#include "store/sqlite/session_store.h"
+#include "store/sqlite/user_store.h"
+
+namespace mpim::store::sqlite {
+namespace {
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<Executor> exec)
+      : exec_(std::move(exec)),
+        users_(*exec_),
+        sessions_(*exec_),
+        friends_(*exec_),
+        groups_(*exec_),
+        conversations_(*exec_),
+        messages_(*exec_),
+        search_(*exec_),
+        jobs_(*exec_) {}
+  ~SqliteStore() override { Close(); }
+
+  UserStore& users() override { return users_; }
+  SessionStore& sessions() override { return sessions_; }
+  FriendStore& friends() override { return friends_; }
+  GroupStore& groups() override { return groups_; }
+  ConversationStore& conversations() override { return conversations_; }
+  MessageStore& messages() override { return messages_; }
+  SearchStore& search() override { return search_; }
+  JobStore& jobs() override { return jobs_; }
+
+  void Ping(DoneCallback done) override {
+    Executor* exec = exec_.get();
+    exec_->Read<core::Status>(
+        [exec](Connection& c) -> core::Status {
+          MPIM_RETURN_IF_ERROR(c.QueryInt("SELECT version FROM schema_version").status());
+          if (exec->storage_failed()) {
+            return absl::UnavailableError("the last write failed for lack of storage");
+          }
+          return core::Status();
+        },
+        std::move(done));
+  }
+
+  void Close() override { exec_->Close(); }
+
+ private:
+  std::unique_ptr<Executor> exec_;
+  SqliteUserStore users_;
+  SqliteSessionStore sessions_;
+  SqliteFriendStore friends_;
+  SqliteGroupStore groups_;
+  SqliteConversationStore conversations_;
+  SqliteMessageStore messages_;
+  SqliteSearchStore search_;
+  SqliteJobStore jobs_;
+};
+
+}  // namespace
+
+core::StatusOr<std::unique_ptr<Store>> Open(const SqliteOptions& options) {
+  if (options.synchronous != "normal" && options.synchronous != "full") {
+    return absl::InvalidArgumentError("synchronous must be \"normal\" or \"full\", got \"" +
+                                      options.synchronous + "\"");
+  }
+  MPIM_RETURN_IF_ERROR(Migrate(options).status());
+  MPIM_ASSIGN_OR_RETURN(auto exec, Executor::Start(options));
+  return std::unique_ptr<Store>(new SqliteStore(std::move(exec)));
+}
+
+}  // namespace mpim::store::sqlite
