@@ -1,10 +1,14 @@
 // mpim: one binary for every role. See `mpim --help`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
+#include "app/all_in_one.h"
 #include "app/serve.h"
 #include "core/config.h"
+#include "service/auth/token_keys.h"
+#include "store/registry.h"
 
 namespace {
 
@@ -50,8 +54,9 @@ struct CommonOptions {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"MPIM: a distributed instant-messaging server.\n"
-               "`mpim serve` runs every role in one process on an embedded store."};
+  CLI::App app{
+      "MPIM: a distributed instant-messaging server.\n"
+      "`mpim serve` runs every role in one process on an embedded store."};
   app.require_subcommand(1);
 
   CommonOptions serve_options;
@@ -68,7 +73,56 @@ int main(int argc, char** argv) {
   show_options.AddTo(show);
   config_cmd->add_subcommand("example", "Print a commented example configuration file");
 
+  CommonOptions migrate_options;
+  CLI::App* migrate = app.add_subcommand(
+      "migrate", "Apply the store's schema migrations and exit (serve also applies them)");
+  migrate_options.AddTo(migrate);
+
+  CLI::App* auth_cmd = app.add_subcommand("auth", "Manage token signing keys");
+  auth_cmd->require_subcommand(1);
+  CommonOptions rotate_options;
+  CLI::App* rotate = auth_cmd->add_subcommand(
+      "rotate-key",
+      "Make a new token signing key in the data dir; the old one stays valid for verification "
+      "(restart the server to use it)");
+  rotate_options.AddTo(rotate);
+
   CLI11_PARSE(app, argc, argv);
+
+  if (migrate->parsed()) {
+    auto config = migrate_options.Load();
+    if (!config) return 2;
+    std::error_code ec;
+    std::filesystem::create_directories(config->server.data_dir, ec);
+    auto version =
+        mpim::store::MigrateStore(config->store.engine, mpim::app::StoreOptionsFrom(*config));
+    if (!version.ok()) {
+      std::fprintf(stderr, "mpim: migrate: %s\n", std::string(version.status().message()).c_str());
+      return 1;
+    }
+    std::printf("store schema at version %d\n", *version);
+    return 0;
+  }
+  if (rotate->parsed()) {
+    auto config = rotate_options.Load();
+    if (!config) return 2;
+    if (!config->auth.token_key.empty()) {
+      std::fprintf(stderr,
+                   "mpim: auth.token_key is set in the configuration; rotate it there "
+                   "(move it to auth.previous_token_key)\n");
+      return 2;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(config->server.data_dir, ec);
+    auto keys = mpim::service::auth::RotateTokenKeys(config->server.data_dir);
+    if (!keys.ok()) {
+      std::fprintf(stderr, "mpim: rotate-key: %s\n", std::string(keys.status().message()).c_str());
+      return 1;
+    }
+    std::printf("new signing key %s; previous key %s stays valid until its tokens expire\n",
+                keys->current.kid.c_str(), keys->previous ? keys->previous->kid.c_str() : "(none)");
+    return 0;
+  }
 
   if (app.got_subcommand("version")) {
     std::printf("mpim %s\n", MPIM_VERSION);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "app/all_in_one.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/process_metrics.h"
@@ -22,16 +23,22 @@ const core::Logger& Log() {
 }
 
 // The operational endpoints (protocol.md section 2, "Operations").
-void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining) {
+void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining, AllInOne& node) {
   router.Add("GET", "/healthz", [](net::HttpRequest, net::HttpResponder respond) {
     respond(net::HttpResponse::Json(200, R"({"status":"ok"})"));
   });
-  router.Add("GET", "/readyz", [&draining](net::HttpRequest, net::HttpResponder respond) {
+  router.Add("GET", "/readyz", [&draining, &node](net::HttpRequest, net::HttpResponder respond) {
     if (draining.load()) {
       respond(net::HttpResponse::Error(absl::UnavailableError("draining")));
       return;
     }
-    respond(net::HttpResponse::Json(200, R"({"status":"ready"})"));
+    node.CheckReady([respond = std::move(respond)](core::Status s) mutable {
+      if (!s.ok()) {
+        return respond(net::HttpResponse::Error(
+            absl::UnavailableError("storage unavailable: " + std::string(s.message()))));
+      }
+      respond(net::HttpResponse::Json(200, R"({"status":"ready"})"));
+    });
   });
   router.Add("GET", "/metrics", [](net::HttpRequest, net::HttpResponder respond) {
     net::HttpResponse r;
@@ -52,8 +59,7 @@ sigset_t ShutdownSignals() {
 }  // namespace
 
 int RunServe(const core::Config& config) {
-  core::InitLogging(core::ParseLogLevel(config.log.level),
-                    core::ParseLogFormat(config.log.format));
+  core::InitLogging(core::ParseLogLevel(config.log.level), core::ParseLogFormat(config.log.format));
 
   // Threads started from here on inherit the mask; only sigwait below sees
   // the shutdown signals.
@@ -81,9 +87,16 @@ int RunServe(const core::Config& config) {
     return 1;
   }
 
+  auto node = AllInOne::Start(config);
+  if (!node.ok()) {
+    Log().Error("cannot start", {{"error", std::string(node.status().message())}});
+    return 1;
+  }
+
   std::atomic<bool> draining{false};
   net::Router router;
-  AddOperationRoutes(router, draining);
+  AddOperationRoutes(router, draining, **node);
+  (*node)->AddRoutes(router);
 
   net::IoPool pool(static_cast<size_t>(config.server.io_threads));
   net::HttpServerOptions http_options;
@@ -107,9 +120,10 @@ int RunServe(const core::Config& config) {
                          {"role", config.server.role},
                          {"data_dir", config.server.data_dir},
                          {"io_threads", static_cast<int64_t>(pool.size())}});
-  std::printf("MPIM %s serving on %s\n  health:  %s/healthz\n  ready:   %s/readyz\n"
-              "  metrics: %s/metrics\n",
-              MPIM_VERSION, base.c_str(), base.c_str(), base.c_str(), base.c_str());
+  std::printf(
+      "MPIM %s serving on %s\n  health:  %s/healthz\n  ready:   %s/readyz\n"
+      "  metrics: %s/metrics\n",
+      MPIM_VERSION, base.c_str(), base.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 
   int signo = 0;
@@ -124,6 +138,7 @@ int RunServe(const core::Config& config) {
                {{"open", static_cast<int64_t>(server.open_connections())}});
   }
   pool.Stop();
+  (*node)->Stop();
   Log().Info("stopped");
   return 0;
 }

@@ -18,7 +18,7 @@ WorkerPool::WorkerPool(std::string name, size_t threads) : name_(std::move(name)
 
 WorkerPool::~WorkerPool() { Shutdown(); }
 
-bool WorkerPool::Submit(std::function<void()> task) {
+bool WorkerPool::Submit(absl::AnyInvocable<void()> task) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
@@ -46,7 +46,7 @@ size_t WorkerPool::pending() const {
 
 void WorkerPool::Run() {
   for (;;) {
-    std::function<void()> task;
+    absl::AnyInvocable<void()> task;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });

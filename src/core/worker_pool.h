@@ -11,11 +11,12 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "absl/functional/any_invocable.h"
 
 namespace mpim::core {
 
@@ -29,7 +30,7 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Queues `task`; false if the pool is shut down.
-  bool Submit(std::function<void()> task);
+  bool Submit(absl::AnyInvocable<void()> task);
 
   // Finishes queued tasks and joins the threads. Idempotent.
   void Shutdown();
@@ -44,7 +45,7 @@ class WorkerPool {
   const std::string name_;
   mutable std::mutex mu_;  // guards queue_ and stopping_
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
+  std::deque<absl::AnyInvocable<void()>> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

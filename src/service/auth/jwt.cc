@@ -15,7 +15,9 @@ namespace {
 
 constexpr size_t kMaxTokenBytes = 4096;
 
-core::Status Bad(const std::string& why) { return absl::UnauthenticatedError("invalid token: " + why); }
+core::Status Bad(const std::string& why) {
+  return absl::UnauthenticatedError("invalid token: " + why);
+}
 
 std::optional<int64_t> ParseId(const boost::json::value* v) {
   if (!v || !v->is_string()) return std::nullopt;

@@ -1,0 +1,88 @@
+#include "app/all_in_one.h"
+
+#include <filesystem>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/logging.h"
+#include "core/snowflake.h"
+#include "core/worker_pool.h"
+#include "gateway/routes.h"
+#include "service/auth/auth_service_impl.h"
+#include "service/auth/token_keys.h"
+#include "service/friend/friend_service_impl.h"
+#include "service/user/user_service_impl.h"
+
+namespace mpim::app {
+
+store::StoreOptions StoreOptionsFrom(const core::Config& config) {
+  store::StoreOptions options;
+  options.sqlite.path = (std::filesystem::path(config.server.data_dir) / "mpim.db").string();
+  options.sqlite.synchronous = config.store.sqlite_synchronous;
+  options.sqlite.reader_threads = static_cast<int>(config.store.sqlite_reader_threads);
+  options.sqlite.batch_max = static_cast<int>(config.store.sqlite_batch_max);
+  options.sqlite.batch_delay = std::chrono::microseconds(config.store.sqlite_batch_delay_us);
+  return options;
+}
+
+struct AllInOne::Parts {
+  core::Config config;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<core::WorkerPool> hash_pool;
+  std::unique_ptr<core::SnowflakeGenerator> ids;
+  std::unique_ptr<service::auth::AuthServiceImpl> auth;
+  std::unique_ptr<service::UserServiceImpl> users;
+  std::unique_ptr<service::FriendServiceImpl> friends;
+};
+
+AllInOne::AllInOne(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+AllInOne::~AllInOne() { Stop(); }
+
+core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& config) {
+  auto parts = std::make_unique<Parts>();
+  parts->config = config;
+
+  auto store = store::OpenStore(config.store.engine, StoreOptionsFrom(config));
+  if (!store.ok()) return store.status();
+  parts->store = std::move(*store);
+
+  auto ids = core::SnowflakeGenerator::Create(static_cast<int>(config.server.node_id));
+  if (!ids.ok()) return ids.status();
+  parts->ids = std::move(*ids);
+
+  auto keys = service::auth::LoadTokenKeys(config.auth, config.server.data_dir);
+  if (!keys.ok()) return keys.status();
+
+  size_t hash_threads = config.auth.hash_threads > 0
+                            ? static_cast<size_t>(config.auth.hash_threads)
+                            : std::max(1u, std::thread::hardware_concurrency());
+  parts->hash_pool = std::make_unique<core::WorkerPool>("hash", hash_threads);
+
+  parts->auth = std::make_unique<service::auth::AuthServiceImpl>(
+      config.auth, std::move(*keys), *parts->store, *parts->hash_pool, *parts->ids,
+      [] { return core::SystemClock().NowMs(); });
+  if (auto s = parts->auth->LoadRevocations(); !s.ok()) return s;
+  int page_max = static_cast<int>(config.limits.page_max);
+  parts->users = std::make_unique<service::UserServiceImpl>(*parts->store, page_max);
+  parts->friends = std::make_unique<service::FriendServiceImpl>(*parts->store, page_max);
+  return std::unique_ptr<AllInOne>(new AllInOne(std::move(parts)));
+}
+
+void AllInOne::AddRoutes(net::Router& router) {
+  gateway::ApiContext api{*parts_->auth, *parts_->users, *parts_->friends,
+                          static_cast<int>(parts_->config.limits.page_max)};
+  gateway::AddAuthRoutes(router, api);
+  gateway::AddUserRoutes(router, api);
+}
+
+void AllInOne::CheckReady(core::DoneCallback done) { parts_->store->Ping(std::move(done)); }
+
+void AllInOne::Stop() {
+  if (!parts_) return;
+  // Hashing first: its jobs may still call the store.
+  if (parts_->hash_pool) parts_->hash_pool->Shutdown();
+  if (parts_->store) parts_->store->Close();
+}
+
+}  // namespace mpim::app

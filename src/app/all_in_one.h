@@ -1,0 +1,39 @@
+// Wiring of the `all` role: every service in one process on the embedded
+// store, connected by direct calls. Owns what it builds; Stop() (or the
+// destructor) releases it after the listener has drained.
+#pragma once
+
+#include <memory>
+
+#include "core/callback.h"
+#include "core/config.h"
+#include "core/status.h"
+#include "net/router.h"
+#include "store/registry.h"
+
+namespace mpim::app {
+
+// The store settings of a configuration (the SQLite file lives in data_dir).
+store::StoreOptions StoreOptionsFrom(const core::Config& config);
+
+class AllInOne {
+ public:
+  // Opens the store (applying migrations), loads keys and caches. Blocks;
+  // call from the main thread before serving.
+  static core::StatusOr<std::unique_ptr<AllInOne>> Start(const core::Config& config);
+  ~AllInOne();
+
+  // Registers the client API on `router`.
+  void AddRoutes(net::Router& router);
+  // OK when the store answers (for /readyz); may complete on any thread.
+  void CheckReady(core::DoneCallback done);
+  // Stops the pools and closes the store. Idempotent.
+  void Stop();
+
+ private:
+  struct Parts;
+  explicit AllInOne(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace mpim::app

@@ -1,0 +1,71 @@
+// AuthService on a Store: Argon2id on a dedicated pool, HS256 access tokens,
+// rotating refresh tokens stored only as SHA-256 hashes, per-username and
+// per-address login limits, and the revocation cache.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+
+#include "core/config.h"
+#include "core/rate_limiter.h"
+#include "core/snowflake.h"
+#include "core/worker_pool.h"
+#include "service/auth/password_hasher.h"
+#include "service/auth/revocation_cache.h"
+#include "service/auth/token_keys.h"
+#include "service/auth_service.h"
+#include "store/store.h"
+
+namespace mpim::service::auth {
+
+class AuthServiceImpl final : public AuthService {
+ public:
+  // All references must outlive the service. `now_ms` is the wall clock
+  // (injected for tests).
+  AuthServiceImpl(const core::AuthConfig& config, TokenKeys keys, store::Store& store,
+                  core::WorkerPool& hash_pool, core::SnowflakeGenerator& ids,
+                  std::function<int64_t()> now_ms);
+
+  // Loads sessions revoked within the last access-token lifetime into the
+  // revocation cache. Call once before serving; blocks the caller.
+  core::Status LoadRevocations();
+
+  void Register(RegisterRequest request, core::Callback<int64_t> done) override;
+  void Login(LoginRequest request, core::Callback<LoginResult> done) override;
+  void Refresh(std::string refresh_token, core::Callback<TokenPair> done) override;
+  void Logout(Principal principal, core::DoneCallback done) override;
+  core::StatusOr<Principal> Authenticate(std::string_view access_token) const override;
+
+  // Marks a session revoked for token checks (also used by the gateway when
+  // a revocation is learned elsewhere).
+  void NoteRevoked(int64_t session_id);
+
+ private:
+  // Submits `work` to the hashing pool; false (work dropped) when the pool is
+  // saturated, so a flood cannot queue without bound.
+  bool SubmitHashWork(absl::AnyInvocable<void()> work);
+  TokenPair IssueTokens(int64_t user_id, int64_t session_id, std::string refresh_token) const;
+  int64_t NowS() const { return now_ms_() / 1000; }
+
+  const core::AuthConfig config_;
+  const TokenKeys keys_;
+  const std::vector<TokenKey> verify_keys_;
+  store::Store& store_;
+  core::WorkerPool& hash_pool_;
+  core::SnowflakeGenerator& ids_;
+  std::function<int64_t()> now_ms_;
+  std::shared_ptr<PasswordHasher> hasher_;
+  core::KeyedRateLimiter<std::string> login_by_user_;
+  core::KeyedRateLimiter<std::string> login_by_address_;
+  RevocationCache revoked_;
+  std::atomic<uint64_t> revocations_noted_{0};  // prunes revoked_ every 256
+};
+
+// "<session_id>.<43 base64url chars>" and its stored hash (hex SHA-256).
+std::string NewRefreshToken(int64_t session_id);
+std::string HashRefreshToken(std::string_view token);
+// The session id a refresh token names; 0 if malformed.
+int64_t RefreshTokenSession(std::string_view token);
+
+}  // namespace mpim::service::auth

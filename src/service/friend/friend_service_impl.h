@@ -1,0 +1,39 @@
+// FriendService on a Store.
+#pragma once
+
+#include "service/friend_service.h"
+#include "store/store.h"
+
+namespace mpim::service {
+
+class FriendServiceImpl final : public FriendService {
+ public:
+  // `page_max`: the protocol's page limit (limits.page_max).
+  FriendServiceImpl(store::Store& store, int page_max) : store_(store), page_max_(page_max) {}
+
+  void List(int64_t user_id, int64_t after, int limit, core::Callback<FriendPage> done) override;
+  void Request(int64_t from, int64_t to, core::Callback<FriendOutcome> done) override;
+  void Remove(int64_t user_id, int64_t other, core::DoneCallback done) override;
+  void Requests(int64_t user_id, int limit, core::Callback<FriendRequests> done) override;
+  void Block(int64_t blocker, int64_t blocked, core::DoneCallback done) override;
+  void Unblock(int64_t blocker, int64_t blocked, core::DoneCallback done) override;
+  void ListBlocked(int64_t blocker, int64_t after, int limit,
+                   core::Callback<FriendPage> done) override;
+
+ private:
+  struct Ref {
+    int64_t user_id;
+    int64_t since;
+  };
+  // Looks up the profiles of `refs` and keeps their order; users that vanished
+  // meanwhile are skipped.
+  void Join(std::vector<Ref> refs, core::Callback<std::vector<FriendEntry>> done);
+  // Join, as a page.
+  void JoinPage(std::vector<Ref> refs, bool has_more, core::Callback<FriendPage> done);
+  core::Status CheckLimit(int limit) const;
+
+  store::Store& store_;
+  const int page_max_;
+};
+
+}  // namespace mpim::service

@@ -1,0 +1,27 @@
+// UserService on a Store.
+#pragma once
+
+#include "service/user_service.h"
+#include "store/store.h"
+
+namespace mpim::service {
+
+class UserServiceImpl final : public UserService {
+ public:
+  // `page_max`: the protocol's page limit (limits.page_max).
+  UserServiceImpl(store::Store& store, int page_max) : store_(store), page_max_(page_max) {}
+
+  void Get(int64_t user_id, core::Callback<UserProfile> done) override;
+  void Update(int64_t user_id, ProfileUpdate update, core::Callback<UserProfile> done) override;
+  void Search(std::string prefix, std::string after_username, int limit,
+              core::Callback<UserPage> done) override;
+
+ private:
+  store::Store& store_;
+  const int page_max_;
+};
+
+// The client view of a stored user (never the password hash).
+UserProfile ToProfile(const store::User& user);
+
+}  // namespace mpim::service
