@@ -27,8 +27,10 @@ TEST(JwtTest, HmacMatchesRfc7515AppendixA1) {
   ASSERT_TRUE(key.ok());
   std::string input =
       "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
-      "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
-  EXPECT_EQ(Base64UrlEncode(HmacSha256(*key, input)), "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+      "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVl"
+      "fQ";
+  EXPECT_EQ(Base64UrlEncode(HmacSha256(*key, input)),
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
 }
 
 TEST(JwtTest, VerifiesItsOwnTokens) {
@@ -69,7 +71,8 @@ TEST(JwtTest, RejectsEveryKindOfBadToken) {
   expect_bad(tampered, 1700000001, "tampered signature");
   // Payload swapped for another user's, signature kept.
   std::string other = SignAccessToken(kKey, AccessClaims{1002, 42, 1700000000, 1700000900, ""});
-  std::string spliced = good.substr(0, good.find('.')) + other.substr(other.find('.'), other.rfind('.') - other.find('.')) +
+  std::string spliced = good.substr(0, good.find('.')) +
+                        other.substr(other.find('.'), other.rfind('.') - other.find('.')) +
                         good.substr(good.rfind('.'));
   expect_bad(spliced, 1700000001, "spliced payload");
   // alg none and other algorithms.
