@@ -173,10 +173,13 @@ void AuthServiceImpl::Refresh(std::string refresh_token, core::Callback<TokenPai
   int64_t session_id = RefreshTokenSession(refresh_token);
   if (session_id == 0) return std::move(done)(absl::UnauthenticatedError(kBadRefresh));
   std::string next = NewRefreshToken(session_id);
+  // Hashes first: the callback below takes `next` by move, and argument
+  // evaluation order is unspecified.
+  std::string presented_hash = HashRefreshToken(refresh_token);
+  std::string next_hash = HashRefreshToken(next);
   int64_t now = now_ms_();
   store_.sessions().RotateRefreshToken(
-      session_id, HashRefreshToken(refresh_token), HashRefreshToken(next),
-      now + config_.refresh_ttl_s * 1000, now,
+      session_id, presented_hash, next_hash, now + config_.refresh_ttl_s * 1000, now,
       [this, session_id, next = std::move(next),
        done = std::move(done)](core::StatusOr<store::RefreshResult> result) mutable {
         if (!result.ok()) {
