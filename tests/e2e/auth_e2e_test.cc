@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
@@ -657,6 +658,41 @@ TEST_F(AuthE2eTest, UnknownRefreshTokensAre401) {
   RefreshOk(*api_, a.session.refresh_token);
 }
 
+// Runs `n` copies of `call(i)` at once, each on its own connection; returns
+// the statuses.
+template <typename Call>
+std::vector<int> RunConcurrently(uint16_t port, int n, Call call) {
+  std::vector<int> statuses(static_cast<size_t>(n));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      ApiClient client(port);
+      statuses[static_cast<size_t>(i)] = call(client, i).status;
+    });
+  }
+  for (auto& t : threads) t.join();
+  return statuses;
+}
+
+TEST_F(AuthE2eTest, ConcurrentRegistrationsOfOneNameCreateOneAccount) {
+  std::string name = UniqueName("race");
+  auto statuses = RunConcurrently(server_->port(), 8, [&](ApiClient& c, int i) {
+    return c.RegisterRaw(name, "password number " + std::to_string(i));
+  });
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 201), 1);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 409), 7);
+}
+
+TEST_F(AuthE2eTest, ConcurrentRefreshesOfOneTokenSucceedOnce) {
+  std::string name = UniqueName("race");
+  api_->Register(name);
+  Session s = api_->Login(name);
+  auto statuses = RunConcurrently(server_->port(), 6,
+                                  [&](ApiClient& c, int) { return c.RefreshRaw(s.refresh_token); });
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), 1) << "refresh tokens work once";
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 401), 5);
+}
+
 TEST_F(AuthE2eTest, SecretsAreNeverLogged) {
   const std::string password = "Zq8-unique-password-" + UniqueName("s");
   std::string name = UniqueName("secret");
@@ -749,6 +785,15 @@ TEST(AuthRateLimitE2eTest, LoginFloodFromOneAddressIs429) {
   }
   EXPECT_TRUE(IsRateLimited(api.LoginRaw(name, kPassword)));
   EXPECT_TRUE(IsRateLimited(api.LoginRaw(UniqueName("spray"), kPassword)));
+  // The address is the peer's: headers a client writes itself do not reset it.
+  for (const char* header : {"X-Forwarded-For", "X-Real-IP", "Forwarded"}) {
+    std::string value = std::string(header) == "Forwarded" ? "for=203.0.113.9" : "203.0.113.9";
+    ApiResponse r = api.Call(
+        "POST", "/api/v1/auth/login",
+        R"({"username":)" + JsonString(name) + R"(,"password":)" + JsonString(kPassword) + "}", "",
+        {{header, value}});
+    EXPECT_TRUE(IsRateLimited(r)) << header << ": " << value;
+  }
 }
 
 TEST(AuthExpiryE2eTest, ExpiredAccessTokenIs401AndRefreshStillWorks) {
@@ -789,6 +834,7 @@ TEST(AuthKeyE2eTest, KeyFileIsPrivateAndTokensSurviveARestart) {
   const auto key_file = dir.path() / "auth_keys.json";
   std::string name = UniqueName("restart");
   Session s;
+  Session logged_out;
   std::string key_bytes;
   {
     ServerProcess first({.env = FastAuthEnv(), .data_dir = dir.path()});
@@ -796,6 +842,8 @@ TEST(AuthKeyE2eTest, KeyFileIsPrivateAndTokensSurviveARestart) {
     ApiClient api(first.port());
     api.Register(name);
     s = api.Login(name);
+    logged_out = api.Login(name);
+    ASSERT_EQ(api.Post("/auth/logout", "", logged_out.access_token).status, 204);
     ASSERT_TRUE(std::filesystem::exists(key_file)) << key_file;
     EXPECT_EQ(FileMode(key_file), 0600) << std::oct << FileMode(key_file);
     key_bytes = ReadFile(key_file);
@@ -814,6 +862,9 @@ TEST(AuthKeyE2eTest, KeyFileIsPrivateAndTokensSurviveARestart) {
   // The session and its refresh token survived too.
   json::object refreshed = RefreshOk(api, s.refresh_token);
   EXPECT_EQ(api.Get("/users/me", Str(refreshed, "access_token")).status, 200);
+  // So did the revocation: a session logged out before the restart stays out.
+  EXPECT_TRUE(IsTokenRejected(api.Get("/users/me", logged_out.access_token)));
+  EXPECT_TRUE(IsError(api.RefreshRaw(logged_out.refresh_token), 401, "unauthenticated"));
   EXPECT_TRUE(Stop(second));
 }
 
