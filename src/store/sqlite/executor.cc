@@ -20,20 +20,31 @@ core::StatusOr<std::unique_ptr<Executor>> Executor::Start(const SqliteOptions& o
   if (options.batch_max < 1) return absl::InvalidArgumentError("batch_max must be >= 1");
   if (options.reader_threads < 1) return absl::InvalidArgumentError("reader_threads must be >= 1");
   MPIM_ASSIGN_OR_RETURN(auto writer, Connection::Open(options, /*writer=*/true));
+  MPIM_ASSIGN_OR_RETURN(auto checkpointer, Connection::Open(options, /*writer=*/true));
   std::vector<std::unique_ptr<Connection>> readers;
   for (int i = 0; i < options.reader_threads; ++i) {
     MPIM_ASSIGN_OR_RETURN(auto reader, Connection::Open(options, /*writer=*/false));
     readers.push_back(std::move(reader));
   }
-  return std::unique_ptr<Executor>(new Executor(options, std::move(writer), std::move(readers)));
+  return std::unique_ptr<Executor>(
+      new Executor(options, std::move(writer), std::move(checkpointer), std::move(readers)));
 }
 
 Executor::Executor(const SqliteOptions& options, std::unique_ptr<Connection> writer,
+                   std::unique_ptr<Connection> checkpointer,
                    std::vector<std::unique_ptr<Connection>> readers)
     : options_(options),
       now_(options.now ? options.now : NowMsFn(SystemNowMs)),
       writer_conn_(std::move(writer)),
+      checkpoint_conn_(std::move(checkpointer)),
       reader_conns_(std::move(readers)) {
+  // Replaces SQLite's auto-checkpoint, which would run inside the writer's
+  // commits.
+  sqlite3_wal_hook(writer_conn_->raw(), &Executor::OnWalCommit, this);
+  checkpoint_thread_ = std::thread([this] {
+    NameThread("store-ckpt");
+    CheckpointLoop();
+  });
   writer_thread_ = std::thread([this] {
     NameThread("store-writer");
     WriterLoop();
@@ -64,7 +75,14 @@ void Executor::Close() {
   for (auto& t : reader_threads_) {
     if (t.joinable()) t.join();
   }
+  {
+    std::lock_guard lock(checkpoint_mu_);
+    checkpoint_closing_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   reader_conns_.clear();
+  checkpoint_conn_.reset();
   if (writer_conn_) {
     // Leave a clean database behind: fold the WAL back into the file.
     (void)writer_conn_->ExecScript("PRAGMA wal_checkpoint(TRUNCATE);");
@@ -113,6 +131,33 @@ void Executor::ReaderLoop(Connection* conn) {
       read_queue_.pop_front();
     }
     task(conn, core::Status());
+  }
+}
+
+int Executor::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/, int wal_pages) {
+  auto* exec = static_cast<Executor*>(self);
+  if (wal_pages >= kCheckpointPages) {
+    {
+      std::lock_guard lock(exec->checkpoint_mu_);
+      exec->checkpoint_wanted_ = true;
+    }
+    exec->checkpoint_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void Executor::CheckpointLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(checkpoint_mu_);
+      checkpoint_cv_.wait(lock, [this] { return checkpoint_wanted_ || checkpoint_closing_; });
+      if (checkpoint_closing_) return;
+      checkpoint_wanted_ = false;
+    }
+    // PASSIVE: copies what it can without waiting for readers or the writer.
+    // A failure (disk full) is retried at the next wake-up.
+    sqlite3_wal_checkpoint_v2(checkpoint_conn_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                              nullptr);
   }
 }
 

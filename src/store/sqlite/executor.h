@@ -14,6 +14,10 @@
 // fails every write of the batch with kUnavailable; the next batch tries
 // again, so the writer recovers by itself once the cause is gone.
 //
+// Checkpoints (copying the WAL back into the database file) run on a third
+// thread with its own connection, started when the WAL has grown past
+// kCheckpointPages, so the writer never stops to do them.
+//
 // Thread-safe: Write and Read may be called from any thread.
 #pragma once
 
@@ -82,6 +86,9 @@ class Executor {
     EnqueueRead(std::move(task));
   }
 
+  // WAL size (pages) that wakes the checkpointer.
+  static constexpr int kCheckpointPages = 1000;
+
   // Stops taking work, finishes what is queued, joins the threads. Idempotent.
   void Close();
 
@@ -128,7 +135,12 @@ class Executor {
   using ReadTask = absl::AnyInvocable<void(Connection*, core::Status)>;
 
   Executor(const SqliteOptions& options, std::unique_ptr<Connection> writer,
+           std::unique_ptr<Connection> checkpointer,
            std::vector<std::unique_ptr<Connection>> readers);
+
+  // sqlite3_wal_hook: called by the writer after each commit.
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
+  void CheckpointLoop();
 
   void Enqueue(std::unique_ptr<WriteOp> op);
   void EnqueueRead(ReadTask task);
@@ -146,6 +158,7 @@ class Executor {
   const SqliteOptions options_;
   const NowMsFn now_;
   std::unique_ptr<Connection> writer_conn_;
+  std::unique_ptr<Connection> checkpoint_conn_;
   std::vector<std::unique_ptr<Connection>> reader_conns_;
   std::atomic<bool> storage_failed_{false};
 
@@ -159,8 +172,14 @@ class Executor {
   std::deque<ReadTask> read_queue_;
   bool read_closing_ = false;
 
+  std::mutex checkpoint_mu_;  // guards checkpoint_wanted_ and checkpoint_closing_
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;
+  bool checkpoint_closing_ = false;
+
   std::mutex close_mu_;  // serializes Close
   std::thread writer_thread_;
+  std::thread checkpoint_thread_;
   std::vector<std::thread> reader_threads_;
 };
 

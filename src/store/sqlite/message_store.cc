@@ -46,42 +46,53 @@ core::Status Validate(const AppendRequest& r, ConvRef* ref) {
   return core::Status();
 }
 
+// The hot path: three cheap statements for a new message (read last_seq,
+// insert, advance the conversation). No RETURNING: SQLite builds a temporary
+// table for it on every execution, which cost more than the lookup. The
+// insert does nothing for a duplicate key; a msg_id already in use fails it
+// before anything changed.
 core::StatusOr<AppendResult> AppendOne(Connection& c, const AppendRequest& r) {
   ConvRef ref;
   MPIM_RETURN_IF_ERROR(Validate(r, &ref));
   std::optional<std::string> client_msg_id;
-  if (!r.client_msg_id.empty()) {
-    client_msg_id = r.client_msg_id;
-    MPIM_ASSIGN_OR_RETURN(auto original, FindMessage(c, "WHERE sender = ? AND client_msg_id = ?",
-                                                     r.sender, r.client_msg_id));
-    if (original) return AppendResult{std::move(*original), true};
-  }
+  if (!r.client_msg_id.empty()) client_msg_id = r.client_msg_id;
   MPIM_ASSIGN_OR_RETURN(
-      auto seq, c.QueryInt("UPDATE conversations SET last_seq = last_seq + 1, last_msg_id = ?,"
-                           " last_activity = max(last_activity, ?) WHERE conv_id = ?"
-                           " RETURNING last_seq",
-                           r.msg_id, r.ts, r.conv_id));
-  if (!seq) {
+      std::optional<int64_t> last_seq,
+      c.QueryInt("SELECT last_seq FROM conversations WHERE conv_id = ?", r.conv_id));
+  if (!last_seq) {
+    // No conversation yet: a private one is made now; a group's must exist.
     if (ref.type == ConvType::kGroup) {
       return absl::NotFoundError("conversation " + r.conv_id + " not found");
     }
     MPIM_RETURN_IF_ERROR(InsertPrivateConversation(c, r.conv_id, ref.a, ref.b, r.ts));
-    MPIM_RETURN_IF_ERROR(
-        c.Exec("UPDATE conversations SET last_seq = 1, last_msg_id = ? WHERE conv_id = ?", r.msg_id,
-               r.conv_id));
-    seq = 1;
+    last_seq = 0;
   }
-  Message m{r.msg_id, r.conv_id, *seq, r.sender,        r.recipient,
-            r.type,   r.body,    r.ts, r.client_msg_id, false};
+  const int64_t seq = *last_seq + 1;
   core::Status st = c.Exec(
       "INSERT INTO messages (msg_id, conv_id, seq, sender, recipient, type, body, ts,"
-      " client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      m.msg_id, m.conv_id, m.seq, m.sender, m.recipient, m.type, m.body, m.ts, client_msg_id);
+      " client_msg_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+      " ON CONFLICT (sender, client_msg_id) DO NOTHING",
+      r.msg_id, r.conv_id, seq, r.sender, r.recipient, r.type, r.body, r.ts, client_msg_id);
   if (st.code() == absl::StatusCode::kAlreadyExists) {
-    return absl::AlreadyExistsError("msg_id " + std::to_string(m.msg_id) + " already used");
+    return absl::AlreadyExistsError("msg_id " + std::to_string(r.msg_id) + " already used");
   }
   MPIM_RETURN_IF_ERROR(st);
-  return AppendResult{std::move(m), false};
+  if (c.Changes() == 0) {
+    // The key was taken: return the original. (If the private conversation
+    // was made just now, the original cannot exist: keys are per sender and
+    // the sender's message would have made it.)
+    MPIM_ASSIGN_OR_RETURN(auto original, FindMessage(c, "WHERE sender = ? AND client_msg_id = ?",
+                                                     r.sender, r.client_msg_id));
+    if (!original) return absl::InternalError("append inserted nothing");
+    return AppendResult{std::move(*original), true};
+  }
+  MPIM_RETURN_IF_ERROR(
+      c.Exec("UPDATE conversations SET last_seq = ?1, last_msg_id = ?2,"
+             " last_activity = max(last_activity, ?3) WHERE conv_id = ?4",
+             seq, r.msg_id, r.ts, r.conv_id));
+  return AppendResult{Message{r.msg_id, r.conv_id, seq, r.sender, r.recipient, r.type, r.body, r.ts,
+                              r.client_msg_id, false},
+                      false};
 }
 
 }  // namespace
