@@ -69,11 +69,21 @@ core::Status ValidateDisplayName(std::string_view name) {
 
 core::Status ValidateAvatarUrl(std::string_view url) {
   if (url.empty()) return absl::OkStatus();
-  bool scheme = url.rfind("https://", 0) == 0 || url.rfind("http://", 0) == 0;
-  if (!scheme || url.size() > 2048 || HasControl(url) || url.find(' ') != std::string_view::npos ||
+  auto bad = [] {
+    return Invalid("avatar_url: must be empty or an http(s) URL with a host, at most 2048 bytes");
+  };
+  if (url.size() > 2048 || HasControl(url) || url.find(' ') != std::string_view::npos ||
       Utf8Length(url) < 0) {
-    return Invalid("avatar_url: must be empty or an http(s) URL of at most 2048 bytes");
+    return bad();
   }
+  size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return bad();
+  std::string scheme(url.substr(0, sep));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http" && scheme != "https") return bad();
+  std::string_view rest = url.substr(sep + 3);
+  std::string_view host = rest.substr(0, rest.find_first_of("/?#"));
+  if (host.empty() || host.front() == ':' || host.front() == '@') return bad();
   return absl::OkStatus();
 }
 
