@@ -43,7 +43,8 @@ class RawConn {
     auto until = std::chrono::steady_clock::now() + deadline;
     char buf[4096];
     while (got.find(needle) == std::string::npos) {
-      auto left = std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
+      auto left =
+          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -58,9 +59,9 @@ class RawConn {
     char buf[4096];
     while (std::chrono::steady_clock::now() < until) {
       pollfd p{fd_, POLLIN, 0};
-      int left = static_cast<int>(std::chrono::duration_cast<milliseconds>(
-                                      until - std::chrono::steady_clock::now())
-                                      .count());
+      int left = static_cast<int>(
+          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now())
+              .count());
       if (::poll(&p, 1, std::max(left, 1)) <= 0) continue;
       ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
       if (n <= 0) return true;
@@ -128,7 +129,8 @@ TEST(ServeE2eTest, HealthReadyMetricsAndErrors) {
   auto after = http.Get("/metrics");
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->body.find("BREWCOFFEE"), std::string::npos);
-  EXPECT_NE(after->body.find(R"(mpim_http_requests_total{method="other",route="unmatched",code="405"} 1)"),
+  EXPECT_NE(after->body.find(
+                R"(mpim_http_requests_total{method="other",route="unmatched",code="405"} 1)"),
             std::string::npos)
       << after->body;
 }
@@ -230,8 +232,8 @@ TEST(ServeE2eTest, SigtermDrainsAndExitsZero) {
 
 TEST(ServeE2eTest, BadConfigurationStopsStartupNamingTheKey) {
   int code = 0;
-  std::string out = RunCommand(
-      testing::MpimBinary() + " serve --set server.io_threads=abc 2>&1", &code);
+  std::string out =
+      RunCommand(testing::MpimBinary() + " serve --set server.io_threads=abc 2>&1", &code);
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("server.io_threads: expected an integer"), std::string::npos) << out;
 
@@ -246,9 +248,9 @@ TEST(ServeE2eTest, VersionAndConfigCommands) {
   EXPECT_EQ(code, 0);
   EXPECT_EQ(out.rfind("mpim ", 0), 0u) << out;
 
-  out = RunCommand("MPIM_LIMITS_PAGE_MAX=77 " + testing::MpimBinary() +
-                       " config show --listen 127.0.0.1:9999",
-                   &code);
+  out = RunCommand(
+      "MPIM_LIMITS_PAGE_MAX=77 " + testing::MpimBinary() + " config show --listen 127.0.0.1:9999",
+      &code);
   EXPECT_EQ(code, 0);
   EXPECT_NE(out.find("listen = \"127.0.0.1:9999\""), std::string::npos) << out;
   EXPECT_NE(out.find("page_max = 77"), std::string::npos) << out;
