@@ -148,7 +148,7 @@ BENCHMARK(BM_Append1000Conversations)->Apply(AppendArgs);
 void BM_AppendOneConversationSyncFull(benchmark::State& state) { RunAppends(state, "full", 1); }
 BENCHMARK(BM_AppendOneConversationSyncFull)
     ->ArgNames({"callers", "window", "batch"})
-    ->Args({1, 1, 512})
+    ->Args({8, 1, 512})  // 8 synchronous callers: one fsync per batch of ~8
     ->Args({8, 64, 512})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

@@ -1,9 +1,21 @@
 #include "store/sqlite/connection.h"
 
+#include <mutex>
 #include <string>
 
 namespace mpim::store::sqlite {
 namespace {
+
+// Process-wide SQLite settings, applied before SQLite initializes (if
+// something initialized it already, they are left as they were).
+void ConfigureSqliteOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Memory statistics take a global mutex on every allocation.
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+  });
+}
 
 std::string Message(int rc, sqlite3* db, std::string_view context) {
   std::string msg(context);
@@ -86,6 +98,7 @@ std::string Stmt::Text(int col) const {
 
 core::StatusOr<std::unique_ptr<Connection>> Connection::Open(const SqliteOptions& options,
                                                              bool writer) {
+  ConfigureSqliteOnce();
   sqlite3* db = nullptr;
   // Each connection is used by one thread at a time: no SQLite mutexes.
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
@@ -101,6 +114,9 @@ core::StatusOr<std::unique_ptr<Connection>> Connection::Open(const SqliteOptions
     return status;
   }
   sqlite3_extended_result_codes(db, 1);
+  // More and larger lookaside slots: statements allocate small objects on
+  // every step.
+  sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, nullptr, 512, 512);
   std::unique_ptr<Connection> conn(new Connection(db));
   std::string sync = options.synchronous == "full" ? "FULL" : "NORMAL";
   std::string pragmas =
