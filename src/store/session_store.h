@@ -1,6 +1,9 @@
 // Login sessions: one per device login, holding the hash of the current
-// refresh token and of the one before it, so that the reuse of a rotated
-// refresh token (theft) can be detected and the session revoked.
+// refresh token. The store also remembers every refresh-token hash a session
+// has rotated away ("used" tokens), so that presenting any of them again
+// (theft: the token was copied before the rightful client rotated it) is
+// detected and the session revoked. See RotateRefreshToken for exactly what
+// counts as reuse.
 //
 // Thread-safe: every method may be called from any thread; results arrive
 // through the callback as described in store/common.h.
@@ -18,11 +21,13 @@ struct Session {
   int64_t session_id = 0;  // snowflake assigned by the caller
   int64_t user_id = 0;
   std::string device;
-  std::string refresh_token_hash;           // current token
-  std::string previous_refresh_token_hash;  // the one rotated away; empty at first
-  int64_t refresh_generation = 0;           // 0 at login, +1 per rotation
-  int64_t created_at = 0;                   // ms, store clock
-  int64_t expires_at = 0;                   // ms, of the refresh token
+  std::string refresh_token_hash;  // current token
+  // The most recently rotated-away one; empty at first. Informational only:
+  // reuse detection covers every used token, not just this one.
+  std::string previous_refresh_token_hash;
+  int64_t refresh_generation = 0;  // 0 at login, +1 per rotation
+  int64_t created_at = 0;          // ms, store clock
+  int64_t expires_at = 0;          // ms, of the refresh token
   bool revoked = false;
   int64_t revoked_at = 0;  // ms; 0 unless revoked
 };
@@ -37,9 +42,13 @@ struct NewSession {
 
 // What RotateRefreshToken did, atomically.
 enum class RefreshOutcome {
-  kRotated,   // presented hash was current: replaced by the new one
-  kReused,    // presented hash was the previous one: session revoked now
-  kRejected,  // session revoked or expired, or the hash matches neither
+  kRotated,   // presented hash was current: replaced by the new one, and the
+              // old one remembered as used
+  kReused,    // presented hash is a used (rotated-away) token of this session
+              // that has not itself expired: session revoked now
+  kRejected,  // session revoked or expired, empty hash, or the hash is neither
+              // current nor a live used token of this session (never issued,
+              // another session's, or used but past its own expiry)
 };
 
 struct RefreshResult {
@@ -57,19 +66,29 @@ class SessionStore {
   // kNotFound if unknown. Revoked sessions are returned (revoked = true).
   virtual void Get(int64_t session_id, Callback<Session> done) = 0;
 
-  // Compare-and-swap of the refresh token; see RefreshOutcome. Two concurrent
-  // rotations with the same token: exactly one gets kRotated, the other
-  // kReused (and the session ends revoked). kNotFound if the session is
-  // unknown. `now_ms` decides expiry.
+  // Compare-and-swap of the refresh token; see RefreshOutcome. Checked in
+  // this order, in one transaction: the session is revoked or expired
+  // (expires_at <= now_ms) -> kRejected; presented == current -> kRotated
+  // (current becomes `new_hash`, expiry `new_expires_at`, generation + 1);
+  // presented == any token this session rotated away, however many rotations
+  // back, whose own expiry (the session's expires_at while it was current) is
+  // still after now_ms -> kReused, the session is revoked; anything else ->
+  // kRejected, nothing changes. A used token is remembered until that expiry
+  // or until the session is revoked, whichever comes first; after that it is
+  // rejected like any unknown token (it could not have been used anyway).
+  // Concurrent rotations with the same current token: exactly one gets
+  // kRotated, the next kReused (revoking the session), any later ones
+  // kRejected. kNotFound if the session is unknown. `now_ms` decides expiry.
   virtual void RotateRefreshToken(int64_t session_id, const std::string& presented_hash,
                                   const std::string& new_hash, int64_t new_expires_at,
                                   int64_t now_ms, Callback<RefreshResult> done) = 0;
 
-  // Revokes one session (idempotent: revoking twice keeps the first time).
-  // kNotFound if unknown.
+  // Revokes one session (idempotent: revoking twice keeps the first time) and
+  // forgets its used tokens. kNotFound if unknown.
   virtual void Revoke(int64_t session_id, DoneCallback done) = 0;
 
-  // Revokes every live session of the user; returns how many were revoked.
+  // Revokes every live session of the user and forgets the used tokens of
+  // all the user's sessions; returns how many were revoked.
   virtual void RevokeAllForUser(int64_t user_id, Callback<int64_t> done) = 0;
 
   // The user's sessions, ascending by session_id, revoked ones included.

@@ -164,6 +164,28 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_due ON jobs(run_at, job_id) WHERE state < 2;
 CREATE INDEX jobs_state ON jobs(state);
 )sql",
+      // 2: every refresh-token hash a session has rotated away, so that the
+      // reuse of any of them (not only the last one) is detected. A row is
+      // kept until `expires_at`, the expiry the token had while it was
+      // current, or until its session is revoked; see session_store.cc.
+      // Backfill: the one previous hash that migration 1 kept, for live
+      // sessions; its rotation time and expiry are unknown, so used_at is the
+      // session's creation and expires_at the session's expiry (the latest
+      // either can be).
+      R"sql(
+CREATE TABLE used_refresh_tokens (
+  session_id INTEGER NOT NULL REFERENCES sessions(session_id) ON DELETE CASCADE,
+  token_hash TEXT    NOT NULL,
+  used_at    INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, token_hash)
+) WITHOUT ROWID;
+CREATE INDEX used_refresh_tokens_expiry ON used_refresh_tokens(expires_at);
+
+INSERT INTO used_refresh_tokens (session_id, token_hash, used_at, expires_at)
+  SELECT session_id, prev_refresh_hash, created_at, expires_at FROM sessions
+  WHERE revoked_at = 0 AND prev_refresh_hash != '' AND prev_refresh_hash != refresh_hash;
+)sql",
   };
   return kMigrations;
 }

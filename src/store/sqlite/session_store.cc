@@ -38,6 +38,25 @@ core::StatusOr<Session> LoadSession(Connection& c, int64_t session_id) {
 // Revocation time: never 0, so that "revoked" stays true for a clock at 0.
 int64_t RevokeTime(int64_t now) { return now > 0 ? now : 1; }
 
+// How many expired used-token rows one rotation deletes at most: more than the
+// one row a rotation adds, so a backlog drains while each write stays short.
+constexpr int kPruneBatch = 64;
+
+// Forgets the used tokens of a session that can no longer rotate (revoked).
+core::Status ForgetUsedTokens(Connection& c, int64_t session_id) {
+  return c.Exec("DELETE FROM used_refresh_tokens WHERE session_id = ?", session_id);
+}
+
+// Deletes up to kPruneBatch used-token rows past their own expiry (of any
+// session): they no longer count as reuse (see RotateRefreshToken).
+core::Status PruneExpiredUsedTokens(Connection& c, int64_t now_ms) {
+  return c.Exec(
+      "DELETE FROM used_refresh_tokens WHERE (session_id, token_hash) IN"
+      " (SELECT session_id, token_hash FROM used_refresh_tokens WHERE expires_at <= ?"
+      " ORDER BY expires_at LIMIT ?)",
+      now_ms, kPruneBatch);
+}
+
 }  // namespace
 
 void SqliteSessionStore::Create(const NewSession& session, Callback<Session> done) {
@@ -54,6 +73,7 @@ void SqliteSessionStore::Create(const NewSession& session, Callback<Session> don
           return absl::NotFoundError("user " + std::to_string(session.user_id) + " not found");
         }
         MPIM_RETURN_IF_ERROR(st);
+        MPIM_RETURN_IF_ERROR(PruneExpiredUsedTokens(c, now));
         return LoadSession(c, session.session_id);
       },
       std::move(done));
@@ -71,21 +91,36 @@ void SqliteSessionStore::RotateRefreshToken(int64_t session_id, const std::strin
       [=](Connection& c) -> core::StatusOr<RefreshResult> {
         MPIM_ASSIGN_OR_RETURN(Session s, LoadSession(c, session_id));
         RefreshResult result;
+        result.outcome = RefreshOutcome::kRejected;
         if (s.revoked || s.expires_at <= now_ms || presented_hash.empty()) {
-          result.outcome = RefreshOutcome::kRejected;
+          // Rejected. (An expired session's used tokens expired no later than
+          // it did: PruneExpiredUsedTokens takes them.)
         } else if (presented_hash == s.refresh_token_hash) {
+          // The current token becomes a used one, valid as evidence of reuse
+          // until the expiry it had.
+          MPIM_RETURN_IF_ERROR(
+              c.Exec("INSERT INTO used_refresh_tokens (session_id, token_hash, used_at, expires_at)"
+                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (session_id, token_hash)"
+                     " DO UPDATE SET used_at = ?3, expires_at = max(expires_at, ?4)",
+                     session_id, s.refresh_token_hash, now_ms, s.expires_at));
           MPIM_RETURN_IF_ERROR(
               c.Exec("UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?,"
                      " refresh_generation = refresh_generation + 1, expires_at = ?"
                      " WHERE session_id = ?",
                      new_hash, new_expires_at, session_id));
+          MPIM_RETURN_IF_ERROR(PruneExpiredUsedTokens(c, now_ms));
           result.outcome = RefreshOutcome::kRotated;
-        } else if (presented_hash == s.previous_refresh_token_hash) {
-          MPIM_RETURN_IF_ERROR(c.Exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ?",
-                                      RevokeTime(now_ms), session_id));
-          result.outcome = RefreshOutcome::kReused;
         } else {
-          result.outcome = RefreshOutcome::kRejected;
+          MPIM_ASSIGN_OR_RETURN(auto used, c.QueryInt("SELECT 1 FROM used_refresh_tokens"
+                                                      " WHERE session_id = ? AND token_hash = ?"
+                                                      " AND expires_at > ?",
+                                                      session_id, presented_hash, now_ms));
+          if (used) {
+            MPIM_RETURN_IF_ERROR(c.Exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ?",
+                                        RevokeTime(now_ms), session_id));
+            MPIM_RETURN_IF_ERROR(ForgetUsedTokens(c, session_id));
+            result.outcome = RefreshOutcome::kReused;
+          }
         }
         MPIM_ASSIGN_OR_RETURN(result.session, LoadSession(c, session_id));
         return result;
@@ -101,8 +136,10 @@ void SqliteSessionStore::Revoke(int64_t session_id, DoneCallback done) {
             auto found, c.QueryInt("SELECT 1 FROM sessions WHERE session_id = ?", session_id));
         if (!found)
           return absl::NotFoundError("session " + std::to_string(session_id) + " not found");
-        return c.Exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at = 0",
-                      now, session_id);
+        MPIM_RETURN_IF_ERROR(
+            c.Exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at = 0",
+                   now, session_id));
+        return ForgetUsedTokens(c, session_id);
       },
       std::move(done));
 }
@@ -114,7 +151,13 @@ void SqliteSessionStore::RevokeAllForUser(int64_t user_id, Callback<int64_t> don
         MPIM_RETURN_IF_ERROR(
             c.Exec("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at = 0", now,
                    user_id));
-        return c.Changes();
+        int64_t revoked = c.Changes();
+        // Every session of the user is revoked now, earlier ones included.
+        MPIM_RETURN_IF_ERROR(
+            c.Exec("DELETE FROM used_refresh_tokens WHERE session_id IN"
+                   " (SELECT session_id FROM sessions WHERE user_id = ?)",
+                   user_id));
+        return revoked;
       },
       std::move(done));
 }

@@ -220,6 +220,128 @@ TEST_P(StoreContractTest, SessionConcurrentRotationOnlyOneWins) {
   EXPECT_TRUE(Call(store().sessions(), &SessionStore::Get, int64_t{1})->revoked);
 }
 
+// Creates session `id` with token "<prefix>0" and rotates it `rotations`
+// times, to "<prefix>1", "<prefix>2", ...; every expiry is `expires`.
+void CreateAndRotate(SessionStore& sessions, int64_t id, int64_t user, const std::string& prefix,
+                     int rotations, int64_t expires, int64_t now) {
+  auto token = [&](int i) {
+    std::string t = prefix;
+    t.append(std::to_string(i));
+    return t;
+  };
+  ASSERT_TRUE(Call(sessions, &SessionStore::Create, MakeSession(id, user, token(0), expires)).ok());
+  for (int i = 1; i <= rotations; ++i) {
+    auto r =
+        Call(sessions, &SessionStore::RotateRefreshToken, id, token(i - 1), token(i), expires, now);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->outcome, RefreshOutcome::kRotated);
+    ASSERT_EQ(r->session.refresh_generation, i);
+    ASSERT_EQ(r->session.previous_refresh_token_hash, token(i - 1));
+  }
+}
+
+TEST_P(StoreContractTest, SessionReuseOfAnyEarlierTokenRevokes) {
+  int64_t alice = MakeUser("alice");
+  const int64_t expires = kStartMs + 1'000'000;
+  for (int back = 1; back <= 3; ++back) {
+    const int64_t id = 100 + back;
+    CreateAndRotate(store().sessions(), id, alice, "t", 3, expires, NowMs());
+    // Tokens t0..t3; t3 is current, t(3 - back) was rotated away `back`
+    // rotations ago.
+    auto r = Call(store().sessions(), &SessionStore::RotateRefreshToken, id,
+                  Numbered("t", 3 - back), std::string("x"), expires, NowMs());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->outcome, RefreshOutcome::kReused) << back << " back";
+    EXPECT_TRUE(r->session.revoked);
+    EXPECT_EQ(r->session.refresh_token_hash, "t3");
+    EXPECT_TRUE(Call(store().sessions(), &SessionStore::Get, id)->revoked);
+    // The current token is dead too, and so is every used one (rejected, not
+    // reused: the session is already revoked).
+    for (int i = 0; i <= 3; ++i) {
+      r = Call(store().sessions(), &SessionStore::RotateRefreshToken, id, Numbered("t", i),
+               std::string("y"), expires, NowMs());
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r->outcome, RefreshOutcome::kRejected) << i;
+    }
+  }
+}
+
+TEST_P(StoreContractTest, SessionUnknownOrForeignTokenIsRejectedAndSessionStaysLive) {
+  int64_t alice = MakeUser("alice");
+  int64_t bob = MakeUser("bob");
+  const int64_t expires = kStartMs + 1'000'000;
+  CreateAndRotate(store().sessions(), 1, alice, "a", 3, expires, NowMs());
+  CreateAndRotate(store().sessions(), 2, bob, "b", 3, expires, NowMs());
+  // Never issued; an empty one; another session's used and current tokens.
+  for (const std::string& presented : {std::string("never-issued-3f9c1a"), std::string(),
+                                       std::string("b0"), std::string("b2"), std::string("b3")}) {
+    auto r = Call(store().sessions(), &SessionStore::RotateRefreshToken, int64_t{1}, presented,
+                  std::string("z"), expires, NowMs());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->outcome, RefreshOutcome::kRejected) << presented;
+    EXPECT_FALSE(r->session.revoked) << presented;
+    EXPECT_EQ(r->session.refresh_token_hash, "a3");
+    EXPECT_EQ(r->session.refresh_generation, 3);
+  }
+  // Both sessions still rotate normally.
+  auto r = Call(store().sessions(), &SessionStore::RotateRefreshToken, int64_t{1},
+                std::string("a3"), std::string("a4"), expires, NowMs());
+  EXPECT_EQ(r->outcome, RefreshOutcome::kRotated);
+  r = Call(store().sessions(), &SessionStore::RotateRefreshToken, int64_t{2}, std::string("b3"),
+           std::string("b4"), expires, NowMs());
+  EXPECT_EQ(r->outcome, RefreshOutcome::kRotated);
+}
+
+TEST_P(StoreContractTest, SessionUsedTokenPastItsOwnExpiryIsRejected) {
+  int64_t alice = MakeUser("alice");
+  // t0 lives until +100; rotating it gives t1 until +1000, and so on.
+  ASSERT_TRUE(
+      Call(store().sessions(), &SessionStore::Create, MakeSession(1, alice, "t0", kStartMs + 100))
+          .ok());
+  auto rotate = [&](const std::string& presented, const std::string& next, int64_t now) {
+    return Call(store().sessions(), &SessionStore::RotateRefreshToken, int64_t{1}, presented, next,
+                kStartMs + 1000, now);
+  };
+  ASSERT_EQ(rotate("t0", "t1", kStartMs)->outcome, RefreshOutcome::kRotated);
+  ASSERT_EQ(rotate("t1", "t2", kStartMs + 50)->outcome, RefreshOutcome::kRotated);
+  // t0 expired at +100: it could not be used any more, so it proves nothing.
+  auto r = rotate("t0", "x", kStartMs + 100);
+  EXPECT_EQ(r->outcome, RefreshOutcome::kRejected);
+  EXPECT_FALSE(r->session.revoked);
+  // t1 (valid until +1000) is still evidence of theft.
+  r = rotate("t1", "x", kStartMs + 999);
+  EXPECT_EQ(r->outcome, RefreshOutcome::kReused);
+  EXPECT_TRUE(r->session.revoked);
+}
+
+TEST_P(StoreContractTest, SessionConcurrentRotationAfterEarlierRotationsOnlyOneWins) {
+  int64_t alice = MakeUser("alice");
+  const int64_t expires = kStartMs + 1'000'000;
+  CreateAndRotate(store().sessions(), 1, alice, "t", 3, expires, NowMs());
+  // Eight clients present the current token at once: the first rotates, the
+  // second is a reuse of the token just rotated away (revoking the session),
+  // the rest find the session revoked.
+  std::vector<std::thread> threads;
+  std::atomic<int> rotated{0}, reused{0}, rejected{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = Call(store().sessions(), &SessionStore::RotateRefreshToken, int64_t{1},
+                    std::string("t3"), Numbered("n", i), expires, NowMs());
+      ASSERT_TRUE(r.ok());
+      if (r->outcome == RefreshOutcome::kRotated) ++rotated;
+      if (r->outcome == RefreshOutcome::kReused) ++reused;
+      if (r->outcome == RefreshOutcome::kRejected) ++rejected;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(rotated.load(), 1);
+  EXPECT_EQ(reused.load(), 1);
+  EXPECT_EQ(rejected.load(), 6);
+  auto s = Call(store().sessions(), &SessionStore::Get, int64_t{1});
+  EXPECT_TRUE(s->revoked);
+  EXPECT_EQ(s->refresh_generation, 4);
+}
+
 TEST_P(StoreContractTest, SessionRevocationAndListings) {
   int64_t alice = MakeUser("alice");
   int64_t bob = MakeUser("bob");
