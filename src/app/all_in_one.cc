@@ -7,10 +7,17 @@
 #include "core/logging.h"
 #include "core/snowflake.h"
 #include "core/worker_pool.h"
+#include "gateway/local_deliverer.h"
 #include "gateway/routes.h"
+#include "gateway/session_registry.h"
+#include "gateway/ws_session.h"
+#include "route/memory_route_table.h"
 #include "service/auth/auth_service_impl.h"
 #include "service/auth/token_keys.h"
+#include "service/conversation/conversation_service_impl.h"
 #include "service/friend/friend_service_impl.h"
+#include "service/message/message_service_impl.h"
+#include "service/presence_service.h"
 #include "service/user/user_service_impl.h"
 
 namespace mpim::app {
@@ -33,6 +40,13 @@ struct AllInOne::Parts {
   std::unique_ptr<service::auth::AuthServiceImpl> auth;
   std::unique_ptr<service::UserServiceImpl> users;
   std::unique_ptr<service::FriendServiceImpl> friends;
+  std::unique_ptr<route::MemoryRouteTable> routes;
+  std::unique_ptr<gateway::SessionRegistry> sessions;
+  std::unique_ptr<gateway::LocalDeliverer> deliverer;
+  std::unique_ptr<service::PresenceService> presence;
+  std::unique_ptr<service::MessageServiceImpl> messages;
+  std::unique_ptr<service::ConversationServiceImpl> conversations;
+  std::unique_ptr<gateway::GatewayContext> gateway;
 };
 
 AllInOne::AllInOne(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -64,16 +78,49 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
       [] { return core::SystemClock().NowMs(); });
   if (auto s = parts->auth->LoadRevocations(); !s.ok()) return s;
   int page_max = static_cast<int>(config.limits.page_max);
-  parts->users = std::make_unique<service::UserServiceImpl>(*parts->store, page_max);
+  auto now_ms = [] { return core::SystemClock().NowMs(); };
+
+  // Delivery: who is connected where, and how events reach them.
+  parts->routes = std::make_unique<route::MemoryRouteTable>();
+  parts->sessions = std::make_unique<gateway::SessionRegistry>();
+  parts->deliverer = std::make_unique<gateway::LocalDeliverer>(*parts->routes, *parts->sessions);
+  parts->presence =
+      std::make_unique<service::PresenceService>(*parts->routes, *parts->store, *parts->deliverer);
+  gateway::LocalDeliverer* deliverer = parts->deliverer.get();
+  parts->auth->SetRevocationListener([deliverer](int64_t user_id, int64_t session_id) {
+    deliverer->Kick(user_id, session_id, "logout");
+  });
+
+  parts->users =
+      std::make_unique<service::UserServiceImpl>(*parts->store, page_max, parts->presence.get());
   parts->friends = std::make_unique<service::FriendServiceImpl>(*parts->store, page_max);
+  parts->messages = std::make_unique<service::MessageServiceImpl>(
+      config.limits, *parts->store, *parts->deliverer, *parts->ids, now_ms);
+  parts->conversations = std::make_unique<service::ConversationServiceImpl>(
+      config.limits, *parts->store, *parts->deliverer, *parts->presence);
+  parts->gateway.reset(new gateway::GatewayContext{
+      *parts->auth, *parts->messages, *parts->conversations, *parts->presence, *parts->routes,
+      *parts->sessions, config.gateway, page_max});
   return std::unique_ptr<AllInOne>(new AllInOne(std::move(parts)));
 }
 
 void AllInOne::AddRoutes(net::Router& router) {
-  gateway::ApiContext api{*parts_->auth, *parts_->users, *parts_->friends,
-                          static_cast<int>(parts_->config.limits.page_max)};
+  gateway::ApiContext api{*parts_->auth,
+                          *parts_->users,
+                          *parts_->friends,
+                          static_cast<int>(parts_->config.limits.page_max),
+                          parts_->conversations.get(),
+                          parts_->messages.get()};
   gateway::AddAuthRoutes(router, api);
   gateway::AddUserRoutes(router, api);
+  gateway::AddConversationRoutes(router, api);
+}
+
+net::WsAcceptFn AllInOne::WebSocketAcceptor() {
+  gateway::GatewayContext* ctx = parts_->gateway.get();
+  return [ctx](std::shared_ptr<net::WsConnection> conn) {
+    gateway::WsSession::Accept(*ctx, std::move(conn));
+  };
 }
 
 void AllInOne::CheckReady(core::DoneCallback done) { parts_->store->Ping(std::move(done)); }

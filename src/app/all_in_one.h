@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "net/router.h"
+#include "net/websocket.h"
 #include "store/registry.h"
 
 namespace mpim::app {
@@ -25,6 +26,8 @@ class AllInOne {
 
   // Registers the client API on `router`.
   void AddRoutes(net::Router& router);
+  // Takes WebSocket upgrades on /ws (for HttpServerOptions::on_websocket).
+  net::WsAcceptFn WebSocketAcceptor();
   // OK when the store answers (for /readyz); may complete on any thread.
   void CheckReady(core::DoneCallback done);
   // Stops the pools and closes the store. Idempotent.

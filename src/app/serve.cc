@@ -108,6 +108,10 @@ int RunServe(const core::Config& config) {
   http_options.max_body_bytes = static_cast<uint64_t>(config.server.max_body_bytes);
   http_options.connections_per_address =
       static_cast<uint32_t>(config.limits.connections_per_address);
+  http_options.on_websocket = (*node)->WebSocketAcceptor();
+  http_options.websocket.max_message_bytes = static_cast<uint64_t>(config.limits.frame_max_bytes);
+  http_options.websocket.ping_interval_ms = config.gateway.ping_interval_ms;
+  http_options.websocket.idle_timeout_ms = config.gateway.idle_timeout_ms;
   net::HttpServer server(pool, router, http_options);
   if (core::Status s = server.Start(); !s.ok()) {
     Log().Error("cannot start the HTTP server", {{"error", std::string(s.message())}});

@@ -1,11 +1,12 @@
 #include "core/config.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <functional>
 #include <string_view>
-#include <toml++/toml.h>
 #include <variant>
 
 extern char** environ;
@@ -22,11 +23,11 @@ struct Field {
   std::string_view key;
   std::string_view help;
   std::function<FieldRef(Config&)> ref;
-  int64_t min = 0;                        // integer fields
-  int64_t max = 0;                        // integer fields
-  std::vector<std::string_view> choices;  // string fields; empty: any value
+  int64_t min = 0;                                  // integer fields
+  int64_t max = 0;                                  // integer fields
+  std::vector<std::string_view> choices;            // string fields; empty: any value
   std::function<Status(const std::string&)> check;  // string fields, extra rule
-  bool secret = false;                    // masked by ShowConfig
+  bool secret = false;                              // masked by ShowConfig
 
   std::string Name() const { return std::string(section) + "." + std::string(key); }
 };
@@ -40,8 +41,14 @@ Field Int(std::string_view section, std::string_view key, int64_t min, int64_t m
 Field Str(std::string_view section, std::string_view key, std::vector<std::string_view> choices,
           std::function<std::string*(Config&)> ref, std::string_view help,
           std::function<Status(const std::string&)> check = nullptr) {
-  return Field{section, key, help, [ref](Config& c) -> FieldRef { return ref(c); },
-               0,       0,   std::move(choices), std::move(check)};
+  return Field{section,
+               key,
+               help,
+               [ref](Config& c) -> FieldRef { return ref(c); },
+               0,
+               0,
+               std::move(choices),
+               std::move(check)};
 }
 
 Field Secret(std::string_view section, std::string_view key,
@@ -61,97 +68,165 @@ Status CheckNotEmpty(const std::string& value) {
 const std::vector<Field>& Schema() {
   static const std::vector<Field> schema = {
       // [server]
-      Str("server", "role", {"all"}, [](Config& c) { return &c.server.role; },
+      Str(
+          "server", "role", {"all"}, [](Config& c) { return &c.server.role; },
           "Which role this process runs. `all` runs every role in one process "
           "(the only one so far)."),
-      Str("server", "listen", {}, [](Config& c) { return &c.server.listen; },
+      Str(
+          "server", "listen", {}, [](Config& c) { return &c.server.listen; },
           "Address of the HTTP and WebSocket listener, HOST:PORT.", CheckListen),
-      Str("server", "data_dir", {}, [](Config& c) { return &c.server.data_dir; },
+      Str(
+          "server", "data_dir", {}, [](Config& c) { return &c.server.data_dir; },
           "Directory for the embedded store and generated keys; created if missing.",
           CheckNotEmpty),
-      Int("server", "node_id", 0, 1023, [](Config& c) { return &c.server.node_id; },
+      Int(
+          "server", "node_id", 0, 1023, [](Config& c) { return &c.server.node_id; },
           "Node id in generated ids (snowflake); unique per process in a cluster."),
-      Int("server", "io_threads", 0, 256, [](Config& c) { return &c.server.io_threads; },
+      Int(
+          "server", "io_threads", 0, 256, [](Config& c) { return &c.server.io_threads; },
           "Network io threads; 0 means one per core."),
-      Int("server", "drain_timeout_ms", 0, 600000,
+      Int(
+          "server", "drain_timeout_ms", 0, 600000,
           [](Config& c) { return &c.server.drain_timeout_ms; },
           "On SIGTERM or SIGINT, in-flight requests get this long to finish."),
-      Int("server", "request_timeout_ms", 100, 3600000,
+      Int(
+          "server", "request_timeout_ms", 100, 3600000,
           [](Config& c) { return &c.server.request_timeout_ms; },
           "An HTTP request's headers and body must arrive within this time."),
-      Int("server", "idle_timeout_ms", 100, 3600000,
+      Int(
+          "server", "idle_timeout_ms", 100, 3600000,
           [](Config& c) { return &c.server.idle_timeout_ms; },
           "A keep-alive HTTP connection idle this long is closed."),
-      Int("server", "max_header_bytes", 1024, 1048576,
+      Int(
+          "server", "max_header_bytes", 1024, 1048576,
           [](Config& c) { return &c.server.max_header_bytes; },
           "Largest HTTP request header block; larger ones get 431."),
-      Int("server", "max_body_bytes", 1024, 1073741824,
+      Int(
+          "server", "max_body_bytes", 1024, 1073741824,
           [](Config& c) { return &c.server.max_body_bytes; },
           "Largest HTTP request body; larger ones get 413."),
       // [auth]
-      Int("auth", "access_ttl_s", 1, 86400, [](Config& c) { return &c.auth.access_ttl_s; },
+      Int(
+          "auth", "access_ttl_s", 1, 86400, [](Config& c) { return &c.auth.access_ttl_s; },
           "Lifetime of access tokens, in seconds."),
-      Int("auth", "refresh_ttl_s", 60, 31536000, [](Config& c) { return &c.auth.refresh_ttl_s; },
+      Int(
+          "auth", "refresh_ttl_s", 60, 31536000, [](Config& c) { return &c.auth.refresh_ttl_s; },
           "Lifetime of refresh tokens, in seconds; each refresh starts a new one."),
-      Int("auth", "argon2_opslimit", 1, 20, [](Config& c) { return &c.auth.argon2_opslimit; },
+      Int(
+          "auth", "argon2_opslimit", 1, 20, [](Config& c) { return &c.auth.argon2_opslimit; },
           "Argon2id passes for password hashes (libsodium's interactive limit is 2)."),
-      Int("auth", "argon2_memlimit_kib", 8, 4194304,
+      Int(
+          "auth", "argon2_memlimit_kib", 8, 4194304,
           [](Config& c) { return &c.auth.argon2_memlimit_kib; },
           "Argon2id memory per password hash, in KiB (libsodium's interactive limit is 65536)."),
-      Int("auth", "login_per_min_user", 1, 1000000,
+      Int(
+          "auth", "login_per_min_user", 1, 1000000,
           [](Config& c) { return &c.auth.login_per_min_user; },
           "Login attempts per minute per username."),
-      Int("auth", "login_per_min_address", 1, 1000000,
+      Int(
+          "auth", "login_per_min_address", 1, 1000000,
           [](Config& c) { return &c.auth.login_per_min_address; },
           "Login attempts per minute per client address."),
-      Int("auth", "hash_threads", 0, 256, [](Config& c) { return &c.auth.hash_threads; },
+      Int(
+          "auth", "hash_threads", 0, 256, [](Config& c) { return &c.auth.hash_threads; },
           "Threads for password hashing; 0 means one per core."),
-      Secret("auth", "token_key", [](Config& c) { return &c.auth.token_key; },
-             "Key signing access tokens: base64url, at least 32 bytes. Empty: one is generated "
-             "on first start into <data_dir>/auth_keys.json (mode 0600)."),
-      Str("auth", "token_key_id", {}, [](Config& c) { return &c.auth.token_key_id; },
+      Secret(
+          "auth", "token_key", [](Config& c) { return &c.auth.token_key; },
+          "Key signing access tokens: base64url, at least 32 bytes. Empty: one is generated "
+          "on first start into <data_dir>/auth_keys.json (mode 0600)."),
+      Str(
+          "auth", "token_key_id", {}, [](Config& c) { return &c.auth.token_key_id; },
           "Key id (`kid`) of token_key; required with it."),
-      Secret("auth", "previous_token_key", [](Config& c) { return &c.auth.previous_token_key; },
-             "The key before token_key: tokens it signed stay valid until they expire."),
-      Str("auth", "previous_token_key_id", {},
-          [](Config& c) { return &c.auth.previous_token_key_id; },
-          "Key id of previous_token_key."),
+      Secret(
+          "auth", "previous_token_key", [](Config& c) { return &c.auth.previous_token_key; },
+          "The key before token_key: tokens it signed stay valid until they expire."),
+      Str(
+          "auth", "previous_token_key_id", {},
+          [](Config& c) { return &c.auth.previous_token_key_id; }, "Key id of previous_token_key."),
+      // [gateway]
+      Int(
+          "gateway", "auth_timeout_ms", 100, 600000,
+          [](Config& c) { return &c.gateway.auth_timeout_ms; },
+          "A WebSocket that has not authenticated within this time is closed with 4001."),
+      Int(
+          "gateway", "ping_interval_ms", 100, 3600000,
+          [](Config& c) { return &c.gateway.ping_interval_ms; },
+          "Interval of the server's WebSocket pings."),
+      Int(
+          "gateway", "idle_timeout_ms", 200, 3600000,
+          [](Config& c) { return &c.gateway.idle_timeout_ms; },
+          "A WebSocket from which nothing (not even a pong) arrives for this long is closed."),
+      Int(
+          "gateway", "ack_timeout_ms", 100, 3600000,
+          [](Config& c) { return &c.gateway.ack_timeout_ms; },
+          "A qos 1 message a connected session has not acked within this time is sent again."),
+      Int(
+          "gateway", "gap_wait_ms", 0, 60000, [](Config& c) { return &c.gateway.gap_wait_ms; },
+          "A message arriving ahead of its predecessor is held this long, then the gap is "
+          "filled from the store."),
+      Int(
+          "gateway", "send_queue_max_bytes", 4096, 1073741824,
+          [](Config& c) { return &c.gateway.send_queue_max_bytes; },
+          "Per session: bytes of frames waiting to be written plus unacked messages; above it "
+          "the session is closed with 4008 (slow consumer)."),
+      Int(
+          "gateway", "rate_limit_close_after", 1, 1000000,
+          [](Config& c) { return &c.gateway.rate_limit_close_after; },
+          "A session whose sends are refused this many times within 10 s is closed with 4029."),
+      Int(
+          "gateway", "max_subscriptions", 1, 1000000,
+          [](Config& c) { return &c.gateway.max_subscriptions; },
+          "Most users one session may follow with presence.sub."),
       // [store]
-      Str("store", "engine", {"sqlite"}, [](Config& c) { return &c.store.engine; },
+      Str(
+          "store", "engine", {"sqlite"}, [](Config& c) { return &c.store.engine; },
           "Storage engine. `sqlite` is the embedded default."),
-      Str("store", "sqlite_synchronous", {"normal", "full"},
+      Str(
+          "store", "sqlite_synchronous", {"normal", "full"},
           [](Config& c) { return &c.store.sqlite_synchronous; },
           "`normal`: an acknowledged write survives a crash of the process; `full`: it "
           "also survives a power cut, at a cost in write latency."),
-      Int("store", "sqlite_reader_threads", 1, 64,
+      Int(
+          "store", "sqlite_reader_threads", 1, 64,
           [](Config& c) { return &c.store.sqlite_reader_threads; },
           "Reader connections (and threads) of the SQLite store."),
-      Int("store", "sqlite_batch_max", 1, 65536, [](Config& c) { return &c.store.sqlite_batch_max; },
+      Int(
+          "store", "sqlite_batch_max", 1, 65536,
+          [](Config& c) { return &c.store.sqlite_batch_max; },
           "Group commit: most writes in one transaction."),
-      Int("store", "sqlite_batch_delay_us", 0, 100000,
+      Int(
+          "store", "sqlite_batch_delay_us", 0, 100000,
           [](Config& c) { return &c.store.sqlite_batch_delay_us; },
           "Group commit: how long the writer waits to fill a batch, in microseconds."),
       // [log]
-      Str("log", "level", {"trace", "debug", "info", "warn", "error"},
+      Str(
+          "log", "level", {"trace", "debug", "info", "warn", "error"},
           [](Config& c) { return &c.log.level; }, "Lowest level written."),
-      Str("log", "format", {"auto", "json", "text"}, [](Config& c) { return &c.log.format; },
+      Str(
+          "log", "format", {"auto", "json", "text"}, [](Config& c) { return &c.log.format; },
           "`json` lines, human-readable `text`, or `auto`: text on a terminal, json otherwise."),
       // [limits]
-      Int("limits", "send_per_sec", 1, 1000000, [](Config& c) { return &c.limits.send_per_sec; },
+      Int(
+          "limits", "send_per_sec", 1, 1000000, [](Config& c) { return &c.limits.send_per_sec; },
           "Sends per second per user (sustained)."),
-      Int("limits", "send_burst", 1, 1000000, [](Config& c) { return &c.limits.send_burst; },
+      Int(
+          "limits", "send_burst", 1, 1000000, [](Config& c) { return &c.limits.send_burst; },
           "Sends per user allowed in a burst."),
-      Int("limits", "body_max_bytes", 16, 16777216,
-          [](Config& c) { return &c.limits.body_max_bytes; },
-          "Largest message body, serialized."),
-      Int("limits", "frame_max_bytes", 1024, 67108864,
+      Int(
+          "limits", "body_max_bytes", 16, 16777216,
+          [](Config& c) { return &c.limits.body_max_bytes; }, "Largest message body, serialized."),
+      Int(
+          "limits", "frame_max_bytes", 1024, 67108864,
           [](Config& c) { return &c.limits.frame_max_bytes; },
           "Largest WebSocket frame; larger ones close the socket with 1009."),
-      Int("limits", "group_max_members", 2, 10000000,
+      Int(
+          "limits", "group_max_members", 2, 10000000,
           [](Config& c) { return &c.limits.group_max_members; }, "Most members of one group."),
-      Int("limits", "page_max", 1, 10000, [](Config& c) { return &c.limits.page_max; },
+      Int(
+          "limits", "page_max", 1, 10000, [](Config& c) { return &c.limits.page_max; },
           "Largest page size a client may ask for."),
-      Int("limits", "connections_per_address", 0, 10000000,
+      Int(
+          "limits", "connections_per_address", 0, 10000000,
           [](Config& c) { return &c.limits.connections_per_address; },
           "Open connections per client address; 0 means no limit."),
   };
@@ -186,8 +261,7 @@ Status Validate(const Field& f, Config& config) {
     return absl::OkStatus();
   }
   const std::string& s = *std::get<std::string*>(ref);
-  if (!f.choices.empty() &&
-      std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
+  if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
     std::string allowed;
     for (auto c : f.choices) allowed += (allowed.empty() ? "" : ", ") + std::string(c);
     return absl::InvalidArgumentError("must be one of " + allowed + ", got \"" + s + "\"");

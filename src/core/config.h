@@ -33,20 +33,31 @@ struct ServerConfig {
   std::string role = "all";  // all | gateway | logic | task (cluster roles come later)
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./data";
-  int64_t node_id = 0;               // snowflake node id, 0..1023
-  int64_t io_threads = 0;            // 0: one per core
-  int64_t drain_timeout_ms = 10000;  // SIGTERM: in-flight work gets this long
+  int64_t node_id = 0;                 // snowflake node id, 0..1023
+  int64_t io_threads = 0;              // 0: one per core
+  int64_t drain_timeout_ms = 10000;    // SIGTERM: in-flight work gets this long
   int64_t request_timeout_ms = 30000;  // whole HTTP request (headers and body) must arrive in this
   int64_t idle_timeout_ms = 60000;     // keep-alive connection idle this long is closed
   int64_t max_header_bytes = 16384;    // 431 above
   int64_t max_body_bytes = 1048576;    // 413 above (HTTP request bodies)
 };
 
+struct GatewayConfig {
+  int64_t auth_timeout_ms = 10000;   // WebSocket must authenticate within this (else 4001)
+  int64_t ping_interval_ms = 25000;  // server WebSocket pings
+  int64_t idle_timeout_ms = 60000;   // silent WebSocket closed after this
+  int64_t ack_timeout_ms = 10000;    // unacked qos 1 messages re-sent after this
+  int64_t gap_wait_ms = 250;         // a seq gap is held this long, then filled from the store
+  int64_t send_queue_max_bytes = 4194304;  // per session: queued + unacked bytes (else 4008)
+  int64_t rate_limit_close_after = 100;    // refused sends within 10 s before close 4029
+  int64_t max_subscriptions = 1000;        // presence.sub per session
+};
+
 struct StoreConfig {
   std::string engine = "sqlite";
   std::string sqlite_synchronous = "normal";  // normal: survives kill -9; full: power cut
   int64_t sqlite_reader_threads = 2;
-  int64_t sqlite_batch_max = 1024;      // group commit: appends per transaction at most
+  int64_t sqlite_batch_max = 1024;       // group commit: appends per transaction at most
   int64_t sqlite_batch_delay_us = 1000;  // group commit: wait this long to fill a batch
 };
 
@@ -67,9 +78,9 @@ struct LimitsConfig {
 };
 
 struct AuthConfig {
-  int64_t access_ttl_s = 900;         // access token lifetime
-  int64_t refresh_ttl_s = 2592000;    // refresh token lifetime (30 days)
-  int64_t argon2_opslimit = 2;        // crypto_pwhash_OPSLIMIT_INTERACTIVE
+  int64_t access_ttl_s = 900;           // access token lifetime
+  int64_t refresh_ttl_s = 2592000;      // refresh token lifetime (30 days)
+  int64_t argon2_opslimit = 2;          // crypto_pwhash_OPSLIMIT_INTERACTIVE
   int64_t argon2_memlimit_kib = 65536;  // crypto_pwhash_MEMLIMIT_INTERACTIVE
   int64_t login_per_min_user = 10;
   int64_t login_per_min_address = 60;
@@ -85,6 +96,7 @@ struct AuthConfig {
 struct Config {
   ServerConfig server;
   AuthConfig auth;
+  GatewayConfig gateway;
   StoreConfig store;
   LogConfig log;
   LimitsConfig limits;

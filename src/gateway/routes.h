@@ -11,7 +11,9 @@
 #include "net/http.h"
 #include "net/router.h"
 #include "service/auth_service.h"
+#include "service/conversation_service.h"
 #include "service/friend_service.h"
+#include "service/message_service.h"
 #include "service/user_service.h"
 
 namespace mpim::gateway {
@@ -21,12 +23,17 @@ struct ApiContext {
   service::UserService& users;
   service::FriendService& friends;
   int page_max = 200;  // limits.page_max
+  service::ConversationService* conversations = nullptr;
+  service::MessageService* messages = nullptr;
 };
 
 // POST /api/v1/auth/{register,login,refresh,logout}
 void AddAuthRoutes(net::Router& router, const ApiContext& api);
 // /api/v1/users..., /api/v1/friends..., /api/v1/blocks...
 void AddUserRoutes(net::Router& router, const ApiContext& api);
+// /api/v1/conversations..., POST /api/v1/messages (needs conversations and
+// messages set in `api`).
+void AddConversationRoutes(net::Router& router, const ApiContext& api);
 
 // A handler that needs the caller's identity.
 using AuthedHandler = std::function<void(net::HttpRequest, service::Principal, net::HttpResponder)>;

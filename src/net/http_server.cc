@@ -10,12 +10,14 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <condition_variable>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "core/logging.h"
+#include "net/websocket_upgrade.h"
 
 namespace mpim::net {
 
@@ -107,7 +109,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
     for (const auto& conn : conns_) {
       // Idle connections close now; busy ones close after their response.
       asio::post(conn->executor, [conn] {
-        if (conn->stream && !conn->busy) conn->stream->socket().close();
+        if (auto ws = conn->ws.lock()) {
+          ws->Close(1012, "server restarting");
+        } else if (conn->stream && !conn->busy) {
+          conn->stream->socket().close();
+        }
       });
     }
   }
@@ -130,6 +136,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
     beast::tcp_stream* stream = nullptr;  // null once the connection is done
     bool busy = false;                    // a request is being handled
     std::string address;
+    std::weak_ptr<WsConnection> ws;  // set once upgraded
   };
 
   static asio::awaitable<void> AcceptLoop(std::shared_ptr<Impl> self) {
@@ -192,23 +199,38 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
     socket.set_option(tcp::no_delay(true), ec);
     beast::tcp_stream stream(std::move(socket));
     conn->stream = &stream;
-    co_await self->ServeConnection(stream, *conn);
+    bool upgraded = co_await self->ServeConnection(stream, conn);
     conn->stream = nullptr;
+    if (upgraded) co_return;  // the WebSocket's guard unregisters
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream.socket().close(ec);
     self->Unregister(conn);
   }
 
-  asio::awaitable<void> ServeConnection(beast::tcp_stream& stream, Conn& conn) {
+  // Hands the socket to a WebSocket connection; the connection stays
+  // counted (per address, open, drain) until the WebSocket is gone.
+  void Upgrade(beast::tcp_stream& stream, const std::shared_ptr<Conn>& conn,
+               http::request<http::string_body> req, HttpRequest request) {
+    std::shared_ptr<void> guard(
+        nullptr, [self = shared_from_this(), conn](void*) { self->Unregister(conn); });
+    conn->ws =
+        internal::StartWebSocket(stream.release_socket(), std::move(req), std::move(request),
+                                 options_.websocket, options_.on_websocket, std::move(guard));
+  }
+
+  // True when the connection was upgraded to a WebSocket.
+  asio::awaitable<bool> ServeConnection(beast::tcp_stream& stream,
+                                        const std::shared_ptr<Conn>& conn_ptr) {
+    Conn& conn = *conn_ptr;
     beast::flat_buffer buffer;
     for (;;) {
-      if (draining_.load()) co_return;
+      if (draining_.load()) co_return false;
       // Wait for the first byte of the next request under the idle timeout;
       // from then on the whole request must arrive within request_timeout.
       if (buffer.size() == 0) {
         stream.expires_after(options_.idle_timeout);
         auto [ec, n] = co_await stream.async_read_some(buffer.prepare(1024), kUseTuple);
-        if (ec) co_return;  // closed, idle timeout or drained
+        if (ec) co_return false;  // closed, idle timeout or drained
         buffer.commit(n);
       }
       conn.busy = true;
@@ -221,34 +243,74 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         co_await WriteAndClose(stream, HttpResponse::Error(core::PayloadTooLargeError(
                                            "request body exceeds " +
                                            std::to_string(options_.max_body_bytes) + " bytes")));
-        co_return;
+        co_return false;
       }
       if (ec == http::error::header_limit) {
         HttpResponse r = HttpResponse::Error(absl::InvalidArgumentError(
             "request headers exceed " + std::to_string(options_.max_header_bytes) + " bytes"));
         r.status = 431;
         co_await WriteAndClose(stream, std::move(r));
-        co_return;
+        co_return false;
       }
       if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
           ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
           ec == asio::error::eof) {
-        co_return;
+        co_return false;
       }
       if (ec) {
         co_await WriteAndClose(
             stream, HttpResponse::Error(absl::InvalidArgumentError("malformed HTTP request")));
-        co_return;
+        co_return false;
       }
       http::request<http::string_body> req = parser.release();
+      if (IsWebSocketPath(req.target())) {
+        if (beast::websocket::is_upgrade(req) && options_.on_websocket && buffer.size() == 0) {
+          auto target = ParseTarget(std::string(req.target()));
+          HttpRequest request = ToRequest(req, conn.address);
+          if (target.ok()) {
+            request.path = std::move(target->path);
+            request.query = std::move(target->query);
+          }
+          Upgrade(stream, conn_ptr, std::move(req), std::move(request));
+          co_return true;
+        }
+        HttpResponse r = HttpResponse::Error(
+            absl::InvalidArgumentError("this path takes WebSocket upgrades only"));
+        r.status = 426;
+        r.headers.emplace_back("Upgrade", "websocket");
+        co_await WriteAndClose(stream, std::move(r));
+        co_return false;
+      }
       bool keep_alive = req.keep_alive();
       HttpResponse response = co_await Dispatch(std::move(req), conn.address);
       keep_alive = keep_alive && !draining_.load();
       stream.expires_after(options_.request_timeout);
       auto write_ec = co_await Write(stream, std::move(response), keep_alive);
       conn.busy = false;
-      if (write_ec || !keep_alive) co_return;
+      if (write_ec || !keep_alive) co_return false;
     }
+  }
+
+  bool IsWebSocketPath(beast::string_view target) const {
+    if (options_.websocket_path.empty()) return false;
+    std::string_view t(target.data(), target.size());
+    t = t.substr(0, t.find('?'));
+    return t == options_.websocket_path;
+  }
+
+  // Method, target, headers (lower-cased names) and address; no body.
+  static HttpRequest ToRequest(const http::request<http::string_body>& req,
+                               const std::string& address) {
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(req.target());
+    request.remote_address = address;
+    for (const auto& field : req) {
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      request.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    return request;
   }
 
   asio::awaitable<HttpResponse> Dispatch(http::request<http::string_body> req,
@@ -275,15 +337,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         response.headers.emplace_back("Allow", allow);
       } else {
         route = match.pattern;
+        request = ToRequest(req, address);
         request.path = std::move(target->path);
         request.query = std::move(target->query);
         request.params = std::move(match.params);
         request.route = match.pattern;
-        for (const auto& field : req) {
-          std::string name(field.name_string());
-          for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          request.headers.emplace_back(std::move(name), std::string(field.value()));
-        }
         request.body = std::move(req.body());
         response = co_await Call(*match.handler, std::move(request));
       }
@@ -311,8 +369,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         asio::use_awaitable, std::move(request));
   }
 
-  static asio::awaitable<beast::error_code> Write(beast::tcp_stream& stream,
-                                                  HttpResponse response, bool keep_alive) {
+  static asio::awaitable<beast::error_code> Write(beast::tcp_stream& stream, HttpResponse response,
+                                                  bool keep_alive) {
     http::response<http::string_body> res{static_cast<http::status>(response.status), 11};
     res.set(http::field::server, "mpim");
     if (!response.content_type.empty()) res.set(http::field::content_type, response.content_type);

@@ -24,6 +24,7 @@
 #include "core/status.h"
 #include "net/io_pool.h"
 #include "net/router.h"
+#include "net/websocket.h"
 
 namespace mpim::net {
 
@@ -35,6 +36,11 @@ struct HttpServerOptions {
   uint32_t max_header_bytes = 16384;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t connections_per_address = 0;  // 0: no limit
+  // Upgrades on this path go to `on_websocket` (none when unset). Other
+  // requests to it get 426.
+  std::string websocket_path = "/ws";
+  WsAcceptFn on_websocket;
+  WsOptions websocket;
 };
 
 class HttpServer {
@@ -52,6 +58,7 @@ class HttpServer {
   // The bound port (after Start).
   uint16_t port() const;
 
+  // Also closes WebSockets with 1012 (service restart).
   void StartDrain();
   // True when every connection closed before `timeout`.
   bool WaitDrained(std::chrono::milliseconds timeout);

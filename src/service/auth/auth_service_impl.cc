@@ -194,6 +194,7 @@ void AuthServiceImpl::Refresh(std::string refresh_token, core::Callback<TokenPai
                 IssueTokens(result->session.user_id, session_id, std::move(next)));
           case store::RefreshOutcome::kReused:
             NoteRevoked(session_id);
+            if (on_revoked_) on_revoked_(result->session.user_id, session_id);
             Log().Warn("refresh token reused; session revoked", {{"session_id", session_id}});
             return std::move(done)(
                 absl::UnauthenticatedError("refresh token already used; session revoked"));
@@ -205,14 +206,15 @@ void AuthServiceImpl::Refresh(std::string refresh_token, core::Callback<TokenPai
 }
 
 void AuthServiceImpl::Logout(Principal principal, core::DoneCallback done) {
-  store_.sessions().Revoke(principal.session_id, [this, sid = principal.session_id,
-                                                  done = std::move(done)](core::Status s) mutable {
-    if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
-      return std::move(done)(StorageError(s));
-    }
-    NoteRevoked(sid);
-    std::move(done)(absl::OkStatus());
-  });
+  store_.sessions().Revoke(principal.session_id,
+                           [this, principal, done = std::move(done)](core::Status s) mutable {
+                             if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
+                               return std::move(done)(StorageError(s));
+                             }
+                             NoteRevoked(principal.session_id);
+                             if (on_revoked_) on_revoked_(principal.user_id, principal.session_id);
+                             std::move(done)(absl::OkStatus());
+                           });
 }
 
 core::StatusOr<Principal> AuthServiceImpl::Authenticate(std::string_view access_token) const {

@@ -41,6 +41,13 @@ class AuthServiceImpl final : public AuthService {
   // a revocation is learned elsewhere).
   void NoteRevoked(int64_t session_id);
 
+  // Called (on a store thread) when this service revokes a session: logout
+  // or refresh-token reuse. The gateway kicks the session's sockets. Set
+  // before serving.
+  void SetRevocationListener(std::function<void(int64_t user_id, int64_t session_id)> fn) {
+    on_revoked_ = std::move(fn);
+  }
+
  private:
   // Submits `work` to the hashing pool; false (work dropped) when the pool is
   // saturated, so a flood cannot queue without bound.
@@ -60,6 +67,7 @@ class AuthServiceImpl final : public AuthService {
   core::KeyedRateLimiter<std::string> login_by_address_;
   RevocationCache revoked_;
   std::atomic<uint64_t> revocations_noted_{0};  // prunes revoked_ every 256
+  std::function<void(int64_t, int64_t)> on_revoked_;
 };
 
 // "<session_id>.<43 base64url chars>" and its stored hash (hex SHA-256).

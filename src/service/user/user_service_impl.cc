@@ -25,6 +25,12 @@ core::Status UserError(const core::Status& s, int64_t user_id) {
 
 }  // namespace
 
+UserProfile UserServiceImpl::Profile(const store::User& user) const {
+  UserProfile p = ToProfile(user);
+  if (presence_) presence_->Decorate(p);
+  return p;
+}
+
 void UserServiceImpl::Get(int64_t user_id, core::Callback<UserProfile> done) {
   store_.users().Get(user_id,
                      [user_id, done = std::move(done)](core::StatusOr<store::User> user) mutable {
@@ -68,11 +74,11 @@ void UserServiceImpl::Search(std::string prefix, std::string after_username, int
   }
   store_.users().SearchByPrefix(
       prefix, after_username, limit,
-      [done = std::move(done)](core::StatusOr<store::Page<store::User>> page) mutable {
+      [this, done = std::move(done)](core::StatusOr<store::Page<store::User>> page) mutable {
         if (!page.ok()) return std::move(done)(StorageError(page.status()));
         UserPage out;
         out.has_more = page->has_more;
-        for (const auto& u : page->items) out.users.push_back(ToProfile(u));
+        for (const auto& u : page->items) out.users.push_back(Profile(u));
         std::move(done)(std::move(out));
       });
 }

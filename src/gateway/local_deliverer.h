@@ -1,0 +1,34 @@
+// service::Deliverer for one process: route table lookup, then a post to
+// each recipient session on its io thread. Each event is encoded once.
+#pragma once
+
+#include "gateway/session_registry.h"
+#include "route/route_table.h"
+#include "service/deliverer.h"
+
+namespace mpim::gateway {
+
+class LocalDeliverer final : public service::Deliverer {
+ public:
+  LocalDeliverer(route::RouteTable& routes, SessionRegistry& registry)
+      : routes_(routes), registry_(registry) {}
+
+  void Message(const std::vector<int64_t>& users, uint64_t exclude_conn, const store::Message& msg,
+               bool qos1, service::Priority priority) override;
+  void Receipt(const std::vector<int64_t>& users, uint64_t exclude_conn, const std::string& conv_id,
+               int64_t reader, int64_t read_seq) override;
+  void Typing(const std::vector<int64_t>& users, const std::string& conv_id, int64_t user) override;
+  void Presence(const std::vector<uint64_t>& conns, int64_t user, bool online,
+                int64_t last_seen) override;
+  void Kick(int64_t user_id, int64_t session_id, const std::string& reason) override;
+
+ private:
+  // Sends `frame` to every connection of `users` except `exclude_conn`.
+  void Event(const std::vector<int64_t>& users, uint64_t exclude_conn,
+             std::shared_ptr<const std::string> frame, service::Priority priority);
+
+  route::RouteTable& routes_;
+  SessionRegistry& registry_;
+};
+
+}  // namespace mpim::gateway

@@ -1,0 +1,579 @@
+#include "gateway/ws_session.h"
+
+#include <strings.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <chrono>
+
+#include "core/logging.h"
+#include "gateway/json.h"
+#include "gateway/message_json.h"
+#include "gateway/session_registry.h"
+
+namespace mpim::gateway {
+namespace {
+
+constexpr size_t kReplyQueue = 4;
+constexpr int64_t kStrikeWindowMs = 10000;
+constexpr uint16_t kCloseUnauthenticated = 4001;
+constexpr uint16_t kCloseKicked = 4003;
+constexpr uint16_t kCloseSlowConsumer = 4008;
+constexpr uint16_t kCloseRateLimited = 4029;
+
+const core::Logger& Log() {
+  static const core::Logger log("ws");
+  return log;
+}
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Queue index for a priority: urgent first (0) .. low last (3).
+size_t QueueOf(service::Priority p) { return 3 - static_cast<size_t>(p); }
+
+std::string Quoted(std::string_view s) {
+  return boost::json::serialize(boost::json::string_view(s.data(), s.size()));
+}
+
+std::string ReplyPrefix(std::optional<int64_t> rid) {
+  std::string out = "\"op\":\"reply\",";
+  if (rid) out += "\"rid\":" + std::to_string(*rid) + ",";
+  return out;
+}
+
+// The token from `Authorization: Bearer` or `?token=`; empty if neither.
+std::string TokenOf(const net::HttpRequest& req) {
+  std::string_view header = req.Header("authorization");
+  if (header.size() > 7 && strncasecmp(header.data(), "bearer ", 7) == 0) {
+    return std::string(header.substr(7));
+  }
+  if (auto q = req.Query("token")) return std::string(*q);
+  return {};
+}
+
+core::StatusOr<std::string> ConvIdField(const boost::json::object& frame) {
+  return RequiredString(frame, "conv_id");
+}
+
+core::StatusOr<int64_t> IntField(const boost::json::object& frame, std::string_view name,
+                                 std::optional<int64_t> fallback = std::nullopt) {
+  const boost::json::value* v = frame.if_contains(name);
+  if (!v || v->is_null()) {
+    if (fallback) return *fallback;
+    return absl::InvalidArgumentError(std::string(name) + ": required");
+  }
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64() && v->get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+    return static_cast<int64_t>(v->get_uint64());
+  }
+  return absl::InvalidArgumentError(std::string(name) + ": must be an integer");
+}
+
+}  // namespace
+
+WsSession::WsSession(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn)
+    : ctx_(ctx), conn_(std::move(conn)), conn_id_(conn_->id()) {}
+
+void WsSession::Accept(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn) {
+  auto session = std::make_shared<WsSession>(ctx, conn);
+  conn->SetHandler(session);
+}
+
+// ---- delivery entry points (any thread)
+
+void WsSession::OnThread(absl::AnyInvocable<void(WsSession&)> fn) {
+  conn_->Post([self = shared_from_this(), fn = std::move(fn)]() mutable {
+    if (self->state_ != State::kClosing && self->conn_) fn(*self);
+  });
+}
+
+void WsSession::DeliverMessage(std::shared_ptr<const OutMessage> msg) {
+  OnThread([msg = std::move(msg)](WsSession& s) mutable {
+    if (s.state_ == State::kActive) s.AcceptMessage(std::move(msg), SteadyMs());
+  });
+}
+
+void WsSession::DeliverEvent(std::shared_ptr<const std::string> frame, service::Priority priority) {
+  OnThread([frame = std::move(frame), priority](WsSession& s) mutable {
+    if (s.state_ == State::kActive) s.Enqueue(Pending{std::move(frame), "", 0, false}, priority);
+  });
+}
+
+void WsSession::DeliverKick(std::string reason) {
+  OnThread([reason = std::move(reason)](WsSession& s) {
+    auto frame =
+        std::make_shared<const std::string>("{\"op\":\"kick\",\"reason\":" + Quoted(reason) + "}");
+    // The kick goes out before anything else; then the socket closes.
+    for (auto& q : s.queues_) q.clear();
+    s.queued_bytes_ = 0;
+    s.close_after_flush_ = {kCloseKicked, "kicked: " + reason};
+    s.Push(kReplyQueue, Pending{frame, "", 0, false});
+    s.state_ = State::kClosing;
+  });
+}
+
+// ---- connection events (io thread)
+
+void WsSession::OnOpen() {
+  auth_deadline_ms_ = SteadyMs() + ctx_.config.auth_timeout_ms;
+  std::string token = TokenOf(conn_->request());
+  if (!token.empty()) Authenticate(token, std::nullopt);
+}
+
+void WsSession::OnText(std::string_view text) {
+  if (state_ == State::kClosing) return;
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec);
+  if (ec) return ReplyError(std::nullopt, absl::InvalidArgumentError("frame: invalid JSON"));
+  if (!v.is_object()) {
+    return ReplyError(std::nullopt, absl::InvalidArgumentError("frame: must be a JSON object"));
+  }
+  boost::json::object& frame = v.get_object();
+  std::optional<int64_t> rid;
+  if (const boost::json::value* r = frame.if_contains("rid"); r && !r->is_null()) {
+    if (!r->is_int64()) {
+      return ReplyError(std::nullopt, absl::InvalidArgumentError("rid: must be an integer"));
+    }
+    rid = r->get_int64();
+  }
+  const boost::json::value* op = frame.if_contains("op");
+  if (!op || !op->is_string()) {
+    return ReplyError(rid, absl::InvalidArgumentError("op: required, a string"));
+  }
+  std::string name(op->get_string());
+  if (state_ != State::kActive) {
+    if (name != "auth") {
+      return ReplyError(rid, absl::UnauthenticatedError("authenticate first"));
+    }
+    if (state_ == State::kAuthenticating) {
+      return ReplyError(rid, absl::InvalidArgumentError("authentication in progress"));
+    }
+    auto token = RequiredString(frame, "token");
+    if (!token.ok()) return ReplyError(rid, token.status());
+    return Authenticate(*token, rid);
+  }
+  HandleOp(name, frame, rid);
+}
+
+void WsSession::OnBinary() {
+  ReplyError(std::nullopt, absl::InvalidArgumentError("frame: binary frames are not accepted"));
+}
+
+void WsSession::OnWritable() { Pump(); }
+
+void WsSession::OnTick(int64_t now) {
+  if (state_ == State::kAwaitingAuth && now >= auth_deadline_ms_) {
+    return CloseWith(kCloseUnauthenticated, "authentication timeout");
+  }
+  if (state_ != State::kActive) return;
+  bool resent = false;
+  for (auto& [conv_id, cs] : convs_) {
+    if (!cs.held.empty() && !cs.filling && now - cs.gap_since_ms >= ctx_.config.gap_wait_ms) {
+      FillGap(conv_id);
+    }
+    for (Unacked& u : cs.unacked) {
+      if (now - u.sent_ms < ctx_.config.ack_timeout_ms) continue;
+      u.sent_ms = now;
+      // Re-sent as a plain frame: it stays in the unacked list as it is.
+      queues_[QueueOf(service::Priority::kNormal)].push_back(Pending{u.frame, "", 0, false});
+      queued_bytes_ += u.frame->size();
+      resent = true;
+    }
+  }
+  if (resent) {
+    if (Bytes() > static_cast<size_t>(ctx_.config.send_queue_max_bytes)) {
+      return CloseWith(kCloseSlowConsumer, "slow consumer");
+    }
+    Pump();
+  }
+}
+
+void WsSession::OnClosed() {
+  state_ = State::kClosing;
+  if (registered_) {
+    int64_t user = principal_.user_id;
+    size_t left = ctx_.routes.Remove(user, conn_id_);
+    ctx_.registry.Remove(conn_id_);
+    ctx_.presence.DropConnection(conn_id_, subscriptions_);
+    ctx_.presence.Disconnected(user, left, WallMs());
+    registered_ = false;
+  }
+  for (auto& q : queues_) q.clear();
+  convs_.clear();
+  conn_.reset();  // breaks the connection <-> session cycle
+}
+
+// ---- authentication
+
+void WsSession::Authenticate(std::string_view token, std::optional<int64_t> rid) {
+  auto principal = ctx_.auth.Authenticate(token);
+  if (!principal.ok()) {
+    if (!rid) return CloseWith(kCloseUnauthenticated, "invalid token");
+    return ReplyError(rid, principal.status());  // may retry until the deadline
+  }
+  Activate(*principal, rid);
+}
+
+void WsSession::Activate(service::Principal principal, std::optional<int64_t> rid) {
+  state_ = State::kAuthenticating;
+  principal_ = principal;
+  // Registered for live delivery before the hello list is computed, so no
+  // message falls between the two.
+  ctx_.registry.Add(conn_id_, weak_from_this());
+  size_t routes = ctx_.routes.Add(principal.user_id, {conn_id_, principal.session_id});
+  registered_ = true;
+  ctx_.presence.Connected(principal.user_id, routes, WallMs());
+  ctx_.conversations.Pending(
+      principal, [self = shared_from_this(),
+                  rid](core::StatusOr<std::vector<store::PendingConversation>> pending) mutable {
+        self->conn_->Post([self, rid, pending = std::move(pending)]() mutable {
+          if (self->state_ != State::kAuthenticating || !self->conn_) return;
+          if (!pending.ok()) {
+            Log().Warn("hello failed", {{"error", std::string(pending.status().message())}});
+            return self->CloseWith(1011, "internal error");
+          }
+          std::string fields =
+              "\"user_id\":\"" + std::to_string(self->principal_.user_id) + "\",\"session_id\":\"" +
+              std::to_string(self->principal_.session_id) + "\",\"conversations\":[";
+          bool first = true;
+          for (const auto& p : *pending) {
+            if (!first) fields += ',';
+            first = false;
+            fields += "{\"conv_id\":" + Quoted(p.conv_id) +
+                      ",\"last_seq\":" + std::to_string(p.last_seq) +
+                      ",\"read_seq\":" + std::to_string(p.read_seq) + "}";
+          }
+          fields += "]";
+          self->state_ = State::kActive;
+          if (rid) {
+            self->Reply(rid, fields);
+          } else {
+            self->EnqueueReply(
+                std::make_shared<const std::string>("{\"op\":\"hello\"," + fields + "}"));
+          }
+        });
+      });
+}
+
+// ---- ops
+
+void WsSession::HandleOp(const std::string& op, boost::json::object& frame,
+                         std::optional<int64_t> rid) {
+  if (op == "send") return OpSend(frame, rid);
+  if (op == "ack") return OpAck(frame);
+  if (op == "read") return OpRead(frame, rid);
+  if (op == "sync") return OpSync(frame, rid);
+  if (op == "typing") return OpTyping(frame);
+  if (op == "presence.sub") return OpPresence(frame, rid, true);
+  if (op == "presence.unsub") return OpPresence(frame, rid, false);
+  if (op == "ping") return Reply(rid, "\"ts\":" + std::to_string(WallMs()));
+  if (op == "auth") return ReplyError(rid, absl::InvalidArgumentError("already authenticated"));
+  ReplyError(rid, absl::InvalidArgumentError("op: unknown op \"" + op + "\""));
+}
+
+void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid) {
+  auto request = ParseSendRequest(frame);
+  if (!request.ok()) return ReplyError(rid, request.status());
+  request->origin_conn = conn_id_;
+  ctx_.messages.Send(principal_, std::move(*request),
+                     [self = shared_from_this(), rid](core::StatusOr<service::SendResult> r) {
+                       self->OnThread([rid, r = std::move(r)](WsSession& s) {
+                         if (!r.ok()) {
+                           s.ReplyError(rid, r.status());
+                           if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+                             int64_t now = SteadyMs();
+                             s.refused_sends_ms_.push_back(now);
+                             while (!s.refused_sends_ms_.empty() &&
+                                    now - s.refused_sends_ms_.front() > kStrikeWindowMs) {
+                               s.refused_sends_ms_.pop_front();
+                             }
+                             if (static_cast<int64_t>(s.refused_sends_ms_.size()) >=
+                                 s.ctx_.config.rate_limit_close_after) {
+                               s.CloseWith(kCloseRateLimited, "rate limited repeatedly");
+                             }
+                           }
+                           return;
+                         }
+                         s.Reply(rid, "\"msg_id\":\"" + std::to_string(r->msg_id) +
+                                          "\",\"conv_id\":" + Quoted(r->conv_id) +
+                                          ",\"seq\":" + std::to_string(r->seq) +
+                                          ",\"ts\":" + std::to_string(r->ts));
+                       });
+                     });
+}
+
+void WsSession::OpAck(boost::json::object& frame) {
+  auto conv_id = ConvIdField(frame);
+  auto seq = IntField(frame, "seq");
+  if (!conv_id.ok()) return ReplyError(std::nullopt, conv_id.status());
+  if (!seq.ok()) return ReplyError(std::nullopt, seq.status());
+  if (auto it = convs_.find(*conv_id); it != convs_.end()) {
+    auto& unacked = it->second.unacked;
+    while (!unacked.empty() && unacked.front().seq <= *seq) {
+      unacked_bytes_ -= unacked.front().frame->size();
+      unacked.pop_front();
+    }
+  }
+  ctx_.conversations.Ack(principal_, *conv_id, *seq, [self = shared_from_this()](core::Status s) {
+    if (s.ok()) return;
+    self->OnThread([s](WsSession& session) { session.ReplyError(std::nullopt, s); });
+  });
+}
+
+void WsSession::OpRead(boost::json::object& frame, std::optional<int64_t> rid) {
+  auto conv_id = ConvIdField(frame);
+  if (!conv_id.ok()) return ReplyError(rid, conv_id.status());
+  auto seq = IntField(frame, "seq");
+  if (!seq.ok()) return ReplyError(rid, seq.status());
+  ctx_.conversations.Read(principal_, *conv_id, *seq, conn_id_,
+                          [self = shared_from_this(), rid](core::StatusOr<int64_t> read_seq) {
+                            self->OnThread([rid, read_seq](WsSession& s) {
+                              if (!read_seq.ok()) return s.ReplyError(rid, read_seq.status());
+                              s.Reply(rid, "\"read_seq\":" + std::to_string(*read_seq));
+                            });
+                          });
+}
+
+void WsSession::OpSync(boost::json::object& frame, std::optional<int64_t> rid) {
+  auto conv_id = ConvIdField(frame);
+  if (!conv_id.ok()) return ReplyError(rid, conv_id.status());
+  auto after = IntField(frame, "after_seq");
+  if (!after.ok()) return ReplyError(rid, after.status());
+  auto limit = IntField(frame, "limit", std::min(50, ctx_.page_max));
+  if (!limit.ok()) return ReplyError(rid, limit.status());
+  if (*limit < 1 || *limit > ctx_.page_max) {
+    return ReplyError(rid, absl::InvalidArgumentError("limit: must be between 1 and " +
+                                                      std::to_string(ctx_.page_max)));
+  }
+  ctx_.conversations.Sync(
+      principal_, *conv_id, *after, static_cast<int>(*limit),
+      [self = shared_from_this(), rid](core::StatusOr<service::MessagePage> page) {
+        if (!page.ok()) {
+          return self->OnThread([rid, s = page.status()](WsSession& ws) { ws.ReplyError(rid, s); });
+        }
+        // Encoded off the io thread; only the queueing happens there.
+        auto text = std::make_shared<const std::string>(
+            MessagePageText(ReplyPrefix(rid) + "\"ok\":true,", page->messages, page->has_more));
+        self->OnThread([text](WsSession& ws) { ws.EnqueueReply(text); });
+      });
+}
+
+void WsSession::OpTyping(boost::json::object& frame) {
+  auto conv_id = ConvIdField(frame);
+  if (!conv_id.ok()) return ReplyError(std::nullopt, conv_id.status());
+  ctx_.conversations.Typing(principal_, *conv_id, [self = shared_from_this()](core::Status s) {
+    if (s.ok()) return;
+    self->OnThread([s](WsSession& ws) { ws.ReplyError(std::nullopt, s); });
+  });
+}
+
+void WsSession::OpPresence(boost::json::object& frame, std::optional<int64_t> rid, bool subscribe) {
+  const boost::json::value* users = frame.if_contains("users");
+  if (!users || !users->is_array()) {
+    return ReplyError(rid, absl::InvalidArgumentError("users: required, an array of ids"));
+  }
+  std::vector<int64_t> ids;
+  for (const auto& u : users->get_array()) {
+    if (!u.is_string())
+      return ReplyError(rid, absl::InvalidArgumentError("users: ids are strings"));
+    auto id = ParseId(std::string_view(u.get_string()), "users");
+    if (!id.ok()) return ReplyError(rid, id.status());
+    ids.push_back(*id);
+  }
+  if (!subscribe) {
+    ctx_.presence.Unsubscribe(conn_id_, ids);
+    std::erase_if(subscriptions_,
+                  [&](int64_t u) { return std::find(ids.begin(), ids.end(), u) != ids.end(); });
+    return Reply(rid, "");
+  }
+  std::vector<int64_t> added;
+  for (int64_t id : ids) {
+    if (std::find(subscriptions_.begin(), subscriptions_.end(), id) == subscriptions_.end()) {
+      added.push_back(id);
+    }
+  }
+  if (static_cast<int64_t>(subscriptions_.size() + added.size()) > ctx_.config.max_subscriptions) {
+    return ReplyError(rid, absl::InvalidArgumentError(
+                               "users: at most " + std::to_string(ctx_.config.max_subscriptions) +
+                               " subscriptions per session"));
+  }
+  ctx_.presence.Subscribe(conn_id_, added);
+  subscriptions_.insert(subscriptions_.end(), added.begin(), added.end());
+  Reply(rid, "");
+  // The current state of each, right away.
+  for (int64_t id : ids) {
+    bool online = ctx_.presence.IsOnline(id);
+    std::string frame_text = "{\"op\":\"presence\",\"user\":\"" + std::to_string(id) +
+                             "\",\"online\":" + (online ? "true" : "false");
+    if (int64_t seen = ctx_.presence.LastSeen(id); seen > 0) {
+      frame_text += ",\"last_seen\":" + std::to_string(seen);
+    }
+    frame_text += "}";
+    Enqueue(Pending{std::make_shared<const std::string>(std::move(frame_text)), "", 0, false},
+            service::Priority::kNormal);
+  }
+}
+
+// ---- replies
+
+void WsSession::Reply(std::optional<int64_t> rid, std::string fields) {
+  if (!rid) return;  // nothing asked for a reply
+  std::string text = "{" + ReplyPrefix(rid) + "\"ok\":true";
+  if (!fields.empty()) text += "," + fields;
+  text += "}";
+  EnqueueReply(std::make_shared<const std::string>(std::move(text)));
+}
+
+void WsSession::ReplyError(std::optional<int64_t> rid, const core::Status& status) {
+  std::string text =
+      "{" + ReplyPrefix(rid) + "\"ok\":false,\"error\":" + core::ErrorObjectJson(status) + "}";
+  EnqueueReply(std::make_shared<const std::string>(std::move(text)));
+}
+
+// ---- ordered delivery
+
+void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now) {
+  ConvState& cs = convs_[msg->conv_id];
+  if (cs.last_seq != 0 && msg->seq <= cs.last_seq) return;  // already handed on
+  if (cs.last_seq == 0 || msg->seq == cs.last_seq + 1) {
+    cs.last_seq = msg->seq;
+    Enqueue(Pending{msg->frame, msg->conv_id, msg->seq, msg->qos1}, msg->priority);
+    ReleaseHeld(cs, msg->conv_id);
+    return;
+  }
+  if (cs.held.empty()) cs.gap_since_ms = now;
+  cs.held.emplace(msg->seq, std::move(msg));
+}
+
+void WsSession::ReleaseHeld(ConvState& cs, const std::string& conv_id) {
+  while (!cs.held.empty()) {
+    auto it = cs.held.begin();
+    if (it->first <= cs.last_seq) {
+      cs.held.erase(it);
+      continue;
+    }
+    if (it->first != cs.last_seq + 1) break;
+    auto msg = std::move(it->second);
+    cs.held.erase(it);
+    cs.last_seq = msg->seq;
+    Enqueue(Pending{msg->frame, conv_id, msg->seq, msg->qos1}, msg->priority);
+  }
+  if (!cs.held.empty()) cs.gap_since_ms = SteadyMs();
+}
+
+void WsSession::FillGap(const std::string& conv_id) {
+  ConvState& cs = convs_[conv_id];
+  cs.filling = true;
+  int64_t first_held = cs.held.begin()->first;
+  int limit = static_cast<int>(std::min<int64_t>(first_held - cs.last_seq - 1, ctx_.page_max));
+  ctx_.conversations.Sync(
+      principal_, conv_id, cs.last_seq, std::max(limit, 1),
+      [self = shared_from_this(), conv_id](core::StatusOr<service::MessagePage> page) {
+        std::vector<std::shared_ptr<const OutMessage>> fill;
+        if (page.ok()) {
+          for (const auto& m : page->messages) {
+            auto out = std::make_shared<OutMessage>();
+            out->conv_id = m.conv_id;
+            out->seq = m.seq;
+            out->frame = std::make_shared<const std::string>(MessageEventText(m));
+            fill.push_back(std::move(out));
+          }
+        }
+        self->OnThread([conv_id, fill = std::move(fill)](WsSession& s) {
+          auto it = s.convs_.find(conv_id);
+          if (it == s.convs_.end()) return;
+          ConvState& cs = it->second;
+          cs.filling = false;
+          for (const auto& m : fill) {
+            if (m->seq == cs.last_seq + 1) {
+              cs.last_seq = m->seq;
+              s.Enqueue(Pending{m->frame, conv_id, m->seq, true}, service::Priority::kNormal);
+            }
+          }
+          // Whatever is still missing was not in the store: skip past it
+          // rather than stall the conversation (the client can sync).
+          if (!cs.held.empty() && cs.held.begin()->first > cs.last_seq + 1) {
+            cs.last_seq = cs.held.begin()->first - 1;
+          }
+          s.ReleaseHeld(cs, conv_id);
+        });
+      });
+}
+
+void WsSession::Enqueue(Pending p, service::Priority priority) {
+  if (state_ == State::kClosing) return;
+  int prio = static_cast<int>(priority);
+  if (!p.conv_id.empty()) {
+    // Never ahead of an earlier frame of the same conversation: a frame
+    // takes at most the priority of the ones of its conversation still queued.
+    ConvState& cs = convs_[p.conv_id];
+    if (cs.queued > 0) prio = std::min(prio, cs.queued_min_priority);
+    cs.queued_min_priority = prio;
+    ++cs.queued;
+  }
+  Push(QueueOf(static_cast<service::Priority>(prio)), std::move(p));
+}
+
+void WsSession::EnqueueReply(std::shared_ptr<const std::string> frame) {
+  if (state_ == State::kClosing) return;
+  Push(kReplyQueue, Pending{std::move(frame), "", 0, false});
+}
+
+void WsSession::Push(size_t queue, Pending p) {
+  queued_bytes_ += p.frame->size();
+  queues_[queue].push_back(std::move(p));
+  if (Bytes() > static_cast<size_t>(ctx_.config.send_queue_max_bytes)) {
+    return CloseWith(kCloseSlowConsumer, "slow consumer");
+  }
+  Pump();
+}
+
+void WsSession::Pump() {
+  if (!conn_ || conn_->writing()) return;
+  for (size_t q : {kReplyQueue, size_t{0}, size_t{1}, size_t{2}, size_t{3}}) {
+    if (queues_[q].empty()) continue;
+    Pending p = std::move(queues_[q].front());
+    queues_[q].pop_front();
+    queued_bytes_ -= p.frame->size();
+    if (!p.conv_id.empty()) {
+      ConvState& cs = convs_[p.conv_id];
+      --cs.queued;
+      if (p.qos1) {
+        cs.unacked.push_back(Unacked{p.seq, p.frame, SteadyMs()});
+        unacked_bytes_ += p.frame->size();
+      }
+    }
+    conn_->Write(std::move(p.frame));
+    return;
+  }
+  if (close_after_flush_) {
+    auto [code, reason] = *close_after_flush_;
+    close_after_flush_.reset();
+    conn_->Close(code, reason);
+  }
+}
+
+void WsSession::CloseWith(uint16_t code, std::string_view reason) {
+  if (!conn_) return;
+  if (code == kCloseSlowConsumer) {
+    Log().Info("closing slow consumer", {{"conn", static_cast<int64_t>(conn_id_)},
+                                         {"bytes", static_cast<int64_t>(Bytes())}});
+  }
+  state_ = State::kClosing;
+  for (auto& q : queues_) q.clear();
+  queued_bytes_ = 0;
+  close_after_flush_.reset();
+  conn_->Close(code, reason);
+}
+
+}  // namespace mpim::gateway

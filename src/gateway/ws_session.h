@@ -1,0 +1,149 @@
+// One client WebSocket connection as the protocol sees it (protocol.md
+// section 3): authentication, the client ops, and delivery of pushed events
+// with the guarantees of the protocol:
+//   - per conversation, msg events leave in seq order: a message that
+//     arrives ahead of its predecessor is held up to gateway.gap_wait_ms,
+//     then the gap is filled from the store;
+//   - pending frames leave by priority (urgent > high > normal > low; replies
+//     first), never reordering one conversation;
+//   - qos 1 messages are re-sent until acked (gateway.ack_timeout_ms);
+//   - queued + unacked bytes above gateway.send_queue_max_bytes close the
+//     session with 4008.
+//
+// Threading: everything runs on the connection's io thread. Other threads
+// reach a session through Post-ing methods (the Deliver* family).
+#pragma once
+
+#include <array>
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/config.h"
+#include "net/websocket.h"
+#include "route/route_table.h"
+#include "service/auth_service.h"
+#include "service/conversation_service.h"
+#include "service/deliverer.h"
+#include "service/message_service.h"
+#include "service/presence_service.h"
+
+namespace mpim::gateway {
+
+class SessionRegistry;
+
+// What a session needs; owned by the wiring, outlives every session.
+struct GatewayContext {
+  service::AuthService& auth;
+  service::MessageService& messages;
+  service::ConversationService& conversations;
+  service::PresenceService& presence;
+  route::RouteTable& routes;
+  SessionRegistry& registry;
+  core::GatewayConfig config;
+  int page_max = 200;
+};
+
+// A message as it goes out: encoded once, shared by all recipients.
+struct OutMessage {
+  std::string conv_id;
+  int64_t seq = 0;
+  std::shared_ptr<const std::string> frame;
+  bool qos1 = true;
+  service::Priority priority = service::Priority::kNormal;
+};
+
+class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn);
+
+  // Creates a session for a new connection (the net::WsAcceptFn).
+  static void Accept(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn);
+
+  // Thread-safe: post to the session's io thread.
+  void DeliverMessage(std::shared_ptr<const OutMessage> msg);
+  void DeliverEvent(std::shared_ptr<const std::string> frame, service::Priority priority);
+  void DeliverKick(std::string reason);
+
+  uint64_t conn_id() const { return conn_id_; }
+
+  // net::WsHandler
+  void OnOpen() override;
+  void OnText(std::string_view text) override;
+  void OnBinary() override;
+  void OnWritable() override;
+  void OnTick(int64_t now_ms) override;
+  void OnClosed() override;
+
+ private:
+  enum class State { kAwaitingAuth, kAuthenticating, kActive, kClosing };
+
+  struct Pending {
+    std::shared_ptr<const std::string> frame;
+    std::string conv_id;  // empty for frames outside conversations
+    int64_t seq = 0;      // msg frames: for the unacked list
+    bool qos1 = false;
+  };
+  struct Unacked {
+    int64_t seq;
+    std::shared_ptr<const std::string> frame;
+    int64_t sent_ms;
+  };
+  struct ConvState {
+    int64_t last_seq = 0;                                       // highest seq handed to the queue
+    std::map<int64_t, std::shared_ptr<const OutMessage>> held;  // ahead of a gap
+    int64_t gap_since_ms = 0;
+    bool filling = false;
+    int queued = 0;  // frames of this conversation waiting in the queues
+    int queued_min_priority = 3;
+    std::deque<Unacked> unacked;
+  };
+
+  void Authenticate(std::string_view token, std::optional<int64_t> rid);
+  void Activate(service::Principal principal, std::optional<int64_t> rid);
+  void HandleOp(const std::string& op, boost::json::object& frame, std::optional<int64_t> rid);
+  void OpSend(boost::json::object& frame, std::optional<int64_t> rid);
+  void OpAck(boost::json::object& frame);
+  void OpRead(boost::json::object& frame, std::optional<int64_t> rid);
+  void OpSync(boost::json::object& frame, std::optional<int64_t> rid);
+  void OpTyping(boost::json::object& frame);
+  void OpPresence(boost::json::object& frame, std::optional<int64_t> rid, bool subscribe);
+
+  void Reply(std::optional<int64_t> rid, std::string result_fields);  // ok:true
+  void ReplyError(std::optional<int64_t> rid, const core::Status& status);
+  // Runs `fn` on this session's thread if it is still open.
+  void OnThread(absl::AnyInvocable<void(WsSession&)> fn);
+
+  void AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now_ms);
+  void ReleaseHeld(ConvState& cs, const std::string& conv_id);
+  void FillGap(const std::string& conv_id);
+  void Enqueue(Pending p, service::Priority priority);
+  void EnqueueReply(std::shared_ptr<const std::string> frame);  // before every event
+  void Push(size_t queue, Pending p);
+  void Pump();
+  void CloseWith(uint16_t code, std::string_view reason);
+  size_t Bytes() const { return queued_bytes_ + unacked_bytes_; }
+
+  GatewayContext& ctx_;
+  std::shared_ptr<net::WsConnection> conn_;
+  const uint64_t conn_id_;
+  State state_ = State::kAwaitingAuth;
+  service::Principal principal_;
+  int64_t auth_deadline_ms_ = 0;
+  bool registered_ = false;
+
+  std::array<std::deque<Pending>, 5> queues_;  // [4] replies, then urgent..low by priority
+  size_t queued_bytes_ = 0;
+  size_t unacked_bytes_ = 0;
+  std::unordered_map<std::string, ConvState> convs_;
+  std::optional<std::pair<uint16_t, std::string>> close_after_flush_;
+  std::vector<int64_t> subscriptions_;
+  std::deque<int64_t> refused_sends_ms_;  // rate-limited sends within the window
+};
+
+}  // namespace mpim::gateway

@@ -1,0 +1,73 @@
+// A server-side WebSocket connection (RFC 6455 through Boost.Beast, behind
+// this Beast-free interface). The HTTP server hands an upgrade request for
+// the WebSocket path to the application's accept function, which installs a
+// WsHandler; the connection then completes the handshake and reads frames.
+//
+// Threading: a connection lives on one io thread. Every method except Post()
+// and id() must be called on that thread; handlers are called on it.
+// Heartbeats: one ticker per io thread (every kTickMs) drives pings, the idle
+// timeout and the handler's OnTick, instead of a timer per connection.
+//
+// Writes: one frame at a time. Write() starts it; OnWritable() says the
+// connection can take the next one. Queueing, priorities and bounds are the
+// handler's business.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/any_invocable.h"
+#include "net/http.h"
+
+namespace mpim::net {
+
+inline constexpr int64_t kTickMs = 250;
+
+class WsHandler {
+ public:
+  virtual ~WsHandler() = default;
+  virtual void OnOpen() = 0;                       // handshake done
+  virtual void OnText(std::string_view text) = 0;  // one whole text message
+  virtual void OnBinary() = 0;                     // a binary message (ignored content)
+  virtual void OnWritable() = 0;                   // the last Write completed
+  virtual void OnTick(int64_t now_ms) = 0;         // steady clock, every kTickMs
+  virtual void OnClosed() = 0;                     // gone; no calls after this
+};
+
+struct WsOptions {
+  uint64_t max_message_bytes = 131072;  // larger: close 1009
+  int64_t ping_interval_ms = 25000;
+  int64_t idle_timeout_ms = 60000;  // nothing received (frames, pongs): close 1001
+};
+
+class WsConnection {
+ public:
+  virtual ~WsConnection() = default;
+
+  // Process-wide unique id of this socket.
+  virtual uint64_t id() const = 0;
+  // The upgrade request (headers, query, remote address).
+  virtual const HttpRequest& request() const = 0;
+
+  virtual void SetHandler(std::shared_ptr<WsHandler> handler) = 0;
+  // Sends `frame` as one text message. False (nothing done) while a write is
+  // in flight or the connection is closing.
+  virtual bool Write(std::shared_ptr<const std::string> frame) = 0;
+  virtual bool writing() const = 0;
+  virtual bool closing() const = 0;
+  // Starts the closing handshake with `code`; frames not yet written are
+  // the handler's to drop. Idempotent.
+  virtual void Close(uint16_t code, std::string_view reason) = 0;
+
+  // Runs `fn` on the connection's io thread. Thread-safe.
+  virtual void Post(absl::AnyInvocable<void()> fn) = 0;
+};
+
+// Called on the io thread when an upgrade arrives, before the handshake; it
+// must call SetHandler. The handshake starts when it returns.
+using WsAcceptFn = std::function<void(std::shared_ptr<WsConnection>)>;
+
+}  // namespace mpim::net

@@ -1,0 +1,58 @@
+// Conversations as one user sees them: the list, history and sync pages,
+// read and delivered cursors, typing, and the pending list behind `hello`.
+// Every call checks that the user takes part in the conversation
+// (permission_denied otherwise; invalid_argument for a malformed conv id).
+//
+// Asynchronous; callbacks run once on an internal thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/callback.h"
+#include "service/auth_service.h"
+#include "service/user_service.h"
+#include "store/conversation_store.h"
+#include "store/message_store.h"
+
+namespace mpim::service {
+
+struct MessagePage {
+  std::vector<store::Message> messages;  // ascending by seq
+  bool has_more = false;
+};
+
+struct ConversationView {
+  store::UserConversation conv;
+  std::optional<UserProfile> peer;  // private chats
+};
+
+class ConversationService {
+ public:
+  virtual ~ConversationService() = default;
+
+  virtual void List(Principal who, int limit,
+                    core::Callback<std::vector<ConversationView>> done) = 0;
+  // History window (REST): see store::RangeQuery for the before/after rules.
+  virtual void History(Principal who, std::string conv_id, std::optional<int64_t> before_seq,
+                       std::optional<int64_t> after_seq, int limit,
+                       core::Callback<MessagePage> done) = 0;
+  // Messages after `after_seq` (WS sync).
+  virtual void Sync(Principal who, std::string conv_id, int64_t after_seq, int limit,
+                    core::Callback<MessagePage> done) = 0;
+  // Moves read_seq; on change, receipts go to the other members and to the
+  // reader's other connections. Returns the resulting read_seq.
+  virtual void Read(Principal who, std::string conv_id, int64_t seq, uint64_t origin_conn,
+                    core::Callback<int64_t> done) = 0;
+  // Moves this session's delivered cursor (cumulative ack).
+  virtual void Ack(Principal who, std::string conv_id, int64_t seq, core::DoneCallback done) = 0;
+  // Tells the other members' connections (never stored).
+  virtual void Typing(Principal who, std::string conv_id, core::DoneCallback done) = 0;
+  // Conversations with messages this session has not acked (for hello).
+  virtual void Pending(Principal who,
+                       core::Callback<std::vector<store::PendingConversation>> done) = 0;
+};
+
+}  // namespace mpim::service

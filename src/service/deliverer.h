@@ -1,0 +1,41 @@
+// Logic -> gateway: hands events to the live connections of users. In one
+// process it looks connections up in the route table and posts to the local
+// sessions (gateway/local_deliverer.h); in a cluster it will publish to the
+// owning gateway's stream on the bus.
+//
+// Each event is encoded once and shared by every recipient connection.
+// Thread-safe; never blocks; delivery is best effort (offline users and
+// closed sessions find messages through hello and sync).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/message_store.h"
+
+namespace mpim::service {
+
+// The protocol's send priorities, lowest first.
+enum class Priority : uint8_t { kLow = 0, kNormal = 1, kHigh = 2, kUrgent = 3 };
+
+class Deliverer {
+ public:
+  virtual ~Deliverer() = default;
+
+  // `msg` to every connection of `users` but `exclude_conn` (the sender's
+  // own socket; 0: none). qos1: re-sent until acked.
+  virtual void Message(const std::vector<int64_t>& users, uint64_t exclude_conn,
+                       const store::Message& msg, bool qos1, Priority priority) = 0;
+  virtual void Receipt(const std::vector<int64_t>& users, uint64_t exclude_conn,
+                       const std::string& conv_id, int64_t reader, int64_t read_seq) = 0;
+  virtual void Typing(const std::vector<int64_t>& users, const std::string& conv_id,
+                      int64_t user) = 0;
+  // To the given connections (presence subscribers).
+  virtual void Presence(const std::vector<uint64_t>& conns, int64_t user, bool online,
+                        int64_t last_seen) = 0;
+  // `kick` then close 4003, on every connection of the login session.
+  virtual void Kick(int64_t user_id, int64_t session_id, const std::string& reason) = 0;
+};
+
+}  // namespace mpim::service

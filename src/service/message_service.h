@@ -1,0 +1,44 @@
+// The message pipeline (architecture.md section 4): validate, rate-limit,
+// check blocks, dedup on (sender, client_msg_id), assign msg_id and seq,
+// persist through the store's group commit, and only then answer; then
+// dispatch to the recipients' live connections.
+//
+// Asynchronous; callbacks run once on an internal thread. Errors:
+// invalid_argument, not_found (unknown recipient), permission_denied
+// (blocked, not a member), payload_too_large, rate_limited, unavailable.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/callback.h"
+#include "service/auth_service.h"
+#include "service/deliverer.h"
+
+namespace mpim::service {
+
+struct SendRequest {
+  bool to_group = false;  // false: to a user
+  int64_t to_id = 0;
+  std::string client_msg_id;  // 1-64 characters
+  std::string type = "text";  // "text" | "custom"
+  std::string body;           // JSON object text, already parsed and re-serialized
+  bool qos1 = true;
+  Priority priority = Priority::kNormal;
+  uint64_t origin_conn = 0;  // the sending socket (not sent the msg event); 0: REST
+};
+
+struct SendResult {
+  int64_t msg_id = 0;
+  std::string conv_id;
+  int64_t seq = 0;
+  int64_t ts = 0;
+};
+
+class MessageService {
+ public:
+  virtual ~MessageService() = default;
+  virtual void Send(Principal who, SendRequest request, core::Callback<SendResult> done) = 0;
+};
+
+}  // namespace mpim::service
