@@ -2,6 +2,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "core/metrics.h"
 #include "gateway/message_json.h"
 #include "gateway/ws_session.h"
 
@@ -25,9 +26,16 @@ void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude
   out->frame = std::make_shared<const std::string>(MessageEventText(msg));
   out->qos1 = qos1;
   out->priority = priority;
+  static core::Counter& deliveries =
+      core::DefaultRegistry()
+          .Counter("mpim_message_deliveries_total", "msg events handed to live sessions.")
+          .With({});
   for (const route::Route& r : routes) {
     if (r.conn_id == exclude_conn) continue;
-    if (auto session = registry_.Find(r.conn_id)) session->DeliverMessage(out);
+    if (auto session = registry_.Find(r.conn_id)) {
+      session->DeliverMessage(out);
+      deliveries.Inc();
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "core/logging.h"
+#include "core/metrics.h"
 #include "gateway/json.h"
 #include "gateway/message_json.h"
 #include "gateway/session_registry.h"
@@ -24,6 +25,33 @@ constexpr uint16_t kCloseRateLimited = 4029;
 const core::Logger& Log() {
   static const core::Logger log("ws");
   return log;
+}
+
+// Metric children looked up once; the hot path only adds.
+struct WsMetrics {
+  core::Gauge& sessions;
+  core::Counter& frames_out;
+  core::Counter& bytes_out;
+  core::Counter& resent;
+  core::Counter& frames_in;
+  core::CounterFamily& closes;
+};
+
+WsMetrics& Metrics() {
+  static WsMetrics m = [] {
+    core::MetricsRegistry& r = core::DefaultRegistry();
+    return WsMetrics{
+        r.Gauge("mpim_ws_sessions", "Authenticated WebSocket sessions.").With({}),
+        r.Counter("mpim_ws_frames_out_total", "Frames written to WebSocket sessions.").With({}),
+        r.Counter("mpim_ws_bytes_out_total", "Bytes of frames written to WebSocket sessions.")
+            .With({}),
+        r.Counter("mpim_ws_resent_total", "qos 1 messages sent again for want of an ack.").With({}),
+        r.Counter("mpim_ws_frames_in_total", "Frames received from WebSocket sessions.").With({}),
+        r.Counter("mpim_ws_closes_total", "WebSocket sessions closed by the server, by code.",
+                  {"code"}),
+    };
+  }();
+  return m;
 }
 
 int64_t SteadyMs() {
@@ -132,6 +160,7 @@ void WsSession::OnOpen() {
 
 void WsSession::OnText(std::string_view text) {
   if (state_ == State::kClosing) return;
+  Metrics().frames_in.Inc();
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec);
   if (ec) return ReplyError(std::nullopt, absl::InvalidArgumentError("frame: invalid JSON"));
@@ -184,6 +213,7 @@ void WsSession::OnTick(int64_t now) {
     for (Unacked& u : cs.unacked) {
       if (now - u.sent_ms < ctx_.config.ack_timeout_ms) continue;
       u.sent_ms = now;
+      Metrics().resent.Inc();
       // Re-sent as a plain frame: it stays in the unacked list as it is.
       queues_[QueueOf(service::Priority::kNormal)].push_back(Pending{u.frame, "", 0, false});
       queued_bytes_ += u.frame->size();
@@ -201,6 +231,7 @@ void WsSession::OnTick(int64_t now) {
 void WsSession::OnClosed() {
   state_ = State::kClosing;
   if (registered_) {
+    Metrics().sessions.Dec();
     int64_t user = principal_.user_id;
     size_t left = ctx_.routes.Remove(user, conn_id_);
     ctx_.registry.Remove(conn_id_);
@@ -232,6 +263,7 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
   ctx_.registry.Add(conn_id_, weak_from_this());
   size_t routes = ctx_.routes.Add(principal.user_id, {conn_id_, principal.session_id});
   registered_ = true;
+  Metrics().sessions.Inc();
   ctx_.presence.Connected(principal.user_id, routes, WallMs());
   ctx_.conversations.Pending(
       principal, [self = shared_from_this(),
@@ -553,12 +585,15 @@ void WsSession::Pump() {
         unacked_bytes_ += p.frame->size();
       }
     }
+    Metrics().frames_out.Inc();
+    Metrics().bytes_out.Add(static_cast<double>(p.frame->size()));
     conn_->Write(std::move(p.frame));
     return;
   }
   if (close_after_flush_) {
     auto [code, reason] = *close_after_flush_;
     close_after_flush_.reset();
+    Metrics().closes.With({std::to_string(code)}).Inc();
     conn_->Close(code, reason);
   }
 }
@@ -573,6 +608,7 @@ void WsSession::CloseWith(uint16_t code, std::string_view reason) {
   for (auto& q : queues_) q.clear();
   queued_bytes_ = 0;
   close_after_flush_.reset();
+  Metrics().closes.With({std::to_string(code)}).Inc();
   conn_->Close(code, reason);
 }
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/metrics.h"
 #include "service/errors.h"
 #include "service/validation.h"
 #include "store/conv_id.h"
