@@ -93,7 +93,8 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
 
   parts->users =
       std::make_unique<service::UserServiceImpl>(*parts->store, page_max, parts->presence.get());
-  parts->friends = std::make_unique<service::FriendServiceImpl>(*parts->store, page_max);
+  parts->friends =
+      std::make_unique<service::FriendServiceImpl>(*parts->store, page_max, parts->presence.get());
   parts->messages = std::make_unique<service::MessageServiceImpl>(
       config.limits, *parts->store, *parts->deliverer, *parts->ids, now_ms);
   parts->conversations = std::make_unique<service::ConversationServiceImpl>(

@@ -44,7 +44,7 @@ void FriendServiceImpl::Join(std::vector<Ref> refs, core::Callback<std::vector<F
   std::vector<int64_t> ids;
   ids.reserve(refs.size());
   for (const Ref& r : refs) ids.push_back(r.user_id);
-  store_.users().GetMany(ids, [refs = std::move(refs), done = std::move(done)](
+  store_.users().GetMany(ids, [this, refs = std::move(refs), done = std::move(done)](
                                   core::StatusOr<std::vector<store::User>> users) mutable {
     if (!users.ok()) return std::move(done)(StorageError(users.status()));
     std::unordered_map<int64_t, const store::User*> by_id;
@@ -53,7 +53,9 @@ void FriendServiceImpl::Join(std::vector<Ref> refs, core::Callback<std::vector<F
     out.reserve(refs.size());
     for (const Ref& r : refs) {
       if (auto it = by_id.find(r.user_id); it != by_id.end()) {
-        out.push_back(FriendEntry{ToProfile(*it->second), r.since});
+        FriendEntry entry{ToProfile(*it->second), r.since};
+        if (presence_) presence_->Decorate(entry.user);
+        out.push_back(std::move(entry));
       }
     }
     std::move(done)(std::move(out));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "service/friend_service.h"
+#include "service/presence_service.h"
 #include "store/store.h"
 
 namespace mpim::service {
@@ -9,7 +10,9 @@ namespace mpim::service {
 class FriendServiceImpl final : public FriendService {
  public:
   // `page_max`: the protocol's page limit (limits.page_max).
-  FriendServiceImpl(store::Store& store, int page_max) : store_(store), page_max_(page_max) {}
+  // `presence` (may be null) fills in online and last_seen.
+  FriendServiceImpl(store::Store& store, int page_max, const PresenceService* presence = nullptr)
+      : store_(store), page_max_(page_max), presence_(presence) {}
 
   void List(int64_t user_id, int64_t after, int limit, core::Callback<FriendPage> done) override;
   void Request(int64_t from, int64_t to, core::Callback<FriendOutcome> done) override;
@@ -34,6 +37,7 @@ class FriendServiceImpl final : public FriendService {
 
   store::Store& store_;
   const int page_max_;
+  const PresenceService* presence_;
 };
 
 }  // namespace mpim::service
