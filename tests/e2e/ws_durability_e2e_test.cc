@@ -1,0 +1,234 @@
+// End-to-end: what survives the server process (../shared/design/protocol.md
+// section 3: "A reply with ok:true means the message is durable", idempotent
+// `send` "even after ... a server restart", close code 1012;
+// docs/websocket.md: SIGTERM closes every socket with 1012). Each test runs
+// its own servers on a data dir it keeps across restarts.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "support/api_client.h"
+#include "support/server_process.h"
+#include "support/ws_helpers.h"
+
+namespace mpim {
+namespace {
+
+using testing::Account;
+using testing::ApiClient;
+using testing::Int;
+using testing::IsSendResult;
+using testing::Ms;
+using testing::MsgOf;
+using testing::PrivateConvId;
+using testing::ServerProcess;
+using testing::Str;
+using testing::TextSend;
+using testing::UniqueName;
+using testing::WsAuth;
+using testing::WsConn;
+
+namespace json = boost::json;
+
+class WsDurabilityE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    dir_ = std::filesystem::temp_directory_path() /
+           ("mpim-ws-dur-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    servers_.clear();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // A server on the kept data dir (earlier ones stay around, stopped).
+  ServerProcess* Start() {
+    auto env = testing::WsEnv(
+        {{"MPIM_LIMITS_SEND_PER_SEC", "100000"}, {"MPIM_LIMITS_SEND_BURST", "100000"}});
+    servers_.push_back(
+        std::make_unique<ServerProcess>(ServerProcess::Options{.env = env, .data_dir = dir_}));
+    ServerProcess* s = servers_.back().get();
+    if (!s->Start()) {
+      ADD_FAILURE() << "server did not start: " << s->error();
+      return nullptr;
+    }
+    return s;
+  }
+
+  std::unique_ptr<WsConn> Open(ServerProcess& s, const std::string& token,
+                               WsAuth how = WsAuth::kHeader) {
+    auto ws = std::make_unique<WsConn>(s.port());
+    if (auto ok = ws->Open(token, how); !ok) {
+      ADD_FAILURE() << ok.message();
+      return nullptr;
+    }
+    return ws;
+  }
+
+  struct Pair {
+    Account a, b;
+    std::string conv;
+  };
+  static Pair NewPair(ServerProcess& s, std::string_view prefix) {
+    ApiClient api(s.port());
+    Pair p{api.NewAccount(UniqueName(std::string(prefix) + "_a")),
+           api.NewAccount(UniqueName(std::string(prefix) + "_b")), ""};
+    p.conv = PrivateConvId(p.a.id(), p.b.id());
+    return p;
+  }
+
+  // Every message of `conv_id` through REST history, ascending.
+  static std::vector<json::object> AllHistory(ApiClient& api, const std::string& token,
+                                              const std::string& conv_id) {
+    std::vector<json::object> out;
+    int64_t after = 0;
+    for (int page = 0; page < 100; ++page) {
+      auto r = api.Get("/conversations/" + conv_id +
+                           "/messages?after_seq=" + std::to_string(after) + "&limit=200",
+                       token);
+      if (r.status != 200 || !r.json.is_object() || !testing::Arr(r.json.as_object(), "messages")) {
+        ADD_FAILURE() << "history: " << r.Describe();
+        return out;
+      }
+      for (const auto& m : *testing::Arr(r.json.as_object(), "messages")) {
+        out.push_back(m.as_object());
+        after = Int(m.as_object(), "seq");
+      }
+      const auto* more = r.json.as_object().if_contains("has_more");
+      if (!more || !more->is_bool() || !more->as_bool()) return out;
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::vector<std::unique_ptr<ServerProcess>> servers_;
+};
+
+TEST_F(WsDurabilityE2eTest, EveryAcknowledgedMessageSurvivesKillNine) {
+  ServerProcess* s1 = Start();
+  ASSERT_TRUE(s1);
+  auto [a, b, conv] = NewPair(*s1, "k9");
+  auto wa = Open(*s1, a.token());
+  ASSERT_TRUE(wa);
+  // Pipeline 400 sends; kill -9 once 200 replies are in, with the rest in
+  // flight, then keep every reply that made it out.
+  constexpr int kSent = 400;
+  for (int i = 1; i <= kSent; ++i) {
+    json::object f = TextSend(b.id(), "k" + std::to_string(i), "survive " + std::to_string(i));
+    f["rid"] = i;
+    ASSERT_TRUE(wa->Send(f)) << wa->last_error();
+  }
+  std::map<std::string, json::object> acked;  // client_msg_id -> reply
+  for (int i = 1; i <= 200; ++i) {
+    auto r = wa->ReplyTo(i);
+    ASSERT_TRUE(IsSendResult(r)) << i << " " << wa->last_error();
+    acked["k" + std::to_string(i)] = *r;
+  }
+  s1->Signal(SIGKILL);
+  ASSERT_EQ(s1->Wait(Ms(10000)), -SIGKILL);
+  for (int i = 201; i <= kSent; ++i) {
+    auto r = wa->ReplyTo(i, Ms(2000));
+    if (!r) break;  // the connection is gone
+    if (IsSendResult(r)) acked["k" + std::to_string(i)] = *r;
+  }
+  wa.reset();
+
+  ServerProcess* s2 = Start();
+  ASSERT_TRUE(s2);
+  ApiClient api(s2->port());
+  auto history = AllHistory(api, b.token(), conv);
+  std::map<std::string, json::object> stored;
+  for (size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(Int(history[i], "seq"), static_cast<int64_t>(i + 1)) << "a gap or reuse in seq";
+    stored[Str(history[i], "client_msg_id")] = history[i];
+  }
+  EXPECT_GE(history.size(), acked.size());
+  int missing = 0;
+  for (const auto& [cmid, reply] : acked) {
+    auto it = stored.find(cmid);
+    if (it == stored.end()) {
+      ++missing;
+      continue;
+    }
+    EXPECT_EQ(Str(it->second, "msg_id"), Str(reply, "msg_id")) << cmid;
+    EXPECT_EQ(Int(it->second, "seq"), Int(reply, "seq")) << cmid;
+  }
+  EXPECT_EQ(missing, 0) << "acknowledged messages lost by kill -9 (of " << acked.size() << ")";
+  // Resending an acknowledged client_msg_id after the crash: the same result.
+  auto wa2 = Open(*s2, a.token(), WsAuth::kQuery);
+  ASSERT_TRUE(wa2);
+  auto again = wa2->Request(TextSend(b.id(), "k1", "survive 1"));
+  ASSERT_TRUE(IsSendResult(again));
+  EXPECT_EQ(Str(*again, "msg_id"), Str(acked["k1"], "msg_id"));
+  EXPECT_EQ(Int(*again, "seq"), 1);
+  // And the recipient's hello lists the conversation at the stored last seq.
+  auto wb = Open(*s2, b.token());
+  ASSERT_TRUE(wb);
+  EXPECT_EQ(wb->HelloLastSeq(conv), static_cast<int64_t>(history.size()));
+}
+
+TEST_F(WsDurabilityE2eTest, SameClientMsgIdAfterARestartIsTheSameMessage) {
+  ServerProcess* s1 = Start();
+  ASSERT_TRUE(s1);
+  auto [a, b, conv] = NewPair(*s1, "rs");
+  auto wa = Open(*s1, a.token());
+  ASSERT_TRUE(wa);
+  auto first = wa->Request(TextSend(b.id(), "restart-1", "before"));
+  ASSERT_TRUE(IsSendResult(first));
+  wa.reset();
+  s1->Signal(SIGTERM);
+  ASSERT_EQ(s1->Wait(Ms(15000)), 0);
+
+  ServerProcess* s2 = Start();
+  ASSERT_TRUE(s2);
+  auto wb = Open(*s2, b.token());
+  wa = Open(*s2, a.token(), WsAuth::kFrame);
+  ASSERT_TRUE(wa && wb);
+  auto again = wa->Request(TextSend(b.id(), "restart-1", "before"));
+  ASSERT_TRUE(IsSendResult(again));
+  for (const char* k : {"msg_id", "conv_id", "seq", "ts"}) {
+    EXPECT_EQ(again->at(k), first->at(k)) << k;
+  }
+  auto next = wa->Request(TextSend(b.id(), "restart-2", "after"));
+  ASSERT_TRUE(IsSendResult(next));
+  EXPECT_EQ(Int(*next, "seq"), Int(*first, "seq") + 1);
+  // B, online, gets only the new message live.
+  auto m = wb->NextMsg(conv);
+  ASSERT_TRUE(m) << wb->last_error();
+  EXPECT_EQ(Str(MsgOf(*m), "client_msg_id"), "restart-2");
+  ApiClient api(s2->port());
+  auto history = AllHistory(api, a.token(), conv);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(Str(history[0], "client_msg_id"), "restart-1");
+}
+
+TEST_F(WsDurabilityE2eTest, SigtermClosesEverySocketWith1012AndExitsZero) {
+  ServerProcess* s = Start();
+  ASSERT_TRUE(s);
+  auto [a, b, conv] = NewPair(*s, "term");
+  auto w1 = Open(*s, a.token());
+  auto w2 = Open(*s, b.token(), WsAuth::kQuery);
+  auto w3 = Open(*s, a.token(), WsAuth::kFrame);
+  WsConn unauthenticated(s->port());
+  ASSERT_TRUE(w1 && w2 && w3);
+  ASSERT_TRUE(unauthenticated.Connect().ok());
+  s->Signal(SIGTERM);
+  for (WsConn* ws : {w1.get(), w2.get(), w3.get(), &unauthenticated}) {
+    auto code = ws->CloseCode(Ms(10000));
+    ASSERT_TRUE(code) << ws->last_error();
+    EXPECT_EQ(*code, 1012);
+  }
+  EXPECT_EQ(s->Wait(Ms(15000)), 0) << s->Logs();
+}
+
+}  // namespace
+}  // namespace mpim
