@@ -15,9 +15,15 @@
 #include "service/auth/auth_service_impl.h"
 #include "service/auth/token_keys.h"
 #include "service/conversation/conversation_service_impl.h"
+#include "service/fanout.h"
 #include "service/friend/friend_service_impl.h"
+#include "service/group/group_service_impl.h"
+#include "service/group/member_cache.h"
 #include "service/message/message_service_impl.h"
 #include "service/presence_service.h"
+#include "service/search/indexer.h"
+#include "service/task/fanout_job.h"
+#include "service/task/task_worker.h"
 #include "service/user/user_service_impl.h"
 
 namespace mpim::app {
@@ -44,7 +50,12 @@ struct AllInOne::Parts {
   std::unique_ptr<gateway::SessionRegistry> sessions;
   std::unique_ptr<gateway::LocalDeliverer> deliverer;
   std::unique_ptr<service::PresenceService> presence;
+  std::unique_ptr<service::MemberCache> member_cache;
+  std::unique_ptr<service::Fanout> fanout;
+  std::unique_ptr<service::Indexer> indexer;
+  std::unique_ptr<service::TaskWorker> tasks;
   std::unique_ptr<service::MessageServiceImpl> messages;
+  std::unique_ptr<service::GroupServiceImpl> groups;
   std::unique_ptr<service::ConversationServiceImpl> conversations;
   std::unique_ptr<gateway::GatewayContext> gateway;
 };
@@ -95,10 +106,31 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
       std::make_unique<service::UserServiceImpl>(*parts->store, page_max, parts->presence.get());
   parts->friends =
       std::make_unique<service::FriendServiceImpl>(*parts->store, page_max, parts->presence.get());
+  // Fan-out: inline for small groups, a durable job for large ones; the task
+  // worker runs those jobs; the indexer feeds search off the send path.
+  parts->member_cache =
+      std::make_unique<service::MemberCache>(*parts->store, config.groups.fanout_threshold);
+  parts->fanout =
+      std::make_unique<service::Fanout>(*parts->store, *parts->deliverer, *parts->member_cache);
+  parts->tasks = std::make_unique<service::TaskWorker>(
+      *parts->store, "node-" + std::to_string(config.server.node_id));
+  parts->tasks->Register(
+      service::Fanout::kJobKind,
+      service::FanoutJobHandler(*parts->store, *parts->deliverer, config.groups.fanout_batch));
+  service::TaskWorker* tasks = parts->tasks.get();
+  parts->fanout->SetOnJob([tasks] { tasks->Wake(); });
+  parts->indexer = std::make_unique<service::Indexer>(*parts->store);
+
   parts->messages = std::make_unique<service::MessageServiceImpl>(
-      config.limits, *parts->store, *parts->deliverer, *parts->ids, now_ms);
+      config.limits, config.messages, *parts->store, *parts->fanout, parts->indexer.get(),
+      *parts->ids, now_ms);
   parts->conversations = std::make_unique<service::ConversationServiceImpl>(
-      config.limits, *parts->store, *parts->deliverer, *parts->presence);
+      config.limits, *parts->store, *parts->deliverer, *parts->presence, *parts->fanout);
+  parts->groups = std::make_unique<service::GroupServiceImpl>(
+      config.limits, *parts->store, *parts->messages, *parts->deliverer, *parts->member_cache,
+      parts->presence.get());
+  parts->indexer->Start();
+  parts->tasks->Start();
   parts->gateway.reset(new gateway::GatewayContext{
       *parts->auth, *parts->messages, *parts->conversations, *parts->presence, *parts->routes,
       *parts->sessions, config.gateway, page_max});
@@ -111,10 +143,13 @@ void AllInOne::AddRoutes(net::Router& router) {
                           *parts_->friends,
                           static_cast<int>(parts_->config.limits.page_max),
                           parts_->conversations.get(),
-                          parts_->messages.get()};
+                          parts_->messages.get(),
+                          parts_->groups.get()};
   gateway::AddAuthRoutes(router, api);
   gateway::AddUserRoutes(router, api);
   gateway::AddConversationRoutes(router, api);
+  gateway::AddGroupRoutes(router, api);
+  gateway::AddMessageRoutes(router, api);
 }
 
 net::WsAcceptFn AllInOne::WebSocketAcceptor() {
@@ -128,7 +163,9 @@ void AllInOne::CheckReady(core::DoneCallback done) { parts_->store->Ping(std::mo
 
 void AllInOne::Stop() {
   if (!parts_) return;
-  // Hashing first: its jobs may still call the store.
+  // Everything that may still call the store goes first.
+  if (parts_->tasks) parts_->tasks->Stop();
+  if (parts_->indexer) parts_->indexer->Stop();
   if (parts_->hash_pool) parts_->hash_pool->Shutdown();
   if (parts_->store) parts_->store->Close();
 }

@@ -177,6 +177,21 @@ const std::vector<Field>& Schema() {
           "gateway", "max_subscriptions", 1, 1000000,
           [](Config& c) { return &c.gateway.max_subscriptions; },
           "Most users one session may follow with presence.sub."),
+      // [groups]
+      Int(
+          "groups", "fanout_threshold", 0, 10000000,
+          [](Config& c) { return &c.groups.fanout_threshold; },
+          "Groups with more members than this are fanned out by a background job instead of "
+          "in the send path, and do not broadcast read receipts or typing."),
+      Int(
+          "groups", "fanout_batch", 1, 100000, [](Config& c) { return &c.groups.fanout_batch; },
+          "Members per page of a fan-out job."),
+      // [messages]
+      Int(
+          "messages", "recall_window_ms", 0, 31536000000,
+          [](Config& c) { return &c.messages.recall_window_ms; },
+          "How long after sending a sender may recall a message (group owners and admins "
+          "may recall at any time)."),
       // [store]
       Str(
           "store", "engine", {"sqlite"}, [](Config& c) { return &c.store.engine; },

@@ -53,6 +53,15 @@ struct GatewayConfig {
   int64_t max_subscriptions = 1000;        // presence.sub per session
 };
 
+struct GroupsConfig {
+  int64_t fanout_threshold = 500;  // larger groups are fanned out by a background job
+  int64_t fanout_batch = 1000;     // members per page of a fan-out job
+};
+
+struct MessagesConfig {
+  int64_t recall_window_ms = 120000;  // senders may recall this long after sending
+};
+
 struct StoreConfig {
   std::string engine = "sqlite";
   std::string sqlite_synchronous = "normal";  // normal: survives kill -9; full: power cut
@@ -97,6 +106,8 @@ struct Config {
   ServerConfig server;
   AuthConfig auth;
   GatewayConfig gateway;
+  GroupsConfig groups;
+  MessagesConfig messages;
   StoreConfig store;
   LogConfig log;
   LimitsConfig limits;

@@ -78,6 +78,23 @@ void LocalDeliverer::Presence(const std::vector<uint64_t>& conns, int64_t user, 
   }
 }
 
+void LocalDeliverer::Conv(const std::vector<int64_t>& users, const std::string& conv_id,
+                          const std::string& event) {
+  Event(users, 0,
+        std::make_shared<const std::string>("{\"op\":\"conv\",\"conv_id\":" + Quoted(conv_id) +
+                                            ",\"event\":" + Quoted(event) + "}"),
+        service::Priority::kHigh);
+}
+
+void LocalDeliverer::Recall(const std::vector<int64_t>& users, const std::string& conv_id,
+                            int64_t seq, int64_t msg_id) {
+  Event(users, 0,
+        std::make_shared<const std::string>("{\"op\":\"recall\",\"conv_id\":" + Quoted(conv_id) +
+                                            ",\"seq\":" + std::to_string(seq) + ",\"msg_id\":\"" +
+                                            std::to_string(msg_id) + "\"}"),
+        service::Priority::kHigh);
+}
+
 void LocalDeliverer::Kick(int64_t user_id, int64_t session_id, const std::string& reason) {
   std::vector<route::Route> routes;
   routes_.Lookup(user_id, routes);

@@ -20,6 +20,10 @@ class LocalDeliverer final : public service::Deliverer {
   void Typing(const std::vector<int64_t>& users, const std::string& conv_id, int64_t user) override;
   void Presence(const std::vector<uint64_t>& conns, int64_t user, bool online,
                 int64_t last_seen) override;
+  void Conv(const std::vector<int64_t>& users, const std::string& conv_id,
+            const std::string& event) override;
+  void Recall(const std::vector<int64_t>& users, const std::string& conv_id, int64_t seq,
+              int64_t msg_id) override;
   void Kick(int64_t user_id, int64_t session_id, const std::string& reason) override;
 
  private:

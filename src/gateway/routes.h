@@ -13,6 +13,7 @@
 #include "service/auth_service.h"
 #include "service/conversation_service.h"
 #include "service/friend_service.h"
+#include "service/group_service.h"
 #include "service/message_service.h"
 #include "service/user_service.h"
 
@@ -25,6 +26,7 @@ struct ApiContext {
   int page_max = 200;  // limits.page_max
   service::ConversationService* conversations = nullptr;
   service::MessageService* messages = nullptr;
+  service::GroupService* groups = nullptr;
 };
 
 // POST /api/v1/auth/{register,login,refresh,logout}
@@ -34,6 +36,11 @@ void AddUserRoutes(net::Router& router, const ApiContext& api);
 // /api/v1/conversations..., POST /api/v1/messages (needs conversations and
 // messages set in `api`).
 void AddConversationRoutes(net::Router& router, const ApiContext& api);
+// /api/v1/groups... (needs groups).
+void AddGroupRoutes(net::Router& router, const ApiContext& api);
+// Recall, search, PATCH /api/v1/conversations/{id} (needs messages and
+// conversations).
+void AddMessageRoutes(net::Router& router, const ApiContext& api);
 
 // A handler that needs the caller's identity.
 using AuthedHandler = std::function<void(net::HttpRequest, service::Principal, net::HttpResponder)>;

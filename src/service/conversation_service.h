@@ -2,6 +2,9 @@
 // read and delivered cursors, typing, and the pending list behind `hello`.
 // Every call checks that the user takes part in the conversation
 // (permission_denied otherwise; invalid_argument for a malformed conv id).
+// Former members of a group may still read (history, sync, search) the
+// seqs they were present for, and nothing else; a member reads from their
+// joining on.
 //
 // Asynchronous; callbacks run once on an internal thread.
 #pragma once
@@ -50,6 +53,13 @@ class ConversationService {
   virtual void Ack(Principal who, std::string conv_id, int64_t seq, core::DoneCallback done) = 0;
   // Tells the other members' connections (never stored).
   virtual void Typing(Principal who, std::string conv_id, core::DoneCallback done) = 0;
+  // Mute or pin (either may be absent).
+  virtual void Update(Principal who, std::string conv_id, std::optional<bool> muted,
+                      std::optional<bool> pinned, core::DoneCallback done) = 0;
+  // Full-text search over text messages of the caller's conversations (or
+  // one of them), within the spans the caller was a member for.
+  virtual void Search(Principal who, std::string query, std::optional<std::string> conv_id,
+                      int limit, core::Callback<std::vector<store::Message>> done) = 0;
   // Conversations with messages this session has not acked (for hello).
   virtual void Pending(Principal who,
                        core::Callback<std::vector<store::PendingConversation>> done) = 0;

@@ -34,6 +34,12 @@ class Deliverer {
   // To the given connections (presence subscribers).
   virtual void Presence(const std::vector<uint64_t>& conns, int64_t user, bool online,
                         int64_t last_seen) = 0;
+  // {"op":"conv","conv_id","event"} (joined, left, removed, updated).
+  virtual void Conv(const std::vector<int64_t>& users, const std::string& conv_id,
+                    const std::string& event) = 0;
+  // {"op":"recall","conv_id","seq","msg_id"}.
+  virtual void Recall(const std::vector<int64_t>& users, const std::string& conv_id, int64_t seq,
+                      int64_t msg_id) = 0;
   // `kick` then close 4003, on every connection of the login session.
   virtual void Kick(int64_t user_id, int64_t session_id, const std::string& reason) = 0;
 };

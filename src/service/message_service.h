@@ -14,6 +14,7 @@
 #include "core/callback.h"
 #include "service/auth_service.h"
 #include "service/deliverer.h"
+#include "store/message_store.h"
 
 namespace mpim::service {
 
@@ -39,6 +40,16 @@ class MessageService {
  public:
   virtual ~MessageService() = default;
   virtual void Send(Principal who, SendRequest request, core::Callback<SendResult> done) = 0;
+
+  // A server-made `system` message in a group conversation (membership
+  // changes), from `by`, delivered like any other message.
+  virtual void PostSystem(int64_t group_id, int64_t by, std::string body_json,
+                          core::Callback<store::Message> done) = 0;
+
+  // Replaces the body with a tombstone for everyone and sends `recall` to
+  // the members: the sender within messages.recall_window_ms, or a group's
+  // owner or admin at any time. Returns the recalled message.
+  virtual void Recall(Principal who, int64_t msg_id, core::Callback<store::Message> done) = 0;
 };
 
 }  // namespace mpim::service

@@ -4,6 +4,7 @@
 
 #include "service/errors.h"
 #include "service/user/user_service_impl.h"
+#include "service/validation.h"
 
 namespace mpim::service {
 
@@ -14,31 +15,63 @@ core::Status ConversationServiceImpl::CheckLimit(int limit) const {
   return absl::OkStatus();
 }
 
-void ConversationServiceImpl::CheckMember(
+void ConversationServiceImpl::CheckAccess(
     Principal who, const std::string& conv_id,
-    absl::AnyInvocable<void(core::StatusOr<store::ConvRef>) &&> then) {
+    absl::AnyInvocable<void(core::StatusOr<Access>) &&> then) {
   auto ref = store::ParseConvId(conv_id);
   if (!ref) return std::move(then)(absl::InvalidArgumentError("conv_id: malformed"));
   if (ref->type == store::ConvType::kPrivate) {
     if (who.user_id != ref->a && who.user_id != ref->b) {
       return std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
     }
-    return std::move(then)(*ref);
+    return std::move(then)(Access{*ref, true, 1, INT64_MAX});
   }
+  int64_t group = ref->a;
   store_.groups().GetMember(
-      ref->a, who.user_id,
-      [ref = *ref, conv_id, then = std::move(then)](core::StatusOr<store::GroupMember> m) mutable {
-        if (m.ok()) return std::move(then)(ref);
-        if (m.status().code() == absl::StatusCode::kNotFound) {
-          return std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
+      group, who.user_id,
+      [this, who, group, ref = *ref, conv_id,
+       then = std::move(then)](core::StatusOr<store::GroupMember> m) mutable {
+        if (m.ok()) return std::move(then)(Access{ref, true, m->joined_seq + 1, INT64_MAX});
+        if (m.status().code() != absl::StatusCode::kNotFound) {
+          return std::move(then)(StorageError(m.status()));
         }
-        std::move(then)(StorageError(m.status()));
+        // A former member still sees what they were present for.
+        store_.groups().ListPastSpans(
+            group, who.user_id,
+            [ref, conv_id, then = std::move(then)](
+                core::StatusOr<std::vector<store::MembershipSpan>> spans) mutable {
+              if (!spans.ok() || spans->empty()) {
+                return std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
+              }
+              std::move(then)(
+                  Access{ref, false, spans->front().joined_seq + 1, spans->back().left_seq});
+            });
       });
 }
 
-std::vector<int64_t> ConversationServiceImpl::Others(const store::ConvRef& ref, int64_t me) {
-  if (ref.type == store::ConvType::kPrivate) return {ref.a == me ? ref.b : ref.a};
-  return {};  // group fan-out of receipts and typing comes with groups
+void ConversationServiceImpl::CheckMember(
+    Principal who, const std::string& conv_id,
+    absl::AnyInvocable<void(core::StatusOr<Access>) &&> then) {
+  CheckAccess(who, conv_id,
+              [conv_id, then = std::move(then)](core::StatusOr<Access> access) mutable {
+                if (access.ok() && !access->member) {
+                  return std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
+                }
+                std::move(then)(std::move(access));
+              });
+}
+
+void ConversationServiceImpl::Others(const store::ConvRef& ref, int64_t me,
+                                     absl::AnyInvocable<void(std::vector<int64_t>) &&> then) {
+  fanout_.SmallRecipients(ref, [me, then = std::move(then)](core::StatusOr<MemberList> m) mutable {
+    std::vector<int64_t> out;
+    if (m.ok() && *m) {
+      for (int64_t u : **m) {
+        if (u != me) out.push_back(u);
+      }
+    }
+    std::move(then)(std::move(out));
+  });
 }
 
 void ConversationServiceImpl::List(Principal who, int limit,
@@ -48,14 +81,17 @@ void ConversationServiceImpl::List(Principal who, int limit,
       who.user_id, std::nullopt, limit,
       [this, who, done = std::move(done)](core::StatusOr<store::ConversationPage> page) mutable {
         if (!page.ok()) return std::move(done)(StorageError(page.status()));
+        auto peer_of = [&who](const std::string& conv_id) -> int64_t {
+          auto ref = store::ParseConvId(conv_id);
+          if (!ref || ref->type != store::ConvType::kPrivate) return 0;
+          return ref->a == who.user_id ? ref->b : ref->a;
+        };
         std::vector<int64_t> peers;
         for (const auto& c : page->items) {
-          auto ref = store::ParseConvId(c.conversation.conv_id);
-          if (ref && ref->type == store::ConvType::kPrivate)
-            peers.push_back(Others(*ref, who.user_id)[0]);
+          if (int64_t p = peer_of(c.conversation.conv_id)) peers.push_back(p);
         }
         auto items = std::make_shared<std::vector<store::UserConversation>>(std::move(page->items));
-        store_.users().GetMany(peers, [this, who, items, done = std::move(done)](
+        store_.users().GetMany(peers, [this, peer_of, items, done = std::move(done)](
                                           core::StatusOr<std::vector<store::User>> users) mutable {
           if (!users.ok()) return std::move(done)(StorageError(users.status()));
           std::unordered_map<int64_t, const store::User*> by_id;
@@ -64,13 +100,10 @@ void ConversationServiceImpl::List(Principal who, int limit,
           views.reserve(items->size());
           for (auto& c : *items) {
             ConversationView v{std::move(c), std::nullopt};
-            auto ref = store::ParseConvId(v.conv.conversation.conv_id);
-            if (ref && ref->type == store::ConvType::kPrivate) {
-              if (auto it = by_id.find(Others(*ref, who.user_id)[0]); it != by_id.end()) {
-                UserProfile p = ToProfile(*it->second);
-                presence_.Decorate(p);
-                v.peer = std::move(p);
-              }
+            if (auto it = by_id.find(peer_of(v.conv.conversation.conv_id)); it != by_id.end()) {
+              UserProfile p = ToProfile(*it->second);
+              presence_.Decorate(p);
+              v.peer = std::move(p);
             }
             views.push_back(std::move(v));
           }
@@ -82,15 +115,37 @@ void ConversationServiceImpl::List(Principal who, int limit,
 void ConversationServiceImpl::ReadRange(Principal who, std::string conv_id, store::RangeQuery query,
                                         core::Callback<MessagePage> done) {
   if (auto s = CheckLimit(query.limit); !s.ok()) return std::move(done)(s);
-  CheckMember(
+  CheckAccess(
       who, conv_id,
-      [this, conv_id, query, done = std::move(done)](core::StatusOr<store::ConvRef> ref) mutable {
-        if (!ref.ok()) return std::move(done)(ref.status());
+      [this, conv_id, query, done = std::move(done)](core::StatusOr<Access> access) mutable {
+        if (!access.ok()) return std::move(done)(access.status());
+        // Clip the window to what this user may see.
+        store::RangeQuery q = query;
+        int64_t min_seq = access->min_seq;
+        if (q.after_seq) q.after_seq = std::max(*q.after_seq, min_seq - 1);
+        if (access->max_seq != INT64_MAX) {
+          q.before_seq = std::min(q.before_seq.value_or(INT64_MAX), access->max_seq + 1);
+        }
+        if (q.after_seq && q.before_seq && *q.after_seq + 1 >= *q.before_seq) {
+          return std::move(done)(MessagePage{});
+        }
         store_.messages().Read(
-            conv_id, query,
-            [done = std::move(done)](core::StatusOr<store::Page<store::Message>> page) mutable {
+            conv_id, q,
+            [min_seq, scrolling_back = !q.after_seq,
+             done = std::move(done)](core::StatusOr<store::Page<store::Message>> page) mutable {
               if (!page.ok()) return std::move(done)(StorageError(page.status()));
-              std::move(done)(MessagePage{std::move(page->items), page->has_more});
+              MessagePage out{std::move(page->items), page->has_more};
+              if (scrolling_back) {
+                // Reading backwards: drop what lies before the member's start.
+                size_t before = out.messages.size();
+                std::erase_if(out.messages,
+                              [min_seq](const store::Message& m) { return m.seq < min_seq; });
+                if (out.messages.size() != before ||
+                    (!out.messages.empty() && out.messages.front().seq == min_seq)) {
+                  out.has_more = false;
+                }
+              }
+              std::move(done)(std::move(out));
             });
       });
 }
@@ -113,37 +168,40 @@ void ConversationServiceImpl::Sync(Principal who, std::string conv_id, int64_t a
 void ConversationServiceImpl::Read(Principal who, std::string conv_id, int64_t seq,
                                    uint64_t origin_conn, core::Callback<int64_t> done) {
   if (seq < 0) return std::move(done)(absl::InvalidArgumentError("seq: must be >= 0"));
-  CheckMember(who, conv_id,
-              [this, who, conv_id, seq, origin_conn,
-               done = std::move(done)](core::StatusOr<store::ConvRef> ref) mutable {
-                if (!ref.ok()) return std::move(done)(ref.status());
-                store_.conversations().MarkRead(
-                    who.user_id, conv_id, seq,
-                    [this, who, conv_id, origin_conn, ref = *ref,
-                     done = std::move(done)](core::StatusOr<int64_t> read_seq) mutable {
-                      if (!read_seq.ok()) {
-                        if (read_seq.status().code() == absl::StatusCode::kNotFound) {
-                          return std::move(done)(
-                              absl::NotFoundError("conversation " + conv_id + " not found"));
-                        }
-                        return std::move(done)(StorageError(read_seq.status()));
-                      }
-                      std::move(done)(*read_seq);
-                      std::vector<int64_t> to = Others(ref, who.user_id);
-                      to.push_back(who.user_id);  // the reader's other devices
-                      deliverer_.Receipt(to, origin_conn, conv_id, who.user_id, *read_seq);
-                    });
-              });
+  CheckMember(
+      who, conv_id,
+      [this, who, conv_id, seq, origin_conn,
+       done = std::move(done)](core::StatusOr<Access> access) mutable {
+        if (!access.ok()) return std::move(done)(access.status());
+        store_.conversations().MarkRead(
+            who.user_id, conv_id, seq,
+            [this, who, conv_id, origin_conn, ref = access->ref,
+             done = std::move(done)](core::StatusOr<int64_t> read_seq) mutable {
+              if (!read_seq.ok()) {
+                if (read_seq.status().code() == absl::StatusCode::kNotFound) {
+                  return std::move(done)(
+                      absl::NotFoundError("conversation " + conv_id + " not found"));
+                }
+                return std::move(done)(StorageError(read_seq.status()));
+              }
+              int64_t value = *read_seq;
+              std::move(done)(value);
+              Others(ref, who.user_id,
+                     [this, who, conv_id, origin_conn, value](std::vector<int64_t> to) mutable {
+                       to.push_back(who.user_id);  // the reader's other devices
+                       deliverer_.Receipt(to, origin_conn, conv_id, who.user_id, value);
+                     });
+            });
+      });
 }
 
 void ConversationServiceImpl::Ack(Principal who, std::string conv_id, int64_t seq,
                                   core::DoneCallback done) {
   if (seq < 0) return std::move(done)(absl::InvalidArgumentError("seq: must be >= 0"));
-  CheckMember(
+  CheckAccess(
       who, conv_id,
-      [this, who, conv_id, seq,
-       done = std::move(done)](core::StatusOr<store::ConvRef> ref) mutable {
-        if (!ref.ok()) return std::move(done)(ref.status());
+      [this, who, conv_id, seq, done = std::move(done)](core::StatusOr<Access> access) mutable {
+        if (!access.ok()) return std::move(done)(access.status());
         store_.conversations().MarkDelivered(
             who.session_id, conv_id, seq,
             [done = std::move(done)](core::StatusOr<int64_t> delivered) mutable {
@@ -156,13 +214,129 @@ void ConversationServiceImpl::Ack(Principal who, std::string conv_id, int64_t se
 }
 
 void ConversationServiceImpl::Typing(Principal who, std::string conv_id, core::DoneCallback done) {
-  CheckMember(
-      who, conv_id,
-      [this, who, conv_id, done = std::move(done)](core::StatusOr<store::ConvRef> ref) mutable {
-        if (!ref.ok()) return std::move(done)(ref.status());
-        deliverer_.Typing(Others(*ref, who.user_id), conv_id, who.user_id);
-        std::move(done)(absl::OkStatus());
+  CheckMember(who, conv_id,
+              [this, who, conv_id, done = std::move(done)](core::StatusOr<Access> access) mutable {
+                if (!access.ok()) return std::move(done)(access.status());
+                Others(access->ref, who.user_id, [this, who, conv_id](std::vector<int64_t> to) {
+                  deliverer_.Typing(to, conv_id, who.user_id);
+                });
+                std::move(done)(absl::OkStatus());
+              });
+}
+
+void ConversationServiceImpl::Update(Principal who, std::string conv_id, std::optional<bool> muted,
+                                     std::optional<bool> pinned, core::DoneCallback done) {
+  CheckMember(who, conv_id,
+              [this, who, conv_id, muted, pinned,
+               done = std::move(done)](core::StatusOr<Access> access) mutable {
+                if (!access.ok()) return std::move(done)(access.status());
+                auto set_pinned = [this, who, conv_id, pinned,
+                                   done = std::move(done)](core::Status s) mutable {
+                  if (!s.ok()) {
+                    return std::move(done)(
+                        s.code() == absl::StatusCode::kNotFound
+                            ? absl::NotFoundError("conversation " + conv_id + " not found")
+                            : StorageError(s));
+                  }
+                  if (!pinned) return std::move(done)(absl::OkStatus());
+                  store_.conversations().SetPinned(
+                      who.user_id, conv_id, *pinned,
+                      [conv_id, done = std::move(done)](core::Status s2) mutable {
+                        if (s2.code() == absl::StatusCode::kNotFound) {
+                          return std::move(done)(
+                              absl::NotFoundError("conversation " + conv_id + " not found"));
+                        }
+                        std::move(done)(s2.ok() ? s2 : StorageError(s2));
+                      });
+                };
+                if (!muted) return set_pinned(absl::OkStatus());
+                store_.conversations().SetMuted(who.user_id, conv_id, *muted,
+                                                std::move(set_pinned));
+              });
+}
+
+void ConversationServiceImpl::CollectScopes(Principal who,
+                                            std::optional<store::ConversationCursor> after,
+                                            std::shared_ptr<std::vector<store::SearchScope>> scopes,
+                                            core::DoneCallback done) {
+  store_.conversations().ListForUser(
+      who.user_id, after, store::kMaxPageLimit,
+      [this, who, scopes,
+       done = std::move(done)](core::StatusOr<store::ConversationPage> page) mutable {
+        if (!page.ok()) return std::move(done)(StorageError(page.status()));
+        auto remaining = std::make_shared<std::vector<std::string>>();
+        for (const auto& c : page->items) remaining->push_back(c.conversation.conv_id);
+        auto next = page->has_more ? page->next : std::nullopt;
+        // Resolve each conversation's visible span, one at a time.
+        auto step = std::make_shared<absl::AnyInvocable<void(size_t)>>();
+        *step = [this, who, scopes, remaining, next, step,
+                 done = std::move(done)](size_t i) mutable {
+          if (i == remaining->size() || scopes->size() >= store::kMaxPageLimit) {
+            // Everything needed goes to locals: resetting *step destroys this
+            // closure (and breaks the self-reference).
+            ConversationServiceImpl* self = this;
+            Principal user = who;
+            auto more = next;
+            auto out = scopes;
+            core::DoneCallback finish = std::move(done);
+            *step = nullptr;
+            if (more && out->size() < store::kMaxPageLimit) {
+              return self->CollectScopes(user, more, out, std::move(finish));
+            }
+            return std::move(finish)(absl::OkStatus());
+          }
+          CheckAccess(
+              who, (*remaining)[i], [scopes, remaining, step, i](core::StatusOr<Access> access) {
+                if (access.ok()) {
+                  scopes->push_back(
+                      store::SearchScope{(*remaining)[i], access->min_seq, access->max_seq});
+                }
+                (*step)(i + 1);
+              });
+        };
+        (*step)(0);
       });
+}
+
+void ConversationServiceImpl::Search(Principal who, std::string query,
+                                     std::optional<std::string> conv_id, int limit,
+                                     core::Callback<std::vector<store::Message>> done) {
+  if (auto s = CheckLimit(limit); !s.ok()) return std::move(done)(s);
+  int64_t len = Utf8Length(query);
+  if (len < 1 || len > 256) {
+    return std::move(done)(absl::InvalidArgumentError("q: must be 1-256 characters"));
+  }
+  auto run = [this, query, limit](std::vector<store::SearchScope> scopes,
+                                  core::Callback<std::vector<store::Message>> done) {
+    if (scopes.empty()) return std::move(done)(std::vector<store::Message>{});
+    store_.search().Search(
+        store::SearchQuery{query, std::move(scopes), limit},
+        [done = std::move(done)](core::StatusOr<std::vector<store::Message>> r) mutable {
+          if (!r.ok() && r.status().code() != absl::StatusCode::kInvalidArgument) {
+            return std::move(done)(StorageError(r.status()));
+          }
+          if (!r.ok()) {
+            return std::move(done)(absl::InvalidArgumentError("q: needs at least one word"));
+          }
+          std::move(done)(std::move(*r));
+        });
+  };
+  if (conv_id) {
+    CheckAccess(
+        who, *conv_id,
+        [run = std::move(run), conv_id = *conv_id,
+         done = std::move(done)](core::StatusOr<Access> access) mutable {
+          if (!access.ok()) return std::move(done)(access.status());
+          run({store::SearchScope{conv_id, access->min_seq, access->max_seq}}, std::move(done));
+        });
+    return;
+  }
+  auto scopes = std::make_shared<std::vector<store::SearchScope>>();
+  CollectScopes(who, std::nullopt, scopes,
+                [scopes, run = std::move(run), done = std::move(done)](core::Status s) mutable {
+                  if (!s.ok()) return std::move(done)(s);
+                  run(std::move(*scopes), std::move(done));
+                });
 }
 
 void ConversationServiceImpl::Pending(

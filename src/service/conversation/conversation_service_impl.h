@@ -1,8 +1,9 @@
-// ConversationService on a Store, a Deliverer and presence.
+// ConversationService on a Store, a Deliverer, presence and the fan-out.
 #pragma once
 
 #include "core/config.h"
 #include "service/conversation_service.h"
+#include "service/fanout.h"
 #include "service/presence_service.h"
 #include "store/conv_id.h"
 #include "store/store.h"
@@ -12,11 +13,12 @@ namespace mpim::service {
 class ConversationServiceImpl final : public ConversationService {
  public:
   ConversationServiceImpl(const core::LimitsConfig& limits, store::Store& store,
-                          Deliverer& deliverer, PresenceService& presence)
+                          Deliverer& deliverer, PresenceService& presence, Fanout& fanout)
       : page_max_(static_cast<int>(limits.page_max)),
         store_(store),
         deliverer_(deliverer),
-        presence_(presence) {}
+        presence_(presence),
+        fanout_(fanout) {}
 
   void List(Principal who, int limit, core::Callback<std::vector<ConversationView>> done) override;
   void History(Principal who, std::string conv_id, std::optional<int64_t> before_seq,
@@ -28,23 +30,43 @@ class ConversationServiceImpl final : public ConversationService {
             core::Callback<int64_t> done) override;
   void Ack(Principal who, std::string conv_id, int64_t seq, core::DoneCallback done) override;
   void Typing(Principal who, std::string conv_id, core::DoneCallback done) override;
+  void Update(Principal who, std::string conv_id, std::optional<bool> muted,
+              std::optional<bool> pinned, core::DoneCallback done) override;
+  void Search(Principal who, std::string query, std::optional<std::string> conv_id, int limit,
+              core::Callback<std::vector<store::Message>> done) override;
   void Pending(Principal who,
                core::Callback<std::vector<store::PendingConversation>> done) override;
 
+  // What a user may see of a conversation.
+  struct Access {
+    store::ConvRef ref;
+    bool member = false;          // a current member (may send, read, type)
+    int64_t min_seq = 1;          // first visible seq
+    int64_t max_seq = INT64_MAX;  // last visible seq (former members)
+  };
+
  private:
-  // Calls `then(ref)` when `who` takes part in `conv_id`, else fails `fail`.
+  void CheckAccess(Principal who, const std::string& conv_id,
+                   absl::AnyInvocable<void(core::StatusOr<Access>) &&> then);
+  // Like CheckAccess, and also requires a current member.
   void CheckMember(Principal who, const std::string& conv_id,
-                   absl::AnyInvocable<void(core::StatusOr<store::ConvRef>) &&> then);
-  // The other members to tell about reads and typing (private: the peer).
-  static std::vector<int64_t> Others(const store::ConvRef& ref, int64_t me);
+                   absl::AnyInvocable<void(core::StatusOr<Access>) &&> then);
+  // The other members to tell about reads and typing: the peer, or a small
+  // group's members; nobody for a large group.
+  void Others(const store::ConvRef& ref, int64_t me,
+              absl::AnyInvocable<void(std::vector<int64_t>) &&> then);
   void ReadRange(Principal who, std::string conv_id, store::RangeQuery query,
                  core::Callback<MessagePage> done);
+  void CollectScopes(Principal who, std::optional<store::ConversationCursor> after,
+                     std::shared_ptr<std::vector<store::SearchScope>> scopes,
+                     core::DoneCallback done);
   core::Status CheckLimit(int limit) const;
 
   const int page_max_;
   store::Store& store_;
   Deliverer& deliverer_;
   PresenceService& presence_;
+  Fanout& fanout_;
 };
 
 }  // namespace mpim::service

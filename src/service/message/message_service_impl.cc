@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/logging.h"
 #include "core/metrics.h"
 #include "service/errors.h"
 #include "service/validation.h"
@@ -17,8 +18,7 @@ int64_t SteadyMs() {
 }
 
 core::Status ValidateClientMsgId(const std::string& id) {
-  int64_t len = Utf8Length(id);
-  if (id.empty() || id.size() > 64 || len < 0) {
+  if (id.empty() || id.size() > 64 || Utf8Length(id) < 0) {
     return absl::InvalidArgumentError("client_msg_id: must be 1-64 characters");
   }
   for (unsigned char c : id) {
@@ -29,14 +29,36 @@ core::Status ValidateClientMsgId(const std::string& id) {
   return absl::OkStatus();
 }
 
+struct MessageMetrics {
+  core::Counter& stored;
+  core::Counter& duplicates;
+};
+
+MessageMetrics& Metrics() {
+  static MessageMetrics m{
+      core::DefaultRegistry()
+          .Counter("mpim_messages_stored_total", "Messages persisted (duplicates excluded).")
+          .With({}),
+      core::DefaultRegistry()
+          .Counter("mpim_messages_duplicate_total",
+                   "Sends answered with the first result of their client_msg_id.")
+          .With({}),
+  };
+  return m;
+}
+
 }  // namespace
 
-MessageServiceImpl::MessageServiceImpl(const core::LimitsConfig& limits, store::Store& store,
-                                       Deliverer& deliverer, core::SnowflakeGenerator& ids,
+MessageServiceImpl::MessageServiceImpl(const core::LimitsConfig& limits,
+                                       const core::MessagesConfig& messages, store::Store& store,
+                                       Fanout& fanout, Indexer* indexer,
+                                       core::SnowflakeGenerator& ids,
                                        std::function<int64_t()> now_ms)
     : limits_(limits),
+      messages_(messages),
       store_(store),
-      deliverer_(deliverer),
+      fanout_(fanout),
+      indexer_(indexer),
       ids_(ids),
       now_ms_(std::move(now_ms)),
       send_limiter_(static_cast<double>(limits.send_per_sec),
@@ -55,63 +77,162 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
         "body: larger than " + std::to_string(limits_.body_max_bytes) + " bytes"));
   }
   if (req.to_id <= 0) return std::move(done)(absl::InvalidArgumentError("to: bad id"));
+  if (!req.to_group && req.to_id == who.user_id) {
+    return std::move(done)(absl::InvalidArgumentError("to: you cannot send to yourself"));
+  }
   if (int64_t wait = send_limiter_.TryAcquire(who.user_id, SteadyMs()); wait > 0) {
     return std::move(done)(core::RateLimitedError("sending too fast", wait));
   }
-  if (req.to_group) {
-    return std::move(done)(
-        absl::InvalidArgumentError("to: group conversations are not available yet"));
-  }
-  if (req.to_id == who.user_id) {
-    return std::move(done)(absl::InvalidArgumentError("to: you cannot send to yourself"));
-  }
-  // A user who blocks the sender receives nothing from them.
-  int64_t peer = req.to_id;
-  store_.friends().IsBlocked(peer, who.user_id,
-                             [this, who, peer, req = std::move(req),
-                              done = std::move(done)](core::StatusOr<bool> blocked) mutable {
-                               if (!blocked.ok())
-                                 return std::move(done)(StorageError(blocked.status()));
-                               if (*blocked) {
-                                 return std::move(done)(absl::PermissionDeniedError(
-                                     "this user does not accept your messages"));
-                               }
-                               std::string conv_id = store::PrivateConvId(who.user_id, peer);
-                               Append(who, std::move(req), std::move(conv_id), std::move(done));
-                             });
-}
 
-void MessageServiceImpl::Append(Principal who, SendRequest req, std::string conv_id,
-                                core::Callback<SendResult> done) {
   store::AppendRequest append;
   append.msg_id = ids_.Next();
-  append.conv_id = std::move(conv_id);
+  append.conv_id =
+      req.to_group ? store::GroupConvId(req.to_id) : store::PrivateConvId(who.user_id, req.to_id);
   append.sender = who.user_id;
   append.recipient = req.to_id;
   append.type = req.type;
   append.body = std::move(req.body);
   append.ts = now_ms_();
   append.client_msg_id = req.client_msg_id;
-  store_.messages().Append(append, [this, who, to = req.to_id, qos1 = req.qos1,
-                                    priority = req.priority, origin = req.origin_conn,
-                                    done = std::move(done)](
-                                       core::StatusOr<store::AppendResult> result) mutable {
-    if (!result.ok()) {
-      if (result.status().code() == absl::StatusCode::kNotFound) {
-        return std::move(done)(absl::NotFoundError("user " + std::to_string(to) + " not found"));
+
+  // Appends once the sender is allowed to send here.
+  auto proceed = [this, append = std::move(append), origin = req.origin_conn, qos1 = req.qos1,
+                  priority = req.priority, done = std::move(done)](core::Status allowed) mutable {
+    if (!allowed.ok()) return std::move(done)(allowed);
+    Append(std::move(append), origin, qos1, priority,
+           [done = std::move(done)](core::StatusOr<store::AppendResult> r) mutable {
+             if (!r.ok()) return std::move(done)(r.status());
+             const store::Message& m = r->message;
+             std::move(done)(SendResult{m.msg_id, m.conv_id, m.seq, m.ts});
+           });
+  };
+
+  int64_t to = req.to_id;
+  if (req.to_group) {
+    // Only members send to a group.
+    store_.groups().GetMember(
+        to, who.user_id,
+        [to, proceed = std::move(proceed)](core::StatusOr<store::GroupMember> member) mutable {
+          if (member.ok()) return proceed(absl::OkStatus());
+          if (member.status().code() == absl::StatusCode::kNotFound) {
+            return proceed(
+                absl::PermissionDeniedError("not a member of group " + std::to_string(to)));
+          }
+          proceed(StorageError(member.status()));
+        });
+    return;
+  }
+  // A user who blocks the sender receives nothing from them.
+  store_.friends().IsBlocked(
+      to, who.user_id, [proceed = std::move(proceed)](core::StatusOr<bool> blocked) mutable {
+        if (!blocked.ok()) return proceed(StorageError(blocked.status()));
+        if (*blocked) {
+          return proceed(absl::PermissionDeniedError("this user does not accept your messages"));
+        }
+        proceed(absl::OkStatus());
+      });
+}
+
+void MessageServiceImpl::Append(store::AppendRequest append, uint64_t origin_conn, bool qos1,
+                                service::Priority priority,
+                                core::Callback<store::AppendResult> done) {
+  std::string what =
+      (append.conv_id.rfind("g:", 0) == 0 ? "group " : "user ") + std::to_string(append.recipient);
+  store_.messages().Append(
+      append, [this, what, origin_conn, qos1, priority,
+               done = std::move(done)](core::StatusOr<store::AppendResult> result) mutable {
+        if (!result.ok()) {
+          if (result.status().code() == absl::StatusCode::kNotFound) {
+            return std::move(done)(absl::NotFoundError(what + " not found"));
+          }
+          if (result.status().code() == absl::StatusCode::kInvalidArgument) {
+            return std::move(done)(result.status());
+          }
+          return std::move(done)(StorageError(result.status()));
+        }
+        if (result->duplicate) {
+          // Delivered when it was first written.
+          Metrics().duplicates.Inc();
+          return std::move(done)(std::move(*result));
+        }
+        Metrics().stored.Inc();
+        if (indexer_) indexer_->Add(result->message);
+        store::Message m = result->message;
+        // The answer waits for the hand-off (for a large group: until its
+        // fan-out job is durable); a failed hand-off does not fail the send,
+        // the message is durable and members find it through sync.
+        fanout_.Message(m, origin_conn, qos1, priority,
+                        [result = std::move(*result), done = std::move(done)](
+                            core::Status) mutable { std::move(done)(std::move(result)); });
+      });
+}
+
+void MessageServiceImpl::PostSystem(int64_t group_id, int64_t by, std::string body_json,
+                                    core::Callback<store::Message> done) {
+  store::AppendRequest append;
+  append.msg_id = ids_.Next();
+  append.conv_id = store::GroupConvId(group_id);
+  append.sender = by;
+  append.recipient = group_id;
+  append.type = "system";
+  append.body = std::move(body_json);
+  append.ts = now_ms_();
+  Append(std::move(append), 0, true, Priority::kNormal,
+         [done = std::move(done)](core::StatusOr<store::AppendResult> r) mutable {
+           if (!r.ok()) return std::move(done)(r.status());
+           std::move(done)(std::move(r->message));
+         });
+}
+
+void MessageServiceImpl::Recall(Principal who, int64_t msg_id,
+                                core::Callback<store::Message> done) {
+  store_.messages().Get(msg_id, [this, who, msg_id,
+                                 done = std::move(done)](core::StatusOr<store::Message> m) mutable {
+    if (!m.ok()) {
+      if (m.status().code() == absl::StatusCode::kNotFound) {
+        return std::move(done)(
+            absl::NotFoundError("message " + std::to_string(msg_id) + " not found"));
       }
-      if (result.status().code() == absl::StatusCode::kInvalidArgument) {
-        return std::move(done)(result.status());
-      }
-      return std::move(done)(StorageError(result.status()));
+      return std::move(done)(StorageError(m.status()));
     }
-    const store::Message& m = result->message;
-    std::move(done)(SendResult{m.msg_id, m.conv_id, m.seq, m.ts});
-    // A duplicate was dispatched when it was first written.
-    if (!result->duplicate) {
-      deliverer_.Message({who.user_id, to}, origin, m, qos1, priority);
+    bool own = m->sender == who.user_id;
+    bool in_window = now_ms_() - m->ts <= messages_.recall_window_ms;
+    if (own && in_window) return DoRecall(std::move(*m), std::move(done));
+    auto ref = store::ParseConvId(m->conv_id);
+    if (ref && ref->type == store::ConvType::kGroup) {
+      // Group owners and admins recall at any time.
+      int64_t group = ref->a;
+      store_.groups().GetMember(
+          group, who.user_id,
+          [this, own, m = std::move(*m),
+           done = std::move(done)](core::StatusOr<store::GroupMember> member) mutable {
+            if (member.ok() && member->role != store::GroupRole::kMember) {
+              return DoRecall(std::move(m), std::move(done));
+            }
+            if (!member.ok() && member.status().code() != absl::StatusCode::kNotFound) {
+              return std::move(done)(StorageError(member.status()));
+            }
+            std::move(done)(
+                absl::PermissionDeniedError(own ? "the recall window has passed"
+                                                : "only the sender or a group admin may recall"));
+          });
+      return;
     }
+    std::move(done)(absl::PermissionDeniedError(own ? "the recall window has passed"
+                                                    : "only the sender may recall this message"));
   });
+}
+
+void MessageServiceImpl::DoRecall(store::Message m, core::Callback<store::Message> done) {
+  if (m.recalled) return std::move(done)(std::move(m));
+  store_.messages().Recall(
+      m.msg_id, "{}", [this, done = std::move(done)](core::StatusOr<store::Message> r) mutable {
+        if (!r.ok()) return std::move(done)(StorageError(r.status()));
+        store::Message recalled = *r;
+        fanout_.Recall(recalled, [r = std::move(*r), done = std::move(done)](core::Status) mutable {
+          std::move(done)(std::move(r));
+        });
+      });
 }
 
 }  // namespace mpim::service

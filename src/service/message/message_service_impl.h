@@ -1,4 +1,4 @@
-// MessageService on a Store and a Deliverer.
+// MessageService on a Store, a Fanout and the search Indexer.
 #pragma once
 
 #include <functional>
@@ -6,25 +6,36 @@
 #include "core/config.h"
 #include "core/rate_limiter.h"
 #include "core/snowflake.h"
+#include "service/fanout.h"
 #include "service/message_service.h"
+#include "service/search/indexer.h"
 #include "store/store.h"
 
 namespace mpim::service {
 
 class MessageServiceImpl final : public MessageService {
  public:
-  MessageServiceImpl(const core::LimitsConfig& limits, store::Store& store, Deliverer& deliverer,
+  MessageServiceImpl(const core::LimitsConfig& limits, const core::MessagesConfig& messages,
+                     store::Store& store, Fanout& fanout, Indexer* indexer,
                      core::SnowflakeGenerator& ids, std::function<int64_t()> now_ms);
 
   void Send(Principal who, SendRequest request, core::Callback<SendResult> done) override;
+  void PostSystem(int64_t group_id, int64_t by, std::string body_json,
+                  core::Callback<store::Message> done) override;
+  void Recall(Principal who, int64_t msg_id, core::Callback<store::Message> done) override;
 
  private:
-  void Append(Principal who, SendRequest request, std::string conv_id,
-              core::Callback<SendResult> done);
+  // Appends, then fans out; `done` gets the stored message (the original
+  // one for a duplicate, which is not delivered again).
+  void Append(store::AppendRequest append, uint64_t origin_conn, bool qos1,
+              service::Priority priority, core::Callback<store::AppendResult> done);
+  void DoRecall(store::Message m, core::Callback<store::Message> done);
 
   const core::LimitsConfig limits_;
+  const core::MessagesConfig messages_;
   store::Store& store_;
-  Deliverer& deliverer_;
+  Fanout& fanout_;
+  Indexer* indexer_;
   core::SnowflakeGenerator& ids_;
   std::function<int64_t()> now_ms_;
   core::KeyedRateLimiter<int64_t> send_limiter_;

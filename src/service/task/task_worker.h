@@ -1,0 +1,54 @@
+// The task role's worker: leases due jobs from the durable queue
+// (store::JobStore), runs the handler registered for each job's kind, and
+// acks it, or fails it so the queue retries with back-off and finally
+// dead-letters it. A job whose worker dies is leased again when its lease
+// expires, so jobs survive restarts.
+//
+// One thread; handlers run on it and may block on the store (never on an io
+// thread). Register handlers before Start. Wake() (any thread) makes the
+// worker look for jobs at once instead of at its next poll.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "core/status.h"
+#include "store/store.h"
+
+namespace mpim::service {
+
+class TaskWorker {
+ public:
+  using Handler = std::function<core::Status(const store::Job& job)>;
+
+  TaskWorker(store::Store& store, std::string name, int64_t lease_ms = 60000)
+      : store_(store), name_(std::move(name)), lease_ms_(lease_ms) {}
+  ~TaskWorker() { Stop(); }
+
+  void Register(const std::string& kind, Handler handler) { handlers_[kind] = std::move(handler); }
+  void Start();
+  // Finishes the job in hand, then returns. Idempotent.
+  void Stop();
+  void Wake();
+
+ private:
+  void Run();
+  void Settle(const store::Job& job, const core::Status& result);
+
+  store::Store& store_;
+  const std::string name_;
+  const int64_t lease_ms_;
+  std::map<std::string, Handler> handlers_;
+  std::thread thread_;
+  std::mutex mu_;  // guards woken_ (with cv_)
+  std::condition_variable cv_;
+  bool woken_ = false;
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace mpim::service
