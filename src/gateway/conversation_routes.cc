@@ -26,6 +26,7 @@ std::string ConversationText(const service::ConversationView& v) {
   o["conv_id"] = c.conversation.conv_id;
   o["type"] = c.conversation.type == store::ConvType::kPrivate ? "private" : "group";
   if (v.peer) o["peer"] = UserJson(*v.peer);
+  if (v.group) o["group"] = GroupJson(*v.group);
   o["last_seq"] = c.conversation.last_seq;
   o["read_seq"] = c.read_seq;
   o["unread"] = c.unread;

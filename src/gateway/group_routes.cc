@@ -7,18 +7,6 @@
 namespace mpim::gateway {
 namespace {
 
-boost::json::object GroupJson(const store::Group& g, std::optional<store::GroupRole> role) {
-  boost::json::object o{{"group_id", std::to_string(g.group_id)},
-                        {"conv_id", g.conv_id},
-                        {"name", g.name},
-                        {"owner", std::to_string(g.owner_id)},
-                        {"public", g.is_public},
-                        {"member_count", g.member_count},
-                        {"created_at", g.created_at}};
-  if (role) o["role"] = store::GroupRoleName(*role);
-  return o;
-}
-
 // Reads a JSON array of decimal id strings.
 core::StatusOr<std::vector<int64_t>> IdList(const boost::json::object& body, const char* field,
                                             bool required) {

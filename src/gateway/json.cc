@@ -63,6 +63,18 @@ boost::json::object UserJson(const service::UserProfile& user) {
   return o;
 }
 
+boost::json::object GroupJson(const store::Group& g, std::optional<store::GroupRole> role) {
+  boost::json::object o{{"group_id", std::to_string(g.group_id)},
+                        {"conv_id", g.conv_id},
+                        {"name", g.name},
+                        {"owner", std::to_string(g.owner_id)},
+                        {"public", g.is_public},
+                        {"member_count", g.member_count},
+                        {"created_at", g.created_at}};
+  if (role) o["role"] = store::GroupRoleName(*role);
+  return o;
+}
+
 net::HttpResponse JsonResponse(int status, const boost::json::value& body) {
   return net::HttpResponse::Json(status, boost::json::serialize(body));
 }

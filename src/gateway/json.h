@@ -14,6 +14,7 @@
 #include "net/http.h"
 #include "service/friend_service.h"
 #include "service/user_service.h"
+#include "store/group_store.h"
 
 namespace mpim::gateway {
 
@@ -33,6 +34,10 @@ core::StatusOr<int> ParseLimit(const net::HttpRequest& req, int page_max);
 
 // {user_id, username, display_name, avatar_url, online, last_seen?}.
 boost::json::object UserJson(const service::UserProfile& user);
+
+// {group_id, conv_id, name, owner, public, member_count, created_at[, role]}.
+boost::json::object GroupJson(const store::Group& g,
+                              std::optional<store::GroupRole> role = std::nullopt);
 
 net::HttpResponse JsonResponse(int status, const boost::json::value& body);
 

@@ -18,6 +18,7 @@
 #include "service/auth_service.h"
 #include "service/user_service.h"
 #include "store/conversation_store.h"
+#include "store/group_store.h"
 #include "store/message_store.h"
 
 namespace mpim::service {
@@ -29,7 +30,8 @@ struct MessagePage {
 
 struct ConversationView {
   store::UserConversation conv;
-  std::optional<UserProfile> peer;  // private chats
+  std::optional<UserProfile> peer;    // private chats
+  std::optional<store::Group> group;  // group chats
 };
 
 class ConversationService {

@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "core/async.h"
 #include "service/errors.h"
 #include "service/user/user_service_impl.h"
 #include "service/validation.h"
@@ -96,18 +97,30 @@ void ConversationServiceImpl::List(Principal who, int limit,
           if (!users.ok()) return std::move(done)(StorageError(users.status()));
           std::unordered_map<int64_t, const store::User*> by_id;
           for (const auto& u : *users) by_id[u.user_id] = &u;
-          std::vector<ConversationView> views;
-          views.reserve(items->size());
+          auto views = std::make_shared<std::vector<ConversationView>>();
+          views->reserve(items->size());
           for (auto& c : *items) {
-            ConversationView v{std::move(c), std::nullopt};
+            ConversationView v{std::move(c), std::nullopt, std::nullopt};
             if (auto it = by_id.find(peer_of(v.conv.conversation.conv_id)); it != by_id.end()) {
               UserProfile p = ToProfile(*it->second);
               presence_.Decorate(p);
               v.peer = std::move(p);
             }
-            views.push_back(std::move(v));
+            views->push_back(std::move(v));
           }
-          std::move(done)(std::move(views));
+          // Group conversations carry their group.
+          core::ForEachSequential(
+              views->size(),
+              [this, views](size_t i, auto next) {
+                auto ref = store::ParseConvId((*views)[i].conv.conversation.conv_id);
+                if (!ref || ref->type != store::ConvType::kGroup) return next();
+                store_.groups().Get(ref->a, [views, i, next = std::move(next)](
+                                                core::StatusOr<store::Group> g) mutable {
+                  if (g.ok()) (*views)[i].group = std::move(*g);
+                  next();
+                });
+              },
+              [views, done = std::move(done)]() mutable { std::move(done)(std::move(*views)); });
         });
       });
 }
@@ -264,37 +277,30 @@ void ConversationServiceImpl::CollectScopes(Principal who,
       [this, who, scopes,
        done = std::move(done)](core::StatusOr<store::ConversationPage> page) mutable {
         if (!page.ok()) return std::move(done)(StorageError(page.status()));
-        auto remaining = std::make_shared<std::vector<std::string>>();
-        for (const auto& c : page->items) remaining->push_back(c.conversation.conv_id);
+        auto ids = std::make_shared<std::vector<std::string>>();
+        for (const auto& c : page->items) ids->push_back(c.conversation.conv_id);
         auto next = page->has_more ? page->next : std::nullopt;
-        // Resolve each conversation's visible span, one at a time.
-        auto step = std::make_shared<absl::AnyInvocable<void(size_t)>>();
-        *step = [this, who, scopes, remaining, next, step,
-                 done = std::move(done)](size_t i) mutable {
-          if (i == remaining->size() || scopes->size() >= store::kMaxPageLimit) {
-            // Everything needed goes to locals: resetting *step destroys this
-            // closure (and breaks the self-reference).
-            ConversationServiceImpl* self = this;
-            Principal user = who;
-            auto more = next;
-            auto out = scopes;
-            core::DoneCallback finish = std::move(done);
-            *step = nullptr;
-            if (more && out->size() < store::kMaxPageLimit) {
-              return self->CollectScopes(user, more, out, std::move(finish));
-            }
-            return std::move(finish)(absl::OkStatus());
-          }
-          CheckAccess(
-              who, (*remaining)[i], [scopes, remaining, step, i](core::StatusOr<Access> access) {
-                if (access.ok()) {
-                  scopes->push_back(
-                      store::SearchScope{(*remaining)[i], access->min_seq, access->max_seq});
-                }
-                (*step)(i + 1);
-              });
-        };
-        (*step)(0);
+        // Each conversation's visible span, one at a time.
+        core::ForEachSequential(
+            ids->size(),
+            [this, who, ids, scopes](size_t i, auto next_step) {
+              CheckAccess(who, (*ids)[i],
+                          [ids, scopes, i, next_step = std::move(next_step)](
+                              core::StatusOr<Access> access) mutable {
+                            if (access.ok()) {
+                              scopes->push_back(
+                                  store::SearchScope{(*ids)[i], access->min_seq, access->max_seq});
+                            }
+                            next_step();
+                          });
+            },
+            [this, who, next, scopes, done = std::move(done)]() mutable {
+              if (next && scopes->size() < store::kMaxPageLimit) {
+                return CollectScopes(who, next, scopes, std::move(done));
+              }
+              if (scopes->size() > store::kMaxPageLimit) scopes->resize(store::kMaxPageLimit);
+              std::move(done)(absl::OkStatus());
+            });
       });
 }
 

@@ -42,6 +42,16 @@ boost::json::array Ids(const std::vector<int64_t>& ids) {
   return a;
 }
 
+// Ownership goes to admins before members, then to whoever joined first.
+bool Older(const store::GroupMember& a, const store::GroupMember& b) {
+  bool a_admin = a.role == store::GroupRole::kAdmin;
+  bool b_admin = b.role == store::GroupRole::kAdmin;
+  if (a_admin != b_admin) return a_admin;
+  if (a.joined_seq != b.joined_seq) return a.joined_seq < b.joined_seq;
+  if (a.joined_at != b.joined_at) return a.joined_at < b.joined_at;
+  return a.user_id < b.user_id;
+}
+
 bool IsAdmin(const std::optional<store::GroupMember>& m) {
   return m && m->role != store::GroupRole::kMember;
 }
@@ -336,59 +346,51 @@ void GroupServiceImpl::Leave(const store::Group& group, const store::GroupMember
                                     std::move(done)(absl::OkStatus());
                                   });
   }
-  if (me.role != store::GroupRole::kOwner)
+  if (me.role != store::GroupRole::kOwner) {
     return Remove(group_id, me.user_id, me.user_id, "left", std::move(done));
+  }
   // An owner hands the group to the oldest admin, else the oldest member.
-  AllMembers(
-      group_id, std::make_shared<std::vector<int64_t>>(), 0,
-      [this, group_id, owner = me.user_id,
-       done = std::move(done)](core::StatusOr<std::shared_ptr<std::vector<int64_t>>> ids) mutable {
-        if (!ids.ok()) return std::move(done)(ids.status());
-        // Joined order needs the member rows; page them once more.
-        auto best = std::make_shared<std::optional<store::GroupMember>>();
-        auto pending = std::make_shared<std::vector<int64_t>>(std::move(**ids));
-        std::erase(*pending, owner);
-        auto step = std::make_shared<absl::AnyInvocable<void(size_t)>>();
-        *step = [this, group_id, owner, best, pending, step,
-                 done = std::move(done)](size_t i) mutable {
-          if (i == pending->size()) {
-            GroupServiceImpl* self = this;
-            auto successor = *best;
-            core::DoneCallback finish = std::move(done);
-            *step = nullptr;
-            if (!successor) return std::move(finish)(absl::InternalError("no successor"));
-            int64_t next_owner = successor->user_id;
-            return self->store_.groups().SetRole(
-                group_id, next_owner, store::GroupRole::kOwner,
-                [self, group_id, owner, next_owner,
-                 finish = std::move(finish)](core::StatusOr<store::GroupMember> m) mutable {
-                  if (!m.ok()) return std::move(finish)(GroupError(m.status(), group_id));
-                  self->Announce(group_id, owner,
-                                 boost::json::object{{"event", "owner_changed"},
-                                                     {"user", std::to_string(next_owner)}},
-                                 [self, group_id, owner, finish = std::move(finish)]() mutable {
-                                   self->Remove(group_id, owner, owner, "left", std::move(finish));
-                                 });
+  FindSuccessor(group_id, me.user_id, 0, std::nullopt,
+                [this, group_id, owner = me.user_id,
+                 done = std::move(done)](core::StatusOr<store::GroupMember> next) mutable {
+                  if (!next.ok()) return std::move(done)(next.status());
+                  HandOver(group_id, owner, next->user_id, std::move(done));
                 });
-          }
-          store_.groups().GetMember(
-              group_id, (*pending)[i], [best, step, i](core::StatusOr<store::GroupMember> m) {
-                if (m.ok()) {
-                  auto better = [](const store::GroupMember& a, const store::GroupMember& b) {
-                    bool a_admin = a.role == store::GroupRole::kAdmin;
-                    bool b_admin = b.role == store::GroupRole::kAdmin;
-                    if (a_admin != b_admin) return a_admin;
-                    if (a.joined_seq != b.joined_seq) return a.joined_seq < b.joined_seq;
-                    if (a.joined_at != b.joined_at) return a.joined_at < b.joined_at;
-                    return a.user_id < b.user_id;
-                  };
-                  if (!*best || better(*m, **best)) *best = *m;
-                }
-                (*step)(i + 1);
-              });
-        };
-        (*step)(0);
+}
+
+void GroupServiceImpl::FindSuccessor(int64_t group_id, int64_t owner, int64_t after,
+                                     std::optional<store::GroupMember> best,
+                                     core::Callback<store::GroupMember> done) {
+  store_.groups().ListMembers(
+      group_id, after, store::kMaxPageLimit,
+      [this, group_id, owner, best,
+       done = std::move(done)](core::StatusOr<store::Page<store::GroupMember>> page) mutable {
+        if (!page.ok()) return std::move(done)(GroupError(page.status(), group_id));
+        for (const auto& m : page->items) {
+          if (m.user_id != owner && (!best || Older(m, *best))) best = m;
+        }
+        if (page->has_more && !page->items.empty()) {
+          return FindSuccessor(group_id, owner, page->items.back().user_id, std::move(best),
+                               std::move(done));
+        }
+        if (!best) return std::move(done)(absl::InternalError("no member to hand over to"));
+        std::move(done)(std::move(*best));
       });
+}
+
+void GroupServiceImpl::HandOver(int64_t group_id, int64_t owner, int64_t next_owner,
+                                core::DoneCallback done) {
+  store_.groups().SetRole(group_id, next_owner, store::GroupRole::kOwner,
+                          [this, group_id, owner, next_owner,
+                           done = std::move(done)](core::StatusOr<store::GroupMember> m) mutable {
+                            if (!m.ok()) return std::move(done)(GroupError(m.status(), group_id));
+                            Announce(group_id, owner,
+                                     boost::json::object{{"event", "owner_changed"},
+                                                         {"user", std::to_string(next_owner)}},
+                                     [this, group_id, owner, done = std::move(done)]() mutable {
+                                       Remove(group_id, owner, owner, "left", std::move(done));
+                                     });
+                          });
 }
 
 void GroupServiceImpl::RemoveMember(Principal who, int64_t group_id, int64_t user_id,

@@ -55,6 +55,12 @@ class GroupServiceImpl final : public GroupService {
   void Leave(const store::Group& group, const store::GroupMember& me, core::DoneCallback done);
   void Remove(int64_t group_id, int64_t by, int64_t user_id, const char* event,
               core::DoneCallback done);
+  // The best member to take over from `owner` (see Older), paging members.
+  void FindSuccessor(int64_t group_id, int64_t owner, int64_t after,
+                     std::optional<store::GroupMember> best,
+                     core::Callback<store::GroupMember> done);
+  // Makes `next_owner` the owner, announces it, then removes `owner`.
+  void HandOver(int64_t group_id, int64_t owner, int64_t next_owner, core::DoneCallback done);
 
   const int64_t max_members_;
   const int page_max_;
