@@ -17,6 +17,8 @@ namespace {
 
 constexpr size_t kReplyQueue = 4;
 constexpr int64_t kStrikeWindowMs = 10000;
+constexpr size_t kMaxQueuedSends = 1000;
+constexpr int64_t kDrainLimitMs = 5000;
 constexpr uint16_t kCloseUnauthenticated = 4001;
 constexpr uint16_t kCloseKicked = 4003;
 constexpr uint16_t kCloseSlowConsumer = 4008;
@@ -125,6 +127,12 @@ void WsSession::OnThread(absl::AnyInvocable<void(WsSession&)> fn) {
   });
 }
 
+size_t WsSession::QueuedFrames() const {
+  size_t n = 0;
+  for (const auto& q : queues_) n += q.size();
+  return n;
+}
+
 void WsSession::DeliverMessage(std::shared_ptr<const OutMessage> msg) {
   OnThread([msg = std::move(msg)](WsSession& s) mutable {
     if (s.state_ == State::kActive) s.AcceptMessage(std::move(msg), SteadyMs());
@@ -159,7 +167,7 @@ void WsSession::OnOpen() {
 }
 
 void WsSession::OnText(std::string_view text) {
-  if (state_ == State::kClosing) return;
+  if (state_ == State::kClosing || state_ == State::kDraining) return;
   Metrics().frames_in.Inc();
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec);
@@ -203,6 +211,10 @@ void WsSession::OnWritable() { Pump(); }
 void WsSession::OnTick(int64_t now) {
   if (state_ == State::kAwaitingAuth && now >= auth_deadline_ms_) {
     return CloseWith(kCloseUnauthenticated, "authentication timeout");
+  }
+  if (state_ == State::kDraining && now - draining_since_ms_ > kDrainLimitMs) {
+    auto code = close_after_flush_ ? close_after_flush_->first : uint16_t{1011};
+    return CloseWith(code, "closing");
   }
   if (state_ != State::kActive) return;
   bool resent = false;
@@ -316,32 +328,54 @@ void WsSession::HandleOp(const std::string& op, boost::json::object& frame,
 void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid) {
   auto request = ParseSendRequest(frame);
   if (!request.ok()) return ReplyError(rid, request.status());
+  if (sends_.size() >= kMaxQueuedSends) {
+    return ReplyError(rid, core::RateLimitedError("too many sends waiting", 1000));
+  }
   request->origin_conn = conn_id_;
-  ctx_.messages.Send(principal_, std::move(*request),
-                     [self = shared_from_this(), rid](core::StatusOr<service::SendResult> r) {
+  sends_.push_back(QueuedSend{std::move(*request), rid});
+  StartNextSend();
+}
+
+void WsSession::StartNextSend() {
+  if (send_in_flight_ || sends_.empty()) return;
+  QueuedSend next = std::move(sends_.front());
+  sends_.pop_front();
+  if (state_ == State::kDraining) {
+    // Closing for abuse: what is still waiting is refused, not dropped.
+    OnSendResult(next.rid, core::RateLimitedError("session closing: rate limited repeatedly",
+                                                  kStrikeWindowMs));
+    return StartNextSend();
+  }
+  send_in_flight_ = true;
+  ctx_.messages.Send(principal_, std::move(next.request),
+                     [self = shared_from_this(), rid = next.rid](
+                         core::StatusOr<service::SendResult> r) {
                        self->OnThread([rid, r = std::move(r)](WsSession& s) {
-                         if (!r.ok()) {
-                           s.ReplyError(rid, r.status());
-                           if (r.status().code() == absl::StatusCode::kResourceExhausted) {
-                             int64_t now = SteadyMs();
-                             s.refused_sends_ms_.push_back(now);
-                             while (!s.refused_sends_ms_.empty() &&
-                                    now - s.refused_sends_ms_.front() > kStrikeWindowMs) {
-                               s.refused_sends_ms_.pop_front();
-                             }
-                             if (static_cast<int64_t>(s.refused_sends_ms_.size()) >=
-                                 s.ctx_.config.rate_limit_close_after) {
-                               s.CloseWith(kCloseRateLimited, "rate limited repeatedly");
-                             }
-                           }
-                           return;
-                         }
-                         s.Reply(rid, "\"msg_id\":\"" + std::to_string(r->msg_id) +
-                                          "\",\"conv_id\":" + Quoted(r->conv_id) +
-                                          ",\"seq\":" + std::to_string(r->seq) +
-                                          ",\"ts\":" + std::to_string(r->ts));
+                         s.send_in_flight_ = false;
+                         s.OnSendResult(rid, r);
+                         s.StartNextSend();
+                         s.Pump();
                        });
                      });
+}
+
+void WsSession::OnSendResult(std::optional<int64_t> rid,
+                             const core::StatusOr<service::SendResult>& r) {
+  if (r.ok()) {
+    return Reply(rid, "\"msg_id\":\"" + std::to_string(r->msg_id) +
+                          "\",\"conv_id\":" + Quoted(r->conv_id) +
+                          ",\"seq\":" + std::to_string(r->seq) + ",\"ts\":" + std::to_string(r->ts));
+  }
+  ReplyError(rid, r.status());
+  if (r.status().code() != absl::StatusCode::kResourceExhausted || state_ != State::kActive) return;
+  int64_t now = SteadyMs();
+  refused_sends_ms_.push_back(now);
+  while (!refused_sends_ms_.empty() && now - refused_sends_ms_.front() > kStrikeWindowMs) {
+    refused_sends_ms_.pop_front();
+  }
+  if (static_cast<int64_t>(refused_sends_ms_.size()) >= ctx_.config.rate_limit_close_after) {
+    CloseAfterReplies(kCloseRateLimited, "rate limited repeatedly");
+  }
 }
 
 void WsSession::OpAck(boost::json::object& frame) {
@@ -367,9 +401,11 @@ void WsSession::OpRead(boost::json::object& frame, std::optional<int64_t> rid) {
   if (!conv_id.ok()) return ReplyError(rid, conv_id.status());
   auto seq = IntField(frame, "seq");
   if (!seq.ok()) return ReplyError(rid, seq.status());
+  ++pending_replies_;
   ctx_.conversations.Read(principal_, *conv_id, *seq, conn_id_,
                           [self = shared_from_this(), rid](core::StatusOr<int64_t> read_seq) {
                             self->OnThread([rid, read_seq](WsSession& s) {
+                              --s.pending_replies_;
                               if (!read_seq.ok()) return s.ReplyError(rid, read_seq.status());
                               s.Reply(rid, "\"read_seq\":" + std::to_string(*read_seq));
                             });
@@ -387,16 +423,35 @@ void WsSession::OpSync(boost::json::object& frame, std::optional<int64_t> rid) {
     return ReplyError(rid, absl::InvalidArgumentError("limit: must be between 1 and " +
                                                       std::to_string(ctx_.page_max)));
   }
+  ++pending_replies_;
+  size_t byte_cap = static_cast<size_t>(ctx_.config.send_queue_max_bytes) / 2;
   ctx_.conversations.Sync(
       principal_, *conv_id, *after, static_cast<int>(*limit),
-      [self = shared_from_this(), rid](core::StatusOr<service::MessagePage> page) {
+      [self = shared_from_this(), rid, byte_cap](core::StatusOr<service::MessagePage> page) {
         if (!page.ok()) {
-          return self->OnThread([rid, s = page.status()](WsSession& ws) { ws.ReplyError(rid, s); });
+          return self->OnThread([rid, s = page.status()](WsSession& ws) {
+            --ws.pending_replies_;
+            ws.ReplyError(rid, s);
+          });
+        }
+        // A page stays well under the session's queue bound: past half of
+        // it the page ends early and says has_more.
+        size_t bytes = 0, keep = 0;
+        for (; keep < page->messages.size(); ++keep) {
+          bytes += page->messages[keep].body.size() + 256;
+          if (keep > 0 && bytes > byte_cap) break;
+        }
+        if (keep < page->messages.size()) {
+          page->messages.resize(keep);
+          page->has_more = true;
         }
         // Encoded off the io thread; only the queueing happens there.
         auto text = std::make_shared<const std::string>(
             MessagePageText(ReplyPrefix(rid) + "\"ok\":true,", page->messages, page->has_more));
-        self->OnThread([text](WsSession& ws) { ws.EnqueueReply(text); });
+        self->OnThread([text](WsSession& ws) {
+          --ws.pending_replies_;
+          ws.EnqueueReply(text);
+        });
       });
 }
 
@@ -543,7 +598,7 @@ void WsSession::FillGap(const std::string& conv_id) {
 }
 
 void WsSession::Enqueue(Pending p, service::Priority priority) {
-  if (state_ == State::kClosing) return;
+  if (state_ == State::kClosing || state_ == State::kDraining) return;
   int prio = static_cast<int>(priority);
   if (!p.conv_id.empty()) {
     // Never ahead of an earlier frame of the same conversation: a frame
@@ -557,14 +612,15 @@ void WsSession::Enqueue(Pending p, service::Priority priority) {
 }
 
 void WsSession::EnqueueReply(std::shared_ptr<const std::string> frame) {
-  if (state_ == State::kClosing) return;
+  if (state_ == State::kClosing) return;  // draining sessions still answer
   Push(kReplyQueue, Pending{std::move(frame), "", 0, false});
 }
 
 void WsSession::Push(size_t queue, Pending p) {
   queued_bytes_ += p.frame->size();
   queues_[queue].push_back(std::move(p));
-  if (Bytes() > static_cast<size_t>(ctx_.config.send_queue_max_bytes)) {
+  // One frame alone is not a backlog, however large.
+  if (Bytes() > static_cast<size_t>(ctx_.config.send_queue_max_bytes) && QueuedFrames() > 1) {
     return CloseWith(kCloseSlowConsumer, "slow consumer");
   }
   Pump();
@@ -590,12 +646,26 @@ void WsSession::Pump() {
     conn_->Write(std::move(p.frame));
     return;
   }
-  if (close_after_flush_) {
+  bool owed = send_in_flight_ || !sends_.empty() || pending_replies_ > 0;
+  if (close_after_flush_ && !owed) {
     auto [code, reason] = *close_after_flush_;
     close_after_flush_.reset();
     Metrics().closes.With({std::to_string(code)}).Inc();
     conn_->Close(code, reason);
   }
+}
+
+void WsSession::CloseAfterReplies(uint16_t code, std::string reason) {
+  if (state_ != State::kActive) return;
+  state_ = State::kDraining;
+  draining_since_ms_ = SteadyMs();
+  close_after_flush_ = {code, std::move(reason)};
+  // Pushed events no longer go out; replies owed still do.
+  for (size_t q = 0; q < kReplyQueue; ++q) {
+    for (const Pending& p : queues_[q]) queued_bytes_ -= p.frame->size();
+    queues_[q].clear();
+  }
+  Pump();
 }
 
 void WsSession::CloseWith(uint16_t code, std::string_view reason) {

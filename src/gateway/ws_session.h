@@ -81,7 +81,8 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void OnClosed() override;
 
  private:
-  enum class State { kAwaitingAuth, kAuthenticating, kActive, kClosing };
+  // kDraining: closing after the replies owed are out (no new ops, no events).
+  enum class State { kAwaitingAuth, kAuthenticating, kActive, kDraining, kClosing };
 
   struct Pending {
     std::shared_ptr<const std::string> frame;
@@ -108,6 +109,10 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void Activate(service::Principal principal, std::optional<int64_t> rid);
   void HandleOp(const std::string& op, boost::json::object& frame, std::optional<int64_t> rid);
   void OpSend(boost::json::object& frame, std::optional<int64_t> rid);
+  // Sends of one session are stored in the order they arrived: one at a
+  // time goes to the message service, the rest wait here.
+  void StartNextSend();
+  void OnSendResult(std::optional<int64_t> rid, const core::StatusOr<service::SendResult>& r);
   void OpAck(boost::json::object& frame);
   void OpRead(boost::json::object& frame, std::optional<int64_t> rid);
   void OpSync(boost::json::object& frame, std::optional<int64_t> rid);
@@ -127,6 +132,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void Push(size_t queue, Pending p);
   void Pump();
   void CloseWith(uint16_t code, std::string_view reason);
+  // Stops taking ops, answers what is owed, then closes with `code`.
+  void CloseAfterReplies(uint16_t code, std::string reason);
+  size_t QueuedFrames() const;
   size_t Bytes() const { return queued_bytes_ + unacked_bytes_; }
 
   GatewayContext& ctx_;
@@ -144,6 +152,14 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   std::optional<std::pair<uint16_t, std::string>> close_after_flush_;
   std::vector<int64_t> subscriptions_;
   std::deque<int64_t> refused_sends_ms_;  // rate-limited sends within the window
+  struct QueuedSend {
+    service::SendRequest request;
+    std::optional<int64_t> rid;
+  };
+  std::deque<QueuedSend> sends_;
+  bool send_in_flight_ = false;
+  int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
+  int64_t draining_since_ms_ = 0;
 };
 
 }  // namespace mpim::gateway

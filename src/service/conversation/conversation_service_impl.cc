@@ -82,10 +82,10 @@ void ConversationServiceImpl::List(Principal who, int limit,
       who.user_id, std::nullopt, limit,
       [this, who, done = std::move(done)](core::StatusOr<store::ConversationPage> page) mutable {
         if (!page.ok()) return std::move(done)(StorageError(page.status()));
-        auto peer_of = [&who](const std::string& conv_id) -> int64_t {
+        auto peer_of = [me = who.user_id](const std::string& conv_id) -> int64_t {
           auto ref = store::ParseConvId(conv_id);
           if (!ref || ref->type != store::ConvType::kPrivate) return 0;
-          return ref->a == who.user_id ? ref->b : ref->a;
+          return ref->a == me ? ref->b : ref->a;
         };
         std::vector<int64_t> peers;
         for (const auto& c : page->items) {

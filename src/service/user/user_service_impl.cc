@@ -32,11 +32,11 @@ UserProfile UserServiceImpl::Profile(const store::User& user) const {
 }
 
 void UserServiceImpl::Get(int64_t user_id, core::Callback<UserProfile> done) {
-  store_.users().Get(user_id,
-                     [user_id, done = std::move(done)](core::StatusOr<store::User> user) mutable {
-                       if (!user.ok()) return std::move(done)(UserError(user.status(), user_id));
-                       std::move(done)(ToProfile(*user));
-                     });
+  store_.users().Get(user_id, [this, user_id, done = std::move(done)](
+                                 core::StatusOr<store::User> user) mutable {
+    if (!user.ok()) return std::move(done)(UserError(user.status(), user_id));
+    std::move(done)(Profile(*user));
+  });
 }
 
 void UserServiceImpl::Update(int64_t user_id, ProfileUpdate update,
@@ -50,9 +50,10 @@ void UserServiceImpl::Update(int64_t user_id, ProfileUpdate update,
   store::UserUpdate change{std::move(update.display_name), std::move(update.avatar_url),
                            std::nullopt};
   store_.users().Update(
-      user_id, change, [user_id, done = std::move(done)](core::StatusOr<store::User> user) mutable {
+      user_id, change,
+      [this, user_id, done = std::move(done)](core::StatusOr<store::User> user) mutable {
         if (!user.ok()) return std::move(done)(UserError(user.status(), user_id));
-        std::move(done)(ToProfile(*user));
+        std::move(done)(Profile(*user));
       });
 }
 
