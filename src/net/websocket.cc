@@ -10,6 +10,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <chrono>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -107,13 +108,19 @@ class WsConnectionImpl final : public WsConnection,
     if (closing_ || finished_) return;
     closing_ = true;
     closing_since_ = SteadyNowMs();
-    if (!open_) {  // before the handshake finished: no close frame to send
-      HardClose();
-      return;
-    }
     websocket::close_reason cr;
     cr.code = code;
     cr.reason.assign(reason.data(), reason.size());
+    if (!open_) {
+      // The handshake is still completing (the client may already hold its
+      // 101): close right after it, so the client still gets the code.
+      pending_close_ = std::move(cr);
+      return;
+    }
+    StartClose(cr);
+  }
+
+  void StartClose(const websocket::close_reason& cr) {
     ws_.async_close(cr, [self = shared_from_this()](beast::error_code) { self->HardClose(); });
   }
 
@@ -164,10 +171,15 @@ class WsConnectionImpl final : public WsConnection,
 
     auto [accept_ec] = co_await ws_.async_accept(upgrade_, kUseTuple);
     upgrade_ = {};  // release the request's memory
-    if (accept_ec || closing_) co_return;
+    if (accept_ec) co_return;
     open_ = true;
     last_receive_ = last_ping_ = SteadyNowMs();
-    if (handler_) handler_->OnOpen();
+    if (pending_close_) {
+      StartClose(*pending_close_);  // the read loop below sees the close through
+      pending_close_.reset();
+    } else if (handler_) {
+      handler_->OnOpen();
+    }
 
     beast::flat_buffer buffer;
     for (;;) {
@@ -214,6 +226,7 @@ class WsConnectionImpl final : public WsConnection,
   const WsOptions options_;
   std::shared_ptr<void> guard_;
   std::shared_ptr<WsHandler> handler_;
+  std::optional<websocket::close_reason> pending_close_;  // asked for before the handshake ended
   bool open_ = false;
   bool writing_ = false;
   bool pinging_ = false;
