@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/process_metrics.h"
+#include "gateway/static_files.h"
 #include "net/http_server.h"
 #include "net/io_pool.h"
 #include "net/router.h"
@@ -97,6 +98,25 @@ int RunServe(const core::Config& config) {
   net::Router router;
   AddOperationRoutes(router, draining, **node);
   (*node)->AddRoutes(router);
+  std::unique_ptr<gateway::StaticFiles> web;
+  if (config.web.root != "off") {
+    std::string root = gateway::FindWebRoot(config.web.root);
+    if (!root.empty()) {
+      auto files = gateway::StaticFiles::Load(root);
+      if (!files.ok()) {
+        Log().Error("cannot load the web client",
+                    {{"error", std::string(files.status().message())}});
+        return 1;
+      }
+      web = std::move(*files);
+      gateway::StaticFiles* served = web.get();
+      router.SetFallback([served](net::HttpRequest req, net::HttpResponder respond) {
+        served->Serve(req, std::move(respond));
+      });
+      Log().Info("serving the web client",
+                 {{"root", root}, {"files", static_cast<int64_t>(web->files())}});
+    }
+  }
 
   net::IoPool pool(static_cast<size_t>(config.server.io_threads));
   net::HttpServerOptions http_options;

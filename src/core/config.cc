@@ -192,6 +192,10 @@ const std::vector<Field>& Schema() {
           [](Config& c) { return &c.messages.recall_window_ms; },
           "How long after sending a sender may recall a message (group owners and admins "
           "may recall at any time)."),
+      // [web]
+      Str("web", "root", {}, [](Config& c) { return &c.web.root; },
+          "Directory of the web client served at /. Empty: the copy installed with the "
+          "binary (<bin>/../share/mpim/web), if any; \"off\": serve none."),
       // [store]
       Str(
           "store", "engine", {"sqlite"}, [](Config& c) { return &c.store.engine; },

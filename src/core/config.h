@@ -42,6 +42,12 @@ struct ServerConfig {
   int64_t max_body_bytes = 1048576;    // 413 above (HTTP request bodies)
 };
 
+struct WebConfig {
+  // Directory of the web client served at `/`. Empty: the copy installed
+  // next to the binary (<bin>/../share/mpim/web), if any. "off": none.
+  std::string root;
+};
+
 struct GatewayConfig {
   int64_t auth_timeout_ms = 10000;   // WebSocket must authenticate within this (else 4001)
   int64_t ping_interval_ms = 25000;  // server WebSocket pings
@@ -108,6 +114,7 @@ struct Config {
   GatewayConfig gateway;
   GroupsConfig groups;
   MessagesConfig messages;
+  WebConfig web;
   StoreConfig store;
   LogConfig log;
   LimitsConfig limits;

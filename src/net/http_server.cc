@@ -327,7 +327,15 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       response = HttpResponse::Error(target.status());
     } else {
       Router::Match match = router_.Find(request.method, target->segments);
-      if (match.kind == Router::Match::Kind::kNotFound) {
+      const HttpHandler* fallback = router_.fallback();
+      if (match.kind == Router::Match::Kind::kNotFound && fallback &&
+          req.method() == http::verb::get) {
+        route = "static";
+        request = ToRequest(req, address);
+        request.path = std::move(target->path);
+        request.query = std::move(target->query);
+        response = co_await Call(*fallback, std::move(request));
+      } else if (match.kind == Router::Match::Kind::kNotFound) {
         response = HttpResponse::Error(absl::NotFoundError("no route for " + target->path));
       } else if (match.kind == Router::Match::Kind::kMethodNotAllowed) {
         response = HttpResponse::Json(

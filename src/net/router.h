@@ -47,6 +47,11 @@ class Router {
   // the same method and pattern replaces the first.
   void Add(std::string_view method, std::string_view pattern, HttpHandler handler);
 
+  // Handles GET requests that match no route (static files); without one
+  // they are 404.
+  void SetFallback(HttpHandler handler) { fallback_ = std::move(handler); }
+  const HttpHandler* fallback() const { return fallback_ ? &fallback_ : nullptr; }
+
   Match Find(std::string_view method, const std::vector<std::string>& segments) const;
   // Convenience for tests and internal callers: splits `path` on '/', no decoding.
   Match Find(std::string_view method, std::string_view path) const;
@@ -57,6 +62,7 @@ class Router {
                           Headers& params);
 
   std::unique_ptr<Node> root_;
+  HttpHandler fallback_;
 };
 
 }  // namespace mpim::net

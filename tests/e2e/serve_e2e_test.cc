@@ -11,6 +11,8 @@
 
 #include <boost/json/parse.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include "client/http_client.h"
 #include "support/server_process.h"
@@ -228,6 +230,42 @@ TEST(ServeE2eTest, SigtermDrainsAndExitsZero) {
   EXPECT_EQ(*code, 0) << server.Logs();
   EXPECT_TRUE(idle.ReadUntilClosed(seconds(1)));
   EXPECT_NE(server.Logs().find("draining"), std::string::npos);
+}
+
+TEST(ServeE2eTest, ServesTheWebClientFromWebRoot) {
+  auto root = std::filesystem::temp_directory_path() / ("mpim-web-" + std::to_string(getpid()));
+  std::filesystem::create_directories(root / "js");
+  std::ofstream(root / "index.html") << "<!doctype html><title>mpim</title>";
+  std::ofstream(root / "js" / "app.js") << "console.log(1)";
+  ServerProcess server({.extra_args = {"--set", "web.root=" + root.string()}});
+  ASSERT_TRUE(server.Start()) << server.error();
+  client::HttpClient http("127.0.0.1", server.port());
+
+  auto index = http.Get("/");
+  ASSERT_TRUE(index.ok());
+  EXPECT_EQ(index->status, 200);
+  EXPECT_EQ(index->Header("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(index->body, "<!doctype html><title>mpim</title>");
+  EXPECT_NE(index->Header("content-security-policy"), "");
+  auto js = http.Get("/js/app.js");
+  ASSERT_TRUE(js.ok());
+  EXPECT_EQ(js->status, 200);
+  EXPECT_EQ(js->Header("content-type"), "text/javascript; charset=utf-8");
+  // Client-side routes get the page; missing files and escapes do not.
+  auto route = http.Get("/chat/p:1:2");
+  ASSERT_TRUE(route.ok());
+  EXPECT_EQ(route->body, index->body);
+  auto missing = http.Get("/nope.js");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  auto escape = http.Get("/js/%2e%2e/%2e%2e/etc/passwd");
+  ASSERT_TRUE(escape.ok());
+  EXPECT_NE(escape->status, 200);
+  // The API is not shadowed by the files.
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->body, R"({"status":"ok"})");
+  std::filesystem::remove_all(root);
 }
 
 TEST(ServeE2eTest, BadConfigurationStopsStartupNamingTheKey) {
