@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include "core/text.h"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -403,32 +405,9 @@ Status ApplyOverrides(const std::vector<std::pair<std::string, std::string>>& ov
 }
 
 std::string Quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  AppendJsonString(out, s);  // JSON escapes are valid in TOML basic strings
+  return out;
 }
 
 std::string FormatValue(const Field& f, const Config& config, bool mask) {
