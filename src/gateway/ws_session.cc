@@ -8,6 +8,7 @@
 
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "gateway/client_frame.h"
 #include "gateway/json.h"
 #include "gateway/message_json.h"
 #include "gateway/session_registry.h"
@@ -169,25 +170,13 @@ void WsSession::OnOpen() {
 void WsSession::OnText(std::string_view text) {
   if (state_ == State::kClosing || state_ == State::kDraining) return;
   Metrics().frames_in.Inc();
-  boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(boost::json::string_view(text.data(), text.size()), ec);
-  if (ec) return ReplyError(std::nullopt, absl::InvalidArgumentError("frame: invalid JSON"));
-  if (!v.is_object()) {
-    return ReplyError(std::nullopt, absl::InvalidArgumentError("frame: must be a JSON object"));
+  ClientFrame decoded;
+  if (core::Status s = DecodeClientFrame(text, decoded); !s.ok()) {
+    return ReplyError(decoded.rid, s);
   }
-  boost::json::object& frame = v.get_object();
-  std::optional<int64_t> rid;
-  if (const boost::json::value* r = frame.if_contains("rid"); r && !r->is_null()) {
-    if (!r->is_int64()) {
-      return ReplyError(std::nullopt, absl::InvalidArgumentError("rid: must be an integer"));
-    }
-    rid = r->get_int64();
-  }
-  const boost::json::value* op = frame.if_contains("op");
-  if (!op || !op->is_string()) {
-    return ReplyError(rid, absl::InvalidArgumentError("op: required, a string"));
-  }
-  std::string name(op->get_string());
+  boost::json::object& frame = decoded.fields;
+  std::optional<int64_t> rid = decoded.rid;
+  const std::string& name = decoded.op;
   if (state_ != State::kActive) {
     if (name != "auth") {
       return ReplyError(rid, absl::UnauthenticatedError("authenticate first"));
