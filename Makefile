@@ -7,7 +7,7 @@ LISTEN     ?= 127.0.0.1:8080
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps configure build run test test-asan test-tsan clean format
+.PHONY: all deps configure build run test test-asan test-tsan fuzz clean format
 
 all: build
 
@@ -49,8 +49,31 @@ test-tsan: deps $(TSAN_BUILD)/build.ninja
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -LE 'e2e|browser'
 
+# libFuzzer targets (clang, ASan + UBSan) over their corpora, FUZZ_SECONDS
+# each; new inputs go to a scratch copy, crashes to $(FUZZ_BUILD)/artifacts.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := client_frame rest_body jwt config
+
+$(FUZZ_BUILD)/build.ninja:
+	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPIM_FUZZ=ON
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  work=$(FUZZ_BUILD)/corpus/$$t; mkdir -p $$work $(FUZZ_BUILD)/artifacts; \
+	  cp tests/fuzz/corpus/$$t/* $$work/; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 \
+	    -max_len=65536 -print_final_stats=0 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	    $$work 2>&1 | grep -E '^(Done|==|SUMMARY|INFO: a corpus)' || true; \
+	  test "$$(ls $(FUZZ_BUILD)/artifacts | grep -c "^$$t-")" = 0 || \
+	    { echo "fuzz: $$t found a crash: $(FUZZ_BUILD)/artifacts"; exit 1; }; \
+	done
+
 format:
 	find src tests tools bench -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

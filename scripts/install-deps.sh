@@ -12,8 +12,8 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libabsl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libsqlite3-dev libsodium-dev libssl-dev
-  # tests and benchmarks
-  googletest libgtest-dev libbenchmark-dev
+  # tests, benchmarks and fuzzing (clang's libFuzzer)
+  googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
 )
 
 missing=()

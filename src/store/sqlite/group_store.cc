@@ -6,22 +6,6 @@
 #include "store/conv_id.h"
 #include "store/sqlite/rows.h"
 
-namespace mpim::store {
-
-const char* GroupRoleName(GroupRole role) {
-  switch (role) {
-    case GroupRole::kOwner:
-      return "owner";
-    case GroupRole::kAdmin:
-      return "admin";
-    case GroupRole::kMember:
-      break;
-  }
-  return "member";
-}
-
-}  // namespace mpim::store
-
 namespace mpim::store::sqlite {
 namespace {
 
