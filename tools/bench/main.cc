@@ -1,0 +1,774 @@
+// mpim-bench: the load generator and benchmark suite (docs/benchmarks.md).
+//
+//   mpim-bench --server-bin build/bin/mpim --scenario chat --users 1000 --rate 20000
+//   mpim-bench --server-bin build/bin/mpim --suite standard --out-dir bench/results
+//   mpim-bench --url http://127.0.0.1:8080 --server-pid 1234 --scenario connect --sessions 5000
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "bench/load.h"
+#include "bench/report.h"
+#include "bench/setup.h"
+
+namespace mpim::bench {
+namespace {
+
+namespace json = boost::json;
+
+struct Options {
+  std::string server_bin;
+  std::string url;
+  int server_pid = 0;
+  std::vector<std::string> server_env;  // K=V
+  std::string scenario;
+  std::string suite;
+  int sessions = 1000;
+  int users = 1000;
+  int members = 1000;
+  int online = 0;  // 0: all members
+  int senders = 1;
+  double rate = 1000;
+  int size = 100;
+  double duration = 10;
+  double warmup = 2;
+  double hold = 3;
+  int backlog = 2;
+  int threads = 1;
+  int max_per_process = 18000;
+  int source_addrs = 8;
+  int connect_concurrency = 2000;
+  int http_concurrency = 32;
+  int qos = 1;
+  int ack_interval_ms = 200;
+  std::string out_dir;
+  std::string stem;
+  std::string name;
+  bool targets = false;  // compare with the targets (the standard suite does)
+};
+
+// One scenario run: what Options says for a single --scenario.
+struct Config {
+  Scenario kind = Scenario::kConnect;
+  std::string name;
+  int count = 0;  // sessions (connect, storm), users (chat), members (group)
+  int online = 0;
+  int senders = 0;
+  double rate = 0;
+  int size = 100;
+  double duration = 0, warmup = 0, hold = 0;
+  int backlog = 0;
+  bool targets = false;
+};
+
+const char* KindName(Scenario s) {
+  switch (s) {
+    case Scenario::kConnect:
+      return "connect";
+    case Scenario::kChat:
+      return "chat";
+    case Scenario::kGroup:
+      return "group";
+    case Scenario::kStorm:
+      return "storm";
+  }
+  return "?";
+}
+
+std::string Num(double v, int digits = 0) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string Thousands(double v) {
+  std::string s = Num(v);
+  const size_t start = s[0] == '-' ? 1 : 0;
+  for (int i = static_cast<int>(s.size()) - 3; i > static_cast<int>(start); i -= 3) {
+    s.insert(static_cast<size_t>(i), ",");
+  }
+  return s;
+}
+
+double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+std::string UtcNow(const char* format) {
+  std::time_t t = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, std::gmtime(&t));
+  return buf;
+}
+
+// The command line that runs `c` alone with the same knobs.
+std::string CommandFor(const Options& o, const Config& c) {
+  std::ostringstream cmd;
+  cmd << "mpim-bench";
+  if (!o.url.empty()) {
+    cmd << " --url " << o.url;
+  } else {
+    cmd << " --server-bin " << o.server_bin;
+  }
+  cmd << " --scenario " << KindName(c.kind);
+  switch (c.kind) {
+    case Scenario::kConnect:
+      cmd << " --sessions " << c.count << " --hold " << c.hold;
+      break;
+    case Scenario::kChat:
+      cmd << " --users " << c.count << " --rate " << c.rate << " --size " << c.size
+          << " --duration " << c.duration << " --warmup " << c.warmup;
+      break;
+    case Scenario::kGroup:
+      cmd << " --members " << c.count << " --online " << c.online << " --senders " << c.senders
+          << " --rate " << c.rate << " --size " << c.size << " --duration " << c.duration
+          << " --warmup " << c.warmup;
+      break;
+    case Scenario::kStorm:
+      cmd << " --sessions " << c.count << " --backlog " << c.backlog;
+      break;
+  }
+  cmd << " --threads " << o.threads << " --qos " << o.qos << " --ack-interval-ms "
+      << o.ack_interval_ms;
+  if (c.targets) cmd << " --targets";
+  return cmd.str();
+}
+
+class Runner {
+ public:
+  explicit Runner(const Options& o) : o_(o), progress_(::isatty(STDERR_FILENO) != 0) {
+    std::random_device rd;
+    char id[16];
+    std::snprintf(id, sizeof id, "%06x", rd() & 0xffffff);
+    run_id_ = id;
+  }
+
+  ScenarioResult Run(const Config& c) {
+    ScenarioResult r;
+    r.name = c.name;
+    r.command = CommandFor(o_, c);
+    try {
+      Execute(c, r);
+    } catch (const std::exception& e) {
+      Fail(r, e.what());
+    }
+    ClearProgress();
+    workers_.reset();
+    if (server_) {
+      server_->Stop();
+      server_.reset();
+    }
+    return r;
+  }
+
+ private:
+  struct Failure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+
+  static void Fail(ScenarioResult& r, const std::string& why) {
+    r.ok = false;
+    r.notes.push_back("FAILED: " + why);
+  }
+
+  void Execute(const Config& c, ScenarioResult& r) {
+    std::string error;
+    // The server.
+    std::string host = "127.0.0.1";
+    uint16_t port = 0;
+    pid_t pid = o_.server_pid;
+    if (!o_.server_bin.empty()) {
+      std::vector<std::pair<std::string, std::string>> env;
+      for (const auto& kv : o_.server_env) {
+        size_t eq = kv.find('=');
+        if (eq != std::string::npos) env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+      }
+      server_ = std::make_unique<ServerProc>();
+      if (!server_->Start(o_.server_bin, env, &error)) throw Failure(error);
+      port = server_->port();
+      pid = server_->pid();
+    } else {
+      ParseUrl(o_.url, &host, &port);
+    }
+    auto rss = [&]() -> uint64_t { return pid > 0 ? RssKib(pid) : MetricsRssKib(host, port); };
+
+    // Users, logins and the group (setup: not what is measured).
+    const bool group = c.kind == Scenario::kGroup;
+    const int users_needed =
+        c.kind == Scenario::kChat || c.kind == Scenario::kStorm ? (c.count + 1) / 2 * 2 : c.count;
+    const int logins = group ? c.online : users_needed;
+    Status("[" + c.name + "] creating " + std::to_string(users_needed) + " users");
+    const uint64_t setup_start = NowNs();
+    std::vector<User> users;
+    const std::string prefix = "b" + run_id_ + "_" + std::to_string(++scenario_index_) + "_";
+    if (!CreateUsers(host, port, prefix, users_needed, logins, o_.http_concurrency, &users,
+                     &error)) {
+      throw Failure(error);
+    }
+    uint64_t group_id = 0;
+    if (group) {
+      std::vector<uint64_t> ids;
+      for (const auto& u : users) ids.push_back(u.id);
+      group_id = CreateGroup(host, port, users[0], ids, &error);
+      if (!group_id) throw Failure(error);
+    }
+    const double setup_s = static_cast<double>(NowNs() - setup_start) / 1e9;
+
+    std::vector<SessionSpec> sessions;
+    int senders = 0;
+    for (int i = 0; i < logins; ++i) {
+      SessionSpec s;
+      s.user_id = users[static_cast<size_t>(i)].id;
+      s.token = users[static_cast<size_t>(i)].token;
+      if (c.kind == Scenario::kChat || c.kind == Scenario::kStorm) {
+        s.to_json = "{\"user\":\"" + std::to_string(users[static_cast<size_t>(i ^ 1)].id) + "\"}";
+        s.sender = true;
+      } else if (group) {
+        s.to_json = "{\"group\":\"" + std::to_string(group_id) + "\"}";
+        s.sender = i < c.senders;
+      }
+      senders += s.sender;
+      sessions.push_back(std::move(s));
+    }
+    const uint64_t rss_base = rss();
+
+    LoadParams p;
+    p.scenario = c.kind;
+    p.target.server = boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(host), port);
+    p.target.host = host + ":" + std::to_string(port);
+    p.source_addrs = o_.source_addrs;
+    p.threads = o_.threads;
+    p.connect_concurrency = o_.connect_concurrency;
+    p.rate = c.rate;
+    p.senders_total = senders;
+    p.body_bytes = static_cast<size_t>(c.size);
+    p.qos = o_.qos;
+    p.ack_interval_ms = o_.ack_interval_ms;
+    p.storm_backlog = c.backlog;
+    workers_ = std::make_unique<WorkerSet>();
+    if (!workers_->Start(p, sessions, o_.max_per_process, &error)) throw Failure(error);
+
+    // Connect every session.
+    const uint64_t n = sessions.size();
+    const uint64_t connect_start = NowNs();
+    workers_->Broadcast("connect");
+    WaitFor(
+        c.name, [&](const Counters& t) { return t.ready + t.gave_up >= n; },
+        60 + static_cast<double>(n) / 200, n);
+    Counters t = workers_->Total();
+    const double connect_s = static_cast<double>(t.last_ready_ns - connect_start) / 1e9;
+    if (t.connect_failed) {
+      r.notes.push_back(std::to_string(t.connect_failed) +
+                        " connect attempts failed and were retried after 100-300 ms (at most " +
+                        std::to_string(kConnectAttempts) + " attempts per session)");
+    }
+    if (t.ready < n) {
+      Fail(r,
+           std::to_string(n - t.ready) + " of " + std::to_string(n) + " sessions did not connect");
+    }
+
+    r.params = {{"scenario", KindName(c.kind)},
+                {"threads_per_process", o_.threads},
+                {"processes", workers_->workers()},
+                {"source_addresses", o_.source_addrs},
+                {"connect_concurrency", o_.connect_concurrency},
+                {"qos", o_.qos},
+                {"ack_interval_ms", o_.ack_interval_ms}};
+    r.figures = {{"setup_s", setup_s},
+                 {"sessions", n},
+                 {"sessions_ready", t.ready},
+                 {"connect_attempts_failed", t.connect_failed},
+                 {"sessions_gave_up", t.gave_up},
+                 {"connect_s", connect_s},
+                 {"connect_per_s", connect_s > 0 ? static_cast<double>(t.ready) / connect_s : 0}};
+    r.table.push_back(
+        {"sessions connected",
+         Thousands(static_cast<double>(t.ready)) + " / " + Thousands(static_cast<double>(n)), "",
+         ""});
+    r.table.push_back({"connect rate (upgrade + hello)",
+                       Thousands(static_cast<double>(t.ready) / std::max(connect_s, 1e-9)) +
+                           " sessions/s (" + Num(connect_s, 2) + " s)",
+                       "", ""});
+    r.notes.push_back("Setup (" + std::to_string(users_needed) + " users registered, " +
+                      std::to_string(logins) + " logged in" + (group ? ", the group created" : "") +
+                      ") took " + Num(setup_s, 1) +
+                      " s with cheap Argon2 parameters (opslimit 1, 8 KiB); it is not measured.");
+
+    switch (c.kind) {
+      case Scenario::kConnect:
+        RunConnect(c, r, rss, rss_base, t.ready);
+        break;
+      case Scenario::kChat:
+      case Scenario::kGroup:
+        RunLoad(c, r, senders, static_cast<uint64_t>(std::max(1, c.online - 1)));
+        break;
+      case Scenario::kStorm:
+        RunStorm(c, r, n);
+        break;
+    }
+    Histograms h = Collect();
+    if (!h.last_error.empty())
+      r.notes.push_back("Last error a session saw: `" + h.last_error + "`");
+    Counters end = workers_->Total();
+    r.figures["server_closed_sessions"] = end.closed;
+    if (end.closed)
+      r.notes.push_back(std::to_string(end.closed) + " sessions were closed by the server");
+    if (c.kind == Scenario::kConnect) r.latency_label = "connect-to-hello latency";
+    if (r.latency.count() == 0 && c.kind == Scenario::kConnect) r.latency = h.ready;
+    r.figures["connect_latency"] = LatencyJson(c.kind == Scenario::kStorm ? r.latency : h.ready);
+  }
+
+  void RunConnect(const Config& c, ScenarioResult& r, const std::function<uint64_t()>& rss,
+                  uint64_t rss_base, uint64_t ready) {
+    r.summary = std::to_string(c.count) +
+                " sessions log in over HTTP, open a WebSocket each and stay idle; the server's "
+                "resident memory is read before connecting and after.";
+    Idle(c.name, 2);
+    const uint64_t rss_connected = rss();
+    Idle(c.name, c.hold);
+    const uint64_t rss_held = rss();
+    const double per = ready ? (static_cast<double>(rss_held) - static_cast<double>(rss_base)) *
+                                   1024 / static_cast<double>(ready)
+                             : 0;
+    r.figures["server_rss_base_kib"] = rss_base;
+    r.figures["server_rss_connected_kib"] = rss_connected;
+    r.figures["server_rss_after_hold_kib"] = rss_held;
+    r.figures["server_bytes_per_session"] = per;
+    const bool judged = c.targets && ready >= 19000;
+    r.table.push_back({"server RSS before / after connecting",
+                       Thousands(static_cast<double>(rss_base)) + " KiB / " +
+                           Thousands(static_cast<double>(rss_held)) + " KiB",
+                       "", ""});
+    r.table.push_back({"server RSS per idle session",
+                       Num(per / 1024, 2) + " KiB (" + Thousands(per) + " B)",
+                       c.targets ? "<= 4 KiB at 19,000 sessions" : "",
+                       judged ? (per <= 4096 ? "met" : "missed") : ""});
+    r.table.push_back({"connect latency (start to hello)", LatencyText(Collect().ready), "", ""});
+  }
+
+  void RunLoad(const Config& c, ScenarioResult& r, int senders, uint64_t group_fanout) {
+    const bool group = c.kind == Scenario::kGroup;
+    const uint64_t fanout = group ? group_fanout : 1;
+    r.summary = group ? std::to_string(c.count) + " members in one group, " +
+                            std::to_string(c.online) + " online; " + std::to_string(senders) +
+                            " of them send " + Num(c.rate) + " messages/s in all (" +
+                            std::to_string(c.size) + "-byte `custom` bodies, qos " +
+                            std::to_string(o_.qos) + "), each delivered to the " +
+                            std::to_string(fanout) + " other online members."
+                      : std::to_string(c.count) + " users in " + std::to_string(c.count / 2) +
+                            " pairs send to their peer at " + Num(c.rate) + " messages/s in all (" +
+                            std::to_string(c.size) + "-byte `custom` bodies, qos " +
+                            std::to_string(o_.qos) + "), open loop on a fixed schedule.";
+    const uint64_t t0 = NowNs() + 300000000;
+    const uint64_t measure_from = t0 + static_cast<uint64_t>(c.warmup * 1e9);
+    const uint64_t t_end = measure_from + static_cast<uint64_t>(c.duration * 1e9);
+    workers_->Broadcast("run " + std::to_string(t0) + " " + std::to_string(t_end) + " " +
+                        std::to_string(measure_from));
+    WaitFor(
+        c.name, [&](const Counters&) { return NowNs() >= t_end; }, c.warmup + c.duration + 5, 0);
+    // Drain: wait for what was sent to arrive (or stop arriving).
+    uint64_t last = 0, last_change = NowNs();
+    WaitFor(
+        c.name,
+        [&](const Counters& t) {
+          if (t.delivered != last) last = t.delivered, last_change = NowNs();
+          return t.delivered >= t.sent * fanout && t.replies_ok + t.replies_err >= t.sent;
+        },
+        30, 0, [&] { return NowNs() - last_change > 5000000000ull; });
+    Histograms h = Collect();
+    Counters t = workers_->Total();
+    r.latency = h.delivery;
+    r.latency_label = "send-to-receive latency";
+    const double window_s = c.duration;
+    double delivered_in_window = 0, persisted_in_window = 0;
+    for (const auto& [sec, s] : workers_->timeline()) {
+      const double start = static_cast<double>(sec);
+      if (start >= c.warmup && start + 1 <= c.warmup + c.duration + 1e-9) {
+        delivered_in_window += static_cast<double>(s.delivery.count());
+        persisted_in_window += static_cast<double>(s.replies_ok);
+      }
+      r.timeline.push_back({start + 1, static_cast<double>(s.sent),
+                            static_cast<double>(s.delivery.count()), Ms(s.delivery.Percentile(50)),
+                            Ms(s.delivery.Percentile(99)), Ms(s.delivery.max())});
+    }
+    const double delivered_rate = delivered_in_window / window_s;
+    const double persisted_rate = persisted_in_window / window_s;
+    const double offered = c.rate * static_cast<double>(fanout);
+    const uint64_t expected = t.sent * fanout;
+    r.figures["offered_sends_per_s"] = c.rate;
+    r.figures["sent"] = t.sent;
+    r.figures["send_dropped"] = t.send_dropped;
+    r.figures["replies_ok"] = t.replies_ok;
+    r.figures["replies_error"] = t.replies_err;
+    r.figures["delivered"] = t.delivered;
+    r.figures["expected_deliveries"] = expected;
+    r.figures["persisted_per_s"] = persisted_rate;
+    r.figures["delivered_per_s"] = delivered_rate;
+    r.figures["delivery_latency"] = LatencyJson(h.delivery);
+    r.figures["persist_latency"] = LatencyJson(h.persist);
+    r.params["rate"] = c.rate;
+    r.params["body_bytes"] = c.size;
+    r.params["duration_s"] = c.duration;
+    r.params["warmup_s"] = c.warmup;
+    if (group) {
+      r.params["members"] = c.count;
+      r.params["online"] = c.online;
+      r.params["senders"] = senders;
+    } else {
+      r.params["users"] = c.count;
+    }
+    const std::string unit = group ? " deliveries/s" : " msgs/s";
+    r.table.push_back({"offered load",
+                       Thousands(c.rate) + " sends/s" +
+                           (group ? " (" + Thousands(offered) + " deliveries/s)" : ""),
+                       "", ""});
+    r.table.push_back({"persisted (ok replies) in the measured " + Num(window_s) + " s",
+                       Thousands(persisted_rate) + " msgs/s", "", ""});
+    std::string target, verdict;
+    if (c.targets && group && c.online >= 5000) {
+      target = ">= 500,000 deliveries/s with 5,000 online";
+      verdict = delivered_rate >= 500000 ? "met" : "missed";
+    } else if (c.targets && !group && c.rate >= 50000) {
+      target = ">= 50,000 msgs/s persisted and delivered";
+      verdict = std::min(delivered_rate, persisted_rate) >= 50000 ? "met" : "missed";
+    }
+    r.table.push_back(
+        {"delivered in the measured window", Thousands(delivered_rate) + unit, target, verdict});
+    target.clear();
+    verdict.clear();
+    if (c.targets && !group && c.rate == 20000) {
+      target = "p99 <= 10 ms at 20,000 msgs/s";
+      verdict = Ms(h.delivery.Percentile(99)) <= 10 ? "met" : "missed";
+    }
+    r.table.push_back({"send-to-receive latency", LatencyText(h.delivery), target, verdict});
+    r.table.push_back({"send-to-ok-reply (durable) latency", LatencyText(h.persist), "", ""});
+    r.table.push_back({"all deliveries (incl. warm-up and drain) / expected",
+                       Thousands(static_cast<double>(t.delivered)) + " / " +
+                           Thousands(static_cast<double>(expected)),
+                       "", ""});
+    if (t.replies_err || t.send_dropped) {
+      r.notes.push_back(std::to_string(t.replies_err) + " sends were answered with an error, " +
+                        std::to_string(t.send_dropped) + " could not be sent (session not open)");
+    }
+    if (t.delivered < expected) {
+      r.notes.push_back(Thousands(static_cast<double>(expected - t.delivered)) +
+                        " deliveries had not arrived when the drain wait ended");
+    }
+  }
+
+  void RunStorm(const Config& c, ScenarioResult& r, uint64_t n) {
+    r.summary = std::to_string(n) + " sessions in pairs each send " + std::to_string(c.backlog) +
+                " messages to their peer (received live, never acked), then every session drops "
+                "its connection at once and reconnects: hello, `sync` of the conversation from "
+                "the last acked seq until `has_more` is false, `ack`.";
+    workers_->Broadcast("prep");
+    const uint64_t expected = n * static_cast<uint64_t>(c.backlog);
+    WaitFor(
+        c.name, [&](const Counters& t) { return t.delivered >= expected; }, 60, 0);
+    Idle(c.name, 0.5);
+    Counters before = workers_->Total();
+    const uint64_t t0 = NowNs() + 200000000;
+    workers_->Broadcast("storm " + std::to_string(t0));
+    WaitFor(
+        c.name,
+        [&](const Counters& t) { return t.ready - before.ready + t.gave_up - before.gave_up >= n; },
+        120, n, {}, before.ready);
+    Counters t = workers_->Total();
+    Histograms h = Collect();
+    const uint64_t back = t.ready - before.ready;
+    const double storm_s = back ? static_cast<double>(t.last_ready_ns - t0) / 1e9 : 0;
+    r.latency = h.ready;
+    r.latency_label = "drop-to-synced time per session";
+    r.figures["backlog_per_session"] = c.backlog;
+    r.figures["reconnected_synced"] = back;
+    r.figures["reconnect_attempts_failed"] = t.connect_failed - before.connect_failed;
+    if (t.connect_failed > before.connect_failed) {
+      r.notes.push_back(std::to_string(t.connect_failed - before.connect_failed) +
+                        " reconnect attempts failed and were retried after 100-300 ms");
+    }
+    r.figures["storm_s"] = storm_s;
+    r.figures["sync_messages"] = t.sync_messages;
+    r.figures["reconnect_latency"] = LatencyJson(h.ready);
+    r.params["sessions"] = c.count;
+    r.params["backlog"] = c.backlog;
+    const bool judged = c.targets && n >= 19000;
+    r.table.push_back(
+        {"sessions reconnected and synced",
+         Thousands(static_cast<double>(back)) + " / " + Thousands(static_cast<double>(n)), "", ""});
+    r.table.push_back(
+        {"time until every session had hello and synced",
+         back == n ? Num(storm_s, 2) + " s" : "incomplete (" + Num(storm_s, 2) + " s)",
+         c.targets ? "<= 10 s for 19,000 sessions" : "",
+         judged ? (back == n && storm_s <= 10 ? "met" : "missed") : ""});
+    r.table.push_back({"per-session drop-to-synced time", LatencyText(h.ready), "", ""});
+    r.table.push_back(
+        {"messages fetched by sync", Thousands(static_cast<double>(t.sync_messages)), "", ""});
+    if (back < n) Fail(r, std::to_string(n - back) + " sessions did not come back");
+  }
+
+  Histograms Collect() {
+    workers_->Broadcast("final");
+    for (int i = 0; i < 100 && !workers_->AllFinal(); ++i) workers_->Pump(100);
+    Histograms h = workers_->Finals();
+    // The next "final" must be awaited again.
+    return h;
+  }
+
+  // Pumps worker reports until `done` (or `give_up`) or `timeout_s`, with a
+  // progress line; `expect` sessions (0: no session count shown).
+  void WaitFor(const std::string& name, const std::function<bool(const Counters&)>& done,
+               double timeout_s, uint64_t expect, const std::function<bool()>& give_up = {},
+               uint64_t ready_base = 0) {
+    const uint64_t until = NowNs() + static_cast<uint64_t>(timeout_s * 1e9);
+    uint64_t next_line = 0;
+    Counters prev;
+    uint64_t prev_ns = NowNs();
+    while (NowNs() < until) {
+      if (!workers_->Pump(50)) throw Failure("a worker process died");
+      Counters t = workers_->Total();
+      if (done(t)) return;
+      if (give_up && give_up()) return;
+      const uint64_t now = NowNs();
+      if (progress_ && now >= next_line) {
+        const double dt = static_cast<double>(now - prev_ns) / 1e9;
+        std::string line = "[" + name + "] ";
+        if (expect)
+          line +=
+              "ready " + std::to_string(t.ready - ready_base) + "/" + std::to_string(expect) + " ";
+        line += "sent " + std::to_string(t.sent) + " (" +
+                Num(static_cast<double>(t.sent - prev.sent) / dt) + "/s) delivered " +
+                std::to_string(t.delivered) + " (" +
+                Num(static_cast<double>(t.delivered - prev.delivered) / dt) + "/s)";
+        const auto& tl = workers_->timeline();
+        if (!tl.empty())
+          line += " p99 " + Num(Ms(tl.rbegin()->second.delivery.Percentile(99)), 2) + "ms";
+        line += " errors " +
+                std::to_string(t.connect_failed + t.replies_err + t.closed + t.send_dropped);
+        std::fprintf(stderr, "\r\033[K%s", line.c_str());
+        prev = t;
+        prev_ns = now;
+        next_line = now + 1000000000;
+      }
+    }
+  }
+
+  void Idle(const std::string& name, double seconds) {
+    WaitFor(
+        name, [](const Counters&) { return false; }, seconds, 0);
+  }
+
+  void Status(const std::string& line) {
+    if (progress_) std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  }
+  void ClearProgress() {
+    if (progress_) std::fprintf(stderr, "\r\033[K");
+  }
+
+  static void ParseUrl(const std::string& url, std::string* host, uint16_t* port) {
+    std::string rest = url;
+    if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+    rest = rest.substr(0, rest.find('/'));
+    size_t colon = rest.rfind(':');
+    if (colon == std::string::npos) throw Failure("--url needs a port: " + url);
+    *host = rest.substr(0, colon);
+    *port = static_cast<uint16_t>(std::stoi(rest.substr(colon + 1)));
+  }
+
+  const Options& o_;
+  bool progress_;
+  std::string run_id_;
+  int scenario_index_ = 0;
+  std::unique_ptr<ServerProc> server_;
+  std::unique_ptr<WorkerSet> workers_;
+};
+
+Config FromOptions(const Options& o) {
+  Config c;
+  c.name = o.name.empty() ? o.scenario : o.name;
+  c.size = o.size;
+  c.duration = o.duration;
+  c.warmup = o.warmup;
+  c.hold = o.hold;
+  c.backlog = o.backlog;
+  c.rate = o.rate;
+  c.targets = o.targets;
+  if (o.scenario == "connect") {
+    c.kind = Scenario::kConnect;
+    c.count = o.sessions;
+  } else if (o.scenario == "chat") {
+    c.kind = Scenario::kChat;
+    c.count = o.users;
+  } else if (o.scenario == "group") {
+    c.kind = Scenario::kGroup;
+    c.count = o.members;
+    c.online = o.online > 0 ? std::min(o.online, o.members) : o.members;
+    c.senders = std::max(1, std::min(o.senders, c.online));
+  } else {
+    c.kind = Scenario::kStorm;
+    c.count = o.sessions;
+  }
+  return c;
+}
+
+// The suites: "standard" (make bench, the targets) and "smoke"
+// (every scenario at a tiny scale, for CI).
+std::vector<Config> Suite(const std::string& name) {
+  std::vector<Config> out;
+  const bool smoke = name == "smoke";
+  auto add = [&](Scenario kind, std::string n, int count, double rate, double duration) {
+    Config c;
+    c.kind = kind;
+    c.name = std::move(n);
+    c.count = count;
+    c.rate = rate;
+    c.size = 100;
+    c.duration = duration;
+    c.warmup = smoke ? 0.5 : 3;
+    c.hold = smoke ? 0.5 : 5;
+    c.backlog = 2;
+    c.targets = !smoke;
+    out.push_back(c);
+    return &out.back();
+  };
+  if (smoke) {
+    add(Scenario::kConnect, "connect", 20, 0, 0);
+    add(Scenario::kChat, "chat", 10, 200, 1.5);
+    Config* g = add(Scenario::kGroup, "group", 12, 20, 1.5);
+    g->online = 8;
+    g->senders = 2;
+    add(Scenario::kStorm, "storm", 20, 0, 0);
+    return out;
+  }
+  add(Scenario::kConnect, "connect-19k", 19000, 0, 0);
+  add(Scenario::kChat, "chat-20k", 2000, 20000, 20);
+  add(Scenario::kChat, "chat-50k", 2000, 50000, 15);
+  Config* g = add(Scenario::kGroup, "group-5k", 5000, 100, 15);
+  g->online = 5000;
+  g->senders = 10;
+  add(Scenario::kStorm, "storm-19k", 19000, 0, 0);
+  return out;
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"mpim-bench: load generator and benchmark suite for MPIM (docs/benchmarks.md)"};
+  auto* bin = app.add_option("--server-bin", o.server_bin,
+                             "start a fresh `mpim serve` from this binary for each scenario");
+  auto* url = app.add_option("--url", o.url, "target a running server (http://host:port)");
+  bin->excludes(url);
+  app.add_option("--server-pid", o.server_pid,
+                 "with --url: pid whose VmRSS is read (else /metrics)");
+  app.add_option("--server-env", o.server_env, "K=V added to the started server's environment");
+  auto* scenario = app.add_option("--scenario", o.scenario, "connect, chat, group or storm")
+                       ->check(CLI::IsMember({"connect", "chat", "group", "storm"}));
+  auto* suite = app.add_option("--suite", o.suite, "run a suite: standard (make bench) or smoke")
+                    ->check(CLI::IsMember({"standard", "smoke"}));
+  scenario->excludes(suite);
+  app.add_option("--name", o.name, "name of the scenario in the results");
+  app.add_option("--sessions", o.sessions, "connect, storm: sessions")->capture_default_str();
+  app.add_option("--users", o.users, "chat: users (in pairs)")->capture_default_str();
+  app.add_option("--members", o.members, "group: members")->capture_default_str();
+  app.add_option("--online", o.online, "group: members online (default all)");
+  app.add_option("--senders", o.senders, "group: members that send")->capture_default_str();
+  app.add_option("--rate", o.rate, "chat, group: sends per second in all")->capture_default_str();
+  app.add_option("--size", o.size, "message body bytes")->capture_default_str();
+  app.add_option("--duration", o.duration, "measured seconds")->capture_default_str();
+  app.add_option("--warmup", o.warmup, "seconds of load before measuring")->capture_default_str();
+  app.add_option("--hold", o.hold, "connect: seconds held idle before the last RSS reading")
+      ->capture_default_str();
+  app.add_option("--backlog", o.backlog, "storm: messages per session before the drop")
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "io threads per load process")->capture_default_str();
+  app.add_option("--max-per-process", o.max_per_process,
+                 "sessions per load process (fds are limited to 20,000 each)")
+      ->capture_default_str();
+  app.add_option("--source-addrs", o.source_addrs, "loopback source addresses from 127.0.0.2")
+      ->capture_default_str();
+  app.add_option("--connect-concurrency", o.connect_concurrency, "upgrades in flight at once")
+      ->capture_default_str();
+  app.add_option("--http-concurrency", o.http_concurrency, "HTTP connections for setup")
+      ->capture_default_str();
+  app.add_option("--qos", o.qos, "qos of sends (0 or 1)")
+      ->check(CLI::Range(0, 1))
+      ->capture_default_str();
+  app.add_option("--ack-interval-ms", o.ack_interval_ms, "batched acks (0: never)")
+      ->capture_default_str();
+  app.add_flag("--targets", o.targets, "compare with the issue's targets");
+  app.add_option("--out-dir", o.out_dir, "write <stem>.json/.md/.svg here (default: stdout only)");
+  app.add_option("--stem", o.stem, "file name stem (default: the UTC date)");
+  CLI11_PARSE(app, argc, argv);
+  if (o.server_bin.empty() && o.url.empty()) {
+    std::cerr << "mpim-bench: give --server-bin or --url\n";
+    return 2;
+  }
+  if (o.scenario.empty() && o.suite.empty()) {
+    std::cerr << "mpim-bench: give --scenario or --suite\n";
+    return 2;
+  }
+  const uint64_t fds = RaiseFdLimit();
+  if (fds < static_cast<uint64_t>(o.max_per_process) + 200) {
+    o.max_per_process = static_cast<int>(std::max<uint64_t>(fds, 300) - 200);
+  }
+
+  Report report;
+  report.title = "mpim-bench results";
+  report.started_at = UtcNow("%Y-%m-%dT%H:%M:%SZ");
+  report.machine = DescribeMachine();
+  report.server = o.url.empty() ? o.server_bin : o.url;
+  report.notes.push_back(
+      "Each scenario runs against a fresh `mpim serve` (temp data dir, default configuration) "
+      "started with cheap password hashing and the login, send-rate and per-address connection "
+      "limits raised out of the way: " +
+      [] {
+        std::string env;
+        for (const auto& [k, v] : ServerProc::LoadEnv())
+          env += (env.empty() ? "" : " ") + k + "=" + v;
+        return env;
+      }() +
+      ". Setup speed (registering, logging in) is not what is measured.");
+  report.notes.push_back(
+      "Latency is measured from each message's scheduled send time (open loop: the schedule never "
+      "waits for replies), so a stalled generator or server shows up as latency instead of "
+      "slowing the load down. Times are CLOCK_MONOTONIC, shared by all processes.");
+  std::vector<Config> configs =
+      o.suite.empty() ? std::vector<Config>{FromOptions(o)} : Suite(o.suite);
+  Runner runner(o);
+  bool ok = true;
+  for (const auto& c : configs) {
+    ScenarioResult r = runner.Run(c);
+    report.commands.push_back(r.command);
+    std::fprintf(stderr, "%s: %s\n", r.name.c_str(), r.ok ? "done" : "FAILED");
+    for (const auto& f : r.table) {
+      std::fprintf(
+          stderr, "  %-48s %s%s%s\n", f.metric.c_str(), f.value.c_str(),
+          f.target.empty() ? "" : ("  [target " + f.target + ": " + f.verdict + "]").c_str(), "");
+    }
+    for (const auto& n : r.notes) std::fprintf(stderr, "  - %s\n", n.c_str());
+    ok = ok && r.ok;
+    report.scenarios.push_back(std::move(r));
+  }
+  if (!o.out_dir.empty()) {
+    std::string error;
+    const std::string stem = o.stem.empty() ? UtcNow("%Y-%m-%d") : o.stem;
+    if (!WriteReport(report, o.out_dir, stem, &error)) {
+      std::cerr << "mpim-bench: " << error << "\n";
+      return 1;
+    }
+    std::fprintf(stderr, "wrote %s/%s.md and .json\n", o.out_dir.c_str(), stem.c_str());
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace mpim::bench
+
+int main(int argc, char** argv) { return mpim::bench::Main(argc, argv); }
