@@ -262,52 +262,6 @@ TEST_F(GroupsE2eTest, GetShowsMembersAnyGroupAndOthersOnlyPublicOnes) {
   EXPECT_TRUE(MyGroups(out).empty());
 }
 
-TEST_F(GroupsE2eTest, PatchByOwnerOrAdminDeleteByOwnerOnly) {
-  Account owner = NewAccount("pd_o");
-  Account admin = NewAccount("pd_a");
-  Account member = NewAccount("pd_m");
-  Account out = NewAccount("pd_x");
-  GroupRef g = Create(owner, {admin.id(), member.id()}, true, "before");
-  ASSERT_FALSE(g.group_id.empty());
-  ASSERT_EQ(SetRole(*api_, owner.token(), g.group_id, admin.id(), "admin").status, 200);
-  const std::string path = "/groups/" + g.group_id;
-
-  ApiResponse r = api_->Patch(path, "{\"name\":\"renamed\"}", owner.token());
-  ASSERT_EQ(r.status, 200) << r.Describe();
-  EXPECT_TRUE(IsGroupObject(r.json));
-  EXPECT_EQ(Str(r.json.as_object(), "name"), "renamed");
-  r = api_->Patch(path, "{\"public\":false}", admin.token());
-  ASSERT_EQ(r.status, 200) << r.Describe();
-  EXPECT_EQ(r.json.as_object()["public"], json::value(false));
-  EXPECT_EQ(Str(r.json.as_object(), "name"), "renamed");
-  EXPECT_TRUE(IsError(api_->Patch(path, "{\"name\":\"member\"}", member.token()), 403,
-                      "permission_denied"));
-  EXPECT_TRUE(
-      IsError(api_->Patch(path, "{\"name\":\"outsider\"}", out.token()), 403, "permission_denied"));
-  EXPECT_TRUE(
-      IsError(api_->Patch(path, "{\"name\":\"\"}", owner.token()), 400, "invalid_argument"));
-  EXPECT_TRUE(IsError(api_->Patch(path, "{\"public\":1}", owner.token()), 400, "invalid_argument"));
-  EXPECT_EQ(Str(Get(member, g), "name"), "renamed");
-  EXPECT_EQ(Get(member, g)["public"], json::value(false));
-  // The rename is a system message.
-  auto renamed = SystemMessages(History(member, g), "renamed");
-  ASSERT_EQ(renamed.size(), 1u);
-  EXPECT_EQ(Str(*Obj(renamed[0], "body"), "by"), owner.id()) << json::serialize(renamed[0]);
-
-  EXPECT_TRUE(IsError(api_->Delete(path, admin.token()), 403, "permission_denied"));
-  EXPECT_TRUE(IsError(api_->Delete(path, member.token()), 403, "permission_denied"));
-  EXPECT_TRUE(IsError(api_->Delete(path, out.token()), 403, "permission_denied"));
-  r = api_->Delete(path, owner.token());
-  EXPECT_EQ(r.status, 204) << r.Describe();
-  EXPECT_TRUE(IsError(api_->Get(path, owner.token()), 404, "not_found"));
-  EXPECT_TRUE(IsError(api_->Get(path, member.token()), 404, "not_found"));
-  EXPECT_TRUE(IsError(api_->Delete(path, owner.token()), 404, "not_found"));
-  EXPECT_TRUE(MyGroups(owner).empty());
-  EXPECT_TRUE(MyGroups(member).empty());
-  EXPECT_TRUE(IsError(api_->Get("/conversations/" + g.conv_id + "/messages", owner.token()), 404,
-                      "not_found"));
-}
-
 TEST_F(GroupsE2eTest, MembersArePagedByUserId) {
   Account owner = NewAccount("pg_o");
   auto others = testing::RegisterMany(port(), "pg_m", 6, 3, false);
@@ -756,6 +710,52 @@ TEST_F(GroupsE2eTest, NonMembersAreRefusedSendReadSyncHistoryAndSearch) {
   EXPECT_TRUE(
       IsError(api_->Get(std::string("/conversations/g:") + kUnknownGroup + "/messages", e.token()),
               404, "not_found"));
+}
+
+TEST_F(GroupsE2eTest, PatchByOwnerOrAdminDeleteByOwnerOnly) {
+  Account owner = NewAccount("pd_o");
+  Account admin = NewAccount("pd_a");
+  Account member = NewAccount("pd_m");
+  Account out = NewAccount("pd_x");
+  GroupRef g = Create(owner, {admin.id(), member.id()}, true, "before");
+  ASSERT_FALSE(g.group_id.empty());
+  ASSERT_EQ(SetRole(*api_, owner.token(), g.group_id, admin.id(), "admin").status, 200);
+  const std::string path = "/groups/" + g.group_id;
+
+  ApiResponse r = api_->Patch(path, "{\"name\":\"renamed\"}", owner.token());
+  ASSERT_EQ(r.status, 200) << r.Describe();
+  EXPECT_TRUE(IsGroupObject(r.json));
+  EXPECT_EQ(Str(r.json.as_object(), "name"), "renamed");
+  r = api_->Patch(path, "{\"public\":false}", admin.token());
+  ASSERT_EQ(r.status, 200) << r.Describe();
+  EXPECT_EQ(r.json.as_object()["public"], json::value(false));
+  EXPECT_EQ(Str(r.json.as_object(), "name"), "renamed");
+  EXPECT_TRUE(IsError(api_->Patch(path, "{\"name\":\"member\"}", member.token()), 403,
+                      "permission_denied"));
+  EXPECT_TRUE(
+      IsError(api_->Patch(path, "{\"name\":\"outsider\"}", out.token()), 403, "permission_denied"));
+  EXPECT_TRUE(
+      IsError(api_->Patch(path, "{\"name\":\"\"}", owner.token()), 400, "invalid_argument"));
+  EXPECT_TRUE(IsError(api_->Patch(path, "{\"public\":1}", owner.token()), 400, "invalid_argument"));
+  EXPECT_EQ(Str(Get(member, g), "name"), "renamed");
+  EXPECT_EQ(Get(member, g)["public"], json::value(false));
+  // The rename is a system message.
+  auto renamed = SystemMessages(History(member, g), "renamed");
+  ASSERT_EQ(renamed.size(), 1u);
+  EXPECT_EQ(Str(*Obj(renamed[0], "body"), "by"), owner.id()) << json::serialize(renamed[0]);
+
+  EXPECT_TRUE(IsError(api_->Delete(path, admin.token()), 403, "permission_denied"));
+  EXPECT_TRUE(IsError(api_->Delete(path, member.token()), 403, "permission_denied"));
+  EXPECT_TRUE(IsError(api_->Delete(path, out.token()), 403, "permission_denied"));
+  r = api_->Delete(path, owner.token());
+  EXPECT_EQ(r.status, 204) << r.Describe();
+  EXPECT_TRUE(IsError(api_->Get(path, owner.token()), 404, "not_found"));
+  EXPECT_TRUE(IsError(api_->Get(path, member.token()), 404, "not_found"));
+  EXPECT_TRUE(IsError(api_->Delete(path, owner.token()), 404, "not_found"));
+  EXPECT_TRUE(MyGroups(owner).empty());
+  EXPECT_TRUE(MyGroups(member).empty());
+  EXPECT_TRUE(IsError(api_->Get("/conversations/" + g.conv_id + "/messages", owner.token()), 404,
+                      "not_found"));
 }
 
 }  // namespace
