@@ -626,6 +626,44 @@ TEST_F(GroupsE2eTest, RemovalStopsDeliveryAndHistoryEndsAtTheLeaveSeq) {
   }
 }
 
+TEST_F(GroupsE2eTest, FormerMemberSeesNeitherTheGapBetweenSpansNorAfter) {
+  Account a = NewAccount("gap_a");
+  Account b = NewAccount("gap_b");
+  GroupRef g = Create(a, {b.id()});
+  ASSERT_FALSE(g.group_id.empty());
+  auto wa = OpenWs(a.token());
+  auto wb = OpenWs(b.token());
+  ASSERT_TRUE(wa && wb);
+  auto one = testing::SendGroupMany(*wa, g.group_id, "one", 1);
+  ASSERT_EQ(RemoveMember(*api_, b.token(), g.group_id, b.id()).status, 204);
+  auto gap = testing::SendGroupMany(*wa, g.group_id, "gap", 2);
+  ASSERT_EQ(AddMembers(*api_, a.token(), g.group_id, {b.id()}).status, 200);
+  auto two = testing::SendGroupMany(*wa, g.group_id, "two", 1);
+  ASSERT_EQ(RemoveMember(*api_, b.token(), g.group_id, b.id()).status, 204);
+  auto after = testing::SendGroupMany(*wa, g.group_id, "after", 1);
+  ASSERT_TRUE(one.size() == 1 && gap.size() == 2 && two.size() == 1 && after.size() == 1);
+
+  std::set<int64_t> seen;
+  for (const auto& m : History(b, g)) seen.insert(Int(m, "seq"));
+  EXPECT_TRUE(seen.count(Int(two[0], "seq"))) << "the last span is readable after leaving";
+  for (const auto* out : {&gap[0], &gap[1], &after[0]}) {
+    EXPECT_FALSE(seen.count(Int(*out, "seq")))
+        << "seq " << Int(*out, "seq") << " of " << Str(*out, "conv_id") << " was not b's to see";
+  }
+  auto sync = wb->Request(
+      json::object{{"op", "sync"}, {"conv_id", g.conv_id}, {"after_seq", 0}, {"limit", 200}});
+  ASSERT_TRUE(sync);
+  if (!IsErrorReply(sync, "permission_denied")) {
+    ASSERT_TRUE(IsOkReply(sync));
+    for (const auto& m : *Arr(*sync, "messages")) {
+      const int64_t seq = Int(m.as_object(), "seq");
+      EXPECT_TRUE(seq != Int(gap[0], "seq") && seq != Int(gap[1], "seq") &&
+                  seq != Int(after[0], "seq"))
+          << "sync showed " << json::serialize(m);
+    }
+  }
+}
+
 TEST_F(GroupsE2eTest, NewMemberSeesHistoryFromJoiningOnOnly) {
   Account a = NewAccount("nm_a");
   Account d = NewAccount("nm_d");
