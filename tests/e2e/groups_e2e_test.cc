@@ -11,6 +11,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -465,6 +466,12 @@ TEST_F(GroupsE2eTest, OwnerLeavingHandsOverToTheOldestAdminElseOldestMemberAndLa
   }
   ASSERT_EQ(SetRole(*api_, o.token(), gid, x.id(), "admin").status, 200);
   ASSERT_EQ(SetRole(*api_, o.token(), gid, y.id(), "admin").status, 200);
+  // Opened after the role changes, so that their conv events are not seen.
+  std::map<std::string, std::unique_ptr<WsConn>> ws;
+  for (const Account* heir : {&y, &x, &z, &w}) {
+    ws[heir->id()] = OpenWs(heir->token());
+    ASSERT_TRUE(ws[heir->id()]);
+  }
 
   struct Step {
     const Account* leaver;
@@ -482,6 +489,8 @@ TEST_F(GroupsE2eTest, OwnerLeavingHandsOverToTheOldestAdminElseOldestMemberAndLa
     auto owner_changed = SystemMessages(history, "owner_changed", step.next_owner->id());
     EXPECT_EQ(owner_changed.size(), 1u);
     EXPECT_EQ(SystemMessages(history, "left", step.leaver->id()).size(), 1u);
+    // The new owner's role changed: its sessions hear "updated".
+    NextConv(*ws[step.next_owner->id()], g.conv_id, "updated");
   }
   // W is the last member: leaving deletes the group.
   EXPECT_EQ(Int(Get(w, g), "member_count"), 1);
