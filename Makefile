@@ -77,3 +77,11 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+
+# The benchmark suite (docs/benchmarks.md): every scenario against a fresh
+# `mpim serve`, results in bench/results/<date>.{md,json} and SVG charts.
+# Takes several minutes; not part of `make test`.
+.PHONY: bench
+bench: build
+	$(BUILD)/bin/mpim-bench --server-bin $(BUILD)/bin/mpim --suite standard --out-dir bench/results \
+	  --label "commit $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD -- src 2>/dev/null || echo ', src modified')"

@@ -55,7 +55,9 @@ struct Options {
   std::string out_dir;
   std::string stem;
   std::string name;
+  std::string label;     // what server build this is (shown in the results)
   bool targets = false;  // compare with the targets (the standard suite does)
+  bool one_way = false;  // chat: only the first user of each pair sends
 };
 
 // One scenario run: what Options says for a single --scenario.
@@ -70,6 +72,7 @@ struct Config {
   double duration = 0, warmup = 0, hold = 0;
   int backlog = 0;
   bool targets = false;
+  bool one_way = false;
 };
 
 const char* KindName(Scenario s) {
@@ -127,6 +130,7 @@ std::string CommandFor(const Options& o, const Config& c) {
     case Scenario::kChat:
       cmd << " --users " << c.count << " --rate " << c.rate << " --size " << c.size
           << " --duration " << c.duration << " --warmup " << c.warmup;
+      if (c.one_way) cmd << " --one-way";
       break;
     case Scenario::kGroup:
       cmd << " --members " << c.count << " --online " << c.online << " --senders " << c.senders
@@ -231,7 +235,7 @@ class Runner {
       s.token = users[static_cast<size_t>(i)].token;
       if (c.kind == Scenario::kChat || c.kind == Scenario::kStorm) {
         s.to_json = "{\"user\":\"" + std::to_string(users[static_cast<size_t>(i ^ 1)].id) + "\"}";
-        s.sender = true;
+        s.sender = !(c.one_way && c.kind == Scenario::kChat && i % 2 == 1);
       } else if (group) {
         s.to_json = "{\"group\":\"" + std::to_string(group_id) + "\"}";
         s.sender = i < c.senders;
@@ -365,7 +369,9 @@ class Runner {
                             std::to_string(o_.qos) + "), each delivered to the " +
                             std::to_string(fanout) + " other online members."
                       : std::to_string(c.count) + " users in " + std::to_string(c.count / 2) +
-                            " pairs send to their peer at " + Num(c.rate) + " messages/s in all (" +
+                            (c.one_way ? " pairs (one sender, one receiver each)"
+                                       : " pairs (both users send to each other)") +
+                            " send at " + Num(c.rate) + " messages/s in all (" +
                             std::to_string(c.size) + "-byte `custom` bodies, qos " +
                             std::to_string(o_.qos) + "), open loop on a fixed schedule.";
     const uint64_t t0 = NowNs() + 300000000;
@@ -524,7 +530,7 @@ class Runner {
   }
 
   // Pumps worker reports until `done` (or `give_up`) or `timeout_s`, with a
-  // progress line; `expect` sessions (0: no session count shown).
+  // progress line; `expect` sessions to be ready (0: show the open ones).
   void WaitFor(const std::string& name, const std::function<bool(const Counters&)>& done,
                double timeout_s, uint64_t expect, const std::function<bool()>& give_up = {},
                uint64_t ready_base = 0) {
@@ -541,9 +547,9 @@ class Runner {
       if (progress_ && now >= next_line) {
         const double dt = static_cast<double>(now - prev_ns) / 1e9;
         std::string line = "[" + name + "] ";
-        if (expect)
-          line +=
-              "ready " + std::to_string(t.ready - ready_base) + "/" + std::to_string(expect) + " ";
+        line += expect ? "ready " + std::to_string(t.ready - ready_base) + "/" +
+                             std::to_string(expect) + " "
+                       : "sessions " + std::to_string(t.ready - t.closed) + " ";
         line += "sent " + std::to_string(t.sent) + " (" +
                 Num(static_cast<double>(t.sent - prev.sent) / dt) + "/s) delivered " +
                 std::to_string(t.delivered) + " (" +
@@ -601,6 +607,7 @@ Config FromOptions(const Options& o) {
   c.backlog = o.backlog;
   c.rate = o.rate;
   c.targets = o.targets;
+  c.one_way = o.one_way;
   if (o.scenario == "connect") {
     c.kind = Scenario::kConnect;
     c.count = o.sessions;
@@ -674,6 +681,7 @@ int Main(int argc, char** argv) {
                     ->check(CLI::IsMember({"standard", "smoke"}));
   scenario->excludes(suite);
   app.add_option("--name", o.name, "name of the scenario in the results");
+  app.add_option("--label", o.label, "what server build this is, for the results");
   app.add_option("--sessions", o.sessions, "connect, storm: sessions")->capture_default_str();
   app.add_option("--users", o.users, "chat: users (in pairs)")->capture_default_str();
   app.add_option("--members", o.members, "group: members")->capture_default_str();
@@ -702,6 +710,7 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ack-interval-ms", o.ack_interval_ms, "batched acks (0: never)")
       ->capture_default_str();
+  app.add_flag("--one-way", o.one_way, "chat: only one user of each pair sends");
   app.add_flag("--targets", o.targets, "compare with the issue's targets");
   app.add_option("--out-dir", o.out_dir, "write <stem>.json/.md/.svg here (default: stdout only)");
   app.add_option("--stem", o.stem, "file name stem (default: the UTC date)");
@@ -724,6 +733,7 @@ int Main(int argc, char** argv) {
   report.started_at = UtcNow("%Y-%m-%dT%H:%M:%SZ");
   report.machine = DescribeMachine();
   report.server = o.url.empty() ? o.server_bin : o.url;
+  if (!o.label.empty()) report.server += " (" + o.label + ")";
   report.notes.push_back(
       "Each scenario runs against a fresh `mpim serve` (temp data dir, default configuration) "
       "started with cheap password hashing and the login, send-rate and per-address connection "

@@ -197,7 +197,7 @@ std::string DistributionSvg(const ScenarioResult& s) {
   double max_x = 1;
   s.latency.ForEachBucket([&](uint64_t, uint64_t highest, uint64_t count) {
     seen += static_cast<double>(count);
-    const double q = std::min(seen / n, 1 - 1 / (n * 10));  // the last point stays finite
+    const double q = std::min(seen / n, 1 - 1 / n);  // the last point stays finite
     const double x = std::log10(1 / (1 - q));
     max_x = std::max(max_x, x);
     line.points.emplace_back(x, Ms(std::min(highest, s.latency.max())));
