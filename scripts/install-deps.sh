@@ -14,12 +14,18 @@ PACKAGES=(
   libsqlite3-dev libsodium-dev libssl-dev
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
+  # browser tests of the web client (tests/browser)
+  nodejs npm chromium
 )
 
+# Names that installed packages provide also count (NodeSource's nodejs
+# provides npm and conflicts with Debian's).
+provided=$(dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null | grep '^install ok installed|' |
+  cut -d'|' -f2 | tr ',' '\n' | sed 's/(.*//; s/ //g' | sort -u || true)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+  [[ "$status" == "install ok installed" ]] || grep -qxF "$pkg" <<<"$provided" || missing+=("$pkg")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
