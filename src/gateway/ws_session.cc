@@ -336,24 +336,25 @@ void WsSession::StartNextSend() {
     return StartNextSend();
   }
   send_in_flight_ = true;
-  ctx_.messages.Send(principal_, std::move(next.request),
-                     [self = shared_from_this(), rid = next.rid](
-                         core::StatusOr<service::SendResult> r) {
-                       self->OnThread([rid, r = std::move(r)](WsSession& s) {
-                         s.send_in_flight_ = false;
-                         s.OnSendResult(rid, r);
-                         s.StartNextSend();
-                         s.Pump();
-                       });
-                     });
+  ctx_.messages.Send(
+      principal_, std::move(next.request),
+      [self = shared_from_this(), rid = next.rid](core::StatusOr<service::SendResult> r) {
+        self->OnThread([rid, r = std::move(r)](WsSession& s) {
+          s.send_in_flight_ = false;
+          s.OnSendResult(rid, r);
+          s.StartNextSend();
+          s.Pump();
+        });
+      });
 }
 
 void WsSession::OnSendResult(std::optional<int64_t> rid,
                              const core::StatusOr<service::SendResult>& r) {
   if (r.ok()) {
-    return Reply(rid, "\"msg_id\":\"" + std::to_string(r->msg_id) +
-                          "\",\"conv_id\":" + Quoted(r->conv_id) +
-                          ",\"seq\":" + std::to_string(r->seq) + ",\"ts\":" + std::to_string(r->ts));
+    NoteOwnMessage(r->conv_id, r->seq);
+    return Reply(
+        rid, "\"msg_id\":\"" + std::to_string(r->msg_id) + "\",\"conv_id\":" + Quoted(r->conv_id) +
+                 ",\"seq\":" + std::to_string(r->seq) + ",\"ts\":" + std::to_string(r->ts));
   }
   ReplyError(rid, r.status());
   if (r.status().code() != absl::StatusCode::kResourceExhausted || state_ != State::kActive) return;
@@ -531,6 +532,19 @@ void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now
   cs.held.emplace(msg->seq, std::move(msg));
 }
 
+void WsSession::NoteOwnMessage(const std::string& conv_id, int64_t seq) {
+  // This session sent it and got the reply instead of a msg event: it counts
+  // as handed on, so the next message of the conversation is no gap.
+  ConvState& cs = convs_[conv_id];
+  if (cs.last_seq != 0 && seq <= cs.last_seq) return;
+  if (cs.last_seq == 0 || seq == cs.last_seq + 1) {
+    cs.last_seq = seq;
+    return ReleaseHeld(cs, conv_id);
+  }
+  if (cs.held.empty()) cs.gap_since_ms = SteadyMs();
+  cs.held.emplace(seq, nullptr);  // known here: skipped when its turn comes
+}
+
 void WsSession::ReleaseHeld(ConvState& cs, const std::string& conv_id) {
   while (!cs.held.empty()) {
     auto it = cs.held.begin();
@@ -540,9 +554,10 @@ void WsSession::ReleaseHeld(ConvState& cs, const std::string& conv_id) {
     }
     if (it->first != cs.last_seq + 1) break;
     auto msg = std::move(it->second);
+    int64_t seq = it->first;
     cs.held.erase(it);
-    cs.last_seq = msg->seq;
-    Enqueue(Pending{msg->frame, conv_id, msg->seq, msg->qos1}, msg->priority);
+    cs.last_seq = seq;
+    if (msg) Enqueue(Pending{msg->frame, conv_id, msg->seq, msg->qos1}, msg->priority);
   }
   if (!cs.held.empty()) cs.gap_since_ms = SteadyMs();
 }
@@ -571,10 +586,11 @@ void WsSession::FillGap(const std::string& conv_id) {
           ConvState& cs = it->second;
           cs.filling = false;
           for (const auto& m : fill) {
-            if (m->seq == cs.last_seq + 1) {
-              cs.last_seq = m->seq;
-              s.Enqueue(Pending{m->frame, conv_id, m->seq, true}, service::Priority::kNormal);
-            }
+            if (m->seq != cs.last_seq + 1) continue;
+            cs.last_seq = m->seq;
+            auto own = cs.held.find(m->seq);
+            if (own != cs.held.end() && !own->second) continue;  // this session sent it
+            s.Enqueue(Pending{m->frame, conv_id, m->seq, true}, service::Priority::kNormal);
           }
           // Whatever is still missing was not in the store: skip past it
           // rather than stall the conversation (the client can sync).

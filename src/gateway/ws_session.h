@@ -96,8 +96,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
     int64_t sent_ms;
   };
   struct ConvState {
-    int64_t last_seq = 0;                                       // highest seq handed to the queue
-    std::map<int64_t, std::shared_ptr<const OutMessage>> held;  // ahead of a gap
+    int64_t last_seq = 0;  // highest seq handed to the queue
+    // Ahead of a gap; a null entry is this session's own message.
+    std::map<int64_t, std::shared_ptr<const OutMessage>> held;
     int64_t gap_since_ms = 0;
     bool filling = false;
     int queued = 0;  // frames of this conversation waiting in the queues
@@ -126,6 +127,8 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
 
   void AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now_ms);
   void ReleaseHeld(ConvState& cs, const std::string& conv_id);
+  // A message this session sent (it gets the reply, not the msg event).
+  void NoteOwnMessage(const std::string& conv_id, int64_t seq);
   void FillGap(const std::string& conv_id);
   void Enqueue(Pending p, service::Priority priority);
   void EnqueueReply(std::shared_ptr<const std::string> frame);  // before every event

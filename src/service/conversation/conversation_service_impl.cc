@@ -25,27 +25,38 @@ void ConversationServiceImpl::CheckAccess(
     if (who.user_id != ref->a && who.user_id != ref->b) {
       return std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
     }
-    return std::move(then)(Access{*ref, true, 1, INT64_MAX});
+    return std::move(then)(Access{*ref, true});
   }
   int64_t group = ref->a;
   store_.groups().GetMember(
       group, who.user_id,
       [this, who, group, ref = *ref, conv_id,
        then = std::move(then)](core::StatusOr<store::GroupMember> m) mutable {
-        if (m.ok()) return std::move(then)(Access{ref, true, m->joined_seq + 1, INT64_MAX});
+        if (m.ok()) return std::move(then)(Access{ref, true, {{m->joined_seq + 1, INT64_MAX}}});
         if (m.status().code() != absl::StatusCode::kNotFound) {
           return std::move(then)(StorageError(m.status()));
         }
-        // A former member still sees what they were present for.
+        // A former member still sees what they were present for; an unknown
+        // group is not_found.
         store_.groups().ListPastSpans(
             group, who.user_id,
-            [ref, conv_id, then = std::move(then)](
+            [this, group, ref, conv_id, then = std::move(then)](
                 core::StatusOr<std::vector<store::MembershipSpan>> spans) mutable {
-              if (!spans.ok() || spans->empty()) {
-                return std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
+              if (spans.ok() && !spans->empty()) {
+                Access access{ref, false, {}};
+                for (const auto& span : *spans) {
+                  access.spans.emplace_back(span.joined_seq + 1, span.left_seq);
+                }
+                return std::move(then)(std::move(access));
               }
-              std::move(then)(
-                  Access{ref, false, spans->front().joined_seq + 1, spans->back().left_seq});
+              store_.groups().Get(
+                  group, [conv_id, then = std::move(then)](core::StatusOr<store::Group> g) mutable {
+                    if (!g.ok() && g.status().code() == absl::StatusCode::kNotFound) {
+                      return std::move(then)(
+                          absl::NotFoundError("conversation " + conv_id + " not found"));
+                    }
+                    std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
+                  });
             });
       });
 }
@@ -134,20 +145,27 @@ void ConversationServiceImpl::ReadRange(Principal who, std::string conv_id, stor
         if (!access.ok()) return std::move(done)(access.status());
         // Clip the window to what this user may see.
         store::RangeQuery q = query;
-        int64_t min_seq = access->min_seq;
+        int64_t min_seq = access->min_seq();
         if (q.after_seq) q.after_seq = std::max(*q.after_seq, min_seq - 1);
-        if (access->max_seq != INT64_MAX) {
-          q.before_seq = std::min(q.before_seq.value_or(INT64_MAX), access->max_seq + 1);
+        if (access->max_seq() != INT64_MAX) {
+          q.before_seq = std::min(q.before_seq.value_or(INT64_MAX), access->max_seq() + 1);
         }
         if (q.after_seq && q.before_seq && *q.after_seq + 1 >= *q.before_seq) {
           return std::move(done)(MessagePage{});
         }
         store_.messages().Read(
             conv_id, q,
-            [min_seq, scrolling_back = !q.after_seq,
+            [min_seq, scrolling_back = !q.after_seq, spans = access->spans,
              done = std::move(done)](core::StatusOr<store::Page<store::Message>> page) mutable {
               if (!page.ok()) return std::move(done)(StorageError(page.status()));
               MessagePage out{std::move(page->items), page->has_more};
+              if (spans.size() > 1) {
+                // Between two memberships: not this user's to see.
+                Access visible{{}, false, std::move(spans)};
+                std::erase_if(out.messages, [&visible](const store::Message& m) {
+                  return !visible.Visible(m.seq);
+                });
+              }
               if (scrolling_back) {
                 // Reading backwards: drop what lies before the member's start.
                 size_t before = out.messages.size();
@@ -239,33 +257,27 @@ void ConversationServiceImpl::Typing(Principal who, std::string conv_id, core::D
 
 void ConversationServiceImpl::Update(Principal who, std::string conv_id, std::optional<bool> muted,
                                      std::optional<bool> pinned, core::DoneCallback done) {
-  CheckMember(who, conv_id,
-              [this, who, conv_id, muted, pinned,
-               done = std::move(done)](core::StatusOr<Access> access) mutable {
-                if (!access.ok()) return std::move(done)(access.status());
-                auto set_pinned = [this, who, conv_id, pinned,
-                                   done = std::move(done)](core::Status s) mutable {
-                  if (!s.ok()) {
-                    return std::move(done)(
-                        s.code() == absl::StatusCode::kNotFound
-                            ? absl::NotFoundError("conversation " + conv_id + " not found")
-                            : StorageError(s));
-                  }
-                  if (!pinned) return std::move(done)(absl::OkStatus());
-                  store_.conversations().SetPinned(
-                      who.user_id, conv_id, *pinned,
-                      [conv_id, done = std::move(done)](core::Status s2) mutable {
-                        if (s2.code() == absl::StatusCode::kNotFound) {
-                          return std::move(done)(
-                              absl::NotFoundError("conversation " + conv_id + " not found"));
-                        }
-                        std::move(done)(s2.ok() ? s2 : StorageError(s2));
-                      });
-                };
-                if (!muted) return set_pinned(absl::OkStatus());
-                store_.conversations().SetMuted(who.user_id, conv_id, *muted,
-                                                std::move(set_pinned));
-              });
+  CheckMember(
+      who, conv_id,
+      [this, who, conv_id, muted, pinned,
+       done = std::move(done)](core::StatusOr<Access> access) mutable {
+        if (!access.ok()) return std::move(done)(access.status());
+        auto finish = [this, who, conv_id, done = std::move(done)](core::Status s) mutable {
+          if (s.code() == absl::StatusCode::kNotFound) {
+            return std::move(done)(absl::NotFoundError("conversation " + conv_id + " not found"));
+          }
+          if (!s.ok()) return std::move(done)(StorageError(s));
+          deliverer_.Conv({who.user_id}, conv_id, "updated");  // the user's devices
+          std::move(done)(absl::OkStatus());
+        };
+        auto then_pin = [this, who, conv_id, pinned,
+                         finish = std::move(finish)](core::Status s) mutable {
+          if (!s.ok() || !pinned) return finish(s);
+          store_.conversations().SetPinned(who.user_id, conv_id, *pinned, std::move(finish));
+        };
+        if (!muted) return then_pin(absl::OkStatus());
+        store_.conversations().SetMuted(who.user_id, conv_id, *muted, std::move(then_pin));
+      });
 }
 
 void ConversationServiceImpl::CollectScopes(Principal who,
@@ -288,8 +300,9 @@ void ConversationServiceImpl::CollectScopes(Principal who,
                           [ids, scopes, i, next_step = std::move(next_step)](
                               core::StatusOr<Access> access) mutable {
                             if (access.ok()) {
-                              scopes->push_back(
-                                  store::SearchScope{(*ids)[i], access->min_seq, access->max_seq});
+                              for (const auto& [lo, hi] : access->spans) {
+                                scopes->push_back(store::SearchScope{(*ids)[i], lo, hi});
+                              }
                             }
                             next_step();
                           });
@@ -328,13 +341,16 @@ void ConversationServiceImpl::Search(Principal who, std::string query,
         });
   };
   if (conv_id) {
-    CheckAccess(
-        who, *conv_id,
-        [run = std::move(run), conv_id = *conv_id,
-         done = std::move(done)](core::StatusOr<Access> access) mutable {
-          if (!access.ok()) return std::move(done)(access.status());
-          run({store::SearchScope{conv_id, access->min_seq, access->max_seq}}, std::move(done));
-        });
+    CheckAccess(who, *conv_id,
+                [run = std::move(run), conv_id = *conv_id,
+                 done = std::move(done)](core::StatusOr<Access> access) mutable {
+                  if (!access.ok()) return std::move(done)(access.status());
+                  std::vector<store::SearchScope> scopes;
+                  for (const auto& [lo, hi] : access->spans) {
+                    scopes.push_back(store::SearchScope{conv_id, lo, hi});
+                  }
+                  run(std::move(scopes), std::move(done));
+                });
     return;
   }
   auto scopes = std::make_shared<std::vector<store::SearchScope>>();

@@ -37,12 +37,22 @@ class ConversationServiceImpl final : public ConversationService {
   void Pending(Principal who,
                core::Callback<std::vector<store::PendingConversation>> done) override;
 
-  // What a user may see of a conversation.
+  // What a user may see of a conversation: the seq spans (inclusive) they
+  // were present for. A current member sees one span, from their latest
+  // joining on; a former member every past span, and nothing in between.
   struct Access {
     store::ConvRef ref;
-    bool member = false;          // a current member (may send, read, type)
-    int64_t min_seq = 1;          // first visible seq
-    int64_t max_seq = INT64_MAX;  // last visible seq (former members)
+    bool member = false;  // a current member (may send, read, type)
+    std::vector<std::pair<int64_t, int64_t>> spans{{1, INT64_MAX}};
+
+    int64_t min_seq() const { return spans.front().first; }
+    int64_t max_seq() const { return spans.back().second; }
+    bool Visible(int64_t seq) const {
+      for (const auto& [lo, hi] : spans) {
+        if (seq >= lo && seq <= hi) return true;
+      }
+      return false;
+    }
   };
 
  private:

@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 #include <unordered_map>
 
+#include "core/async.h"
 #include "core/logging.h"
 #include "service/errors.h"
 #include "service/user/user_service_impl.h"
@@ -384,6 +385,7 @@ void GroupServiceImpl::HandOver(int64_t group_id, int64_t owner, int64_t next_ow
                           [this, group_id, owner, next_owner,
                            done = std::move(done)](core::StatusOr<store::GroupMember> m) mutable {
                             if (!m.ok()) return std::move(done)(GroupError(m.status(), group_id));
+                            deliverer_.Conv({next_owner}, store::GroupConvId(group_id), "updated");
                             Announce(group_id, owner,
                                      boost::json::object{{"event", "owner_changed"},
                                                          {"user", std::to_string(next_owner)}},
@@ -472,11 +474,22 @@ void GroupServiceImpl::SetRole(Principal who, int64_t group_id, int64_t user_id,
 void GroupServiceImpl::ListMine(Principal who, core::Callback<std::vector<GroupView>> done) {
   store_.groups().ListForUser(
       who.user_id, 0, store::kMaxPageLimit,
-      [done = std::move(done)](core::StatusOr<store::Page<store::Group>> page) mutable {
+      [this, who, done = std::move(done)](core::StatusOr<store::Page<store::Group>> page) mutable {
         if (!page.ok()) return std::move(done)(StorageError(page.status()));
-        std::vector<GroupView> out;
-        for (auto& g : page->items) out.push_back(GroupView{std::move(g), std::nullopt});
-        std::move(done)(std::move(out));
+        auto views = std::make_shared<std::vector<GroupView>>();
+        for (auto& g : page->items) views->push_back(GroupView{std::move(g), std::nullopt});
+        // Each with the caller's role.
+        core::ForEachSequential(
+            views->size(),
+            [this, who, views](size_t i, auto next) {
+              store_.groups().GetMember(
+                  (*views)[i].group.group_id, who.user_id,
+                  [views, i, next = std::move(next)](core::StatusOr<store::GroupMember> m) mutable {
+                    if (m.ok()) (*views)[i].role = m->role;
+                    next();
+                  });
+            },
+            [views, done = std::move(done)]() mutable { std::move(done)(std::move(*views)); });
       });
 }
 

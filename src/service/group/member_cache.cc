@@ -1,17 +1,25 @@
 #include "service/group/member_cache.h"
 
+#include <optional>
+
 #include "service/errors.h"
 
 namespace mpim::service {
 
 void MemberCache::Get(int64_t group_id, core::Callback<MemberList> done) {
-  uint64_t generation;
+  uint64_t generation = 0;
+  std::optional<MemberList> cached;
   {
     std::lock_guard lock(mu_);
     Entry& e = entries_[group_id];
-    if (e.loaded) return std::move(done)(e.members);
-    generation = e.generation;
+    if (e.loaded) {
+      cached = e.members;
+    } else {
+      generation = e.generation;
+    }
   }
+  // Callbacks run without mu_ held: they may call back into the cache.
+  if (cached) return std::move(done)(std::move(*cached));
   Load(group_id, generation, std::make_shared<std::vector<int64_t>>(), 0, std::move(done));
 }
 

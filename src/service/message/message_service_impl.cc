@@ -112,13 +112,20 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
     // Only members send to a group.
     store_.groups().GetMember(
         to, who.user_id,
-        [to, proceed = std::move(proceed)](core::StatusOr<store::GroupMember> member) mutable {
+        [this, to,
+         proceed = std::move(proceed)](core::StatusOr<store::GroupMember> member) mutable {
           if (member.ok()) return proceed(absl::OkStatus());
-          if (member.status().code() == absl::StatusCode::kNotFound) {
-            return proceed(
-                absl::PermissionDeniedError("not a member of group " + std::to_string(to)));
+          if (member.status().code() != absl::StatusCode::kNotFound) {
+            return proceed(StorageError(member.status()));
           }
-          proceed(StorageError(member.status()));
+          // Not a member: of a group that exists (403) or of none (404)?
+          store_.groups().Get(
+              to, [to, proceed = std::move(proceed)](core::StatusOr<store::Group> group) mutable {
+                if (!group.ok() && group.status().code() == absl::StatusCode::kNotFound) {
+                  return proceed(absl::NotFoundError("group " + std::to_string(to) + " not found"));
+                }
+                proceed(absl::PermissionDeniedError("not a member of group " + std::to_string(to)));
+              });
         });
     return;
   }

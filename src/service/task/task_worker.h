@@ -26,7 +26,7 @@ class TaskWorker {
  public:
   using Handler = std::function<core::Status(const store::Job& job)>;
 
-  TaskWorker(store::Store& store, std::string name, int64_t lease_ms = 60000)
+  TaskWorker(store::Store& store, std::string name, int64_t lease_ms = 30000)
       : store_(store), name_(std::move(name)), lease_ms_(lease_ms) {}
   ~TaskWorker() { Stop(); }
 

@@ -32,11 +32,11 @@ UserProfile UserServiceImpl::Profile(const store::User& user) const {
 }
 
 void UserServiceImpl::Get(int64_t user_id, core::Callback<UserProfile> done) {
-  store_.users().Get(user_id, [this, user_id, done = std::move(done)](
-                                 core::StatusOr<store::User> user) mutable {
-    if (!user.ok()) return std::move(done)(UserError(user.status(), user_id));
-    std::move(done)(Profile(*user));
-  });
+  store_.users().Get(
+      user_id, [this, user_id, done = std::move(done)](core::StatusOr<store::User> user) mutable {
+        if (!user.ok()) return std::move(done)(UserError(user.status(), user_id));
+        std::move(done)(Profile(*user));
+      });
 }
 
 void UserServiceImpl::Update(int64_t user_id, ProfileUpdate update,
