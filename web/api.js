@@ -17,7 +17,7 @@ const REFRESH_MARGIN_MS = 30_000;
 export class Api {
   constructor(base = '/api/v1') {
     this.base = base;
-    this.tokens = null; // {user_id, session_id, access_token, refresh_token, expiresAt}
+    this.tokens = null; // {user_id, session_id, access_token, refresh_token, refreshAt}
     this.refreshing = null;
     this.onLoggedOut = () => {};
   }
@@ -52,13 +52,16 @@ export class Api {
   }
 
   setTokens(t) {
-    this.tokens = { ...this.tokens, ...t, expiresAt: Date.now() + (t.expires_in ?? 900) * 1000 };
+    const ttlMs = (t.expires_in ?? 900) * 1000;
+    // Refresh 30 s before expiry, or at 80% of the lifetime of short tokens.
+    const refreshAt = Date.now() + ttlMs - Math.min(REFRESH_MARGIN_MS, ttlMs / 5);
+    this.tokens = { ...this.tokens, ...t, refreshAt };
   }
 
   // A valid access token, refreshed first when it is about to expire.
   async accessToken() {
     if (!this.tokens) throw new ApiError(401, 'unauthenticated', 'not logged in');
-    if (Date.now() > this.tokens.expiresAt - REFRESH_MARGIN_MS) await this.refresh();
+    if (Date.now() > this.tokens.refreshAt) await this.refresh();
     return this.tokens.access_token;
   }
 

@@ -41,6 +41,7 @@ test('two users register and chat both ways; unread badges and read marks follow
 
   // Bob, with no chat open, gets a badge that counts.
   await bob.page.waitForSelector('#conv-list button[data-title="Alice"] .badge');
+  await bob.page.waitForSelector('#conv-list button[data-title="Alice"] .presence.on');
   assert.equal(await bob.badge('Alice'), 1);
   await alice.send('Are you there?');
   await bob.page.waitForFunction(() => document.querySelector('#conv-list button[data-title="Alice"] .badge')?.textContent === '2');
@@ -174,9 +175,35 @@ test('phone-sized screen: list, then chat with a back button', async () => {
     await phone.shot('08-phone-chat');
     await phone.page.click('#chat-back');
     await phone.page.waitForSelector('#sidebar', { state: 'visible' });
+    // Logging out ends the session: the next REST call with its token fails.
+    await phone.page.click('#logout');
+    await phone.page.waitForSelector('#auth-form');
+    assert.match(await phone.page.textContent('#auth-info'), /signed out/);
   } finally {
     await phone.page.context().close();
   }
+});
+
+test('scroll-back loads older pages in order, without duplicates', async () => {
+  await server.api('POST', '/auth/register', { username: 'dave', password: 'password123' });
+  const dave = (await server.login('dave')).user_id;
+  const sent = [];
+  for (let i = 1; i <= 90; i++) {
+    const text = `history ${String(i).padStart(2, '0')}`;
+    await server.api('POST', '/messages', { to: { user: dave }, client_msg_id: `h${i}`, body: { text } }, await token('alice'));
+    sent.push(text);
+  }
+  const d = await ctx.open('dave', { register: false, viewport: { width: 800, height: 600 } });
+  assert.equal(await d.badge('Alice'), 90);
+  await d.openConv('Alice');
+  await d.waitText('history 90');
+  assert.equal((await d.texts()).length, 50); // the latest page
+  await d.page.evaluate(() => { document.getElementById('messages').scrollTop = 0; });
+  await d.waitText('history 01');
+  assert.deepEqual(await d.texts(), sent);
+  assert.equal(await d.page.isVisible('#load-older'), false);
+  // Opening the chat read them all.
+  await d.page.waitForSelector('#conv-list button[data-title="Alice"]:not(:has(.badge))');
 });
 
 async function convId() {

@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { suite, sleep } from './harness.js';
 
-const ctx = suite();
+// Access tokens live 4 s here, so the pages must refresh them as they go.
+const ctx = suite({ MPIM_AUTH_ACCESS_TTL_S: '4' });
 const users = {};
 
 test('a group of three created in the UI; everyone chats', async () => {
@@ -46,6 +47,12 @@ test('a group of three created in the UI; everyone chats', async () => {
   await bob.send('Shall I book the train tickets?');
   await alice.page.waitForSelector('#conv-list button[data-title="Bob"] .badge');
   await bob.openConv('Weekend trip');
+  // Most recent first, pinned first.
+  const order = () => alice.page.$$eval('#conv-list button.conv', (b) => b.map((x) => x.dataset.title));
+  assert.deepEqual(await order(), ['Bob', 'Weekend trip']);
+  await alice.page.click('#chat-pin');
+  await alice.page.waitForSelector('#conv-list button[data-title="Weekend trip"] .pin');
+  assert.deepEqual(await order(), ['Weekend trip', 'Bob']);
   assert.deepEqual(await alice.texts(), ['Hello group! Saturday at 10?', 'Works for me', 'Count me in!']);
   await carol.shot('11-group-chat');
 });
@@ -89,4 +96,16 @@ test('a member leaves from the group panel', async () => {
   await bob.page.waitForFunction(() => !document.querySelector('#conv-list button[data-title="Weekend trip"]'));
   await alice.page.waitForSelector('#messages .sys:has-text("Bob left")');
   await alice.page.waitForFunction(() => document.querySelectorAll('#member-list .member').length === 1);
+});
+
+test('short-lived access tokens are refreshed without signing anyone out', async () => {
+  const { alice } = users;
+  await sleep(4500); // every token issued so far has expired
+  await alice.send('Still here after my token expired');
+  await alice.page.waitForSelector('#messages .msg.mine[data-seq] .text:text-is("Still here after my token expired")');
+  await alice.page.click('#panel-close');
+  await alice.page.click('#chat-info');
+  await alice.page.waitForSelector('#member-list .member[data-user="alice"]');
+  assert.ok(alice.refreshes >= 2, `refreshes: ${alice.refreshes}`);
+  assert.equal(await alice.page.getAttribute('#conn-state', 'data-state'), 'online');
 });

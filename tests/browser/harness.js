@@ -39,7 +39,9 @@ export async function freePort() {
 }
 
 export class Server {
-  constructor() {
+  // env: extra environment for mpim serve (configuration keys, MPIM_<SECTION>_<KEY>).
+  constructor(env = {}) {
+    this.env = env;
     this.bin = requireTools();
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpim-browser-'));
     this.proc = null;
@@ -58,6 +60,7 @@ export class Server {
         MPIM_AUTH_ARGON2_OPSLIMIT: '1',
         MPIM_AUTH_ARGON2_MEMLIMIT_KIB: '8',
         MPIM_LOG_LEVEL: process.env.MPIM_LOG_LEVEL || 'warn',
+        ...this.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -136,6 +139,8 @@ export class Client {
     this.page = page;
     this.username = username;
     this.errors = [];
+    this.refreshes = 0;
+    page.on('request', (r) => { if (r.url().endsWith('/api/v1/auth/refresh')) this.refreshes++; });
     page.on('pageerror', (e) => this.errors.push(String(e)));
     // Connection errors are expected while the server is down.
     page.on('console', (m) => {
@@ -221,7 +226,7 @@ export class Client {
 
 // Registers the hooks of a suite: one server and one browser for all its
 // tests; at the end, no page may have logged an error.
-export function suite() {
+export function suite(env) {
   const ctx = {
     server: null,
     browser: null,
@@ -233,7 +238,7 @@ export function suite() {
     },
   };
   before(async () => {
-    ctx.server = new Server();
+    ctx.server = new Server(env);
     await ctx.server.start();
     ctx.browser = await launchBrowser();
   });
