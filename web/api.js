@@ -53,8 +53,9 @@ export class Api {
 
   setTokens(t) {
     const ttlMs = (t.expires_in ?? 900) * 1000;
-    // Refresh 30 s before expiry, or at 80% of the lifetime of short tokens.
-    const refreshAt = Date.now() + ttlMs - Math.min(REFRESH_MARGIN_MS, ttlMs / 5);
+    // Refresh 30 s before expiry, or at 80% of the lifetime of short tokens
+    // (less a second: `exp` counts whole seconds from a truncated `iat`).
+    const refreshAt = Date.now() + ttlMs - Math.min(REFRESH_MARGIN_MS, ttlMs / 5 + 1000);
     this.tokens = { ...this.tokens, ...t, refreshAt };
   }
 

@@ -135,18 +135,27 @@ test('killing and restarting the server mid-conversation loses nothing', async (
   }
   await alice.page.waitForSelector('#messages .msg.queued');
   await alice.shot('05-offline');
+  // Bob's page stays away until the server has moved on without it.
+  await bob.page.context().setOffline(true);
   await server.start();
-  // Sent by another device of Alice's while the pages are still away.
-  await server.api('POST', '/messages', {
-    to: { user: await userId('bob') }, client_msg_id: 'rest-while-away', body: { text: 'from my phone' },
-  }, await token('alice'));
-  expected.push('from my phone');
+  // Sent by another device of Alice's while Bob's page is away.
+  for (const text of ['from my phone', 'and one more']) {
+    await server.api('POST', '/messages', {
+      to: { user: await userId('bob') }, client_msg_id: `rest-${text}`, body: { text },
+    }, await token('alice'));
+    expected.push(text);
+  }
   await alice.waitOnline(20_000);
+  await alice.waitText('and one more');
+  assert.equal(await bob.page.getAttribute('#conn-state', 'data-state') === 'online', false);
+  const syncsBefore = bob.framesSent.filter((f) => f.op === 'sync').length;
+  await bob.page.context().setOffline(false);
   await bob.waitOnline(20_000);
-  await bob.waitText('from my phone', 15_000);
+  await bob.waitText('and one more', 15_000);
+  // Bob's open chat caught up through `sync` after the hello.
+  assert.ok(bob.framesSent.filter((f) => f.op === 'sync').length > syncsBefore);
   await bob.waitText('offline 3', 15_000);
   await alice.page.waitForFunction(() => !document.querySelector('#messages .msg.queued, #messages .msg.sending, #messages .msg.failed'), null, { timeout: 15_000 });
-  await alice.waitText('from my phone');
   const sorted = (l) => [...l].sort();
   // Nothing missing, nothing twice, same order on both sides.
   const a = await alice.texts();

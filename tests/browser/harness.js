@@ -141,6 +141,10 @@ export class Client {
     this.errors = [];
     this.refreshes = 0;
     page.on('request', (r) => { if (r.url().endsWith('/api/v1/auth/refresh')) this.refreshes++; });
+    this.framesSent = []; // ops the page sent over its WebSockets
+    page.on('websocket', (ws) => ws.on('framesent', (f) => {
+      try { this.framesSent.push(JSON.parse(f.payload)); } catch { /* not JSON */ }
+    }));
     page.on('pageerror', (e) => this.errors.push(String(e)));
     // Connection errors are expected while the server is down.
     page.on('console', (m) => {
@@ -225,8 +229,9 @@ export class Client {
 }
 
 // Registers the hooks of a suite: one server and one browser for all its
-// tests; at the end, no page may have logged an error.
-export function suite(env) {
+// tests; at the end, no page may have logged an error (but those matching
+// `allow`).
+export function suite(env, { allow } = {}) {
   const ctx = {
     server: null,
     browser: null,
@@ -245,7 +250,9 @@ export function suite(env) {
   after(async () => {
     await ctx.browser?.close();
     await ctx.server?.stop();
-    for (const c of ctx.clients) assert.deepEqual(c.errors, [], `${c.username}: page errors`);
+    for (const c of ctx.clients) {
+      assert.deepEqual(c.errors.filter((e) => !allow?.test(e)), [], `${c.username}: page errors`);
+    }
   });
   return ctx;
 }

@@ -258,7 +258,10 @@ export function mountChat(el, { store, messenger, onBack, onInfo }) {
   store.on('users', render);
   store.on('group', render);
   // Recall buttons expire with the recall window.
-  setInterval(() => { if (store.current) render(); }, 15_000);
+  const tick = setInterval(() => {
+    if (!el.isConnected) clearInterval(tick); // signed out: this view is gone
+    else if (store.current) render();
+  }, 15_000);
   render();
   return { render };
 }
