@@ -102,7 +102,9 @@ export function mountChat(el, { store, messenger, onBack, onInfo }) {
       actions.push(h('button', { class: 'msg-action recall', title: 'Recall for everyone', onclick: () => messenger.recall(convId, m) }, 'Recall'));
     }
     let error = null;
-    if (m.status === 'failed') {
+    if (lastQueued(convId, m)) {
+      error = h('div', { class: 'send-note' }, 'Waiting for the connection…');
+    } else if (m.status === 'failed') {
       error = h('div', { class: 'send-error', role: 'alert' }, `Not sent: ${m.error}. `,
         h('button', { class: 'link retry', onclick: () => messenger.retry(convId, m.client_msg_id) }, 'Retry'),
         ' · ',
@@ -121,9 +123,15 @@ export function mountChat(el, { store, messenger, onBack, onInfo }) {
   function signature(convId, m, prev) {
     const mark = m.from === store.me.user_id && m.type !== 'system' ? messenger.markOf(convId, m) : null;
     const firstOfRun = !prev || prev.from !== m.from || prev.type === 'system';
-    return [m.status, m.error, m.recalled, mark?.status, mark?.count, firstOfRun,
+    return [m.status, m.error, m.recalled, lastQueued(convId, m), mark?.status, mark?.count, firstOfRun,
       m.type === 'system' || convId.startsWith('g:') ? store.userName(m.from) + systemKey(m) : '',
       m.from === store.me.user_id && Date.now() - m.ts < RECALL_WINDOW_MS].join('|');
+  }
+  // The note under waiting messages goes under the last of them only.
+  function lastQueued(convId, m) {
+    if (m.status !== 'queued') return false;
+    const queued = store.windows.get(convId)?.outbox.filter((x) => x.status === 'queued') || [];
+    return queued[queued.length - 1] === m;
   }
   function systemKey(m) { return m.type === 'system' ? systemText(store, m) : ''; }
 
