@@ -56,6 +56,10 @@ core::StatusOr<std::unique_ptr<StaticFiles>> StaticFiles::Load(const std::string
 
 void StaticFiles::Serve(const net::HttpRequest& request, net::HttpResponder respond) const {
   std::string path = request.path.empty() ? "/" : request.path;
+  if (path.rfind("/api/", 0) == 0 || path == "/api") {
+    // A mistyped API path stays a JSON 404, never the page.
+    return respond(net::HttpResponse::Error(absl::NotFoundError("no route for " + path)));
+  }
   if (path.find("..") != std::string::npos) {
     return respond(net::HttpResponse::Error(absl::NotFoundError("no such file")));
   }

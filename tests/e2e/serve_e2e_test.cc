@@ -114,7 +114,7 @@ TEST(ServeE2eTest, HealthReadyMetricsAndErrors) {
     EXPECT_NE(metrics->body.find(name), std::string::npos) << name << "\n" << metrics->body;
   }
 
-  auto missing = http.Get("/no/such/thing");
+  auto missing = http.Get("/api/v1/no/such/thing");
   ASSERT_TRUE(missing.ok());
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(boost::json::parse(missing->body).at("error").at("code").as_string(), "not_found");
@@ -255,6 +255,10 @@ TEST(ServeE2eTest, ServesTheWebClientFromWebRoot) {
   auto route = http.Get("/chat/p:1:2");
   ASSERT_TRUE(route.ok());
   EXPECT_EQ(route->body, index->body);
+  auto api_typo = http.Get("/api/v1/nope");
+  ASSERT_TRUE(api_typo.ok());
+  EXPECT_EQ(api_typo->status, 404);
+  EXPECT_EQ(api_typo->Header("content-type"), "application/json");
   auto missing = http.Get("/nope.js");
   ASSERT_TRUE(missing.ok());
   EXPECT_EQ(missing->status, 404);
