@@ -23,6 +23,7 @@ void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude
   auto out = std::make_shared<OutMessage>();
   out->conv_id = msg.conv_id;
   out->seq = msg.seq;
+  out->ts = msg.ts;
   out->frame = std::make_shared<const std::string>(MessageEventText(msg));
   out->qos1 = qos1;
   out->priority = priority;

@@ -288,6 +288,8 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
           }
           fields += "]";
           self->state_ = State::kActive;
+          self->activated_wall_ms_ = WallMs();
+          for (const auto& p : *pending) self->delivered_at_hello_[p.conv_id] = p.delivered_seq;
           if (rid) {
             self->Reply(rid, fields);
           } else {
@@ -522,6 +524,7 @@ void WsSession::ReplyError(std::optional<int64_t> rid, const core::Status& statu
 void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now) {
   ConvState& cs = convs_[msg->conv_id];
   if (cs.last_seq != 0 && msg->seq <= cs.last_seq) return;  // already handed on
+  if (cs.last_seq == 0 && AckedBeforeThisSocket(*msg)) return;
   if (cs.last_seq == 0 || msg->seq == cs.last_seq + 1) {
     cs.last_seq = msg->seq;
     Enqueue(Pending{msg->frame, msg->conv_id, msg->seq, msg->qos1}, msg->priority);
@@ -530,6 +533,18 @@ void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now
   }
   if (cs.held.empty()) cs.gap_since_ms = now;
   cs.held.emplace(msg->seq, std::move(msg));
+}
+
+bool WsSession::AckedBeforeThisSocket(const OutMessage& msg) const {
+  // A message delivered again (a fan-out job re-run after a crash) that this
+  // device acked through an earlier socket is not sent again. hello gave the
+  // exact cursor of every conversation it listed; in any other one, the
+  // device had acked all there was when it connected, so a message made
+  // well before that (2 s: no append is in flight that long) is acked.
+  if (auto it = delivered_at_hello_.find(msg.conv_id); it != delivered_at_hello_.end()) {
+    return msg.seq <= it->second;
+  }
+  return msg.ts > 0 && msg.ts < activated_wall_ms_ - 2000;
 }
 
 void WsSession::NoteOwnMessage(const std::string& conv_id, int64_t seq) {

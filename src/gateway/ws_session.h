@@ -53,6 +53,7 @@ struct GatewayContext {
 struct OutMessage {
   std::string conv_id;
   int64_t seq = 0;
+  int64_t ts = 0;  // the message's time (ms), for the already-acked check
   std::shared_ptr<const std::string> frame;
   bool qos1 = true;
   service::Priority priority = service::Priority::kNormal;
@@ -127,6 +128,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
 
   void AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now_ms);
   void ReleaseHeld(ConvState& cs, const std::string& conv_id);
+  bool AckedBeforeThisSocket(const OutMessage& msg) const;
   // A message this session sent (it gets the reply, not the msg event).
   void NoteOwnMessage(const std::string& conv_id, int64_t seq);
   void FillGap(const std::string& conv_id);
@@ -163,6 +165,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   bool send_in_flight_ = false;
   int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
   int64_t draining_since_ms_ = 0;
+  // Set by hello: what this device (login session) acked before this socket.
+  int64_t activated_wall_ms_ = 0;
+  std::unordered_map<std::string, int64_t> delivered_at_hello_;  // pending convs
 };
 
 }  // namespace mpim::gateway
