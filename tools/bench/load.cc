@@ -738,6 +738,12 @@ void WorkerSet::Line(Worker& w, const std::string& line) {
   }
 }
 
+std::vector<pid_t> WorkerSet::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& w : workers_) out.push_back(w.pid);
+  return out;
+}
+
 Counters WorkerSet::Total() const {
   Counters c;
   for (const auto& w : workers_) c.Add(w.counters);

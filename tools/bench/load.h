@@ -99,6 +99,7 @@ class WorkerSet {
   bool Start(const LoadParams& params, const std::vector<SessionSpec>& sessions, int per_process,
              std::string* error);
   int workers() const { return static_cast<int>(workers_.size()); }
+  std::vector<pid_t> pids() const;
 
   // Commands (see load.cc): "connect", "run <t0> <t_end> <measure_from>",
   // "prep", "storm <t0>", "final", "quit".

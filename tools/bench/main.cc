@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -147,6 +148,55 @@ std::string CommandFor(const Options& o, const Config& c) {
   return cmd.str();
 }
 
+// CPU used over an interval by the server, the load workers and the whole
+// machine (from /proc/stat), in cores.
+class CpuMeter {
+ public:
+  CpuMeter(pid_t server, std::vector<pid_t> workers)
+      : server_(server), workers_(std::move(workers)) {}
+
+  void Start() { Read(server0_, workers0_, busy0_, total0_), wall0_ = NowNs(); }
+
+  // Adds {server,generator,others}_cpu figures and a table row.
+  void Stop(ScenarioResult& r) {
+    double server1 = 0, workers1 = 0, busy1 = 0, total1 = 0;
+    Read(server1, workers1, busy1, total1);
+    const double wall = static_cast<double>(NowNs() - wall0_) / 1e9;
+    if (wall <= 0 || total1 <= total0_) return;
+    const double cores = static_cast<double>(std::thread::hardware_concurrency());
+    const double server = (server1 - server0_) / wall, gen = (workers1 - workers0_) / wall;
+    const double busy = (busy1 - busy0_) / (total1 - total0_) * cores;
+    const double others = std::max(0.0, busy - server - gen);
+    r.figures["server_cpu_cores"] = server;
+    r.figures["generator_cpu_cores"] = gen;
+    r.figures["other_processes_cpu_cores"] = others;
+    r.table.push_back(
+        {"CPU cores used: server / load generator / other processes",
+         Num(server, 2) + " / " + Num(gen, 2) + " / " + Num(others, 2) + " of " + Num(cores), "",
+         ""});
+  }
+
+ private:
+  void Read(double& server, double& workers, double& busy, double& total) {
+    server = server_ > 0 ? CpuSeconds(server_) : 0;
+    workers = 0;
+    for (pid_t p : workers_) workers += CpuSeconds(p);
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    in >> cpu;
+    double v[10] = {};
+    for (double& x : v) in >> x;
+    total = 0;
+    for (double x : v) total += x;
+    busy = total - v[3] - v[4];  // minus idle and iowait
+  }
+
+  pid_t server_;
+  std::vector<pid_t> workers_;
+  double server0_ = 0, workers0_ = 0, busy0_ = 0, total0_ = 0;
+  uint64_t wall0_ = 0;
+};
+
 class Runner {
  public:
   explicit Runner(const Options& o) : o_(o), progress_(::isatty(STDERR_FILENO) != 0) {
@@ -203,6 +253,7 @@ class Runner {
     } else {
       ParseUrl(o_.url, &host, &port);
     }
+    server_pid_ = pid;
     auto rss = [&]() -> uint64_t { return pid > 0 ? RssKib(pid) : MetricsRssKib(host, port); };
 
     // Users, logins and the group (setup: not what is measured).
@@ -264,6 +315,8 @@ class Runner {
     // Connect every session.
     const uint64_t n = sessions.size();
     const uint64_t connect_start = NowNs();
+    CpuMeter connect_cpu(server_pid_, workers_->pids());
+    connect_cpu.Start();
     workers_->Broadcast("connect");
     WaitFor(
         c.name, [&](const Counters& t) { return t.ready + t.gave_up >= n; },
@@ -307,6 +360,7 @@ class Runner {
                       ") took " + Num(setup_s, 1) +
                       " s with cheap Argon2 parameters (opslimit 1, 8 KiB); it is not measured.");
 
+    if (c.kind == Scenario::kConnect) connect_cpu.Stop(r);  // over the connect phase
     switch (c.kind) {
       case Scenario::kConnect:
         RunConnect(c, r, rss, rss_base, t.ready);
@@ -380,7 +434,12 @@ class Runner {
     workers_->Broadcast("run " + std::to_string(t0) + " " + std::to_string(t_end) + " " +
                         std::to_string(measure_from));
     WaitFor(
-        c.name, [&](const Counters&) { return NowNs() >= t_end; }, c.warmup + c.duration + 5, 0);
+        c.name, [&](const Counters&) { return NowNs() >= measure_from; }, c.warmup + 5, 0);
+    CpuMeter cpu(server_pid_, workers_->pids());
+    cpu.Start();
+    WaitFor(
+        c.name, [&](const Counters&) { return NowNs() >= t_end; }, c.duration + 5, 0);
+    cpu.Stop(r);
     // Drain: wait for what was sent to arrive (or stop arriving).
     uint64_t last = 0, last_change = NowNs();
     WaitFor(
@@ -483,11 +542,14 @@ class Runner {
     Idle(c.name, 0.5);
     Counters before = workers_->Total();
     const uint64_t t0 = NowNs() + 200000000;
+    CpuMeter cpu(server_pid_, workers_->pids());
+    cpu.Start();
     workers_->Broadcast("storm " + std::to_string(t0));
     WaitFor(
         c.name,
         [&](const Counters& t) { return t.ready - before.ready + t.gave_up - before.gave_up >= n; },
         120, n, {}, before.ready);
+    cpu.Stop(r);
     Counters t = workers_->Total();
     Histograms h = Collect();
     const uint64_t back = t.ready - before.ready;
@@ -595,6 +657,7 @@ class Runner {
   int scenario_index_ = 0;
   std::unique_ptr<ServerProc> server_;
   std::unique_ptr<WorkerSet> workers_;
+  pid_t server_pid_ = 0;
 };
 
 Config FromOptions(const Options& o) {
@@ -656,8 +719,11 @@ std::vector<Config> Suite(const std::string& name) {
     return out;
   }
   add(Scenario::kConnect, "connect-19k", 19000, 0, 0);
-  add(Scenario::kChat, "chat-20k", 2000, 20000, 20);
-  add(Scenario::kChat, "chat-50k", 2000, 50000, 15);
+  add(Scenario::kChat, "chat-20k", 2000, 20000, 15);
+  // The same without replies inside a pair, and the throughput target: one
+  // sender per pair.
+  add(Scenario::kChat, "chat-20k-one-way", 2000, 20000, 15)->one_way = true;
+  add(Scenario::kChat, "chat-50k-one-way", 2000, 50000, 15)->one_way = true;
   Config* g = add(Scenario::kGroup, "group-5k", 5000, 100, 15);
   g->online = 5000;
   g->senders = 10;

@@ -40,6 +40,9 @@ uint64_t RssKib(pid_t pid);
 // process_resident_memory_bytes from the server's /metrics, in KiB; 0 if unknown.
 uint64_t MetricsRssKib(const std::string& host, uint16_t port);
 
+// CPU time (user + system) a process has used so far, in seconds; 0 if unknown.
+double CpuSeconds(pid_t pid);
+
 struct User {
   uint64_t id = 0;
   std::string username;
