@@ -680,7 +680,10 @@ bool WorkerSet::Start(const LoadParams& params, const std::vector<SessionSpec>& 
 }
 
 void WorkerSet::Broadcast(const std::string& command) {
-  for (auto& w : workers_) WriteAll(w.fd, command + "\n");
+  for (auto& w : workers_) {
+    if (command == "final") w.final = false;  // wait for the fresh answer
+    WriteAll(w.fd, command + "\n");
+  }
 }
 
 bool WorkerSet::Pump(int timeout_ms) {

@@ -586,9 +586,7 @@ class Runner {
   Histograms Collect() {
     workers_->Broadcast("final");
     for (int i = 0; i < 100 && !workers_->AllFinal(); ++i) workers_->Pump(100);
-    Histograms h = workers_->Finals();
-    // The next "final" must be awaited again.
-    return h;
+    return workers_->Finals();
   }
 
   // Pumps worker reports until `done` (or `give_up`) or `timeout_s`, with a
