@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/fifo.h"
 #include "net/websocket.h"
 #include "route/route_table.h"
 #include "service/auth_service.h"
@@ -104,7 +105,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
     bool filling = false;
     int queued = 0;  // frames of this conversation waiting in the queues
     int queued_min_priority = 3;
-    std::deque<Unacked> unacked;
+    core::Fifo<Unacked> unacked;
   };
 
   void Authenticate(std::string_view token, std::optional<int64_t> rid);
@@ -150,18 +151,18 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   int64_t auth_deadline_ms_ = 0;
   bool registered_ = false;
 
-  std::array<std::deque<Pending>, 5> queues_;  // [4] replies, then urgent..low by priority
+  std::array<core::Fifo<Pending>, 5> queues_;  // [4] replies, then urgent..low by priority
   size_t queued_bytes_ = 0;
   size_t unacked_bytes_ = 0;
   std::unordered_map<std::string, ConvState> convs_;
   std::optional<std::pair<uint16_t, std::string>> close_after_flush_;
   std::vector<int64_t> subscriptions_;
-  std::deque<int64_t> refused_sends_ms_;  // rate-limited sends within the window
+  core::Fifo<int64_t> refused_sends_ms_;  // rate-limited sends within the window
   struct QueuedSend {
     service::SendRequest request;
     std::optional<int64_t> rid;
   };
-  std::deque<QueuedSend> sends_;
+  core::Fifo<QueuedSend> sends_;
   bool send_in_flight_ = false;
   int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
   int64_t draining_since_ms_ = 0;

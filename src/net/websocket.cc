@@ -141,8 +141,10 @@ class WsConnectionImpl final : public WsConnection,
         ws_.async_ping({},
                        [self = shared_from_this()](beast::error_code) { self->pinging_ = false; });
       }
+      // Only once open: before that the handler has not started its clocks
+      // (an auth deadline of 0 would close a slow handshake with 4001).
+      if (handler_) handler_->OnTick(now);
     }
-    if (handler_) handler_->OnTick(now);
   }
 
  private:
@@ -180,6 +182,7 @@ class WsConnectionImpl final : public WsConnection,
     } else if (handler_) {
       handler_->OnOpen();
     }
+    request_ = HttpRequest{};  // read by OnOpen only; an idle session keeps none of it
 
     beast::flat_buffer buffer;
     for (;;) {

@@ -49,7 +49,8 @@ class WsConnection {
 
   // Process-wide unique id of this socket.
   virtual uint64_t id() const = 0;
-  // The upgrade request (headers, query, remote address).
+  // The upgrade request (headers, query, remote address). Valid until the
+  // handler's OnOpen returns; empty afterwards (idle sessions keep none).
   virtual const HttpRequest& request() const = 0;
 
   virtual void SetHandler(std::shared_ptr<WsHandler> handler) = 0;
