@@ -107,10 +107,7 @@ void AddAuthRoutes(net::Router& router, const ApiContext& api) {
   router.Add(
       "POST", std::string(kPrefix) + "/logout",
       Authed(auth, [&auth](net::HttpRequest, service::Principal who, net::HttpResponder respond) {
-        auth.Logout(who, [respond = std::move(respond)](core::Status s) mutable {
-          if (!s.ok()) return respond(net::HttpResponse::Error(s));
-          respond(net::HttpResponse::NoContent());
-        });
+        auth.Logout(who, ReplyNoContent(std::move(respond)));
       }));
 }
 

@@ -122,10 +122,7 @@ void AddGroupRoutes(net::Router& router, const ApiContext& api) {
                                     net::HttpResponder respond) {
                auto id = PathId(req, "id");
                if (!id.ok()) return Fail(respond, id.status());
-               groups.Delete(who, *id, [respond = std::move(respond)](core::Status s) mutable {
-                 if (!s.ok()) return Fail(respond, s);
-                 respond(net::HttpResponse::NoContent());
-               });
+               groups.Delete(who, *id, ReplyNoContent(std::move(respond)));
              }));
 
   router.Add(
@@ -185,11 +182,7 @@ void AddGroupRoutes(net::Router& router, const ApiContext& api) {
                for (const core::Status& s : {id.status(), user.status()}) {
                  if (!s.ok()) return Fail(respond, s);
                }
-               groups.RemoveMember(who, *id, *user,
-                                   [respond = std::move(respond)](core::Status s) mutable {
-                                     if (!s.ok()) return Fail(respond, s);
-                                     respond(net::HttpResponse::NoContent());
-                                   });
+               groups.RemoveMember(who, *id, *user, ReplyNoContent(std::move(respond)));
              }));
 
   router.Add("PUT", "/api/v1/groups/{id}/members/{user_id}/role",
@@ -269,10 +262,7 @@ void AddMessageRoutes(net::Router& router, const ApiContext& api) {
                  if (!s.ok()) return Fail(respond, s);
                }
                convs.Update(who, std::string(req.Param("conv_id")), *muted, *pinned,
-                            [respond = std::move(respond)](core::Status s) mutable {
-                              if (!s.ok()) return Fail(respond, s);
-                              respond(net::HttpResponse::NoContent());
-                            });
+                            ReplyNoContent(std::move(respond)));
              }));
 }
 

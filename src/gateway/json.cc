@@ -75,6 +75,13 @@ boost::json::object GroupJson(const store::Group& g, std::optional<store::GroupR
   return o;
 }
 
+core::DoneCallback ReplyNoContent(net::HttpResponder respond) {
+  return [respond = std::move(respond)](core::Status s) mutable {
+    if (!s.ok()) return respond(net::HttpResponse::Error(s));
+    respond(net::HttpResponse::NoContent());
+  };
+}
+
 net::HttpResponse JsonResponse(int status, const boost::json::value& body) {
   return net::HttpResponse::Json(status, boost::json::serialize(body));
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/callback.h"
 #include "core/status.h"
 #include "net/http.h"
 #include "service/friend_service.h"
@@ -40,5 +41,8 @@ boost::json::object GroupJson(const store::Group& g,
                               std::optional<store::GroupRole> role = std::nullopt);
 
 net::HttpResponse JsonResponse(int status, const boost::json::value& body);
+
+// A service callback answering 204 on success, the error body otherwise.
+core::DoneCallback ReplyNoContent(net::HttpResponder respond);
 
 }  // namespace mpim::gateway

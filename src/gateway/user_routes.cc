@@ -19,13 +19,6 @@ core::Callback<T> ReplyJson(net::HttpResponder respond, int status, Encode encod
   };
 }
 
-core::DoneCallback ReplyNoContent(net::HttpResponder respond) {
-  return [respond = std::move(respond)](core::Status s) mutable {
-    if (!s.ok()) return respond(net::HttpResponse::Error(s));
-    respond(net::HttpResponse::NoContent());
-  };
-}
-
 boost::json::array EntriesJson(const std::vector<service::FriendEntry>& entries,
                                const char* time_key, bool nest_user) {
   boost::json::array out;
