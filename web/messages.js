@@ -529,8 +529,14 @@ export class Messenger {
     this.readTimers.set(convId, setTimeout(() => {
       this.readTimers.delete(convId);
       const target = s.read_seq;
+      // Over REST only when the socket could not carry it: a refusal from
+      // the server (say, we were just removed from the group) is final.
       this.socket.request('read', { conv_id: convId, seq: target })
-        .catch(() => this.api.read(convId, target).catch(() => {}));
+        .catch((e) => {
+          if (e?.code === 'unavailable' || e?.code === 'timeout') {
+            this.api.read(convId, target).catch(() => {});
+          }
+        });
     }, 150));
   }
 

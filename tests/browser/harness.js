@@ -148,7 +148,9 @@ export class Client {
     page.on('pageerror', (e) => this.errors.push(String(e)));
     // Connection errors are expected while the server is down.
     page.on('console', (m) => {
-      if (m.type() === 'error' && !/net::ERR_|WebSocket connection/.test(m.text())) this.errors.push(m.text());
+      if (m.type() !== 'error' || /net::ERR_|WebSocket connection/.test(m.text())) return;
+      const url = m.location()?.url;  // which request failed, for the report
+      this.errors.push(url ? `${m.text()} (${url})` : m.text());
     });
   }
 

@@ -91,6 +91,9 @@ export function mountGroupPanel(el, { api, store, messenger, onClose, onLeft }) 
   async function load() {
     if (!groupId) return;
     const gid = groupId;
+    // Removed or gone: the group is no longer ours to look at (the server
+    // would answer 403); the chat view says so.
+    if (store.convs.get(`g:${gid}`)?.left) return;
     const ticket = ++loading;
     try {
       const [g, members] = await Promise.all([messenger.loadGroup(gid), messenger.loadMembers(gid)]);
@@ -155,7 +158,9 @@ export function mountGroupPanel(el, { api, store, messenger, onClose, onLeft }) 
   }
 
   const refresh = debounce(load, 200);
-  store.on('group', (gid) => { if (gid === groupId) refresh(); });
+  store.on('group', (gid) => {
+    if (gid === groupId && !store.convs.get(`g:${gid}`)?.left) refresh();
+  });
 
   return {
     show(gid) {
