@@ -43,6 +43,15 @@ core::StatusOr<int64_t> PathId(const net::HttpRequest& req, const char* name) {
   return ParseId(req.Param(name), name);
 }
 
+// {id} and {user_id} of /groups/{id}/members/{user_id}...
+core::StatusOr<std::pair<int64_t, int64_t>> MemberPath(const net::HttpRequest& req) {
+  auto id = PathId(req, "id");
+  if (!id.ok()) return id.status();
+  auto user = PathId(req, "user_id");
+  if (!user.ok()) return user.status();
+  return std::make_pair(*id, *user);
+}
+
 void Fail(net::HttpResponder& respond, const core::Status& s) {
   respond(net::HttpResponse::Error(s));
 }
@@ -177,22 +186,18 @@ void AddGroupRoutes(net::Router& router, const ApiContext& api) {
   router.Add("DELETE", "/api/v1/groups/{id}/members/{user_id}",
              Authed(auth, [&groups](net::HttpRequest req, service::Principal who,
                                     net::HttpResponder respond) {
-               auto id = PathId(req, "id");
-               auto user = PathId(req, "user_id");
-               for (const core::Status& s : {id.status(), user.status()}) {
-                 if (!s.ok()) return Fail(respond, s);
-               }
-               groups.RemoveMember(who, *id, *user, ReplyNoContent(std::move(respond)));
+               auto ids = MemberPath(req);
+               if (!ids.ok()) return Fail(respond, ids.status());
+               auto [id, user] = *ids;
+               groups.RemoveMember(who, id, user, ReplyNoContent(std::move(respond)));
              }));
 
   router.Add("PUT", "/api/v1/groups/{id}/members/{user_id}/role",
              Authed(auth, [&groups](net::HttpRequest req, service::Principal who,
                                     net::HttpResponder respond) {
-               auto id = PathId(req, "id");
-               auto user = PathId(req, "user_id");
-               for (const core::Status& s : {id.status(), user.status()}) {
-                 if (!s.ok()) return Fail(respond, s);
-               }
+               auto ids = MemberPath(req);
+               if (!ids.ok()) return Fail(respond, ids.status());
+               auto [id, user] = *ids;
                auto body = ParseObject(req.body);
                if (!body.ok()) return Fail(respond, body.status());
                auto role = RequiredString(*body, "role");
@@ -201,7 +206,7 @@ void AddGroupRoutes(net::Router& router, const ApiContext& api) {
                  return Fail(respond, absl::InvalidArgumentError("role: must be admin or member"));
                }
                groups.SetRole(
-                   who, *id, *user,
+                   who, id, user,
                    *role == "admin" ? store::GroupRole::kAdmin : store::GroupRole::kMember,
                    [respond = std::move(respond)](core::StatusOr<store::GroupMember> m) mutable {
                      if (!m.ok()) return Fail(respond, m.status());
