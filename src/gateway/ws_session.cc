@@ -113,7 +113,7 @@ core::StatusOr<int64_t> IntField(const boost::json::object& frame, std::string_v
 }  // namespace
 
 WsSession::WsSession(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn)
-    : ctx_(ctx), conn_(std::move(conn)), conn_id_(conn_->id()) {}
+    : ctx_(ctx), conn_(std::move(conn)), conn_id_(conn_->id()), post_conn_(conn_) {}
 
 void WsSession::Accept(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn) {
   auto session = std::make_shared<WsSession>(ctx, conn);
@@ -122,8 +122,12 @@ void WsSession::Accept(GatewayContext& ctx, std::shared_ptr<net::WsConnection> c
 
 // ---- delivery entry points (any thread)
 
+void WsSession::PostToConn(absl::AnyInvocable<void()> fn) {
+  if (auto conn = post_conn_.lock()) conn->Post(std::move(fn));
+}
+
 void WsSession::OnThread(absl::AnyInvocable<void(WsSession&)> fn) {
-  conn_->Post([self = shared_from_this(), fn = std::move(fn)]() mutable {
+  PostToConn([self = shared_from_this(), fn = std::move(fn)]() mutable {
     if (self->state_ != State::kClosing && self->conn_) fn(*self);
   });
 }
@@ -269,7 +273,7 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
   ctx_.conversations.Pending(
       principal, [self = shared_from_this(),
                   rid](core::StatusOr<std::vector<store::PendingConversation>> pending) mutable {
-        self->conn_->Post([self, rid, pending = std::move(pending)]() mutable {
+        self->PostToConn([self, rid, pending = std::move(pending)]() mutable {
           if (self->state_ != State::kAuthenticating || !self->conn_) return;
           if (!pending.ok()) {
             Log().Warn("hello failed", {{"error", std::string(pending.status().message())}});

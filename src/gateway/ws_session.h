@@ -126,6 +126,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void ReplyError(std::optional<int64_t> rid, const core::Status& status);
   // Runs `fn` on this session's thread if it is still open.
   void OnThread(absl::AnyInvocable<void(WsSession&)> fn);
+  // Posts `fn` to the connection's io thread; dropped once the connection
+  // is gone. Any thread (conn_ belongs to the io thread).
+  void PostToConn(absl::AnyInvocable<void()> fn);
 
   void AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now_ms);
   void ReleaseHeld(ConvState& cs, const std::string& conv_id);
@@ -146,6 +149,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   GatewayContext& ctx_;
   std::shared_ptr<net::WsConnection> conn_;
   const uint64_t conn_id_;
+  const std::weak_ptr<net::WsConnection> post_conn_;  // for PostToConn
   State state_ = State::kAwaitingAuth;
   service::Principal principal_;
   int64_t auth_deadline_ms_ = 0;

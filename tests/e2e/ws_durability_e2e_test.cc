@@ -7,13 +7,12 @@
 #include <signal.h>
 
 #include <boost/json/serialize.hpp>
-#include <filesystem>
 #include <map>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "support/api_client.h"
+#include "support/group_helpers.h"
 #include "support/server_process.h"
 #include "support/ws_helpers.h"
 
@@ -38,29 +37,10 @@ namespace json = boost::json;
 
 class WsDurabilityE2eTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::random_device rd;
-    dir_ = std::filesystem::temp_directory_path() /
-           ("mpim-ws-dur-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    servers_.clear();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
   // A server on the kept data dir (earlier ones stay around, stopped).
   ServerProcess* Start() {
-    auto env = testing::WsEnv(
-        {{"MPIM_LIMITS_SEND_PER_SEC", "100000"}, {"MPIM_LIMITS_SEND_BURST", "100000"}});
-    servers_.push_back(
-        std::make_unique<ServerProcess>(ServerProcess::Options{.env = env, .data_dir = dir_}));
-    ServerProcess* s = servers_.back().get();
-    if (!s->Start()) {
-      ADD_FAILURE() << "server did not start: " << s->error();
-      return nullptr;
-    }
+    ServerProcess* s = servers_.Start();
+    if (!s) ADD_FAILURE() << "server did not start: " << servers_.error();
     return s;
   }
 
@@ -86,31 +66,8 @@ class WsDurabilityE2eTest : public ::testing::Test {
     return p;
   }
 
-  // Every message of `conv_id` through REST history, ascending.
-  static std::vector<json::object> AllHistory(ApiClient& api, const std::string& token,
-                                              const std::string& conv_id) {
-    std::vector<json::object> out;
-    int64_t after = 0;
-    for (int page = 0; page < 100; ++page) {
-      auto r = api.Get("/conversations/" + conv_id +
-                           "/messages?after_seq=" + std::to_string(after) + "&limit=200",
-                       token);
-      if (r.status != 200 || !r.json.is_object() || !testing::Arr(r.json.as_object(), "messages")) {
-        ADD_FAILURE() << "history: " << r.Describe();
-        return out;
-      }
-      for (const auto& m : *testing::Arr(r.json.as_object(), "messages")) {
-        out.push_back(m.as_object());
-        after = Int(m.as_object(), "seq");
-      }
-      const auto* more = r.json.as_object().if_contains("has_more");
-      if (!more || !more->is_bool() || !more->as_bool()) return out;
-    }
-    return out;
-  }
-
-  std::filesystem::path dir_;
-  std::vector<std::unique_ptr<ServerProcess>> servers_;
+  testing::ServerSeries servers_{{.env = testing::WsEnv({{"MPIM_LIMITS_SEND_PER_SEC", "100000"},
+                                                         {"MPIM_LIMITS_SEND_BURST", "100000"}})}};
 };
 
 TEST_F(WsDurabilityE2eTest, EveryAcknowledgedMessageSurvivesKillNine) {
@@ -145,7 +102,7 @@ TEST_F(WsDurabilityE2eTest, EveryAcknowledgedMessageSurvivesKillNine) {
   ServerProcess* s2 = Start();
   ASSERT_TRUE(s2);
   ApiClient api(s2->port());
-  auto history = AllHistory(api, b.token(), conv);
+  auto history = testing::History(api, b.token(), conv);
   std::map<std::string, json::object> stored;
   for (size_t i = 0; i < history.size(); ++i) {
     EXPECT_EQ(Int(history[i], "seq"), static_cast<int64_t>(i + 1)) << "a gap or reuse in seq";
@@ -206,7 +163,7 @@ TEST_F(WsDurabilityE2eTest, SameClientMsgIdAfterARestartIsTheSameMessage) {
   ASSERT_TRUE(m) << wb->last_error();
   EXPECT_EQ(Str(MsgOf(*m), "client_msg_id"), "restart-2");
   ApiClient api(s2->port());
-  auto history = AllHistory(api, a.token(), conv);
+  auto history = testing::History(api, a.token(), conv);
   ASSERT_EQ(history.size(), 2u);
   EXPECT_EQ(Str(history[0], "client_msg_id"), "restart-1");
 }

@@ -38,18 +38,25 @@ std::string MpimBinary() {
   return MPIM_BINARY;
 }
 
+std::filesystem::path FreshTempDir(const std::string& prefix) {
+  std::random_device rd;
+  auto dir = std::filesystem::temp_directory_path() /
+             (prefix + std::to_string(getpid()) + "-" + std::to_string(rd()));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 ServerProcess::ServerProcess() : ServerProcess(Options{}) {}
 
 ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
   if (options_.data_dir.empty()) {
-    std::random_device rd;
-    data_dir_ = std::filesystem::temp_directory_path() /
-                ("mpim-e2e-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
+    data_dir_ = FreshTempDir("mpim-e2e-");
     own_dir_ = true;
   } else {
     data_dir_ = options_.data_dir;
+    std::filesystem::create_directories(data_dir_);
   }
-  std::filesystem::create_directories(data_dir_);
+  log_file_ = options_.log_file.empty() ? data_dir_ / "server.log" : options_.log_file;
 }
 
 ServerProcess::~ServerProcess() {
@@ -66,9 +73,9 @@ ServerProcess::~ServerProcess() {
 bool ServerProcess::Spawn() {
   port_ = FreePort();
   std::string listen = "127.0.0.1:" + std::to_string(port_);
-  std::string out = (data_dir_ / "server.log").string();
-  std::vector<std::string> args = {MpimBinary(), "serve", "--listen", listen, "--data-dir",
-                                   data_dir_.string()};
+  std::string out = log_file_.string();
+  std::vector<std::string> args = {MpimBinary(), "serve",      "--listen",
+                                   listen,       "--data-dir", data_dir_.string()};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   pid_ = ::fork();
   if (pid_ < 0) return false;
@@ -131,10 +138,31 @@ std::optional<int> ServerProcess::Wait(std::chrono::milliseconds deadline) {
 }
 
 std::string ServerProcess::Logs() const {
-  std::ifstream in(data_dir_ / "server.log");
+  std::ifstream in(log_file_);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+ServerSeries::ServerSeries(ServerProcess::Options options)
+    : options_(std::move(options)), dir_(FreshTempDir("mpim-series-")) {
+  options_.data_dir = dir_;
+}
+
+ServerSeries::~ServerSeries() {
+  servers_.clear();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+ServerProcess* ServerSeries::Start() {
+  servers_.push_back(std::make_unique<ServerProcess>(options_));
+  ServerProcess* s = servers_.back().get();
+  if (!s->Start()) {
+    error_ = s->error();
+    return nullptr;
+  }
+  return s;
 }
 
 }  // namespace mpim::testing

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,12 +21,17 @@ uint16_t FreePort();
 // Path of the built mpim binary (set by CMake as MPIM_BINARY).
 std::string MpimBinary();
 
+// A new empty directory under the temp dir: <prefix><pid>-<random>.
+std::filesystem::path FreshTempDir(const std::string& prefix);
+
 class ServerProcess {
  public:
   struct Options {
     std::vector<std::string> extra_args;  // appended after `serve --listen --data-dir`
     std::vector<std::pair<std::string, std::string>> env;  // added to the environment
     std::filesystem::path data_dir;  // empty: a fresh temp dir, removed at the end
+    // Where stdout and stderr go; empty: <data_dir>/server.log.
+    std::filesystem::path log_file;
   };
 
   ServerProcess();
@@ -55,9 +61,35 @@ class ServerProcess {
 
   Options options_;
   std::filesystem::path data_dir_;
+  std::filesystem::path log_file_;
   bool own_dir_ = false;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
+  std::string error_;
+};
+
+// Servers run one after another on one data dir kept across them (a fresh
+// temp dir, removed at the end), for tests of restarts and crashes. Every
+// server gets the same options (`data_dir` is set here).
+class ServerSeries {
+ public:
+  explicit ServerSeries(ServerProcess::Options options = {});
+  ~ServerSeries();  // stops the servers still running, removes the dir
+
+  ServerSeries(const ServerSeries&) = delete;
+  ServerSeries& operator=(const ServerSeries&) = delete;
+
+  // Starts one more server on the dir (earlier ones stay, stopped or not);
+  // null when it does not become ready (see error()).
+  ServerProcess* Start();
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  ServerProcess::Options options_;
+  std::filesystem::path dir_;
+  std::vector<std::unique_ptr<ServerProcess>> servers_;
   std::string error_;
 };
 
