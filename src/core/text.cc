@@ -1,5 +1,6 @@
 #include "core/text.h"
 
+#include <boost/locale/utf.hpp>
 #include <cstdio>
 
 namespace mpim::core {
@@ -34,6 +35,17 @@ void AppendJsonString(std::string& out, std::string_view s) {
     }
   }
   out += '"';
+}
+
+bool IsValidUtf8(std::string_view s) {
+  namespace utf = boost::locale::utf;
+  const char* p = s.data();
+  const char* end = p + s.size();
+  while (p != end) {
+    utf::code_point c = utf::utf_traits<char>::decode(p, end);
+    if (c == utf::illegal || c == utf::incomplete) return false;
+  }
+  return true;
 }
 
 }  // namespace mpim::core

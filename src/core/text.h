@@ -10,4 +10,8 @@ namespace mpim::core {
 // and control characters). The result is also a valid TOML basic string.
 void AppendJsonString(std::string& out, std::string_view s);
 
+// True when `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
 }  // namespace mpim::core

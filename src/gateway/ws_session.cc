@@ -651,11 +651,24 @@ void WsSession::Push(size_t queue, Pending p) {
 }
 
 void WsSession::Pump() {
-  if (!conn_ || conn_->writing()) return;
-  for (size_t q : {kReplyQueue, size_t{0}, size_t{1}, size_t{2}, size_t{3}}) {
-    if (queues_[q].empty()) continue;
-    Pending p = std::move(queues_[q].front());
-    queues_[q].pop_front();
+  // Frames go to the connection's buffer, which writes them out together at
+  // the end of this turn; a full socket (writing()) stops the pump until
+  // OnWritable. Each pass hands over at most kWriteBatchBytes.
+  constexpr size_t kWriteBatchBytes = 64 * 1024;
+  if (!conn_) return;
+  while (!conn_->writing() && conn_->buffered() < kWriteBatchBytes) {
+    Pending* next = nullptr;
+    size_t from = 0;
+    for (size_t q : {kReplyQueue, size_t{0}, size_t{1}, size_t{2}, size_t{3}}) {
+      if (!queues_[q].empty()) {
+        next = &queues_[q].front();
+        from = q;
+        break;
+      }
+    }
+    if (next == nullptr) break;
+    Pending p = std::move(*next);
+    queues_[from].pop_front();
     queued_bytes_ -= p.frame->size();
     if (!p.conv_id.empty()) {
       ConvState& cs = convs_[p.conv_id];
@@ -667,9 +680,9 @@ void WsSession::Pump() {
     }
     Metrics().frames_out.Inc();
     Metrics().bytes_out.Add(static_cast<double>(p.frame->size()));
-    conn_->Write(std::move(p.frame));
-    return;
+    if (!conn_->Write(*p.frame)) return;
   }
+  if (QueuedFrames() > 0) return;
   bool owed = send_in_flight_ || !sends_.empty() || pending_replies_ > 0;
   if (close_after_flush_ && !owed) {
     auto [code, reason] = *close_after_flush_;

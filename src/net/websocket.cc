@@ -1,39 +1,120 @@
+// RFC 6455 server side on a plain Asio socket: the handshake answer, a frame
+// parser (masking, fragmentation, control frames, close codes, size limit)
+// and a write buffer that coalesces frames. Reads wait for readability
+// instead of parking a read with a buffer, so idle connections own no
+// buffers; every connection of an io thread reads into one shared chunk.
 #include "net/websocket.h"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/beast/http/field.hpp>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <unordered_set>
 #include <vector>
 
+#include "core/metrics.h"
+#include "core/status.h"
+#include "core/text.h"
 #include "net/websocket_upgrade.h"
 
 namespace mpim::net {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
 
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // A close that the peer does not complete (it is not reading) ends the
 // connection hard after this long.
 constexpr int64_t kCloseGraceMs = 10000;
+// Bytes read per system call, into a buffer shared by an io thread.
+constexpr size_t kReadChunk = 64 * 1024;
+// Reads per readiness event before other connections get a turn.
+constexpr int kReadsPerTurn = 4;
+constexpr size_t kMaxControlPayload = 125;
+constexpr std::string_view kAcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+enum Opcode : uint8_t {
+  kContinuation = 0x0,
+  kTextFrame = 0x1,
+  kBinaryFrame = 0x2,
+  kCloseFrame = 0x8,
+  kPingFrame = 0x9,
+  kPongFrame = 0xA,
+};
+
+constexpr uint16_t kCloseNormal = 1000;
+constexpr uint16_t kCloseGoingAway = 1001;
+constexpr uint16_t kCloseProtocolError = 1002;
+constexpr uint16_t kCloseInvalidPayload = 1007;
+constexpr uint16_t kCloseTooBig = 1009;
 
 int64_t SteadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+core::Counter& SocketWrites() {
+  static core::Counter& c =
+      core::DefaultRegistry()
+          .Counter("mpim_ws_socket_writes_total",
+                   "Write system calls on WebSocket sockets (frames are coalesced into them).")
+          .With({});
+  return c;
+}
+
+// A close code a peer may send (RFC 6455 section 7.4 and the IANA registry).
+bool IsValidCloseCode(uint16_t code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+// base64(SHA-1(key + GUID)), RFC 6455 section 4.2.2.
+std::string AcceptKey(std::string_view key) {
+  std::string input(key);
+  input.append(kAcceptGuid);
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  unsigned char out[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  int n = EVP_EncodeBlock(out, digest, SHA_DIGEST_LENGTH);
+  return std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+}
+
+// A Sec-WebSocket-Key must be the base64 of 16 bytes: 22 characters and "==".
+bool IsValidKey(std::string_view key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  for (char c : key.substr(0, 22)) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string HandshakeError(int status, std::string_view reason, const core::Status& error,
+                           bool version_header) {
+  std::string body = core::ErrorBodyJson(error);
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
+  if (version_header) out += "Sec-WebSocket-Version: 13\r\n";
+  out += "Server: mpim\r\nContent-Type: application/json\r\nConnection: close\r\n";
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  out += body;
+  return out;
+}
+
+uint64_t ReadBigEndian(const unsigned char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | p[i];
+  return v;
 }
 
 std::atomic<uint64_t> g_next_conn_id{1};
@@ -63,13 +144,19 @@ class Ticker {
   std::vector<WsConnectionImpl*> snapshot_;
 };
 
+// What the handshake needs of the upgrade request.
+struct UpgradeFields {
+  std::string version;
+  std::string key;
+};
+
 class WsConnectionImpl final : public WsConnection,
                                public std::enable_shared_from_this<WsConnectionImpl> {
  public:
-  WsConnectionImpl(tcp::socket socket, beast::http::request<beast::http::string_body> upgrade,
-                   HttpRequest request, const WsOptions& options, std::shared_ptr<void> guard)
+  WsConnectionImpl(tcp::socket socket, UpgradeFields upgrade, HttpRequest request,
+                   const WsOptions& options, std::shared_ptr<void> guard)
       : id_(g_next_conn_id.fetch_add(1)),
-        ws_(std::move(socket)),
+        socket_(std::move(socket)),
         upgrade_(std::move(upgrade)),
         request_(std::move(request)),
         options_(options),
@@ -79,142 +166,386 @@ class WsConnectionImpl final : public WsConnection,
   const HttpRequest& request() const override { return request_; }
   void SetHandler(std::shared_ptr<WsHandler> handler) override { handler_ = std::move(handler); }
   bool writing() const override { return writing_; }
+  size_t buffered() const override { return out_.size() - sent_; }
   bool closing() const override { return closing_; }
 
   void Post(absl::AnyInvocable<void()> fn) override {
-    asio::post(ws_.get_executor(), std::move(fn));
+    asio::post(socket_.get_executor(), std::move(fn));
   }
 
-  void Start() { asio::co_spawn(ws_.get_executor(), Run(shared_from_this()), asio::detached); }
-
-  bool Write(std::shared_ptr<const std::string> frame) override {
-    if (writing_ || closing_ || !open_) return false;
-    writing_ = true;
-    ws_.text(true);
-    auto buffer = asio::buffer(*frame);
-    ws_.async_write(buffer, [self = shared_from_this(), frame = std::move(frame)](
-                                beast::error_code ec, size_t) {
-      self->writing_ = false;
-      if (ec) {
-        self->HardClose();
-        return;
+  // Answers the handshake, opens the connection and starts reading.
+  void Start() {
+    Ticker::ForThisThread(socket_.get_executor()).Add(this);
+    error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);
+    std::string refusal = CheckHandshake();
+    if (!refusal.empty()) {
+      // Not a WebSocket: answer over HTTP and end the connection.
+      out_ = std::move(refusal);
+      closing_ = true;
+      closing_since_ = SteadyNowMs();
+      after_write_ = AfterWrite::kShutdownSend;
+      discard_input_ = true;
+    } else {
+      out_ =
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: " +
+          AcceptKey(upgrade_.key) + "\r\nServer: mpim\r\n\r\n";
+      open_ = true;
+      last_receive_ = last_ping_ = SteadyNowMs();
+      if (pending_close_) {
+        auto [code, reason] = std::move(*pending_close_);
+        pending_close_.reset();
+        Close(code, reason);
+      } else if (handler_) {
+        handler_->OnOpen();
       }
-      if (self->handler_ && !self->finished_) self->handler_->OnWritable();
-    });
+    }
+    upgrade_ = {};
+    request_ = HttpRequest{};  // read by OnOpen only; an idle session keeps none of it
+    Flush();
+    if (!finished_) WaitReadable();
+  }
+
+  bool Write(std::string_view text) override {
+    if (closing_ || finished_ || !open_) return false;
+    AppendFrame(kTextFrame, text);
+    ScheduleFlush();
     return true;
   }
 
   void Close(uint16_t code, std::string_view reason) override {
     if (closing_ || finished_) return;
-    closing_ = true;
-    closing_since_ = SteadyNowMs();
-    websocket::close_reason cr;
-    cr.code = code;
-    cr.reason.assign(reason.data(), reason.size());
     if (!open_) {
-      // The handshake is still completing (the client may already hold its
-      // 101): close right after it, so the client still gets the code.
-      pending_close_ = std::move(cr);
+      // Asked for by the accept function: closed right after the 101, so the
+      // client still gets the code.
+      pending_close_.emplace(code, std::string(reason));
       return;
     }
-    StartClose(cr);
-  }
-
-  void StartClose(const websocket::close_reason& cr) {
-    ws_.async_close(cr, [self = shared_from_this()](beast::error_code) { self->HardClose(); });
+    SendClose(code, reason);
+    ScheduleFlush();
   }
 
   void Tick(int64_t now) {
     if (finished_) return;
     if (closing_) {
-      if (now - closing_since_ > kCloseGraceMs) HardClose();
+      if (now - closing_since_ > kCloseGraceMs) Finish();
       return;
     }
-    if (open_) {
-      if (now - last_receive_ > options_.idle_timeout_ms) {
-        Close(static_cast<uint16_t>(websocket::close_code::going_away), "idle timeout");
-        return;
-      }
-      if (!pinging_ && now - last_ping_ >= options_.ping_interval_ms) {
-        pinging_ = true;
-        last_ping_ = now;
-        ws_.async_ping({},
-                       [self = shared_from_this()](beast::error_code) { self->pinging_ = false; });
-      }
-      // Only once open: before that the handler has not started its clocks
-      // (an auth deadline of 0 would close a slow handshake with 4001).
-      if (handler_) handler_->OnTick(now);
+    if (now - last_receive_ > options_.idle_timeout_ms) {
+      Close(kCloseGoingAway, "idle timeout");
+      return;
     }
+    if (now - last_ping_ >= options_.ping_interval_ms) {
+      last_ping_ = now;
+      AppendFrame(kPingFrame, {});
+      ScheduleFlush();
+    }
+    if (handler_) handler_->OnTick(now);
   }
 
  private:
-  static asio::awaitable<void> Run(std::shared_ptr<WsConnectionImpl> self) {
-    Ticker& ticker = Ticker::ForThisThread(self->ws_.get_executor());
-    ticker.Add(self.get());
-    co_await self->Serve();
-    ticker.Remove(self.get());
-    self->Finish();
+  enum class AfterWrite { kNothing, kShutdownSend, kFinish };
+
+  std::string CheckHandshake() const {
+    if (upgrade_.version != "13") {
+      return HandshakeError(426, "Upgrade Required",
+                            absl::InvalidArgumentError("Sec-WebSocket-Version must be 13"), true);
+    }
+    if (!IsValidKey(upgrade_.key)) {
+      return HandshakeError(400, "Bad Request",
+                            absl::InvalidArgumentError("missing or malformed Sec-WebSocket-Key"),
+                            false);
+    }
+    return {};
   }
 
-  asio::awaitable<void> Serve() {
-    websocket::stream_base::timeout timeouts{};
-    timeouts.handshake_timeout = std::chrono::milliseconds(kCloseGraceMs);
-    timeouts.idle_timeout = websocket::stream_base::none();
-    timeouts.keep_alive_pings = false;
-    ws_.set_option(timeouts);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(beast::http::field::server, "mpim"); }));
-    ws_.read_message_max(options_.max_message_bytes);
-    ws_.auto_fragment(false);
-    ws_.control_callback(
-        [this](websocket::frame_type, beast::string_view) { last_receive_ = SteadyNowMs(); });
-    beast::error_code nodelay_ec;
-    ws_.next_layer().set_option(tcp::no_delay(true), nodelay_ec);
+  // ---- reading ----
 
-    auto [accept_ec] = co_await ws_.async_accept(upgrade_, kUseTuple);
-    upgrade_ = {};  // release the request's memory
-    if (accept_ec) co_return;
-    open_ = true;
-    last_receive_ = last_ping_ = SteadyNowMs();
-    if (pending_close_) {
-      StartClose(*pending_close_);  // the read loop below sees the close through
-      pending_close_.reset();
-    } else if (handler_) {
-      handler_->OnOpen();
-    }
-    request_ = HttpRequest{};  // read by OnOpen only; an idle session keeps none of it
+  void WaitReadable() {
+    socket_.async_wait(tcp::socket::wait_read,
+                       [self = shared_from_this()](error_code ec) { self->OnReadable(ec); });
+  }
 
-    beast::flat_buffer buffer;
-    for (;;) {
-      auto [ec, n] = co_await ws_.async_read(buffer, kUseTuple);
-      if (ec) {
-        // Over the size limit Beast has already sent close 1009.
-        co_return;
-      }
+  void OnReadable(error_code ec) {
+    if (finished_) return;
+    if (ec) return Finish();
+    thread_local std::unique_ptr<char[]> chunk(new char[kReadChunk]);
+    for (int i = 0; i < kReadsPerTurn; ++i) {
+      size_t n = socket_.read_some(asio::buffer(chunk.get(), kReadChunk), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
+      if (ec) return Finish();  // end of stream included
       last_receive_ = SteadyNowMs();
-      if (handler_ && !closing_) {
-        if (ws_.got_text()) {
-          auto data = buffer.cdata();
-          handler_->OnText(std::string_view(static_cast<const char*>(data.data()), data.size()));
-        } else {
-          handler_->OnBinary();
-        }
-      }
-      buffer.consume(buffer.size());
-      if (buffer.capacity() > 4096) buffer.shrink_to_fit();
+      if (!discard_input_) Consume(chunk.get(), n);
+      if (finished_) return;
+    }
+    // More may be waiting: let the other connections of this thread go first.
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this()] { self->OnReadable(error_code{}); });
+  }
+
+  // Parses the frames in `data` (plus the incomplete one kept from before).
+  void Consume(char* data, size_t n) {
+    bool kept = !in_.empty();
+    if (kept) {
+      in_.append(data, n);
+      data = in_.data();
+      n = in_.size();
+    }
+    size_t pos = 0;
+    while (!discard_input_ && !finished_) {
+      size_t used = ParseFrame(reinterpret_cast<unsigned char*>(data + pos), n - pos);
+      if (used == 0) break;
+      pos += used;
+    }
+    if (discard_input_ || finished_ || pos == n) {
+      std::string().swap(in_);
+    } else if (kept) {
+      in_.erase(0, pos);
+    } else {
+      in_.assign(data + pos, n - pos);
     }
   }
 
-  void HardClose() {
-    beast::error_code ec;
-    ws_.next_layer().shutdown(tcp::socket::shutdown_both, ec);
-    ws_.next_layer().close(ec);
+  // One frame from `p`: the bytes it took, or 0 when it is incomplete (or
+  // the connection failed: discard_input_).
+  size_t ParseFrame(unsigned char* p, size_t avail) {
+    if (avail < 2) return 0;
+    const bool fin = (p[0] & 0x80) != 0;
+    const uint8_t opcode = p[0] & 0x0F;
+    const bool control = (opcode & 0x08) != 0;
+    uint64_t length = p[1] & 0x7F;
+    if ((p[0] & 0x70) != 0) return Fail(kCloseProtocolError, "reserved bits set");
+    if ((p[1] & 0x80) == 0) return Fail(kCloseProtocolError, "client frames must be masked");
+    if (control) {
+      if (opcode != kCloseFrame && opcode != kPingFrame && opcode != kPongFrame) {
+        return Fail(kCloseProtocolError, "unknown opcode");
+      }
+      if (!fin) return Fail(kCloseProtocolError, "fragmented control frame");
+      if (length > kMaxControlPayload) return Fail(kCloseProtocolError, "control frame too long");
+    } else if (opcode > kBinaryFrame) {
+      return Fail(kCloseProtocolError, "unknown opcode");
+    }
+    size_t header = 2;
+    if (length == 126) {
+      if (avail < 4) return 0;
+      length = ReadBigEndian(p + 2, 2);
+      header = 4;
+    } else if (length == 127) {
+      if (avail < 10) return 0;
+      length = ReadBigEndian(p + 2, 8);
+      header = 10;
+      if (length >> 63) return Fail(kCloseProtocolError, "frame length out of range");
+    }
+    if (!control) {
+      if (opcode == kContinuation && message_opcode_ == 0) {
+        return Fail(kCloseProtocolError, "continuation frame without a message");
+      }
+      if (opcode != kContinuation && message_opcode_ != 0) {
+        return Fail(kCloseProtocolError, "new message inside a fragmented one");
+      }
+      uint64_t total = length + (opcode == kContinuation ? message_.size() : 0);
+      if (total > options_.max_message_bytes) {
+        return Fail(kCloseTooBig,
+                    "message above " + std::to_string(options_.max_message_bytes) + " bytes");
+      }
+    }
+    header += 4;  // the mask
+    if (avail < header || avail - header < length) return 0;
+    unsigned char* payload = p + header;
+    const unsigned char* mask = payload - 4;
+    for (uint64_t i = 0; i < length; ++i) payload[i] ^= mask[i & 3];
+    std::string_view data(reinterpret_cast<const char*>(payload), length);
+
+    switch (opcode) {
+      case kTextFrame:
+      case kBinaryFrame:
+        if (fin) {
+          Deliver(opcode, data);
+        } else {
+          message_opcode_ = opcode;
+          message_.assign(data);
+        }
+        break;
+      case kContinuation:
+        message_.append(data);
+        if (fin) {
+          uint8_t op = message_opcode_;
+          message_opcode_ = 0;
+          std::string whole;
+          whole.swap(message_);
+          Deliver(op, whole);
+        }
+        break;
+      case kPingFrame:
+        if (!closing_) {
+          AppendFrame(kPongFrame, data);
+          ScheduleFlush();
+        }
+        break;
+      case kPongFrame:
+        break;  // last_receive_ is all a pong is for
+      case kCloseFrame:
+        OnCloseFrame(data);
+        break;
+    }
+    return header + length;
+  }
+
+  void Deliver(uint8_t opcode, std::string_view data) {
+    if (!handler_ || closing_) return;  // after a close, data is not read
+    if (opcode == kTextFrame) {
+      handler_->OnText(data);
+    } else {
+      handler_->OnBinary();
+    }
+  }
+
+  void OnCloseFrame(std::string_view data) {
+    if (closing_) {
+      // The answer to our close: the handshake is complete once ours is out.
+      discard_input_ = true;
+      FinishAfterWrite();
+      return;
+    }
+    uint16_t code = 0;
+    if (data.size() == 1) {
+      Fail(kCloseProtocolError, "close frame with a one-byte payload");
+      return;
+    }
+    if (data.size() >= 2) {
+      code = static_cast<uint16_t>(
+          ReadBigEndian(reinterpret_cast<const unsigned char*>(data.data()), 2));
+      if (!IsValidCloseCode(code)) {
+        Fail(kCloseProtocolError, "invalid close code");
+        return;
+      }
+      if (!core::IsValidUtf8(data.substr(2))) {
+        Fail(kCloseInvalidPayload, "close reason is not UTF-8");
+        return;
+      }
+    }
+    // Echo the peer's code, then end the connection.
+    SendClose(code, {});
+    discard_input_ = true;
+    FinishAfterWrite();
+  }
+
+  // Fails the connection (RFC 6455 section 7.1.7): a close frame with `code`,
+  // then no more frames are read; the socket ends once the peer closes.
+  size_t Fail(uint16_t code, std::string_view reason) {
+    if (!closing_) SendClose(code, reason);
+    discard_input_ = true;
+    message_opcode_ = 0;
+    std::string().swap(message_);
+    if (after_write_ == AfterWrite::kNothing) after_write_ = AfterWrite::kShutdownSend;
+    ScheduleFlush();
+    return 0;
+  }
+
+  // ---- writing ----
+
+  void AppendFrame(uint8_t opcode, std::string_view payload) {
+    char header[10];
+    size_t h = 0;
+    header[h++] = static_cast<char>(0x80 | opcode);
+    size_t n = payload.size();
+    if (n < 126) {
+      header[h++] = static_cast<char>(n);
+    } else if (n <= 0xFFFF) {
+      header[h++] = 126;
+      header[h++] = static_cast<char>(n >> 8);
+      header[h++] = static_cast<char>(n);
+    } else {
+      header[h++] = 127;
+      for (int shift = 56; shift >= 0; shift -= 8) header[h++] = static_cast<char>(n >> shift);
+    }
+    out_.append(header, h);
+    out_.append(payload);
+  }
+
+  // A close frame with `code` (none when 0); nothing may follow it.
+  void SendClose(uint16_t code, std::string_view reason) {
+    std::string payload;
+    if (code != 0) {
+      payload.push_back(static_cast<char>(code >> 8));
+      payload.push_back(static_cast<char>(code & 0xFF));
+      payload.append(reason.substr(0, kMaxControlPayload - 2));
+    }
+    AppendFrame(kCloseFrame, payload);
+    closing_ = true;
+    closing_since_ = SteadyNowMs();
+  }
+
+  void FinishAfterWrite() {
+    after_write_ = AfterWrite::kFinish;
+    if (buffered() == 0 && !writing_) return Finish();
+    ScheduleFlush();
+  }
+
+  // Flushes at the end of this turn of the io thread, so that what is
+  // written until then goes out in one system call.
+  void ScheduleFlush() {
+    if (flush_posted_ || writing_ || finished_) return;
+    flush_posted_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->flush_posted_ = false;
+      self->Flush();
+    });
+  }
+
+  // Writes what the socket takes now; waits for it to take the rest.
+  void Flush() {
+    if (finished_ || writing_) return;
+    bool wrote = false;
+    while (sent_ < out_.size()) {
+      error_code ec;
+      size_t n = socket_.write_some(asio::buffer(out_.data() + sent_, out_.size() - sent_), ec);
+      SocketWrites().Inc();
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        writing_ = true;
+        socket_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+          self->writing_ = false;
+          if (self->finished_) return;
+          if (ec) return self->Finish();
+          self->Flush();
+        });
+        return;
+      }
+      if (ec) return Finish();
+      sent_ += n;
+      wrote = true;
+    }
+    std::string().swap(out_);  // an idle connection keeps no buffer
+    sent_ = 0;
+    switch (after_write_) {
+      case AfterWrite::kFinish:
+        return Finish();
+      case AfterWrite::kShutdownSend: {
+        error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
+        after_write_ = AfterWrite::kNothing;
+        return;
+      }
+      case AfterWrite::kNothing:
+        break;
+    }
+    if (wrote && open_ && !closing_ && handler_) handler_->OnWritable();
   }
 
   void Finish() {
+    if (finished_) return;
     finished_ = true;
     closing_ = true;
-    HardClose();
+    Ticker::ForThisThread(socket_.get_executor()).Remove(this);
+    error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    std::string().swap(in_);
+    std::string().swap(out_);
+    std::string().swap(message_);
+    sent_ = 0;
     if (handler_) {
       auto handler = std::move(handler_);
       handler->OnClosed();
@@ -223,17 +554,24 @@ class WsConnectionImpl final : public WsConnection,
   }
 
   const uint64_t id_;
-  websocket::stream<tcp::socket> ws_;
-  beast::http::request<beast::http::string_body> upgrade_;
+  tcp::socket socket_;
+  UpgradeFields upgrade_;
   HttpRequest request_;
   const WsOptions options_;
   std::shared_ptr<void> guard_;
   std::shared_ptr<WsHandler> handler_;
-  std::optional<websocket::close_reason> pending_close_;  // asked for before the handshake ended
+  std::string in_;       // an incomplete frame
+  std::string message_;  // the fragments of a message so far
+  std::string out_;      // frames to write; out_[0, sent_) are written
+  size_t sent_ = 0;
+  std::optional<std::pair<uint16_t, std::string>> pending_close_;  // asked for before the 101
+  uint8_t message_opcode_ = 0;  // text or binary while a fragmented message arrives
+  AfterWrite after_write_ = AfterWrite::kNothing;
   bool open_ = false;
   bool writing_ = false;
-  bool pinging_ = false;
-  bool closing_ = false;
+  bool flush_posted_ = false;
+  bool closing_ = false;        // our close frame is queued or sent
+  bool discard_input_ = false;  // no more frames are parsed
   bool finished_ = false;
   int64_t closing_since_ = 0;
   int64_t last_receive_ = 0;
@@ -244,7 +582,7 @@ class WsConnectionImpl final : public WsConnection,
 
 void Ticker::Arm() {
   timer_.expires_after(std::chrono::milliseconds(kTickMs));
-  timer_.async_wait([this](beast::error_code ec) {
+  timer_.async_wait([this](error_code ec) {
     if (ec) return;
     int64_t now = SteadyNowMs();
     snapshot_.assign(conns_.begin(), conns_.end());
@@ -259,12 +597,15 @@ void Ticker::Arm() {
 
 namespace internal {
 
-std::shared_ptr<WsConnection> StartWebSocket(tcp::socket socket,
-                                             beast::http::request<beast::http::string_body> upgrade,
-                                             HttpRequest request, const WsOptions& options,
-                                             const WsAcceptFn& accept,
-                                             std::shared_ptr<void> guard) {
-  auto conn = std::make_shared<WsConnectionImpl>(std::move(socket), std::move(upgrade),
+std::shared_ptr<WsConnection> StartWebSocket(
+    tcp::socket socket, boost::beast::http::request<boost::beast::http::string_body> upgrade,
+    HttpRequest request, const WsOptions& options, const WsAcceptFn& accept,
+    std::shared_ptr<void> guard) {
+  namespace http = boost::beast::http;
+  UpgradeFields fields{std::string(upgrade[http::field::sec_websocket_version]),
+                       std::string(upgrade[http::field::sec_websocket_key])};
+  upgrade = {};
+  auto conn = std::make_shared<WsConnectionImpl>(std::move(socket), std::move(fields),
                                                  std::move(request), options, std::move(guard));
   accept(conn);
   conn->Start();

@@ -1,16 +1,25 @@
-// A server-side WebSocket connection (RFC 6455 through Boost.Beast, behind
-// this Beast-free interface). The HTTP server hands an upgrade request for
-// the WebSocket path to the application's accept function, which installs a
-// WsHandler; the connection then completes the handshake and reads frames.
+// A server-side WebSocket connection (RFC 6455, framing of its own on an
+// Asio socket). The HTTP server (Beast) parses the upgrade request and hands
+// it to the application's accept function, which installs a WsHandler; the
+// connection then answers the handshake and reads frames.
 //
 // Threading: a connection lives on one io thread. Every method except Post()
 // and id() must be called on that thread; handlers are called on it.
 // Heartbeats: one ticker per io thread (every kTickMs) drives pings, the idle
 // timeout and the handler's OnTick, instead of a timer per connection.
 //
-// Writes: one frame at a time. Write() starts it; OnWritable() says the
-// connection can take the next one. Queueing, priorities and bounds are the
-// handler's business.
+// Writes are coalesced: Write() appends a frame to the connection's buffer,
+// and the buffer goes to the socket in one write at the end of the io
+// thread's current turn, so the frames a handler writes in one go (and
+// those of every event handled meanwhile) share one system call. When the
+// socket cannot take everything, writing() is true until it can; then
+// OnWritable() is called. Queueing, priorities and bounds are the
+// handler's business: it should stop writing while writing() is true.
+//
+// Memory: an idle connection holds no read or write buffer; bytes of an
+// incomplete frame and fragments of a message are kept only while one is
+// arriving. Text is handed to the handler as it came: UTF-8 is the JSON
+// parser's to check (protocol.md calls it invalid_argument, not a close).
 #pragma once
 
 #include <cstdint>
@@ -32,7 +41,7 @@ class WsHandler {
   virtual void OnOpen() = 0;                       // handshake done
   virtual void OnText(std::string_view text) = 0;  // one whole text message
   virtual void OnBinary() = 0;                     // a binary message (ignored content)
-  virtual void OnWritable() = 0;                   // the last Write completed
+  virtual void OnWritable() = 0;                   // written out; room for more
   virtual void OnTick(int64_t now_ms) = 0;         // steady clock, every kTickMs
   virtual void OnClosed() = 0;                     // gone; no calls after this
 };
@@ -54,13 +63,16 @@ class WsConnection {
   virtual const HttpRequest& request() const = 0;
 
   virtual void SetHandler(std::shared_ptr<WsHandler> handler) = 0;
-  // Sends `frame` as one text message. False (nothing done) while a write is
-  // in flight or the connection is closing.
-  virtual bool Write(std::shared_ptr<const std::string> frame) = 0;
+  // Queues `text` as one text message (copied). False (nothing done) once
+  // the connection is closing.
+  virtual bool Write(std::string_view text) = 0;
+  // True while the socket is full and bytes wait for it.
   virtual bool writing() const = 0;
+  // Bytes accepted by Write and not yet written to the socket.
+  virtual size_t buffered() const = 0;
   virtual bool closing() const = 0;
-  // Starts the closing handshake with `code`; frames not yet written are
-  // the handler's to drop. Idempotent.
+  // Starts the closing handshake with `code` after the frames already
+  // written; frames the handler still queues are its own to drop. Idempotent.
   virtual void Close(uint16_t code, std::string_view reason) = 0;
 
   // Runs `fn` on the connection's io thread. Thread-safe.
