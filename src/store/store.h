@@ -40,9 +40,11 @@ class Store {
   virtual SearchStore& search() = 0;
   virtual JobStore& jobs() = 0;
 
-  // Health for /readyz: OK when the storage answers a read and the last
-  // write did not fail for lack of storage (disk full, read-only, I/O
-  // error); kUnavailable otherwise.
+  // Health for /readyz: OK when the storage answers a read and commits a
+  // write now (a tiny one the engine keeps for this); kUnavailable when
+  // either fails (disk full, read-only, I/O error, closed). It writes, so
+  // it notices a disk that filled up while nothing else was written, and
+  // the recovery once space is back.
   virtual void Ping(DoneCallback done) = 0;
 
   // Stops taking new calls (they complete inline with kUnavailable), runs

@@ -34,6 +34,7 @@ using testing::IsDecimalId;
 using testing::IsError;
 using testing::JsonString;
 using testing::kPassword;
+using testing::RunCommand;
 using testing::ServerProcess;
 using testing::Session;
 using testing::UniqueName;
@@ -47,17 +48,6 @@ constexpr std::string_view kBadCredentialsBody =
 int64_t NowSeconds() {
   return std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string RunCommand(const std::string& cmd, int* exit_code) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
 }
 
 std::string ReadFile(const std::filesystem::path& path) {
@@ -888,7 +878,7 @@ TEST(AuthKeyE2eTest, RotatedKeyKeepsThePreviousKidValid) {
   ASSERT_FALSE(kid1.empty());
 
   int code = -1;
-  std::string out = RunCommand(rotate, &code);
+  std::string out = RunCommand(rotate + " 2>&1", &code);
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(FileMode(key_file), 0600) << std::oct << FileMode(key_file);
 
@@ -912,7 +902,7 @@ TEST(AuthKeyE2eTest, RotatedKeyKeepsThePreviousKidValid) {
   }
 
   // A second rotation retires the first key: only one previous key is kept.
-  out = RunCommand(rotate, &code);
+  out = RunCommand(rotate + " 2>&1", &code);
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(FileMode(key_file), 0600) << std::oct << FileMode(key_file);
   ServerProcess server({.env = FastAuthEnv(), .data_dir = dir.path()});

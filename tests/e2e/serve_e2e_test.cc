@@ -22,6 +22,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::RunCommand;
 using testing::ServerProcess;
 
 // A raw TCP connection, for what a well-behaved client would never send.
@@ -76,17 +77,6 @@ class RawConn {
   int fd_ = -1;
   bool connected_ = false;
 };
-
-std::string RunCommand(const std::string& cmd, int* exit_code) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
 
 TEST(ServeE2eTest, HealthReadyMetricsAndErrors) {
   ServerProcess server;

@@ -1,7 +1,7 @@
-// The SQLite engine under faults: a full disk and I/O errors surface as
-// kUnavailable (never OK), consume no seq, and the writer recovers by itself
-// once the fault is gone. Also: a write failing mid-batch fails alone;
-// opening, migrating and closing.
+// The SQLite engine under faults: a full disk, a read-only one and I/O
+// errors surface as kUnavailable (never OK), consume no seq, and the writer
+// (and Ping) recover by themselves once the fault is gone. Also: a write failing mid-batch fails
+// alone; opening, migrating and closing.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -106,10 +106,34 @@ TEST_P(SqliteFaultTest, StorageFailureIsUnavailableAndTheWriterRecovers) {
   EXPECT_EQ(Call(store_->conversations(), &ConversationStore::Get, conv_)->last_seq, 4);
 }
 
+// Ping writes: it notices a fault that no other write has met yet, and its
+// end without waiting for client traffic to retry.
+TEST_P(SqliteFaultTest, PingNoticesAFaultAndItsEndWithoutOtherWrites) {
+  ASSERT_TRUE(Call(*store_, &Store::Ping).ok());
+  faults_->FailWrites(GetParam());
+  auto failed = Call(*store_, &Store::Ping);
+  EXPECT_EQ(failed.code(), StatusCode::kUnavailable) << failed;
+  EXPECT_EQ(Call(*store_, &Store::Ping).code(), StatusCode::kUnavailable);
+  faults_->FailWrites(0);
+  auto recovered = Call(*store_, &Store::Ping);
+  EXPECT_TRUE(recovered.ok()) << recovered;
+  // The probe left no trace in the data.
+  auto next = Append(Message("after"));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->message.seq, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Faults, SqliteFaultTest,
-                         ::testing::Values(SQLITE_FULL, SQLITE_IOERR_WRITE),
+                         ::testing::Values(SQLITE_FULL, SQLITE_IOERR_WRITE, SQLITE_READONLY),
                          [](const ::testing::TestParamInfo<int>& info) {
-                           return std::string(info.param == SQLITE_FULL ? "DiskFull" : "IoError");
+                           switch (info.param) {
+                             case SQLITE_FULL:
+                               return std::string("DiskFull");
+                             case SQLITE_READONLY:
+                               return std::string("ReadOnly");
+                             default:
+                               return std::string("IoError");
+                           }
                          });
 
 using SqliteBatchTest = SqliteFaultTest;

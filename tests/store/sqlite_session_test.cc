@@ -10,6 +10,7 @@
 
 #include "store/blocking.h"
 #include "store/registry.h"
+#include "store/sqlite/schema.h"
 #include "temp_dir.h"
 
 namespace mpim::store::testing {
@@ -164,13 +165,15 @@ TEST_F(SqliteSessionTest, UpgradeFromVersion1KeepsThePreviousToken) {
   Create(3, alice_, "c0", exp);  // never rotated
   store_->Close();
   store_.reset();
-  // Back to what version 1 had: no used_refresh_tokens table.
+  // Back to what version 1 had: no used_refresh_tokens table (nor the later
+  // ones).
   Sql("DROP TABLE used_refresh_tokens");
+  Sql("DROP TABLE store_probe");
   Sql("UPDATE schema_version SET version = 1");
   ASSERT_EQ(Sql("SELECT version FROM schema_version"), 1);
 
   Open();
-  ASSERT_EQ(Sql("SELECT version FROM schema_version"), 2);
+  ASSERT_EQ(Sql("SELECT version FROM schema_version"), sqlite::LatestSchemaVersion());
   // Only the live, rotated session's previous token is carried over.
   EXPECT_EQ(AllUsedRows(), 1);
   EXPECT_EQ(Sql("SELECT expires_at FROM used_refresh_tokens WHERE session_id = 1"

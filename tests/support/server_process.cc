@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -44,6 +45,21 @@ std::filesystem::path FreshTempDir(const std::string& prefix) {
              (prefix + std::to_string(getpid()) + "-" + std::to_string(rd()));
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+std::string RunCommand(const std::string& cmd, int* exit_code) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    *exit_code = -1;
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
 }
 
 ServerProcess::ServerProcess() : ServerProcess(Options{}) {}

@@ -24,6 +24,10 @@ std::string MpimBinary();
 // A new empty directory under the temp dir: <prefix><pid>-<random>.
 std::filesystem::path FreshTempDir(const std::string& prefix);
 
+// Runs `cmd` with /bin/sh and returns its stdout (add 2>&1 for stderr);
+// `exit_code` gets its exit status, or -1 if it did not exit normally.
+std::string RunCommand(const std::string& cmd, int* exit_code);
+
 class ServerProcess {
  public:
   struct Options {

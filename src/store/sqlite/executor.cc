@@ -5,10 +5,17 @@
 #include <chrono>
 #include <string>
 
+#include "core/logging.h"
+
 namespace mpim::store::sqlite {
 namespace {
 
 core::Status ClosedError() { return absl::UnavailableError("store closed"); }
+
+const core::Logger& Log() {
+  static const core::Logger log("store");
+  return log;
+}
 
 void NameThread(const std::string& name) {
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
@@ -183,7 +190,10 @@ bool Executor::TakeQueued(std::vector<std::unique_ptr<WriteOp>>& batch, size_t m
 }
 
 void Executor::FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status) {
-  if (IsStorageFailure(status)) storage_failed_.store(true, std::memory_order_relaxed);
+  if (IsStorageFailure(status) && !storage_failed_.exchange(true, std::memory_order_relaxed)) {
+    Log().Warn("writes failing (refused as unavailable until a commit succeeds)",
+               {{"error", std::string(status.message())}});
+  }
   for (auto& op : batch) op->Complete(status);
 }
 
@@ -249,7 +259,9 @@ void Executor::RunBatch() {
     FailAll(batch, status);
     return;
   }
-  storage_failed_.store(false, std::memory_order_relaxed);
+  if (storage_failed_.exchange(false, std::memory_order_relaxed)) {
+    Log().Info("writes succeed again");
+  }
   for (auto& op : batch) op->Complete(core::Status());
 }
 

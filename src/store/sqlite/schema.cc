@@ -186,6 +186,16 @@ INSERT INTO used_refresh_tokens (session_id, token_hash, used_at, expires_at)
   SELECT session_id, prev_refresh_hash, created_at, expires_at FROM sessions
   WHERE revoked_at = 0 AND prev_refresh_hash != '' AND prev_refresh_hash != refresh_hash;
 )sql",
+      // 3: one row that Store::Ping rewrites: a write is the only way to
+      // learn that the disk is full or read-only (a read still works), and
+      // that it no longer is.
+      R"sql(
+CREATE TABLE store_probe (
+  id     INTEGER PRIMARY KEY CHECK (id = 1),
+  writes INTEGER NOT NULL
+);
+INSERT INTO store_probe (id, writes) VALUES (1, 0);
+)sql",
   };
   return kMigrations;
 }

@@ -37,17 +37,22 @@ class SqliteStore final : public Store {
   SearchStore& search() override { return search_; }
   JobStore& jobs() override { return jobs_; }
 
+  // A read, then a one-row write through the writer (so it shares a batch
+  // with the writes under way): a full or read-only disk fails the write,
+  // not the read, and once the cause is gone the write succeeds again, with
+  // or without client traffic.
   void Ping(DoneCallback done) override {
     Executor* exec = exec_.get();
     exec_->Read<core::Status>(
-        [exec](Connection& c) -> core::Status {
-          MPIM_RETURN_IF_ERROR(c.QueryInt("SELECT version FROM schema_version").status());
-          if (exec->storage_failed()) {
-            return absl::UnavailableError("the last write failed for lack of storage");
-          }
-          return core::Status();
-        },
-        std::move(done));
+        [](Connection& c) { return c.QueryInt("SELECT version FROM schema_version").status(); },
+        [exec, done = std::move(done)](core::Status read) mutable {
+          if (!read.ok()) return std::move(done)(read);
+          exec->Write<core::Status>(
+              [](Connection& c) {
+                return c.Exec("UPDATE store_probe SET writes = writes + 1 WHERE id = 1");
+              },
+              std::move(done));
+        });
   }
 
   void Close() override { exec_->Close(); }
