@@ -126,23 +126,30 @@ constexpr MetricType TypeOf() {
 
 // --- Counter ---------------------------------------------------------------
 
+std::atomic<uint64_t>& Counter::Slot() {
+  static std::atomic<size_t> next_thread{0};
+  thread_local const size_t slot = next_thread.fetch_add(1, std::memory_order_relaxed) % kSlots;
+  return whole_[slot].value;
+}
+
 void Counter::Add(double v) {
   if (!(v >= 0)) return;  // negative or NaN
   if (v == std::trunc(v) && v <= kMaxExactInteger) {
-    whole_.fetch_add(static_cast<uint64_t>(v), std::memory_order_relaxed);
+    Slot().fetch_add(static_cast<uint64_t>(v), std::memory_order_relaxed);
   } else {
     fraction_.fetch_add(v, std::memory_order_relaxed);
   }
 }
 
 void Counter::Set(double v) {
-  whole_.store(0, std::memory_order_relaxed);
+  for (Padded& p : whole_) p.value.store(0, std::memory_order_relaxed);
   fraction_.store(v, std::memory_order_relaxed);
 }
 
 double Counter::Value() const {
-  return static_cast<double>(whole_.load(std::memory_order_relaxed)) +
-         fraction_.load(std::memory_order_relaxed);
+  uint64_t whole = 0;
+  for (const Padded& p : whole_) whole += p.value.load(std::memory_order_relaxed);
+  return static_cast<double>(whole) + fraction_.load(std::memory_order_relaxed);
 }
 
 // --- Histogram -------------------------------------------------------------

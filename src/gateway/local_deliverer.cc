@@ -1,5 +1,6 @@
 #include "gateway/local_deliverer.h"
 
+#include <algorithm>
 #include <boost/json/serialize.hpp>
 
 #include "core/metrics.h"
@@ -15,11 +16,36 @@ std::string Quoted(const std::string& s) {
 
 }  // namespace
 
-void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude_conn,
-                             const store::Message& msg, bool qos1, service::Priority priority) {
+std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(const std::vector<int64_t>& users,
+                                                          uint64_t exclude_conn) const {
   std::vector<route::Route> routes;
   for (int64_t u : users) routes_.Lookup(u, routes);
-  if (routes.empty()) return;
+  std::vector<uint64_t> conns;
+  conns.reserve(routes.size());
+  for (const route::Route& r : routes) {
+    if (r.conn_id != exclude_conn) conns.push_back(r.conn_id);
+  }
+  return ByLoop(conns);
+}
+
+std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(
+    const std::vector<uint64_t>& conns) const {
+  std::vector<Batch> batches;  // one per io thread: a handful, searched linearly
+  for (uint64_t c : conns) {
+    auto session = registry_.Find(c);
+    if (!session) continue;
+    auto it = std::find_if(batches.begin(), batches.end(),
+                           [&](const Batch& b) { return b.loop == session->loop(); });
+    if (it == batches.end()) it = batches.insert(batches.end(), Batch{session->loop(), {}});
+    it->sessions.push_back(std::move(session));
+  }
+  return batches;
+}
+
+void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude_conn,
+                             const store::Message& msg, bool qos1, service::Priority priority) {
+  std::vector<Batch> batches = ByLoop(users, exclude_conn);
+  if (batches.empty()) return;
   auto out = std::make_shared<OutMessage>();
   out->conv_id = msg.conv_id;
   out->seq = msg.seq;
@@ -31,22 +57,16 @@ void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude
       core::DefaultRegistry()
           .Counter("mpim_message_deliveries_total", "msg events handed to live sessions.")
           .With({});
-  for (const route::Route& r : routes) {
-    if (r.conn_id == exclude_conn) continue;
-    if (auto session = registry_.Find(r.conn_id)) {
-      session->DeliverMessage(out);
-      deliveries.Inc();
-    }
+  for (Batch& b : batches) {
+    deliveries.Add(static_cast<double>(b.sessions.size()));
+    WsSession::DeliverMessage(std::move(b.sessions), out);
   }
 }
 
 void LocalDeliverer::Event(const std::vector<int64_t>& users, uint64_t exclude_conn,
                            std::shared_ptr<const std::string> frame, service::Priority priority) {
-  std::vector<route::Route> routes;
-  for (int64_t u : users) routes_.Lookup(u, routes);
-  for (const route::Route& r : routes) {
-    if (r.conn_id == exclude_conn) continue;
-    if (auto session = registry_.Find(r.conn_id)) session->DeliverEvent(frame, priority);
+  for (Batch& b : ByLoop(users, exclude_conn)) {
+    WsSession::DeliverEvent(std::move(b.sessions), frame, priority);
   }
 }
 
@@ -74,8 +94,8 @@ void LocalDeliverer::Presence(const std::vector<uint64_t>& conns, int64_t user, 
   if (last_seen > 0) text += ",\"last_seen\":" + std::to_string(last_seen);
   text += "}";
   auto frame = std::make_shared<const std::string>(std::move(text));
-  for (uint64_t c : conns) {
-    if (auto session = registry_.Find(c)) session->DeliverEvent(frame, service::Priority::kNormal);
+  for (Batch& b : ByLoop(conns)) {
+    WsSession::DeliverEvent(std::move(b.sessions), frame, service::Priority::kNormal);
   }
 }
 

@@ -1,6 +1,10 @@
-// service::Deliverer for one process: route table lookup, then a post to
-// each recipient session on its io thread. Each event is encoded once.
+// service::Deliverer for one process: route table lookup, then one post per
+// io thread carrying every recipient session living there (not one per
+// session). Each event is encoded once.
 #pragma once
+
+#include <memory>
+#include <vector>
 
 #include "gateway/session_registry.h"
 #include "route/route_table.h"
@@ -27,6 +31,15 @@ class LocalDeliverer final : public service::Deliverer {
   void Kick(int64_t user_id, int64_t session_id, const std::string& reason) override;
 
  private:
+  // Live recipient sessions that share an io thread.
+  struct Batch {
+    const void* loop;
+    std::vector<std::shared_ptr<WsSession>> sessions;
+  };
+  // The sessions of every connection of `users` except `exclude_conn`.
+  std::vector<Batch> ByLoop(const std::vector<int64_t>& users, uint64_t exclude_conn) const;
+  std::vector<Batch> ByLoop(const std::vector<uint64_t>& conns) const;
+
   // Sends `frame` to every connection of `users` except `exclude_conn`.
   void Event(const std::vector<int64_t>& users, uint64_t exclude_conn,
              std::shared_ptr<const std::string> frame, service::Priority priority);

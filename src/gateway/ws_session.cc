@@ -24,6 +24,7 @@ constexpr uint16_t kCloseUnauthenticated = 4001;
 constexpr uint16_t kCloseKicked = 4003;
 constexpr uint16_t kCloseSlowConsumer = 4008;
 constexpr uint16_t kCloseRateLimited = 4029;
+constexpr uint16_t kCloseTryAgainLater = 1013;
 
 const core::Logger& Log() {
   static const core::Logger log("ws");
@@ -113,11 +114,20 @@ core::StatusOr<int64_t> IntField(const boost::json::object& frame, std::string_v
 }  // namespace
 
 WsSession::WsSession(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn)
-    : ctx_(ctx), conn_(std::move(conn)), conn_id_(conn_->id()), post_conn_(conn_) {}
+    : ctx_(ctx),
+      conn_(std::move(conn)),
+      conn_id_(conn_->id()),
+      post_conn_(conn_),
+      loop_(conn_->loop()) {}
 
 void WsSession::Accept(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn) {
   auto session = std::make_shared<WsSession>(ctx, conn);
   conn->SetHandler(session);
+  if (ctx.unauthenticated && TokenOf(conn->request()).empty()) {
+    session->auth_slot_ = ctx.unauthenticated->TryAcquire();
+    // Closed right after the handshake, so the client still reads the code.
+    if (!session->auth_slot_) session->CloseWith(kCloseTryAgainLater, "too many unauthenticated");
+  }
 }
 
 // ---- delivery entry points (any thread)
@@ -138,15 +148,33 @@ size_t WsSession::QueuedFrames() const {
   return n;
 }
 
-void WsSession::DeliverMessage(std::shared_ptr<const OutMessage> msg) {
-  OnThread([msg = std::move(msg)](WsSession& s) mutable {
-    if (s.state_ == State::kActive) s.AcceptMessage(std::move(msg), SteadyMs());
+void WsSession::OnThreadAll(std::vector<std::shared_ptr<WsSession>> sessions,
+                            absl::AnyInvocable<void(WsSession&)> fn) {
+  // Posted through any session whose connection is still there.
+  std::shared_ptr<net::WsConnection> poster;
+  for (const auto& s : sessions) {
+    if ((poster = s->post_conn_.lock())) break;
+  }
+  if (!poster) return;
+  poster->Post([sessions = std::move(sessions), fn = std::move(fn)]() mutable {
+    for (const auto& s : sessions) {
+      if (s->state_ != State::kClosing && s->conn_) fn(*s);
+    }
   });
 }
 
-void WsSession::DeliverEvent(std::shared_ptr<const std::string> frame, service::Priority priority) {
-  OnThread([frame = std::move(frame), priority](WsSession& s) mutable {
-    if (s.state_ == State::kActive) s.Enqueue(Pending{std::move(frame), "", 0, false}, priority);
+void WsSession::DeliverMessage(std::vector<std::shared_ptr<WsSession>> sessions,
+                               std::shared_ptr<const OutMessage> msg) {
+  OnThreadAll(std::move(sessions), [msg = std::move(msg), now = int64_t{0}](WsSession& s) mutable {
+    if (now == 0) now = SteadyMs();
+    if (s.state_ == State::kActive) s.AcceptMessage(msg, now);
+  });
+}
+
+void WsSession::DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,
+                             std::shared_ptr<const std::string> frame, service::Priority priority) {
+  OnThreadAll(std::move(sessions), [frame = std::move(frame), priority](WsSession& s) {
+    if (s.state_ == State::kActive) s.Enqueue(Pending{frame, nullptr, 0, false}, priority);
   });
 }
 
@@ -158,7 +186,7 @@ void WsSession::DeliverKick(std::string reason) {
     for (auto& q : s.queues_) q.clear();
     s.queued_bytes_ = 0;
     s.close_after_flush_ = {kCloseKicked, "kicked: " + reason};
-    s.Push(kReplyQueue, Pending{frame, "", 0, false});
+    s.Push(kReplyQueue, Pending{frame, nullptr, 0, false});
     s.state_ = State::kClosing;
   });
 }
@@ -220,7 +248,7 @@ void WsSession::OnTick(int64_t now) {
       u.sent_ms = now;
       Metrics().resent.Inc();
       // Re-sent as a plain frame: it stays in the unacked list as it is.
-      queues_[QueueOf(service::Priority::kNormal)].push_back(Pending{u.frame, "", 0, false});
+      queues_[QueueOf(service::Priority::kNormal)].push_back(Pending{u.frame, nullptr, 0, false});
       queued_bytes_ += u.frame->size();
       resent = true;
     }
@@ -235,6 +263,7 @@ void WsSession::OnTick(int64_t now) {
 
 void WsSession::OnClosed() {
   state_ = State::kClosing;
+  auth_slot_.Release();
   if (registered_) {
     Metrics().sessions.Dec();
     int64_t user = principal_.user_id;
@@ -262,6 +291,7 @@ void WsSession::Authenticate(std::string_view token, std::optional<int64_t> rid)
 
 void WsSession::Activate(service::Principal principal, std::optional<int64_t> rid) {
   state_ = State::kAuthenticating;
+  auth_slot_.Release();
   principal_ = principal;
   // Registered for live delivery before the hello list is computed, so no
   // message falls between the two.
@@ -502,7 +532,7 @@ void WsSession::OpPresence(boost::json::object& frame, std::optional<int64_t> ri
       frame_text += ",\"last_seen\":" + std::to_string(seen);
     }
     frame_text += "}";
-    Enqueue(Pending{std::make_shared<const std::string>(std::move(frame_text)), "", 0, false},
+    Enqueue(Pending{std::make_shared<const std::string>(std::move(frame_text)), nullptr, 0, false},
             service::Priority::kNormal);
   }
 }
@@ -531,7 +561,7 @@ void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now
   if (cs.last_seq == 0 && AckedBeforeThisSocket(*msg)) return;
   if (cs.last_seq == 0 || msg->seq == cs.last_seq + 1) {
     cs.last_seq = msg->seq;
-    Enqueue(Pending{msg->frame, msg->conv_id, msg->seq, msg->qos1}, msg->priority);
+    Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1}, msg->priority);
     ReleaseHeld(cs, msg->conv_id);
     return;
   }
@@ -576,7 +606,7 @@ void WsSession::ReleaseHeld(ConvState& cs, const std::string& conv_id) {
     int64_t seq = it->first;
     cs.held.erase(it);
     cs.last_seq = seq;
-    if (msg) Enqueue(Pending{msg->frame, conv_id, msg->seq, msg->qos1}, msg->priority);
+    if (msg) Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1}, msg->priority);
   }
   if (!cs.held.empty()) cs.gap_since_ms = SteadyMs();
 }
@@ -609,7 +639,7 @@ void WsSession::FillGap(const std::string& conv_id) {
             cs.last_seq = m->seq;
             auto own = cs.held.find(m->seq);
             if (own != cs.held.end() && !own->second) continue;  // this session sent it
-            s.Enqueue(Pending{m->frame, conv_id, m->seq, true}, service::Priority::kNormal);
+            s.Enqueue(Pending{m->frame, &cs, m->seq, true}, service::Priority::kNormal);
           }
           // Whatever is still missing was not in the store: skip past it
           // rather than stall the conversation (the client can sync).
@@ -624,10 +654,10 @@ void WsSession::FillGap(const std::string& conv_id) {
 void WsSession::Enqueue(Pending p, service::Priority priority) {
   if (state_ == State::kClosing || state_ == State::kDraining) return;
   int prio = static_cast<int>(priority);
-  if (!p.conv_id.empty()) {
+  if (p.conv != nullptr) {
     // Never ahead of an earlier frame of the same conversation: a frame
     // takes at most the priority of the ones of its conversation still queued.
-    ConvState& cs = convs_[p.conv_id];
+    ConvState& cs = *p.conv;
     if (cs.queued > 0) prio = std::min(prio, cs.queued_min_priority);
     cs.queued_min_priority = prio;
     ++cs.queued;
@@ -637,7 +667,7 @@ void WsSession::Enqueue(Pending p, service::Priority priority) {
 
 void WsSession::EnqueueReply(std::shared_ptr<const std::string> frame) {
   if (state_ == State::kClosing) return;  // draining sessions still answer
-  Push(kReplyQueue, Pending{std::move(frame), "", 0, false});
+  Push(kReplyQueue, Pending{std::move(frame), nullptr, 0, false});
 }
 
 void WsSession::Push(size_t queue, Pending p) {
@@ -670,8 +700,8 @@ void WsSession::Pump() {
     Pending p = std::move(*next);
     queues_[from].pop_front();
     queued_bytes_ -= p.frame->size();
-    if (!p.conv_id.empty()) {
-      ConvState& cs = convs_[p.conv_id];
+    if (p.conv != nullptr) {
+      ConvState& cs = *p.conv;
       --cs.queued;
       if (p.qos1) {
         cs.unacked.push_back(Unacked{p.seq, p.frame, SteadyMs()});

@@ -26,6 +26,7 @@
 
 #include "core/config.h"
 #include "core/fifo.h"
+#include "gateway/unauthenticated_cap.h"
 #include "net/websocket.h"
 #include "route/route_table.h"
 #include "service/auth_service.h"
@@ -48,6 +49,7 @@ struct GatewayContext {
   SessionRegistry& registry;
   core::GatewayConfig config;
   int page_max = 200;
+  UnauthenticatedCap* unauthenticated = nullptr;  // null: no cap
 };
 
 // A message as it goes out: encoded once, shared by all recipients.
@@ -67,12 +69,18 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // Creates a session for a new connection (the net::WsAcceptFn).
   static void Accept(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn);
 
+  // Thread-safe: one task posted to the io thread of `sessions`, which must
+  // all share one (the same loop()); closed sessions are skipped.
+  static void DeliverMessage(std::vector<std::shared_ptr<WsSession>> sessions,
+                             std::shared_ptr<const OutMessage> msg);
+  static void DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,
+                           std::shared_ptr<const std::string> frame, service::Priority priority);
   // Thread-safe: post to the session's io thread.
-  void DeliverMessage(std::shared_ptr<const OutMessage> msg);
-  void DeliverEvent(std::shared_ptr<const std::string> frame, service::Priority priority);
   void DeliverKick(std::string reason);
 
   uint64_t conn_id() const { return conn_id_; }
+  // The io thread the session lives on (net::WsConnection::loop()).
+  const void* loop() const { return loop_; }
 
   // net::WsHandler
   void OnOpen() override;
@@ -86,10 +94,11 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // kDraining: closing after the replies owed are out (no new ops, no events).
   enum class State { kAwaitingAuth, kAuthenticating, kActive, kDraining, kClosing };
 
+  struct ConvState;
   struct Pending {
     std::shared_ptr<const std::string> frame;
-    std::string conv_id;  // empty for frames outside conversations
-    int64_t seq = 0;      // msg frames: for the unacked list
+    ConvState* conv = nullptr;  // null for frames outside conversations
+    int64_t seq = 0;            // msg frames: for the unacked list
     bool qos1 = false;
   };
   struct Unacked {
@@ -126,6 +135,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void ReplyError(std::optional<int64_t> rid, const core::Status& status);
   // Runs `fn` on this session's thread if it is still open.
   void OnThread(absl::AnyInvocable<void(WsSession&)> fn);
+  // fn(session) on the io thread of `sessions` (one loop) for each still open.
+  static void OnThreadAll(std::vector<std::shared_ptr<WsSession>> sessions,
+                          absl::AnyInvocable<void(WsSession&)> fn);
   // Posts `fn` to the connection's io thread; dropped once the connection
   // is gone. Any thread (conn_ belongs to the io thread).
   void PostToConn(absl::AnyInvocable<void()> fn);
@@ -150,9 +162,11 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   std::shared_ptr<net::WsConnection> conn_;
   const uint64_t conn_id_;
   const std::weak_ptr<net::WsConnection> post_conn_;  // for PostToConn
+  const void* const loop_;
   State state_ = State::kAwaitingAuth;
   service::Principal principal_;
   int64_t auth_deadline_ms_ = 0;
+  UnauthenticatedCap::Slot auth_slot_;  // held until authenticated (no token on the upgrade)
   bool registered_ = false;
 
   std::array<core::Fifo<Pending>, 5> queues_;  // [4] replies, then urgent..low by priority

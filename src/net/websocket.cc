@@ -144,6 +144,17 @@ class Ticker {
   std::vector<WsConnectionImpl*> snapshot_;
 };
 
+// The connections of an io thread written to in its current turn.
+struct FlushList {
+  std::vector<std::shared_ptr<WsConnectionImpl>> dirty;
+  bool posted = false;
+
+  static FlushList& ForThisThread() {
+    thread_local FlushList list;
+    return list;
+  }
+};
+
 // What the handshake needs of the upgrade request.
 struct UpgradeFields {
   std::string version;
@@ -160,9 +171,12 @@ class WsConnectionImpl final : public WsConnection,
         upgrade_(std::move(upgrade)),
         request_(std::move(request)),
         options_(options),
-        guard_(std::move(guard)) {}
+        guard_(std::move(guard)) {
+    loop_ = &asio::query(socket_.get_executor(), asio::execution::context);
+  }
 
   uint64_t id() const override { return id_; }
+  const void* loop() const override { return loop_; }
   const HttpRequest& request() const override { return request_; }
   void SetHandler(std::shared_ptr<WsHandler> handler) override { handler_ = std::move(handler); }
   bool writing() const override { return writing_; }
@@ -485,13 +499,23 @@ class WsConnectionImpl final : public WsConnection,
   }
 
   // Flushes at the end of this turn of the io thread, so that what is
-  // written until then goes out in one system call.
+  // written until then goes out in one system call. One posted handler per
+  // io thread flushes every connection written to in the turn.
   void ScheduleFlush() {
     if (flush_posted_ || writing_ || finished_) return;
     flush_posted_ = true;
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      self->flush_posted_ = false;
-      self->Flush();
+    FlushList& list = FlushList::ForThisThread();
+    list.dirty.push_back(shared_from_this());
+    if (list.posted) return;
+    list.posted = true;
+    asio::post(socket_.get_executor(), [&list] {
+      std::vector<std::shared_ptr<WsConnectionImpl>> dirty;
+      dirty.swap(list.dirty);
+      list.posted = false;  // flushes may write again: a new turn
+      for (const auto& c : dirty) {
+        c->flush_posted_ = false;
+        c->Flush();
+      }
     });
   }
 
@@ -555,6 +579,7 @@ class WsConnectionImpl final : public WsConnection,
 
   const uint64_t id_;
   tcp::socket socket_;
+  const void* loop_ = nullptr;  // the io_context
   UpgradeFields upgrade_;
   HttpRequest request_;
   const WsOptions options_;

@@ -58,6 +58,9 @@ class WsConnection {
 
   // Process-wide unique id of this socket.
   virtual uint64_t id() const = 0;
+  // Identifies the io thread the connection lives on: connections with the
+  // same loop() can be served by one posted task.
+  virtual const void* loop() const = 0;
   // The upgrade request (headers, query, remote address). Valid until the
   // handler's OnOpen returns; empty afterwards (idle sessions keep none).
   virtual const HttpRequest& request() const = 0;
