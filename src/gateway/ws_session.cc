@@ -562,7 +562,7 @@ void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now
   if (cs.last_seq == 0 || msg->seq == cs.last_seq + 1) {
     cs.last_seq = msg->seq;
     Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1}, msg->priority);
-    ReleaseHeld(cs, msg->conv_id);
+    ReleaseHeld(cs);
     return;
   }
   if (cs.held.empty()) cs.gap_since_ms = now;
@@ -588,13 +588,13 @@ void WsSession::NoteOwnMessage(const std::string& conv_id, int64_t seq) {
   if (cs.last_seq != 0 && seq <= cs.last_seq) return;
   if (cs.last_seq == 0 || seq == cs.last_seq + 1) {
     cs.last_seq = seq;
-    return ReleaseHeld(cs, conv_id);
+    return ReleaseHeld(cs);
   }
   if (cs.held.empty()) cs.gap_since_ms = SteadyMs();
   cs.held.emplace(seq, nullptr);  // known here: skipped when its turn comes
 }
 
-void WsSession::ReleaseHeld(ConvState& cs, const std::string& conv_id) {
+void WsSession::ReleaseHeld(ConvState& cs) {
   while (!cs.held.empty()) {
     auto it = cs.held.begin();
     if (it->first <= cs.last_seq) {
@@ -646,7 +646,7 @@ void WsSession::FillGap(const std::string& conv_id) {
           if (!cs.held.empty() && cs.held.begin()->first > cs.last_seq + 1) {
             cs.last_seq = cs.held.begin()->first - 1;
           }
-          s.ReleaseHeld(cs, conv_id);
+          s.ReleaseHeld(cs);
         });
       });
 }

@@ -143,7 +143,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void PostToConn(absl::AnyInvocable<void()> fn);
 
   void AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now_ms);
-  void ReleaseHeld(ConvState& cs, const std::string& conv_id);
+  void ReleaseHeld(ConvState& cs);
   bool AckedBeforeThisSocket(const OutMessage& msg) const;
   // A message this session sent (it gets the reply, not the msg event).
   void NoteOwnMessage(const std::string& conv_id, int64_t seq);
