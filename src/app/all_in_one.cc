@@ -57,6 +57,7 @@ struct AllInOne::Parts {
   std::unique_ptr<service::MessageServiceImpl> messages;
   std::unique_ptr<service::GroupServiceImpl> groups;
   std::unique_ptr<service::ConversationServiceImpl> conversations;
+  std::unique_ptr<gateway::UnauthenticatedCap> unauthenticated;
   std::unique_ptr<gateway::GatewayContext> gateway;
 };
 
@@ -131,9 +132,11 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
       parts->presence.get());
   parts->indexer->Start();
   parts->tasks->Start();
+  parts->unauthenticated =
+      std::make_unique<gateway::UnauthenticatedCap>(config.gateway.max_unauthenticated);
   parts->gateway.reset(new gateway::GatewayContext{
       *parts->auth, *parts->messages, *parts->conversations, *parts->presence, *parts->routes,
-      *parts->sessions, config.gateway, page_max});
+      *parts->sessions, config.gateway, page_max, parts->unauthenticated.get()});
   return std::unique_ptr<AllInOne>(new AllInOne(std::move(parts)));
 }
 

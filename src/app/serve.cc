@@ -128,6 +128,10 @@ int RunServe(const core::Config& config) {
   http_options.max_body_bytes = static_cast<uint64_t>(config.server.max_body_bytes);
   http_options.connections_per_address =
       static_cast<uint32_t>(config.limits.connections_per_address);
+  http_options.max_pending_requests = static_cast<uint32_t>(config.server.max_pending_requests);
+  http_options.requests_per_sec_address =
+      static_cast<double>(config.limits.requests_per_sec_address);
+  http_options.requests_burst_address = static_cast<double>(config.limits.requests_burst_address);
   http_options.on_websocket = (*node)->WebSocketAcceptor();
   http_options.websocket.max_message_bytes = static_cast<uint64_t>(config.limits.frame_max_bytes);
   http_options.websocket.ping_interval_ms = config.gateway.ping_interval_ms;

@@ -1,7 +1,5 @@
 #include "core/config.h"
 
-#include "core/text.h"
-
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -10,6 +8,8 @@
 #include <functional>
 #include <string_view>
 #include <variant>
+
+#include "core/text.h"
 
 extern char** environ;
 
@@ -107,6 +107,12 @@ const std::vector<Field>& Schema() {
           "server", "max_body_bytes", 1024, 1073741824,
           [](Config& c) { return &c.server.max_body_bytes; },
           "Largest HTTP request body; larger ones get 413."),
+      Int(
+          "server", "max_pending_requests", 0, 10000000,
+          [](Config& c) { return &c.server.max_pending_requests; },
+          "Connections whose request headers are still arriving (new ones that have sent "
+          "nothing yet included), server-wide; over it new connections are closed at once. 0 "
+          "means no limit."),
       // [auth]
       Int(
           "auth", "access_ttl_s", 1, 86400, [](Config& c) { return &c.auth.access_ttl_s; },
@@ -179,6 +185,11 @@ const std::vector<Field>& Schema() {
           "gateway", "max_subscriptions", 1, 1000000,
           [](Config& c) { return &c.gateway.max_subscriptions; },
           "Most users one session may follow with presence.sub."),
+      Int(
+          "gateway", "max_unauthenticated", 0, 10000000,
+          [](Config& c) { return &c.gateway.max_unauthenticated; },
+          "WebSockets waiting for an auth frame (no token on the upgrade), server-wide; over it a "
+          "new one is closed with 1013 (try again later). 0 means no limit."),
       // [groups]
       Int(
           "groups", "fanout_threshold", 0, 10000000,
@@ -195,7 +206,8 @@ const std::vector<Field>& Schema() {
           "How long after sending a sender may recall a message (group owners and admins "
           "may recall at any time)."),
       // [web]
-      Str("web", "root", {}, [](Config& c) { return &c.web.root; },
+      Str(
+          "web", "root", {}, [](Config& c) { return &c.web.root; },
           "Directory of the web client served at /. Empty: the copy installed with the "
           "binary (<bin>/../share/mpim/web), if any; \"off\": serve none."),
       // [store]
@@ -250,6 +262,15 @@ const std::vector<Field>& Schema() {
           "limits", "connections_per_address", 0, 10000000,
           [](Config& c) { return &c.limits.connections_per_address; },
           "Open connections per client address; 0 means no limit."),
+      Int(
+          "limits", "requests_per_sec_address", 0, 10000000,
+          [](Config& c) { return &c.limits.requests_per_sec_address; },
+          "HTTP requests (WebSocket upgrades included) per second per client address, "
+          "sustained; over it 429 rate_limited. 0 means no limit."),
+      Int(
+          "limits", "requests_burst_address", 1, 10000000,
+          [](Config& c) { return &c.limits.requests_burst_address; },
+          "HTTP requests per client address allowed in a burst."),
   };
   return schema;
 }

@@ -40,6 +40,9 @@ struct ServerConfig {
   int64_t idle_timeout_ms = 60000;     // keep-alive connection idle this long is closed
   int64_t max_header_bytes = 16384;    // 431 above
   int64_t max_body_bytes = 1048576;    // 413 above (HTTP request bodies)
+  // Connections whose request headers are still arriving, server-wide
+  // (slow or idle new clients); over it new connections are closed. 0: none.
+  int64_t max_pending_requests = 10000;
 };
 
 struct WebConfig {
@@ -57,6 +60,8 @@ struct GatewayConfig {
   int64_t send_queue_max_bytes = 4194304;  // per session: queued + unacked bytes (else 4008)
   int64_t rate_limit_close_after = 100;    // refused sends within 10 s before close 4029
   int64_t max_subscriptions = 1000;        // presence.sub per session
+  // WebSockets waiting for an auth frame, server-wide; over it 1013. 0: none.
+  int64_t max_unauthenticated = 10000;
 };
 
 struct GroupsConfig {
@@ -90,6 +95,8 @@ struct LimitsConfig {
   int64_t group_max_members = 100000;
   int64_t page_max = 200;
   int64_t connections_per_address = 5000;  // 0: no limit
+  int64_t requests_per_sec_address = 500;  // HTTP requests per client address; 0: no limit
+  int64_t requests_burst_address = 1000;
 };
 
 struct AuthConfig {

@@ -13,10 +13,13 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "core/logging.h"
+#include "core/rate_limiter.h"
 #include "net/websocket_upgrade.h"
 
 namespace mpim::net {
@@ -69,10 +72,17 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
                                     "Time from a request's last byte to its response, by route.",
                                     {"route"})),
         open_(metrics.Gauge("mpim_http_connections_open", "Open HTTP connections.").With({})),
-        refused_(metrics
-                     .Counter("mpim_http_connections_refused_total",
-                              "Connections closed at once for exceeding a per-address limit.")
-                     .With({})) {}
+        pending_gauge_(metrics
+                           .Gauge("mpim_http_requests_pending",
+                                  "Connections whose request headers are still arriving.")
+                           .With({})),
+        refused_per_address_(RefusedCounter(metrics, "per_address")),
+        refused_pending_(RefusedCounter(metrics, "pending_requests")) {
+    if (options_.requests_per_sec_address > 0) {
+      request_rate_ = std::make_unique<core::KeyedRateLimiter<std::string>>(
+          options_.requests_per_sec_address, std::max(1.0, options_.requests_burst_address));
+    }
+  }
 
   core::Status Start() {
     beast::error_code ec;
@@ -135,6 +145,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
     asio::any_io_executor executor;
     beast::tcp_stream* stream = nullptr;  // null once the connection is done
     bool busy = false;                    // a request is being handled
+    bool pending = false;                 // counted in pending_: headers not complete
     std::string address;
     std::weak_ptr<WsConnection> ws;  // set once upgraded
   };
@@ -154,7 +165,6 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       }
       auto conn = self->Register(socket);
       if (!conn) {
-        self->refused_.Inc();
         beast::error_code ignored;
         socket.close(ignored);
         continue;
@@ -164,26 +174,69 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
-  // Adds a connection, or returns null when its address is over the limit.
+  static core::Counter& RefusedCounter(core::MetricsRegistry& metrics, std::string_view reason) {
+    return metrics
+        .Counter("mpim_http_connections_refused_total",
+                 "Connections closed at accept: over limits.connections_per_address "
+                 "(per_address) or server.max_pending_requests (pending_requests).",
+                 {"reason"})
+        .With({reason});
+  }
+
+  // Adds a connection (pending until its first request's headers are in),
+  // or returns null when it is over a limit.
   std::shared_ptr<Conn> Register(tcp::socket& socket) {
     beast::error_code ec;
     auto remote = socket.remote_endpoint(ec);
     auto conn = std::make_shared<Conn>();
     conn->executor = socket.get_executor();
     conn->address = ec ? std::string() : remote.address().to_string();
+    if (options_.max_pending_requests != 0 &&
+        pending_.load(std::memory_order_relaxed) >= options_.max_pending_requests) {
+      refused_pending_.Inc();
+      return nullptr;
+    }
     std::lock_guard lock(mu_);
     uint32_t& count = per_address_[conn->address];
     if (options_.connections_per_address != 0 && count >= options_.connections_per_address) {
       if (count == 0) per_address_.erase(conn->address);
+      refused_per_address_.Inc();
       return nullptr;
     }
     ++count;
     conns_.insert(conn);
     open_.Inc();
+    SetPending(*conn, true);
     return conn;
   }
 
+  // Counts `conn` in pending_ or takes it out.
+  void SetPending(Conn& conn, bool pending) {
+    if (conn.pending == pending) return;
+    conn.pending = pending;
+    if (pending) {
+      pending_.fetch_add(1, std::memory_order_relaxed);
+      pending_gauge_.Inc();
+    } else {
+      pending_.fetch_sub(1, std::memory_order_relaxed);
+      pending_gauge_.Dec();
+    }
+  }
+
+  // A 429 for a request from `address` over its rate, or nothing.
+  std::optional<HttpResponse> RateLimit(const std::string& address) {
+    if (!request_rate_) return std::nullopt;
+    int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch())
+                         .count();
+    int64_t retry_ms = request_rate_->TryAcquire(address, now_ms);
+    if (retry_ms == 0) return std::nullopt;
+    return HttpResponse::Error(
+        core::RateLimitedError("too many requests from this address", retry_ms));
+  }
+
   void Unregister(const std::shared_ptr<Conn>& conn) {
+    SetPending(*conn, false);
     std::lock_guard lock(mu_);
     if (auto it = per_address_.find(conn->address); it != per_address_.end()) {
       if (--it->second == 0) per_address_.erase(it);
@@ -233,12 +286,21 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         if (ec) co_return false;  // closed, idle timeout or drained
         buffer.commit(n);
       }
+      SetPending(conn, true);
       conn.busy = true;
       stream.expires_after(options_.request_timeout);
       http::request_parser<http::string_body> parser;
       parser.header_limit(options_.max_header_bytes);
       parser.body_limit(options_.max_body_bytes);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
+      beast::error_code ec;
+      std::tie(ec, std::ignore) =
+          co_await http::async_read_header(stream, buffer, parser, kUseTuple);
+      if (!ec) {
+        SetPending(conn, false);  // headers in: the body is bounded by max_body_bytes
+        if (!parser.is_done()) {
+          std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, kUseTuple);
+        }
+      }
       if (ec == http::error::body_limit) {
         co_await WriteAndClose(stream, HttpResponse::Error(core::PayloadTooLargeError(
                                            "request body exceeds " +
@@ -263,6 +325,16 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         co_return false;
       }
       http::request<http::string_body> req = parser.release();
+      if (std::optional<HttpResponse> limited = RateLimit(conn.address)) {
+        requests_.With({MethodLabel(req.method()), "rate_limited", "429"}).Inc();
+        // An upgrade refused is the end of that connection; a plain request
+        // may go on once the client has waited.
+        bool keep_alive = req.keep_alive() && !IsWebSocketPath(req.target()) && !draining_.load();
+        auto write_ec = co_await Write(stream, std::move(*limited), keep_alive);
+        conn.busy = false;
+        if (write_ec || !keep_alive) co_return false;
+        continue;
+      }
       if (IsWebSocketPath(req.target())) {
         if (beast::websocket::is_upgrade(req) && options_.on_websocket && buffer.size() == 0) {
           auto target = ParseTarget(std::string(req.target()));
@@ -404,7 +476,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
   core::CounterFamily& requests_;
   core::HistogramFamily& duration_;
   core::Gauge& open_;
-  core::Counter& refused_;
+  core::Gauge& pending_gauge_;
+  core::Counter& refused_per_address_;
+  core::Counter& refused_pending_;
+  std::atomic<uint32_t> pending_{0};  // connections with pending == true
+  std::unique_ptr<core::KeyedRateLimiter<std::string>> request_rate_;  // null: no limit
 
   mutable std::mutex mu_;  // guards conns_ and per_address_
   std::condition_variable drained_cv_;

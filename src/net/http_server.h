@@ -1,8 +1,10 @@
 // The HTTP/1.1 listener (Boost.Beast behind a pimpl, so includers do not
 // compile Beast): keep-alive, routing through a Router, limits on header
 // (431) and body (413) size, a read timeout per request and an idle timeout
-// per keep-alive connection, a cap on connections per client address, and
-// protocol-shaped JSON error bodies.
+// per keep-alive connection, a cap on connections per client address, a
+// server-wide cap on requests whose headers are still arriving, a request
+// rate limit per client address (429), and protocol-shaped JSON error
+// bodies.
 //
 // Life cycle, all from one control thread (main):
 //   HttpServer server(pool, router, options);
@@ -36,6 +38,15 @@ struct HttpServerOptions {
   uint32_t max_header_bytes = 16384;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t connections_per_address = 0;  // 0: no limit
+  // Connections whose request headers are still arriving: a new connection
+  // from accept, a keep-alive one from its next request's first byte, until
+  // the headers are complete. Over it a new connection is closed at accept.
+  // 0: no limit.
+  uint32_t max_pending_requests = 0;
+  // Token bucket per client address over requests (WebSocket upgrades
+  // included); over it 429 rate_limited with Retry-After. 0: no limit.
+  double requests_per_sec_address = 0;
+  double requests_burst_address = 1;
   // Upgrades on this path go to `on_websocket` (none when unset). Other
   // requests to it get 426.
   std::string websocket_path = "/ws";

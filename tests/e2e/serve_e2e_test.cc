@@ -1,11 +1,7 @@
 // End-to-end: the built `mpim` binary, started on a free port with a temp
 // data dir, driven over real HTTP connections.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +11,7 @@
 #include <fstream>
 
 #include "client/http_client.h"
+#include "support/raw_conn.h"
 #include "support/server_process.h"
 
 namespace mpim {
@@ -22,61 +19,10 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::RawConn;
 using testing::RunCommand;
+using testing::ServedConnection;
 using testing::ServerProcess;
-
-// A raw TCP connection, for what a well-behaved client would never send.
-class RawConn {
- public:
-  explicit RawConn(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  }
-  ~RawConn() { ::close(fd_); }
-  bool connected() const { return connected_; }
-  void Send(const std::string& s) { (void)::send(fd_, s.data(), s.size(), MSG_NOSIGNAL); }
-  // Reads until the peer closes or `deadline`; true if it closed.
-  // Reads until `needle` has arrived; false on close or deadline.
-  bool ReadUntil(const std::string& needle, milliseconds deadline) {
-    std::string got;
-    auto until = std::chrono::steady_clock::now() + deadline;
-    char buf[4096];
-    while (got.find(needle) == std::string::npos) {
-      auto left =
-          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return false;
-      got.append(buf, static_cast<size_t>(n));
-    }
-    return true;
-  }
-  bool ReadUntilClosed(milliseconds deadline, std::string* out = nullptr) {
-    auto until = std::chrono::steady_clock::now() + deadline;
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      int left = static_cast<int>(
-          std::chrono::duration_cast<milliseconds>(until - std::chrono::steady_clock::now())
-              .count());
-      if (::poll(&p, 1, std::max(left, 1)) <= 0) continue;
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return true;
-      if (out) out->append(buf, static_cast<size_t>(n));
-    }
-    return false;
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
 
 TEST(ServeE2eTest, HealthReadyMetricsAndErrors) {
   ServerProcess server;
@@ -173,19 +119,6 @@ TEST(ServeE2eTest, MalformedRequestIs400AndTrickledRequestTimesOut) {
   auto ok = http.Get("/healthz");
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->status, 200);
-}
-
-// A connection that got a response is counted by the server. The first may
-// be refused for a moment while the server reaps Start()'s readiness probe,
-// so it is retried until a deadline.
-std::unique_ptr<RawConn> ServedConnection(uint16_t port, milliseconds deadline) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    auto conn = std::make_unique<RawConn>(port);
-    conn->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    if (conn->ReadUntil("{\"status\":\"ok\"}", milliseconds(2000))) return conn;
-  }
-  return nullptr;
 }
 
 TEST(ServeE2eTest, ConnectionsPerAddressAreCapped) {

@@ -162,7 +162,9 @@ std::vector<std::pair<std::string, std::string>> FastAuthEnv() {
   return {{"MPIM_AUTH_ARGON2_OPSLIMIT", "1"},
           {"MPIM_AUTH_ARGON2_MEMLIMIT_KIB", "8"},
           {"MPIM_AUTH_LOGIN_PER_MIN_USER", "100000"},
-          {"MPIM_AUTH_LOGIN_PER_MIN_ADDRESS", "100000"}};
+          {"MPIM_AUTH_LOGIN_PER_MIN_ADDRESS", "100000"},
+          {"MPIM_LIMITS_REQUESTS_PER_SEC_ADDRESS", "1000000"},
+          {"MPIM_LIMITS_REQUESTS_BURST_ADDRESS", "1000000"}};
 }
 
 ServerProcess* SharedServerTest::server_ = nullptr;

@@ -98,8 +98,8 @@ class ApiClient {
 };
 
 // Environment for a test server: cheap Argon2 parameters (the defaults cost
-// tens of milliseconds per hash) and login limits high enough that a whole
-// suite logging in from 127.0.0.1 never trips them.
+// tens of milliseconds per hash), and login limits and a per-address request
+// rate high enough that a whole suite from 127.0.0.1 never trips them.
 std::vector<std::pair<std::string, std::string>> FastAuthEnv();
 
 // A fixture whose tests share one server (started with FastAuthEnv() by

@@ -800,8 +800,8 @@ int Main(int argc, char** argv) {
   if (!o.label.empty()) report.server += " (" + o.label + ")";
   report.notes.push_back(
       "Each scenario runs against a fresh `mpim serve` (temp data dir, default configuration) "
-      "started with cheap password hashing and the login, send-rate and per-address connection "
-      "limits raised out of the way: " +
+      "started with cheap password hashing and the login, send-rate, per-address connection "
+      "and per-address request-rate limits raised out of the way: " +
       [] {
         std::string env;
         for (const auto& [k, v] : ServerProc::LoadEnv())

@@ -74,10 +74,15 @@ std::string StringField(const std::string& body, const char* field) {
 std::vector<std::pair<std::string, std::string>> ServerProc::LoadEnv() {
   return {
       // Setup speed is not what is measured: cheap password hashes.
-      {"MPIM_AUTH_ARGON2_OPSLIMIT", "1"},          {"MPIM_AUTH_ARGON2_MEMLIMIT_KIB", "8"},
-      {"MPIM_AUTH_LOGIN_PER_MIN_USER", "1000000"}, {"MPIM_AUTH_LOGIN_PER_MIN_ADDRESS", "1000000"},
-      {"MPIM_AUTH_ACCESS_TTL_S", "86400"},         {"MPIM_LIMITS_SEND_PER_SEC", "1000000"},
-      {"MPIM_LIMITS_SEND_BURST", "1000000"},       {"MPIM_LIMITS_CONNECTIONS_PER_ADDRESS", "0"},
+      {"MPIM_AUTH_ARGON2_OPSLIMIT", "1"},
+      {"MPIM_AUTH_ARGON2_MEMLIMIT_KIB", "8"},
+      {"MPIM_AUTH_LOGIN_PER_MIN_USER", "1000000"},
+      {"MPIM_AUTH_LOGIN_PER_MIN_ADDRESS", "1000000"},
+      {"MPIM_AUTH_ACCESS_TTL_S", "86400"},
+      {"MPIM_LIMITS_SEND_PER_SEC", "1000000"},
+      {"MPIM_LIMITS_SEND_BURST", "1000000"},
+      {"MPIM_LIMITS_CONNECTIONS_PER_ADDRESS", "0"},
+      {"MPIM_LIMITS_REQUESTS_PER_SEC_ADDRESS", "0"},
   };
 }
 
