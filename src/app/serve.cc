@@ -1,7 +1,9 @@
 #include "app/serve.h"
 
+#include <malloc.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -55,6 +57,26 @@ sigset_t ShutdownSignals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   return set;
+}
+
+// Blocks until SIGTERM or SIGINT. Meanwhile, once many connections have
+// gone since the last look, hands freed heap back to the system: glibc keeps
+// it otherwise, and a wave of abandoned connections would leave the resident
+// size at its peak for good.
+int WaitForStopSignal(const sigset_t& signals, const net::HttpServer& server) {
+  constexpr size_t kTrimAfterClosed = 256;
+  size_t high_water = server.open_connections();
+  for (;;) {
+    timespec period{0, 100 * 1000 * 1000};  // 100 ms: no wave of connections hides in between
+    int signo = sigtimedwait(&signals, nullptr, &period);
+    if (signo > 0) return signo;
+    size_t open = server.open_connections();
+    high_water = std::max(high_water, open);
+    if (high_water - open >= kTrimAfterClosed) {
+      malloc_trim(0);
+      high_water = open;
+    }
+  }
 }
 
 }  // namespace
@@ -154,8 +176,7 @@ int RunServe(const core::Config& config) {
       MPIM_VERSION, base.c_str(), base.c_str(), base.c_str(), base.c_str());
   std::fflush(stdout);
 
-  int signo = 0;
-  sigwait(&signals, &signo);
+  int signo = WaitForStopSignal(signals, server);
   Log().Info("draining", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                           {"timeout_ms", config.server.drain_timeout_ms}});
   draining.store(true);
