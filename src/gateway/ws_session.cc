@@ -25,6 +25,7 @@ constexpr uint16_t kCloseKicked = 4003;
 constexpr uint16_t kCloseSlowConsumer = 4008;
 constexpr uint16_t kCloseRateLimited = 4029;
 constexpr uint16_t kCloseTryAgainLater = 1013;
+constexpr uint16_t kCloseServiceRestart = 1012;
 
 const core::Logger& Log() {
   static const core::Logger log("ws");
@@ -366,9 +367,13 @@ void WsSession::StartNextSend() {
   QueuedSend next = std::move(sends_.front());
   sends_.pop_front();
   if (state_ == State::kDraining) {
-    // Closing for abuse: what is still waiting is refused, not dropped.
-    OnSendResult(next.rid, core::RateLimitedError("session closing: rate limited repeatedly",
-                                                  kStrikeWindowMs));
+    // Closing: what is still waiting is refused, not dropped.
+    bool restarting = close_after_flush_ && close_after_flush_->first == kCloseServiceRestart;
+    OnSendResult(
+        next.rid,
+        restarting
+            ? absl::UnavailableError("server restarting: send again after reconnecting")
+            : core::RateLimitedError("session closing: rate limited repeatedly", kStrikeWindowMs));
     return StartNextSend();
   }
   send_in_flight_ = true;
@@ -720,6 +725,12 @@ void WsSession::Pump() {
     Metrics().closes.With({std::to_string(code)}).Inc();
     conn_->Close(code, reason);
   }
+}
+
+void WsSession::OnDrain(uint16_t code, std::string_view reason) {
+  // The sends already handed to the store get their replies first.
+  if (state_ == State::kActive) return CloseAfterReplies(code, std::string(reason));
+  if (state_ != State::kDraining) CloseWith(code, reason);
 }
 
 void WsSession::CloseAfterReplies(uint16_t code, std::string reason) {

@@ -88,6 +88,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void OnBinary() override;
   void OnWritable() override;
   void OnTick(int64_t now_ms) override;
+  void OnDrain(uint16_t code, std::string_view reason) override;
   void OnClosed() override;
 
  private:

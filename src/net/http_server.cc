@@ -120,7 +120,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       // Idle connections close now; busy ones close after their response.
       asio::post(conn->executor, [conn] {
         if (auto ws = conn->ws.lock()) {
-          ws->Close(1012, "server restarting");
+          ws->Drain(1012, "server restarting");
         } else if (conn->stream && !conn->busy) {
           conn->stream->socket().close();
         }

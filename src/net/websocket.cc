@@ -241,6 +241,11 @@ class WsConnectionImpl final : public WsConnection,
     ScheduleFlush();
   }
 
+  void Drain(uint16_t code, std::string_view reason) override {
+    if (open_ && !closing_ && !finished_ && handler_) return handler_->OnDrain(code, reason);
+    Close(code, reason);
+  }
+
   void Tick(int64_t now) {
     if (finished_) return;
     if (closing_) {

@@ -43,7 +43,9 @@ class WsHandler {
   virtual void OnBinary() = 0;                     // a binary message (ignored content)
   virtual void OnWritable() = 0;                   // written out; room for more
   virtual void OnTick(int64_t now_ms) = 0;         // steady clock, every kTickMs
-  virtual void OnClosed() = 0;                     // gone; no calls after this
+  // The server is draining: close with `code` once what is owed is out.
+  virtual void OnDrain(uint16_t code, std::string_view reason) = 0;
+  virtual void OnClosed() = 0;  // gone; no calls after this
 };
 
 struct WsOptions {
@@ -77,6 +79,10 @@ class WsConnection {
   // Starts the closing handshake with `code` after the frames already
   // written; frames the handler still queues are its own to drop. Idempotent.
   virtual void Close(uint16_t code, std::string_view reason) = 0;
+
+  // Asks the handler to finish what it owes and close with `code` (its
+  // OnDrain); closes at once when there is no open handler.
+  virtual void Drain(uint16_t code, std::string_view reason) = 0;
 
   // Runs `fn` on the connection's io thread. Thread-safe.
   virtual void Post(absl::AnyInvocable<void()> fn) = 0;

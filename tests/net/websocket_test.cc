@@ -53,6 +53,9 @@ class EchoHandler final : public WsHandler {
   }
   void OnWritable() override {}
   void OnTick(int64_t) override {}
+  void OnDrain(uint16_t code, std::string_view reason) override {
+    if (auto conn = conn_.lock()) conn->Close(code, reason);
+  }
   void OnClosed() override {}
 
  private:
