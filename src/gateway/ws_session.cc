@@ -26,6 +26,8 @@ constexpr uint16_t kCloseSlowConsumer = 4008;
 constexpr uint16_t kCloseRateLimited = 4029;
 constexpr uint16_t kCloseTryAgainLater = 1013;
 constexpr uint16_t kCloseServiceRestart = 1012;
+// Messages kept for a session between its registration and its hello.
+constexpr size_t kMaxEarlyMessages = 1000;
 
 const core::Logger& Log() {
   static const core::Logger log("ws");
@@ -168,7 +170,11 @@ void WsSession::DeliverMessage(std::vector<std::shared_ptr<WsSession>> sessions,
                                std::shared_ptr<const OutMessage> msg) {
   OnThreadAll(std::move(sessions), [msg = std::move(msg), now = int64_t{0}](WsSession& s) mutable {
     if (now == 0) now = SteadyMs();
-    if (s.state_ == State::kActive) s.AcceptMessage(msg, now);
+    if (s.state_ == State::kActive) {
+      s.AcceptMessage(msg, now);
+    } else if (s.state_ == State::kAuthenticating && s.early_.size() < kMaxEarlyMessages) {
+      s.early_.push_back(msg);  // registered, hello not out yet
+    }
   });
 }
 
@@ -330,6 +336,16 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
           } else {
             self->EnqueueReply(
                 std::make_shared<const std::string>("{\"op\":\"hello\"," + fields + "}"));
+          }
+          // Messages pushed while the hello list was read: those it does
+          // not cover go out live after it.
+          std::unordered_map<std::string, int64_t> listed;
+          for (const auto& p : *pending) listed[p.conv_id] = p.last_seq;
+          auto early = std::move(self->early_);
+          int64_t now = SteadyMs();
+          for (auto& m : early) {
+            auto it = listed.find(m->conv_id);
+            if (it == listed.end() || m->seq > it->second) self->AcceptMessage(std::move(m), now);
           }
         });
       });
@@ -590,8 +606,11 @@ void WsSession::NoteOwnMessage(const std::string& conv_id, int64_t seq) {
   // This session sent it and got the reply instead of a msg event: it counts
   // as handed on, so the next message of the conversation is no gap.
   ConvState& cs = convs_[conv_id];
-  if (cs.last_seq != 0 && seq <= cs.last_seq) return;
-  if (cs.last_seq == 0 || seq == cs.last_seq + 1) {
+  // Never the socket's starting point: a message of another member stored
+  // before it may still be on its way here (a fan-out job pushes after the
+  // send's reply), and would then look delivered already.
+  if (cs.last_seq == 0 || seq <= cs.last_seq) return;
+  if (seq == cs.last_seq + 1) {
     cs.last_seq = seq;
     return ReleaseHeld(cs);
   }

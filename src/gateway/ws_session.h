@@ -188,6 +188,8 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // Set by hello: what this device (login session) acked before this socket.
   int64_t activated_wall_ms_ = 0;
   std::unordered_map<std::string, int64_t> delivered_at_hello_;  // pending convs
+  // Pushed after registration, before the hello went out.
+  std::vector<std::shared_ptr<const OutMessage>> early_;
 };
 
 }  // namespace mpim::gateway
