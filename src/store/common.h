@@ -5,10 +5,11 @@
 //   - Every store method returns at once; it never blocks the caller. Its
 //     result arrives through the completion callback passed as the last
 //     argument.
-//   - The callback is invoked exactly once, on a store thread (the writer
-//     thread for writes, a reader thread for reads). The only exception: a
-//     call made after Store::Close() completes inline on the caller's thread
-//     with kUnavailable.
+//   - The callback is invoked exactly once, on a store thread (for the
+//     SQLite engine: its completion thread for writes, in commit order; a
+//     reader thread for reads). The only exception: a call made after
+//     Store::Close() completes inline on the caller's thread with
+//     kUnavailable.
 //   - Callbacks must be short and must not block: post the result to your
 //     own executor. A callback may call the store again (that only queues).
 //   - A write's callback runs only after its transaction has committed: an

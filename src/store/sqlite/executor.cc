@@ -52,6 +52,10 @@ Executor::Executor(const SqliteOptions& options, std::unique_ptr<Connection> wri
     NameThread("store-ckpt");
     CheckpointLoop();
   });
+  completion_thread_ = std::thread([this] {
+    NameThread("store-done");
+    CompletionLoop();
+  });
   writer_thread_ = std::thread([this] {
     NameThread("store-writer");
     WriterLoop();
@@ -79,6 +83,13 @@ void Executor::Close() {
   }
   read_cv_.notify_all();
   if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    std::lock_guard lock(done_mu_);
+    done_closing_ = true;
+  }
+  done_cv_.notify_all();
+  // Runs what the writer finished before it stopped.
+  if (completion_thread_.joinable()) completion_thread_.join();
   for (auto& t : reader_threads_) {
     if (t.joinable()) t.join();
   }
@@ -194,7 +205,29 @@ void Executor::FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core:
     Log().Warn("writes failing (refused as unavailable until a commit succeeds)",
                {{"error", std::string(status.message())}});
   }
-  for (auto& op : batch) op->Complete(status);
+  CompleteLater(std::move(batch), status);
+}
+
+void Executor::CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status) {
+  {
+    std::lock_guard lock(done_mu_);
+    done_queue_.push_back(Finished{std::move(batch), std::move(status)});
+  }
+  done_cv_.notify_one();
+}
+
+void Executor::CompletionLoop() {
+  for (;;) {
+    Finished finished;
+    {
+      std::unique_lock lock(done_mu_);
+      done_cv_.wait(lock, [this] { return !done_queue_.empty() || done_closing_; });
+      if (done_queue_.empty()) return;
+      finished = std::move(done_queue_.front());
+      done_queue_.pop_front();
+    }
+    for (auto& op : finished.ops) op->Complete(finished.status);
+  }
 }
 
 core::Status Executor::ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch) {
@@ -262,7 +295,7 @@ void Executor::RunBatch() {
   if (storage_failed_.exchange(false, std::memory_order_relaxed)) {
     Log().Info("writes succeed again");
   }
-  for (auto& op : batch) op->Complete(core::Status());
+  CompleteLater(std::move(batch), core::Status());
 }
 
 }  // namespace mpim::store::sqlite

@@ -6,8 +6,10 @@
 // Write batches: the writer takes the queued writes, opens a transaction and
 // applies them one by one, taking in writes that arrive meanwhile, and
 // commits when the batch holds batch_max writes, when it has been open for
-// batch_delay, or when no write is queued. Only after the commit does it run
-// the callbacks, each with its own result. A write that fails without
+// batch_delay, or when no write is queued. After the commit it hands the
+// whole batch to the completion thread, which runs the callbacks in order,
+// each with its own result: the writer only writes, and whatever a callback
+// does (fan-out, posting to sessions) never delays the next batch. A write that fails without
 // changing anything fails alone; one that fails after changing rows makes the
 // writer roll the batch back and apply it again with a savepoint around each
 // write, so that it fails alone too. A failed commit (disk full, I/O error)
@@ -55,7 +57,9 @@ class Executor {
   // A write: `body` runs on the writer thread inside the batch transaction.
   // It may run more than once (when its batch is applied again), so it must
   // not move out of its captures, and must leave no side effects but SQL.
-  // `done` gets body's result after the commit, or the commit's error.
+  // `done` gets body's result after the commit, or the commit's error, on
+  // the completion thread (in commit order: a write's callback runs after
+  // those of every write committed before it).
   template <typename R>
   void Write(std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
              absl::AnyInvocable<void(R) &&> done) {
@@ -154,6 +158,15 @@ class Executor {
   // Applies the writes with a savepoint around each one.
   core::Status ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch);
   void FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status);
+  // Hands a finished batch to the completion thread: each write completes
+  // with its own result if `status` is OK, else with `status`.
+  void CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status);
+  void CompletionLoop();
+
+  struct Finished {
+    std::vector<std::unique_ptr<WriteOp>> ops;
+    core::Status status;
+  };
 
   const SqliteOptions options_;
   const NowMsFn now_;
@@ -172,6 +185,11 @@ class Executor {
   std::deque<ReadTask> read_queue_;
   bool read_closing_ = false;
 
+  std::mutex done_mu_;  // guards done_queue_ and done_closing_
+  std::condition_variable done_cv_;
+  std::deque<Finished> done_queue_;
+  bool done_closing_ = false;
+
   std::mutex checkpoint_mu_;  // guards checkpoint_wanted_ and checkpoint_closing_
   std::condition_variable checkpoint_cv_;
   bool checkpoint_wanted_ = false;
@@ -179,6 +197,7 @@ class Executor {
 
   std::mutex close_mu_;  // serializes Close
   std::thread writer_thread_;
+  std::thread completion_thread_;
   std::thread checkpoint_thread_;
   std::vector<std::thread> reader_threads_;
 };
