@@ -27,6 +27,13 @@
 #include "service/user/user_service_impl.h"
 
 namespace mpim::app {
+namespace {
+
+// How long an ack may wait in memory: a crash re-delivers at most this much
+// to a reconnecting session (clients dedup by seq).
+constexpr std::chrono::milliseconds kCursorFlushInterval{200};
+
+}  // namespace
 
 store::StoreOptions StoreOptionsFrom(const core::Config& config) {
   store::StoreOptions options;
@@ -56,6 +63,7 @@ struct AllInOne::Parts {
   std::unique_ptr<service::TaskWorker> tasks;
   std::unique_ptr<service::MessageServiceImpl> messages;
   std::unique_ptr<service::GroupServiceImpl> groups;
+  std::unique_ptr<service::DeliveredCursors> cursors;
   std::unique_ptr<service::ConversationServiceImpl> conversations;
   std::unique_ptr<gateway::UnauthenticatedCap> unauthenticated;
   std::unique_ptr<gateway::GatewayContext> gateway;
@@ -125,13 +133,18 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
   parts->messages = std::make_unique<service::MessageServiceImpl>(
       config.limits, config.messages, *parts->store, *parts->fanout, parts->indexer.get(),
       *parts->ids, now_ms);
+  // Acks are kept in memory and written every kCursorFlushInterval.
+  parts->cursors = std::make_unique<service::DeliveredCursors>(parts->store->conversations(),
+                                                               kCursorFlushInterval);
   parts->conversations = std::make_unique<service::ConversationServiceImpl>(
-      config.limits, *parts->store, *parts->deliverer, *parts->presence, *parts->fanout);
+      config.limits, *parts->store, *parts->deliverer, *parts->presence, *parts->fanout,
+      *parts->cursors);
   parts->groups = std::make_unique<service::GroupServiceImpl>(
       config.limits, *parts->store, *parts->messages, *parts->deliverer, *parts->member_cache,
       parts->presence.get());
   parts->indexer->Start();
   parts->tasks->Start();
+  parts->cursors->Start();
   parts->unauthenticated =
       std::make_unique<gateway::UnauthenticatedCap>(config.gateway.max_unauthenticated);
   parts->gateway.reset(new gateway::GatewayContext{
@@ -168,6 +181,7 @@ void AllInOne::Stop() {
   if (!parts_) return;
   // Everything that may still call the store goes first.
   if (parts_->tasks) parts_->tasks->Stop();
+  if (parts_->cursors) parts_->cursors->Stop();  // writes the pending acks
   if (parts_->indexer) parts_->indexer->Stop();
   if (parts_->hash_pool) parts_->hash_pool->Shutdown();
   if (parts_->store) parts_->store->Close();

@@ -64,6 +64,13 @@ struct PendingConversation {
   int64_t delivered_seq = 0;
 };
 
+// One session's delivered cursor on one conversation, for MarkDeliveredMany.
+struct DeliveredCursor {
+  int64_t session_id = 0;
+  std::string conv_id;
+  int64_t seq = 0;
+};
+
 class ConversationStore {
  public:
   virtual ~ConversationStore() = default;
@@ -97,6 +104,12 @@ class ConversationStore {
   // returns the resulting value. kNotFound for an unknown conversation.
   virtual void MarkDelivered(int64_t session_id, const std::string& conv_id, int64_t seq,
                              Callback<int64_t> done) = 0;
+
+  // MarkDelivered for many cursors in one write (the service keeps acks in
+  // memory and writes them this way, coalesced): each moves forward only,
+  // clamped to its conversation's last_seq; cursors on conversations that
+  // do not exist are skipped. Fails only as a whole (kUnavailable).
+  virtual void MarkDeliveredMany(std::vector<DeliveredCursor> cursors, DoneCallback done) = 0;
 
   // For `hello`: every conversation of the user whose last_seq is above the
   // session's delivered_seq (0 if never acked) and above the user's

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/config.h"
+#include "service/conversation/delivered_cursors.h"
 #include "service/conversation_service.h"
 #include "service/fanout.h"
 #include "service/presence_service.h"
@@ -12,13 +13,16 @@ namespace mpim::service {
 
 class ConversationServiceImpl final : public ConversationService {
  public:
+  // Acks go to `cursors` (written in batches), and hello reads through it.
   ConversationServiceImpl(const core::LimitsConfig& limits, store::Store& store,
-                          Deliverer& deliverer, PresenceService& presence, Fanout& fanout)
+                          Deliverer& deliverer, PresenceService& presence, Fanout& fanout,
+                          DeliveredCursors& cursors)
       : page_max_(static_cast<int>(limits.page_max)),
         store_(store),
         deliverer_(deliverer),
         presence_(presence),
-        fanout_(fanout) {}
+        fanout_(fanout),
+        cursors_(cursors) {}
 
   void List(Principal who, int limit, core::Callback<std::vector<ConversationView>> done) override;
   void History(Principal who, std::string conv_id, std::optional<int64_t> before_seq,
@@ -77,6 +81,7 @@ class ConversationServiceImpl final : public ConversationService {
   Deliverer& deliverer_;
   PresenceService& presence_;
   Fanout& fanout_;
+  DeliveredCursors& cursors_;
 };
 
 }  // namespace mpim::service

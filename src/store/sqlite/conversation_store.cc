@@ -165,6 +165,25 @@ void SqliteConversationStore::MarkDelivered(int64_t session_id, const std::strin
       std::move(done));
 }
 
+void SqliteConversationStore::MarkDeliveredMany(std::vector<DeliveredCursor> cursors,
+                                                DoneCallback done) {
+  exec_.Write<core::Status>(
+      [cursors = std::move(cursors)](Connection& c) -> core::Status {
+        for (const DeliveredCursor& cur : cursors) {
+          // No row from the SELECT (unknown conversation): nothing inserted.
+          MPIM_RETURN_IF_ERROR(
+              c.Exec("INSERT INTO session_cursors (session_id, conv_id, delivered_seq)"
+                     " SELECT ?1, conv_id, max(0, min(?3, last_seq)) FROM conversations"
+                     " WHERE conv_id = ?2"
+                     " ON CONFLICT (session_id, conv_id) DO UPDATE SET"
+                     " delivered_seq = max(delivered_seq, excluded.delivered_seq)",
+                     cur.session_id, cur.conv_id, cur.seq));
+        }
+        return core::Status();
+      },
+      std::move(done));
+}
+
 void SqliteConversationStore::ListPending(int64_t user_id, int64_t session_id,
                                           Callback<std::vector<PendingConversation>> done) {
   exec_.Read<core::StatusOr<std::vector<PendingConversation>>>(

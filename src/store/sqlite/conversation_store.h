@@ -20,6 +20,7 @@ class SqliteConversationStore final : public ConversationStore {
                 Callback<int64_t> done) override;
   void MarkDelivered(int64_t session_id, const std::string& conv_id, int64_t seq,
                      Callback<int64_t> done) override;
+  void MarkDeliveredMany(std::vector<DeliveredCursor> cursors, DoneCallback done) override;
   void ListPending(int64_t user_id, int64_t session_id,
                    Callback<std::vector<PendingConversation>> done) override;
   void SetMuted(int64_t user_id, const std::string& conv_id, bool muted,

@@ -339,6 +339,30 @@ TEST_P(MessageContract, DeliveredCursorPerSessionAndPendingList) {
   EXPECT_EQ(pending(bob_, 1)->size(), 1u);
 }
 
+TEST_P(MessageContract, DeliveredCursorsInOneWrite) {
+  AppendN(4);
+  auto pending = [&](int64_t session) {
+    return Call(store().conversations(), &ConversationStore::ListPending, bob_, session);
+  };
+  auto many = [&](std::vector<DeliveredCursor> cursors) {
+    return Call(store().conversations(), &ConversationStore::MarkDeliveredMany, cursors);
+  };
+  ASSERT_TRUE(many({{1, conv_, 2}, {2, conv_, 99}, {3, "g:4242", 1}, {3, conv_, -5}}).ok());
+  EXPECT_EQ((*pending(1))[0].delivered_seq, 2);
+  EXPECT_TRUE(pending(2)->empty());  // clamped to last_seq: 4
+  EXPECT_EQ((*pending(3))[0].delivered_seq, 0);
+  ASSERT_TRUE(many({{1, conv_, 1}}).ok());  // regression ignored
+  EXPECT_EQ((*pending(1))[0].delivered_seq, 2);
+  EXPECT_EQ(*Call(store().conversations(), &ConversationStore::MarkDelivered, int64_t{1}, conv_,
+                  int64_t{3}),
+            3);
+  ASSERT_TRUE(many({{1, conv_, 4}}).ok());
+  EXPECT_TRUE(pending(1)->empty());
+  AppendN(1, "n");  // seq 5: session 2 was clamped to 4, so it is pending again
+  EXPECT_EQ((*pending(2))[0].delivered_seq, 4);
+  EXPECT_TRUE(many({}).ok());
+}
+
 TEST_P(MessageContract, MuteAndPin) {
   AppendN(1);
   ASSERT_TRUE(Call(store().conversations(), &ConversationStore::SetMuted, bob_, conv_, true).ok());
