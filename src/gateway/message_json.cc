@@ -1,6 +1,8 @@
 #include "gateway/message_json.h"
 
+#include <algorithm>
 #include <boost/json/serialize.hpp>
+#include <cmath>
 
 #include "gateway/json.h"
 
@@ -9,6 +11,19 @@ namespace {
 
 void AppendQuoted(std::string& out, std::string_view s) {
   out += boost::json::serialize(boost::json::string_view(s.data(), s.size()));
+}
+
+// True when `v` holds a number that has no JSON text: 1e400 parses as
+// infinity, which Boost.JSON would write back as `Infinity`, a frame no
+// client could parse. Parsed values are at most 32 levels deep.
+bool HasNonFiniteNumber(const boost::json::value& v) {
+  if (v.is_double()) return !std::isfinite(v.get_double());
+  if (v.is_array()) return std::ranges::any_of(v.get_array(), HasNonFiniteNumber);
+  if (v.is_object()) {
+    return std::ranges::any_of(v.get_object(),
+                               [](const auto& kv) { return HasNonFiniteNumber(kv.value()); });
+  }
+  return false;
 }
 
 }  // namespace
@@ -93,6 +108,7 @@ core::StatusOr<service::SendRequest> ParseSendRequest(const boost::json::object&
       return absl::InvalidArgumentError("body: a text message needs {\"text\": string}");
     }
   }
+  if (HasNonFiniteNumber(*body)) return absl::InvalidArgumentError("body: number out of range");
   req.body = boost::json::serialize(*body);
 
   if (const boost::json::value* qos = frame.if_contains("qos")) {

@@ -83,6 +83,9 @@ TEST(ParseSendRequestTest, RejectsBadFields) {
            R"({"to":{"user":"1"},"client_msg_id":"c","body":{"text":1}})",               // text type
            R"({"to":{"user":"1"},"client_msg_id":"c","body":{"text":"x"},"qos":2})",
            R"({"to":{"user":"1"},"client_msg_id":"c","body":{"text":"x"},"priority":"max"})",
+           // numbers without a JSON text (1e400 is infinity), anywhere in the body
+           R"({"to":{"user":"1"},"client_msg_id":"c","type":"custom","body":{"n":1e400}})",
+           R"({"to":{"user":"1"},"client_msg_id":"c","body":{"text":"x","a":[{"n":-1e999}]}})",
        }) {
     auto r = ParseSendRequest(boost::json::parse(bad).as_object());
     EXPECT_FALSE(r.ok()) << bad;
