@@ -230,9 +230,15 @@ void Executor::CompletionLoop() {
   }
 }
 
+core::Status Executor::FlushBefore(const WriteOp* op) {
+  if (hook_ == nullptr || (op != nullptr && op->defers())) return core::Status();
+  return hook_->Flush(*writer_conn_);
+}
+
 core::Status Executor::ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch) {
   Connection& conn = *writer_conn_;
   for (auto& op : batch) {
+    MPIM_RETURN_IF_ERROR(FlushBefore(op.get()));
     MPIM_RETURN_IF_ERROR(conn.Exec("SAVEPOINT item"));
     if (!op->Apply(conn).ok()) {
       if (!conn.InTransaction()) return absl::UnavailableError("transaction lost");
@@ -262,6 +268,8 @@ void Executor::RunBatch() {
   // needs no undo; one that changed rows sends us to the isolated path.
   bool isolate = false;
   for (size_t i = 0; i < batch.size() && !isolate;) {
+    status = FlushBefore(batch[i].get());
+    if (!status.ok()) break;
     const int64_t changes_before = conn.TotalChanges();
     core::Status applied = batch[i]->Apply(conn);
     if (!applied.ok()) {
@@ -279,13 +287,16 @@ void Executor::RunBatch() {
     }
   }
   if (status.ok() && isolate) {
+    if (hook_) hook_->Discard();
     status = conn.Exec("ROLLBACK");
     if (status.ok()) status = conn.Exec("BEGIN IMMEDIATE");
     if (status.ok()) status = ApplyIsolated(batch);
   }
+  if (status.ok()) status = FlushBefore(nullptr);
   if (status.ok()) status = conn.Exec("COMMIT");
   if (!status.ok()) {
     if (conn.InTransaction()) (void)conn.Exec("ROLLBACK");
+    if (hook_) hook_->Discard();
     if (!IsStorageFailure(status)) {
       status = absl::UnavailableError(std::string(status.message()));
     }
@@ -295,6 +306,7 @@ void Executor::RunBatch() {
   if (storage_failed_.exchange(false, std::memory_order_relaxed)) {
     Log().Info("writes succeed again");
   }
+  if (hook_) hook_->Committed();
   CompleteLater(std::move(batch), core::Status());
 }
 

@@ -66,6 +66,35 @@ class Executor {
     Enqueue(std::make_unique<TypedWrite<R>>(std::move(body), std::move(done)));
   }
 
+  // Like Write, for a body that defers some of its row updates to the batch
+  // hook (the message store's last_seq per conversation, written once per
+  // batch instead of once per message). Before any plain Write's body runs,
+  // and before the commit, the hook writes what was deferred, so every
+  // plain write and every reader sees the same rows as without deferral.
+  template <typename R>
+  void WriteDeferring(std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
+                      absl::AnyInvocable<void(R) &&> done) {
+    Enqueue(std::make_unique<TypedWrite<R>>(std::move(body), std::move(done), /*defers=*/true));
+  }
+
+  // State that deferring writes keep across a batch, on the writer thread.
+  class BatchHook {
+   public:
+    virtual ~BatchHook() = default;
+    // Writes what was deferred (inside the batch transaction).
+    virtual core::Status Flush(Connection& conn) = 0;
+    // The batch transaction was rolled back: forget what it deferred.
+    virtual void Discard() = 0;
+    // The batch committed.
+    virtual void Committed() = 0;
+  };
+  // At most one hook; set before the first write. The hook must outlive
+  // Close().
+  void SetBatchHook(BatchHook* hook) {
+    std::lock_guard lock(write_mu_);
+    hook_ = hook;
+  }
+
   // A read: `body` runs on a reader thread inside a read transaction (one
   // consistent snapshot); `done` gets its result on that thread.
   template <typename R>
@@ -106,6 +135,8 @@ class Executor {
   class WriteOp {
    public:
     virtual ~WriteOp() = default;
+    // True for WriteDeferring.
+    virtual bool defers() const = 0;
     // Runs the body; returns its status.
     virtual core::Status Apply(Connection& conn) = 0;
     // Delivers the body's last result, or `failure` if not OK.
@@ -115,8 +146,10 @@ class Executor {
   template <typename R>
   class TypedWrite final : public WriteOp {
    public:
-    TypedWrite(absl::AnyInvocable<R(Connection&)> body, absl::AnyInvocable<void(R) &&> done)
-        : body_(std::move(body)), done_(std::move(done)) {}
+    TypedWrite(absl::AnyInvocable<R(Connection&)> body, absl::AnyInvocable<void(R) &&> done,
+               bool defers = false)
+        : body_(std::move(body)), done_(std::move(done)), defers_(defers) {}
+    bool defers() const override { return defers_; }
     core::Status Apply(Connection& conn) override {
       result_.emplace(body_(conn));
       return internal::StatusOf(*result_);
@@ -132,6 +165,7 @@ class Executor {
    private:
     absl::AnyInvocable<R(Connection&)> body_;
     absl::AnyInvocable<void(R) &&> done_;
+    const bool defers_;
     std::optional<R> result_;
   };
 
@@ -158,6 +192,8 @@ class Executor {
   // Applies the writes with a savepoint around each one.
   core::Status ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch);
   void FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status);
+  // Runs the hook's Flush before `op` unless op defers too.
+  core::Status FlushBefore(const WriteOp* op);
   // Hands a finished batch to the completion thread: each write completes
   // with its own result if `status` is OK, else with `status`.
   void CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status);
@@ -179,6 +215,7 @@ class Executor {
   std::condition_variable write_cv_;
   std::deque<std::unique_ptr<WriteOp>> write_queue_;
   bool closing_ = false;
+  BatchHook* hook_ = nullptr;  // set before the first write
 
   std::mutex read_mu_;  // guards read_queue_ and read_closing_
   std::condition_variable read_cv_;

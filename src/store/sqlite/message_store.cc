@@ -46,19 +46,21 @@ core::Status Validate(const AppendRequest& r, ConvRef* ref) {
   return core::Status();
 }
 
-// The hot path: three cheap statements for a new message (read last_seq,
-// insert, advance the conversation). No RETURNING: SQLite builds a temporary
-// table for it on every execution, which cost more than the lookup. The
-// insert does nothing for a duplicate key; a msg_id already in use fails it
-// before anything changed.
-core::StatusOr<AppendResult> AppendOne(Connection& c, const AppendRequest& r) {
+// The hot path: one insert for a new message; last_seq comes from the tails
+// (read from the row on a miss) and the row is advanced once per batch
+// (ConvTails::Flush). No RETURNING: SQLite builds a temporary table for it on
+// every execution, which cost more than a lookup. The insert does nothing for
+// a duplicate key; a msg_id already in use fails it before anything changed.
+core::StatusOr<AppendResult> AppendOne(Connection& c, ConvTails& tails, const AppendRequest& r) {
   ConvRef ref;
   MPIM_RETURN_IF_ERROR(Validate(r, &ref));
   std::optional<std::string> client_msg_id;
   if (!r.client_msg_id.empty()) client_msg_id = r.client_msg_id;
-  MPIM_ASSIGN_OR_RETURN(
-      std::optional<int64_t> last_seq,
-      c.QueryInt("SELECT last_seq FROM conversations WHERE conv_id = ?", r.conv_id));
+  std::optional<int64_t> last_seq = tails.LastSeq(r.conv_id);
+  if (!last_seq) {
+    MPIM_ASSIGN_OR_RETURN(
+        last_seq, c.QueryInt("SELECT last_seq FROM conversations WHERE conv_id = ?", r.conv_id));
+  }
   if (!last_seq) {
     // No conversation yet: a private one is made now; a group's must exist.
     if (ref.type == ConvType::kGroup) {
@@ -86,10 +88,8 @@ core::StatusOr<AppendResult> AppendOne(Connection& c, const AppendRequest& r) {
     if (!original) return absl::InternalError("append inserted nothing");
     return AppendResult{std::move(*original), true};
   }
-  MPIM_RETURN_IF_ERROR(
-      c.Exec("UPDATE conversations SET last_seq = ?1, last_msg_id = ?2,"
-             " last_activity = max(last_activity, ?3) WHERE conv_id = ?4",
-             seq, r.msg_id, r.ts, r.conv_id));
+  // Last: nothing may fail after the tails moved.
+  tails.Appended(r.conv_id, seq, r.msg_id, r.ts);
   return AppendResult{Message{r.msg_id, r.conv_id, seq, r.sender, r.recipient, r.type, r.body, r.ts,
                               r.client_msg_id, false},
                       false};
@@ -97,9 +97,44 @@ core::StatusOr<AppendResult> AppendOne(Connection& c, const AppendRequest& r) {
 
 }  // namespace
 
+std::optional<int64_t> ConvTails::LastSeq(const std::string& conv_id) const {
+  if (auto it = batch_.find(conv_id); it != batch_.end()) return it->second.last_seq;
+  if (auto it = committed_.find(conv_id); it != committed_.end()) return it->second;
+  return std::nullopt;
+}
+
+void ConvTails::Appended(const std::string& conv_id, int64_t seq, int64_t msg_id, int64_t ts) {
+  Tail& t = batch_[conv_id];
+  t.max_ts = t.dirty ? std::max(t.max_ts, ts) : ts;
+  t.last_seq = seq;
+  t.last_msg_id = msg_id;
+  t.dirty = true;
+  dirty_ = true;
+}
+
+core::Status ConvTails::Flush(Connection& c) {
+  if (!dirty_) return core::Status();
+  for (auto& [conv_id, t] : batch_) {
+    if (!t.dirty) continue;
+    MPIM_RETURN_IF_ERROR(
+        c.Exec("UPDATE conversations SET last_seq = ?1, last_msg_id = ?2,"
+               " last_activity = max(last_activity, ?3) WHERE conv_id = ?4",
+               t.last_seq, t.last_msg_id, t.max_ts, conv_id));
+    t.dirty = false;
+  }
+  dirty_ = false;
+  return core::Status();
+}
+
+void ConvTails::Committed() {
+  if (committed_.size() + batch_.size() > kMaxCommitted) committed_.clear();
+  for (const auto& [conv_id, t] : batch_) committed_[conv_id] = t.last_seq;
+  batch_.clear();
+}
+
 void SqliteMessageStore::Append(const AppendRequest& request, Callback<AppendResult> done) {
-  exec_.Write<core::StatusOr<AppendResult>>(
-      [request](Connection& c) { return AppendOne(c, request); }, std::move(done));
+  exec_.WriteDeferring<core::StatusOr<AppendResult>>(
+      [this, request](Connection& c) { return AppendOne(c, tails_, request); }, std::move(done));
 }
 
 void SqliteMessageStore::Read(const std::string& conv_id, const RangeQuery& query,

@@ -1,4 +1,6 @@
 // Contract: MessageStore, ConversationStore and SearchStore.
+#include <future>
+
 #include "store/conv_id.h"
 #include "store_contract.h"
 
@@ -361,6 +363,47 @@ TEST_P(MessageContract, DeliveredCursorsInOneWrite) {
   AppendN(1, "n");  // seq 5: session 2 was clamped to 4, so it is pending again
   EXPECT_EQ((*pending(2))[0].delivered_seq, 4);
   EXPECT_TRUE(many({}).ok());
+}
+
+TEST_P(MessageContract, WritesQueuedBetweenAppendsSeeEveryEarlierAppend) {
+  // Queued together, so that they share batches: every other write sees the
+  // conversation as of every append queued before it (an engine may keep
+  // last_seq in memory within a batch, never visibly).
+  AppendN(1);  // the conversation exists
+  constexpr int kRounds = 20, kAppendsPerRound = 10;
+  std::vector<std::future<core::StatusOr<AppendResult>>> appends;
+  std::vector<std::future<core::StatusOr<int64_t>>> reads;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < kAppendsPerRound; ++i) {
+      auto done = std::make_shared<std::promise<core::StatusOr<AppendResult>>>();
+      appends.push_back(done->get_future());
+      store().messages().Append(
+          TextMessage(conv_, alice_, bob_, "q", Numbered("q", round * kAppendsPerRound + i)),
+          [done](core::StatusOr<AppendResult> r) { done->set_value(std::move(r)); });
+    }
+    auto done = std::make_shared<std::promise<core::StatusOr<int64_t>>>();
+    reads.push_back(done->get_future());
+    store().conversations().MarkRead(
+        bob_, conv_, int64_t{1} << 40,
+        [done](core::StatusOr<int64_t> r) { done->set_value(std::move(r)); });
+  }
+  for (size_t i = 0; i < appends.size(); ++i) {
+    auto r = appends[i].get();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->message.seq, static_cast<int64_t>(i) + 2);
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    auto read_seq = reads[round].get();
+    ASSERT_TRUE(read_seq.ok()) << read_seq.status();
+    EXPECT_EQ(*read_seq, 1 + (round + 1) * kAppendsPerRound) << "round " << round;
+  }
+  auto c = Call(store().conversations(), &ConversationStore::Get, conv_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->last_seq, 1 + kRounds * kAppendsPerRound);
+  auto last = Call(store().messages(), &MessageStore::Read, conv_, RangeQuery{{}, {}, 1});
+  ASSERT_TRUE(last.ok());
+  ASSERT_EQ(last->items.size(), 1u);
+  EXPECT_EQ(c->last_msg_id, last->items[0].msg_id);
 }
 
 TEST_P(MessageContract, MuteAndPin) {
