@@ -158,6 +158,7 @@ int RunServe(const core::Config& config) {
   http_options.websocket.max_message_bytes = static_cast<uint64_t>(config.limits.frame_max_bytes);
   http_options.websocket.ping_interval_ms = config.gateway.ping_interval_ms;
   http_options.websocket.idle_timeout_ms = config.gateway.idle_timeout_ms;
+  http_options.websocket.coalesce_ms = config.gateway.fanout_coalesce_ms;
   net::HttpServer server(pool, router, http_options);
   if (core::Status s = server.Start(); !s.ok()) {
     Log().Error("cannot start the HTTP server", {{"error", std::string(s.message())}});

@@ -169,6 +169,11 @@ const std::vector<Field>& Schema() {
           [](Config& c) { return &c.gateway.ack_timeout_ms; },
           "A qos 1 message a connected session has not acked within this time is sent again."),
       Int(
+          "gateway", "fanout_coalesce_ms", 0, 1000,
+          [](Config& c) { return &c.gateway.fanout_coalesce_ms; },
+          "A message fanned out to 100 or more sessions may wait this long on each socket to "
+          "share one write with the frames after it (0: written at once)."),
+      Int(
           "gateway", "gap_wait_ms", 0, 60000, [](Config& c) { return &c.gateway.gap_wait_ms; },
           "A message arriving ahead of its predecessor is held this long, then the gap is "
           "filled from the store."),

@@ -55,6 +55,7 @@ struct GatewayConfig {
   int64_t auth_timeout_ms = 10000;   // WebSocket must authenticate within this (else 4001)
   int64_t ping_interval_ms = 25000;  // server WebSocket pings
   int64_t idle_timeout_ms = 60000;   // silent WebSocket closed after this
+  int64_t fanout_coalesce_ms = 0;    // large fan-outs may wait this long to share writes
   int64_t ack_timeout_ms = 10000;    // unacked qos 1 messages re-sent after this
   int64_t gap_wait_ms = 250;         // a seq gap is held this long, then filled from the store
   int64_t send_queue_max_bytes = 4194304;  // per session: queued + unacked bytes (else 4008)

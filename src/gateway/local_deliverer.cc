@@ -10,6 +10,10 @@
 namespace mpim::gateway {
 namespace {
 
+// A message going to this many sessions or more may wait a little for the
+// next one on each socket (net::WsOptions::coalesce_ms).
+constexpr size_t kCoalesceFanoutMin = 100;
+
 std::string Quoted(const std::string& s) {
   return boost::json::serialize(boost::json::string_view(s.data(), s.size()));
 }
@@ -53,6 +57,9 @@ void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude
   out->frame = std::make_shared<const std::string>(MessageEventText(msg));
   out->qos1 = qos1;
   out->priority = priority;
+  size_t sessions = 0;
+  for (const Batch& b : batches) sessions += b.sessions.size();
+  out->may_wait = sessions >= kCoalesceFanoutMin;
   static core::Counter& deliveries =
       core::DefaultRegistry()
           .Counter("mpim_message_deliveries_total", "msg events handed to live sessions.")

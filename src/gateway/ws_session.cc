@@ -582,7 +582,7 @@ void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now
   if (cs.last_seq == 0 && AckedBeforeThisSocket(*msg)) return;
   if (cs.last_seq == 0 || msg->seq == cs.last_seq + 1) {
     cs.last_seq = msg->seq;
-    Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1}, msg->priority);
+    Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1, msg->may_wait}, msg->priority);
     ReleaseHeld(cs);
     return;
   }
@@ -630,7 +630,7 @@ void WsSession::ReleaseHeld(ConvState& cs) {
     int64_t seq = it->first;
     cs.held.erase(it);
     cs.last_seq = seq;
-    if (msg) Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1}, msg->priority);
+    if (msg) Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1, msg->may_wait}, msg->priority);
   }
   if (!cs.held.empty()) cs.gap_since_ms = SteadyMs();
 }
@@ -734,7 +734,7 @@ void WsSession::Pump() {
     }
     Metrics().frames_out.Inc();
     Metrics().bytes_out.Add(static_cast<double>(p.frame->size()));
-    if (!conn_->Write(*p.frame)) return;
+    if (!conn_->Write(*p.frame, p.may_wait)) return;
   }
   if (QueuedFrames() > 0) return;
   bool owed = send_in_flight_ || !sends_.empty() || pending_replies_ > 0;

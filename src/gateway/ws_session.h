@@ -60,6 +60,9 @@ struct OutMessage {
   std::shared_ptr<const std::string> frame;
   bool qos1 = true;
   service::Priority priority = service::Priority::kNormal;
+  // Fanned out to many sessions: each may hold it up to
+  // gateway.fanout_coalesce_ms to share a write with the next ones.
+  bool may_wait = false;
 };
 
 class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsSession> {
@@ -101,6 +104,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
     ConvState* conv = nullptr;  // null for frames outside conversations
     int64_t seq = 0;            // msg frames: for the unacked list
     bool qos1 = false;
+    bool may_wait = false;  // OutMessage::may_wait
   };
   struct Unacked {
     int64_t seq;

@@ -155,6 +155,21 @@ struct FlushList {
   }
 };
 
+// The connections of an io thread whose frames may wait (coalesce_ms).
+struct DelayedFlushes {
+  explicit DelayedFlushes(const asio::any_io_executor& executor) : timer(executor) {}
+
+  asio::steady_timer timer;
+  std::vector<std::shared_ptr<WsConnectionImpl>> dirty;
+  bool armed = false;
+
+  static DelayedFlushes& ForThisThread(const asio::any_io_executor& executor) {
+    thread_local std::unique_ptr<DelayedFlushes> delayed;
+    if (!delayed) delayed = std::make_unique<DelayedFlushes>(executor);
+    return *delayed;
+  }
+};
+
 // What the handshake needs of the upgrade request.
 struct UpgradeFields {
   std::string version;
@@ -222,10 +237,14 @@ class WsConnectionImpl final : public WsConnection,
     if (!finished_) WaitReadable();
   }
 
-  bool Write(std::string_view text) override {
+  bool Write(std::string_view text, bool may_wait) override {
     if (closing_ || finished_ || !open_) return false;
     AppendFrame(kTextFrame, text);
-    ScheduleFlush();
+    if (may_wait && options_.coalesce_ms > 0) {
+      ScheduleDelayedFlush();
+    } else {
+      ScheduleFlush();
+    }
     return true;
   }
 
@@ -524,6 +543,28 @@ class WsConnectionImpl final : public WsConnection,
     });
   }
 
+  // Flushes within coalesce_ms: one timer per io thread serves every
+  // connection waiting so. An earlier ScheduleFlush takes the frames along.
+  void ScheduleDelayedFlush() {
+    if (delayed_flush_ || flush_posted_ || writing_ || finished_) return;
+    delayed_flush_ = true;
+    DelayedFlushes& delayed = DelayedFlushes::ForThisThread(socket_.get_executor());
+    delayed.dirty.push_back(shared_from_this());
+    if (delayed.armed) return;
+    delayed.armed = true;
+    delayed.timer.expires_after(std::chrono::milliseconds(options_.coalesce_ms));
+    delayed.timer.async_wait([&delayed](error_code ec) {
+      delayed.armed = false;
+      if (ec) return;
+      std::vector<std::shared_ptr<WsConnectionImpl>> dirty;
+      dirty.swap(delayed.dirty);
+      for (const auto& c : dirty) {
+        c->delayed_flush_ = false;
+        c->Flush();
+      }
+    });
+  }
+
   // Writes what the socket takes now; waits for it to take the rest.
   void Flush() {
     if (finished_ || writing_) return;
@@ -600,6 +641,7 @@ class WsConnectionImpl final : public WsConnection,
   bool open_ = false;
   bool writing_ = false;
   bool flush_posted_ = false;
+  bool delayed_flush_ = false;  // in this thread's DelayedFlushes
   bool closing_ = false;        // our close frame is queued or sent
   bool discard_input_ = false;  // no more frames are parsed
   bool finished_ = false;

@@ -52,6 +52,9 @@ struct WsOptions {
   uint64_t max_message_bytes = 131072;  // larger: close 1009
   int64_t ping_interval_ms = 25000;
   int64_t idle_timeout_ms = 60000;  // nothing received (frames, pongs): close 1001
+  // Frames written with `may_wait` go out within this long rather than at
+  // the end of the turn, so that several share one write (0: no waiting).
+  int64_t coalesce_ms = 0;
 };
 
 class WsConnection {
@@ -69,8 +72,10 @@ class WsConnection {
 
   virtual void SetHandler(std::shared_ptr<WsHandler> handler) = 0;
   // Queues `text` as one text message (copied). False (nothing done) once
-  // the connection is closing.
-  virtual bool Write(std::string_view text) = 0;
+  // the connection is closing. With `may_wait` the write may be held up to
+  // WsOptions::coalesce_ms to share a system call with later frames (any
+  // frame written without it flushes everything at the end of the turn).
+  virtual bool Write(std::string_view text, bool may_wait = false) = 0;
   // True while the socket is full and bytes wait for it.
   virtual bool writing() const = 0;
   // Bytes accepted by Write and not yet written to the socket.

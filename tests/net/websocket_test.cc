@@ -41,6 +41,9 @@ class EchoHandler final : public WsHandler {
     if (!conn) return;
     if (text.starts_with("close:")) {
       conn->Close(static_cast<uint16_t>(std::stoi(std::string(text.substr(6)))), "asked");
+    } else if (text.starts_with("wait:")) {
+      int n = std::stoi(std::string(text.substr(5)));
+      for (int i = 0; i < n; ++i) conn->Write("waited " + std::to_string(i), /*may_wait=*/true);
     } else if (text.starts_with("burst:")) {
       int n = std::stoi(std::string(text.substr(6)));
       for (int i = 0; i < n; ++i) conn->Write("frame " + std::to_string(i));
@@ -177,6 +180,7 @@ class WebSocketTest : public ::testing::Test {
     HttpServerOptions options;
     options.port = 0;
     options.websocket.max_message_bytes = 1000;
+    options.websocket.coalesce_ms = 200;
     options.on_websocket = [](std::shared_ptr<WsConnection> conn) {
       conn->SetHandler(std::make_shared<EchoHandler>(conn));
     };
@@ -386,6 +390,26 @@ TEST_F(WebSocketTest, FramesWrittenTogetherShareFewWrites) {
     ASSERT_EQ(f->payload, "m" + std::to_string(i));
   }
   EXPECT_LE(writes.Value() - before, 10);
+}
+
+TEST_F(WebSocketTest, FramesThatMayWaitGoOutWithTheNextWriteOrOnTheTimer) {
+  auto client = Open();
+  RawClient& c = *client;
+  // Waiting frames are taken along by the next frame that does not wait,
+  // in order.
+  c.Send(ClientFrame(1, "wait:3") + ClientFrame(1, "now"));
+  for (std::string want : {"waited 0", "waited 1", "waited 2", "now"}) {
+    auto f = c.Read();
+    ASSERT_TRUE(f) << want;
+    EXPECT_EQ(f->payload, want);
+  }
+  // Alone, they go out when the io thread's coalescing timer fires.
+  c.Send(ClientFrame(1, "wait:2"));
+  for (std::string want : {"waited 0", "waited 1"}) {
+    auto f = c.Read();
+    ASSERT_TRUE(f) << want;
+    EXPECT_EQ(f->payload, want);
+  }
 }
 
 }  // namespace
