@@ -150,7 +150,9 @@ void ConversationServiceImpl::ReadRange(Principal who, std::string conv_id, stor
         if (access->max_seq() != INT64_MAX) {
           q.before_seq = std::min(q.before_seq.value_or(INT64_MAX), access->max_seq() + 1);
         }
-        if (q.after_seq && q.before_seq && *q.after_seq + 1 >= *q.before_seq) {
+        // Nothing strictly between them (written so INT64_MAX cannot overflow).
+        if (q.after_seq && q.before_seq &&
+            (*q.before_seq <= *q.after_seq || *q.before_seq - *q.after_seq <= 1)) {
           return std::move(done)(MessagePage{});
         }
         store_.messages().Read(
