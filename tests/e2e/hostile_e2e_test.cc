@@ -371,9 +371,14 @@ TEST_F(HostileE2eTest, RestBodiesNestedDeepOrWithNumbersOutOfRangeAre400) {
       "{" + SendFields(h.pair.b.id(), "q", "\"body\":{\"text\":\"x\"},\"qos\":1e400") + "}",
       h.pair.a.token());
   EXPECT_TRUE(IsError(qos, 400, "invalid_argument")) << qos.Describe();
-  // The largest legal seq is a read like any other.
+  // The largest legal seq is a read like any other, and a history window
+  // starting there is empty (UBSan watches the arithmetic).
   ApiResponse ok = api_->Post(read, "{\"seq\":9223372036854775807}", h.pair.a.token());
   EXPECT_EQ(ok.status, 204) << ok.Describe();
+  ApiResponse empty =
+      api_->Get(history + "after_seq=9223372036854775807&before_seq=5", h.pair.a.token());
+  EXPECT_EQ(empty.status, 200) << empty.Describe();
+  EXPECT_NE(empty.body.find("\"messages\":[]"), std::string::npos) << empty.body;
   EXPECT_TRUE(CalmStillServed());
 }
 
