@@ -52,6 +52,7 @@ struct AllInOne::Parts {
   std::unique_ptr<core::SnowflakeGenerator> ids;
   std::unique_ptr<service::auth::AuthServiceImpl> auth;
   std::unique_ptr<service::UserServiceImpl> users;
+  std::unique_ptr<service::BlockCache> blocks;
   std::unique_ptr<service::FriendServiceImpl> friends;
   std::unique_ptr<route::MemoryRouteTable> routes;
   std::unique_ptr<gateway::SessionRegistry> sessions;
@@ -113,8 +114,10 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
 
   parts->users =
       std::make_unique<service::UserServiceImpl>(*parts->store, page_max, parts->presence.get());
-  parts->friends =
-      std::make_unique<service::FriendServiceImpl>(*parts->store, page_max, parts->presence.get());
+  // Blocks as the send path sees them; the friend service invalidates.
+  parts->blocks = std::make_unique<service::BlockCache>(parts->store->friends());
+  parts->friends = std::make_unique<service::FriendServiceImpl>(
+      *parts->store, page_max, parts->presence.get(), parts->blocks.get());
   // Fan-out: inline for small groups, a durable job for large ones; the task
   // worker runs those jobs; the indexer feeds search off the send path.
   parts->member_cache =
@@ -131,8 +134,8 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
   parts->indexer = std::make_unique<service::Indexer>(*parts->store);
 
   parts->messages = std::make_unique<service::MessageServiceImpl>(
-      config.limits, config.messages, *parts->store, *parts->fanout, parts->indexer.get(),
-      *parts->ids, now_ms);
+      config.limits, config.messages, *parts->store, *parts->blocks, *parts->fanout,
+      parts->indexer.get(), *parts->ids, now_ms);
   // Acks are kept in memory and written every kCursorFlushInterval.
   parts->cursors = std::make_unique<service::DeliveredCursors>(parts->store->conversations(),
                                                                kCursorFlushInterval);

@@ -176,6 +176,7 @@ void FriendServiceImpl::Block(int64_t blocker, int64_t blocked, core::DoneCallba
   if (blocker == blocked) return std::move(done)(Self());
   store_.friends().Block(
       blocker, blocked, [this, blocker, blocked, done = std::move(done)](core::Status s) mutable {
+        if (blocks_) blocks_->Invalidate(blocker, blocked);
         if (!s.ok() && s.code() != absl::StatusCode::kAlreadyExists) {
           return std::move(done)(Mapped(s, UserNotFound(blocked)));
         }
@@ -208,7 +209,8 @@ void FriendServiceImpl::Block(int64_t blocker, int64_t blocked, core::DoneCallba
 void FriendServiceImpl::Unblock(int64_t blocker, int64_t blocked, core::DoneCallback done) {
   if (blocker == blocked) return std::move(done)(Self());
   store_.friends().Unblock(
-      blocker, blocked, [blocked, done = std::move(done)](core::Status s) mutable {
+      blocker, blocked, [this, blocker, blocked, done = std::move(done)](core::Status s) mutable {
+        if (blocks_) blocks_->Invalidate(blocker, blocked);
         if (s.ok()) return std::move(done)(s);
         std::move(done)(Mapped(s, "user " + std::to_string(blocked) + " is not blocked"));
       });

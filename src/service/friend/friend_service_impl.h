@@ -1,6 +1,7 @@
 // FriendService on a Store.
 #pragma once
 
+#include "service/friend/block_cache.h"
 #include "service/friend_service.h"
 #include "service/presence_service.h"
 #include "store/store.h"
@@ -11,8 +12,10 @@ class FriendServiceImpl final : public FriendService {
  public:
   // `page_max`: the protocol's page limit (limits.page_max).
   // `presence` (may be null) fills in online and last_seen.
-  FriendServiceImpl(store::Store& store, int page_max, const PresenceService* presence = nullptr)
-      : store_(store), page_max_(page_max), presence_(presence) {}
+  // `blocks` (may be null) is told of every block and unblock.
+  FriendServiceImpl(store::Store& store, int page_max, const PresenceService* presence = nullptr,
+                    BlockCache* blocks = nullptr)
+      : store_(store), page_max_(page_max), presence_(presence), blocks_(blocks) {}
 
   void List(int64_t user_id, int64_t after, int limit, core::Callback<FriendPage> done) override;
   void Request(int64_t from, int64_t to, core::Callback<FriendOutcome> done) override;
@@ -38,6 +41,7 @@ class FriendServiceImpl final : public FriendService {
   store::Store& store_;
   const int page_max_;
   const PresenceService* presence_;
+  BlockCache* blocks_;
 };
 
 }  // namespace mpim::service

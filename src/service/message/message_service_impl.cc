@@ -51,12 +51,13 @@ MessageMetrics& Metrics() {
 
 MessageServiceImpl::MessageServiceImpl(const core::LimitsConfig& limits,
                                        const core::MessagesConfig& messages, store::Store& store,
-                                       Fanout& fanout, Indexer* indexer,
+                                       BlockCache& blocks, Fanout& fanout, Indexer* indexer,
                                        core::SnowflakeGenerator& ids,
                                        std::function<int64_t()> now_ms)
     : limits_(limits),
       messages_(messages),
       store_(store),
+      blocks_(blocks),
       fanout_(fanout),
       indexer_(indexer),
       ids_(ids),
@@ -130,7 +131,7 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
     return;
   }
   // A user who blocks the sender receives nothing from them.
-  store_.friends().IsBlocked(
+  blocks_.IsBlocked(
       to, who.user_id, [proceed = std::move(proceed)](core::StatusOr<bool> blocked) mutable {
         if (!blocked.ok()) return proceed(StorageError(blocked.status()));
         if (*blocked) {

@@ -7,6 +7,7 @@
 #include "core/rate_limiter.h"
 #include "core/snowflake.h"
 #include "service/fanout.h"
+#include "service/friend/block_cache.h"
 #include "service/message_service.h"
 #include "service/search/indexer.h"
 #include "store/store.h"
@@ -16,7 +17,7 @@ namespace mpim::service {
 class MessageServiceImpl final : public MessageService {
  public:
   MessageServiceImpl(const core::LimitsConfig& limits, const core::MessagesConfig& messages,
-                     store::Store& store, Fanout& fanout, Indexer* indexer,
+                     store::Store& store, BlockCache& blocks, Fanout& fanout, Indexer* indexer,
                      core::SnowflakeGenerator& ids, std::function<int64_t()> now_ms);
 
   void Send(Principal who, SendRequest request, core::Callback<SendResult> done) override;
@@ -34,6 +35,7 @@ class MessageServiceImpl final : public MessageService {
   const core::LimitsConfig limits_;
   const core::MessagesConfig messages_;
   store::Store& store_;
+  BlockCache& blocks_;
   Fanout& fanout_;
   Indexer* indexer_;
   core::SnowflakeGenerator& ids_;
