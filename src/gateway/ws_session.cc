@@ -330,23 +330,22 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
           fields += "]";
           self->state_ = State::kActive;
           self->activated_wall_ms_ = WallMs();
-          for (const auto& p : *pending) self->delivered_at_hello_[p.conv_id] = p.delivered_seq;
+          // A listed conversation goes on live from the last_seq the hello
+          // gives (the client syncs up to it): what it covers is not pushed
+          // again, and a later message pushed ahead of last_seq + 1 (fan-outs
+          // race, e.g. on a cold member cache) is held as a gap, not taken
+          // as the socket's starting point with last_seq + 1 then dropped.
+          for (const auto& p : *pending) self->convs_[p.conv_id].last_seq = p.last_seq;
           if (rid) {
             self->Reply(rid, fields);
           } else {
             self->EnqueueReply(
                 std::make_shared<const std::string>("{\"op\":\"hello\"," + fields + "}"));
           }
-          // Messages pushed while the hello list was read: those it does
-          // not cover go out live after it.
-          std::unordered_map<std::string, int64_t> listed;
-          for (const auto& p : *pending) listed[p.conv_id] = p.last_seq;
+          // Messages pushed while the hello list was read go out after it.
           auto early = std::move(self->early_);
           int64_t now = SteadyMs();
-          for (auto& m : early) {
-            auto it = listed.find(m->conv_id);
-            if (it == listed.end() || m->seq > it->second) self->AcceptMessage(std::move(m), now);
-          }
+          for (auto& m : early) self->AcceptMessage(std::move(m), now);
         });
       });
 }
@@ -592,13 +591,10 @@ void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now
 
 bool WsSession::AckedBeforeThisSocket(const OutMessage& msg) const {
   // A message delivered again (a fan-out job re-run after a crash) that this
-  // device acked through an earlier socket is not sent again. hello gave the
-  // exact cursor of every conversation it listed; in any other one, the
-  // device had acked all there was when it connected, so a message made
-  // well before that (2 s: no append is in flight that long) is acked.
-  if (auto it = delivered_at_hello_.find(msg.conv_id); it != delivered_at_hello_.end()) {
-    return msg.seq <= it->second;
-  }
+  // device acked through an earlier socket is not sent again. A conversation
+  // the hello listed starts from its last_seq (see Activate); in any other
+  // one, the device had acked all there was when it connected, so a message
+  // made well before that (2 s: no append is in flight that long) is acked.
   return msg.ts > 0 && msg.ts < activated_wall_ms_ - 2000;
 }
 

@@ -189,9 +189,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   bool send_in_flight_ = false;
   int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
   int64_t draining_since_ms_ = 0;
-  // Set by hello: what this device (login session) acked before this socket.
+  // Set by hello: this device (login session) acked, in the conversations
+  // the hello did not list, all that was made before it.
   int64_t activated_wall_ms_ = 0;
-  std::unordered_map<std::string, int64_t> delivered_at_hello_;  // pending convs
   // Pushed after registration, before the hello went out.
   std::vector<std::shared_ptr<const OutMessage>> early_;
 };
