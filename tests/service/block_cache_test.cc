@@ -4,9 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "../store/temp_dir.h"
-#include "store/blocking.h"
-#include "store/registry.h"
+#include "sqlite_store_test.h"
 
 namespace mpim::service {
 namespace {
@@ -14,23 +12,11 @@ namespace {
 using store::Call;
 using store::FriendStore;
 
-class BlockCacheTest : public ::testing::Test {
+class BlockCacheTest : public testing::SqliteStoreTest {
  protected:
   void SetUp() override {
-    store::StoreOptions options;
-    options.sqlite.path = dir_.File("mpim.db");
-    auto opened = store::OpenStore("sqlite", options);
-    ASSERT_TRUE(opened.ok()) << opened.status();
-    store_ = std::move(*opened);
-    for (const char* name : {"alice", "bob", "carol"}) {
-      auto u =
-          Call(store_->users(), &store::UserStore::Create, store::NewUser{name, "h", name, ""});
-      ASSERT_TRUE(u.ok()) << u.status();
-      ids_.push_back(u->user_id);
-    }
-  }
-  void TearDown() override {
-    if (store_) store_->Close();
+    SqliteStoreTest::SetUp();
+    for (const char* name : {"alice", "bob", "carol"}) ids_.push_back(MakeUser(name));
   }
 
   core::StatusOr<bool> Blocked(BlockCache& cache, int64_t blocker, int64_t blocked) {
@@ -40,8 +26,6 @@ class BlockCacheTest : public ::testing::Test {
     return Call(store_->friends(), &FriendStore::Block, blocker, blocked);
   }
 
-  store::testing::TempDir dir_;
-  std::unique_ptr<store::Store> store_;
   std::vector<int64_t> ids_;
 };
 

@@ -5,10 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "../store/temp_dir.h"
-#include "store/blocking.h"
+#include "sqlite_store_test.h"
 #include "store/conv_id.h"
-#include "store/registry.h"
 
 namespace mpim::service {
 namespace {
@@ -16,14 +14,10 @@ namespace {
 using store::Call;
 using store::ConversationStore;
 
-class DeliveredCursorsTest : public ::testing::Test {
+class DeliveredCursorsTest : public testing::SqliteStoreTest {
  protected:
   void SetUp() override {
-    store::StoreOptions options;
-    options.sqlite.path = dir_.File("mpim.db");
-    auto opened = store::OpenStore("sqlite", options);
-    ASSERT_TRUE(opened.ok()) << opened.status();
-    store_ = std::move(*opened);
+    SqliteStoreTest::SetUp();
     alice_ = MakeUser("alice");
     bob_ = MakeUser("bob");
     conv_ = store::PrivateConvId(alice_, bob_);
@@ -37,15 +31,6 @@ class DeliveredCursorsTest : public ::testing::Test {
       r.client_msg_id = "m" + std::to_string(i);
       ASSERT_TRUE(Call(store_->messages(), &store::MessageStore::Append, r).ok());
     }
-  }
-  void TearDown() override {
-    if (store_) store_->Close();
-  }
-
-  int64_t MakeUser(const std::string& name) {
-    auto u = Call(store_->users(), &store::UserStore::Create, store::NewUser{name, "h", name, ""});
-    EXPECT_TRUE(u.ok()) << u.status();
-    return u.ok() ? u->user_id : 0;
   }
   // What hello would report for bob's session: the store's list, read
   // through the unwritten cursors.
@@ -64,8 +49,6 @@ class DeliveredCursorsTest : public ::testing::Test {
     return stored.ok() && !stored->empty() ? (*stored)[0].delivered_seq : -1;
   }
 
-  store::testing::TempDir dir_;
-  std::unique_ptr<store::Store> store_;
   int64_t alice_ = 0;
   int64_t bob_ = 0;
   std::string conv_;
