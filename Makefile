@@ -46,7 +46,7 @@ $(TSAN_BUILD)/build.ninja:
 
 test-tsan: deps $(TSAN_BUILD)/build.ninja
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -LE 'e2e|browser'
 
 # libFuzzer targets (clang, ASan + UBSan) over their corpora, FUZZ_SECONDS
