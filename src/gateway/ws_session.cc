@@ -649,11 +649,17 @@ void WsSession::FillGap(const std::string& conv_id) {
             fill.push_back(std::move(out));
           }
         }
-        self->OnThread([conv_id, fill = std::move(fill)](WsSession& s) {
+        self->OnThread([conv_id, fill = std::move(fill), failed = !page.ok()](WsSession& s) {
           auto it = s.convs_.find(conv_id);
           if (it == s.convs_.end()) return;
           ConvState& cs = it->second;
           cs.filling = false;
+          if (failed) {
+            // The store did not answer (busy, failing disk): try again after
+            // another gap_wait_ms rather than skip what it may still hold.
+            cs.gap_since_ms = SteadyMs();
+            return;
+          }
           for (const auto& m : fill) {
             if (m->seq != cs.last_seq + 1) continue;
             cs.last_seq = m->seq;
