@@ -533,14 +533,21 @@ class WsConnectionImpl final : public WsConnection,
     if (list.posted) return;
     list.posted = true;
     asio::post(socket_.get_executor(), [&list] {
-      std::vector<std::shared_ptr<WsConnectionImpl>> dirty;
-      dirty.swap(list.dirty);
       list.posted = false;  // flushes may write again: a new turn
-      for (const auto& c : dirty) {
-        c->flush_posted_ = false;
-        c->Flush();
-      }
+      FlushEach(list.dirty, &WsConnectionImpl::flush_posted_);
     });
+  }
+
+  // Flushes every connection of `dirty` (emptied first, so flushes may
+  // schedule again), clearing the flag that had it listed.
+  static void FlushEach(std::vector<std::shared_ptr<WsConnectionImpl>>& dirty,
+                        bool WsConnectionImpl::*listed) {
+    std::vector<std::shared_ptr<WsConnectionImpl>> now;
+    now.swap(dirty);
+    for (const auto& c : now) {
+      (*c).*listed = false;
+      c->Flush();
+    }
   }
 
   // Flushes within coalesce_ms: one timer per io thread serves every
@@ -555,13 +562,7 @@ class WsConnectionImpl final : public WsConnection,
     delayed.timer.expires_after(std::chrono::milliseconds(options_.coalesce_ms));
     delayed.timer.async_wait([&delayed](error_code ec) {
       delayed.armed = false;
-      if (ec) return;
-      std::vector<std::shared_ptr<WsConnectionImpl>> dirty;
-      dirty.swap(delayed.dirty);
-      for (const auto& c : dirty) {
-        c->delayed_flush_ = false;
-        c->Flush();
-      }
+      if (!ec) FlushEach(delayed.dirty, &WsConnectionImpl::delayed_flush_);
     });
   }
 

@@ -12,11 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "../store/temp_dir.h"
+#include "../service/sqlite_store_test.h"
 #include "gateway/session_registry.h"
 #include "gateway/ws_session.h"
 #include "route/memory_route_table.h"
-#include "store/registry.h"
 
 namespace mpim::gateway {
 namespace {
@@ -132,21 +131,18 @@ class NoDeliverer : public service::Deliverer {
   void Kick(int64_t, int64_t, const std::string&) override {}
 };
 
-class WsSessionOrderTest : public ::testing::Test {
+class WsSessionOrderTest : public service::testing::SqliteStoreTest {
  protected:
   void SetUp() override {
-    store::StoreOptions options;
-    options.sqlite.path = dir_.File("mpim.db");
-    auto opened = store::OpenStore("sqlite", options);
-    ASSERT_TRUE(opened.ok()) << opened.status();
-    store_ = std::move(*opened);
+    SqliteStoreTest::SetUp();
+    if (HasFatalFailure()) return;
     presence_ = std::make_unique<service::PresenceService>(routes_, *store_, deliverer_);
     ctx_ = std::make_unique<GatewayContext>(GatewayContext{
         auth_, messages_, conversations_, *presence_, routes_, registry_, core::GatewayConfig{}});
   }
   void TearDown() override {
     session_.reset();
-    if (store_) store_->Close();
+    SqliteStoreTest::TearDown();
   }
 
   // Opens the session (header token); its Pending query waits for
@@ -166,8 +162,6 @@ class WsSessionOrderTest : public ::testing::Test {
     WsSession::DeliverMessage({session_}, m);
   }
 
-  store::testing::TempDir dir_;
-  std::unique_ptr<store::Store> store_;
   FakeAuth auth_;
   FakeMessages messages_;
   FakeConversations conversations_;
