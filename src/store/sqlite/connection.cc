@@ -125,7 +125,9 @@ core::StatusOr<std::unique_ptr<Connection>> Connection::Open(const SqliteOptions
       sync + ";" + "PRAGMA cache_size = -" + std::to_string(options.cache_kib) + ";" +
       "PRAGMA temp_store = MEMORY;";
   if (writer) {
-    pragmas = "PRAGMA journal_mode = WAL;" + pragmas;
+    // journal_size_limit: a WAL that grew (a burst, a long read holding the
+    // checkpoint back) is cut back to 64 MiB when it starts over.
+    pragmas = "PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864;" + pragmas;
   } else {
     pragmas += "PRAGMA query_only = ON;";
   }

@@ -154,7 +154,10 @@ void Executor::ReaderLoop(Connection* conn) {
 
 int Executor::OnWalCommit(void* self, sqlite3* /*db*/, const char* /*name*/, int wal_pages) {
   auto* exec = static_cast<Executor*>(self);
-  if (wal_pages >= kCheckpointPages) {
+  const int before = exec->wal_frames_.exchange(wal_pages, std::memory_order_relaxed);
+  // Fewer frames than before: this commit started the WAL over.
+  if (wal_pages < before) exec->wal_backfilled_.store(0, std::memory_order_relaxed);
+  if (wal_pages - exec->wal_backfilled_.load(std::memory_order_relaxed) >= kCheckpointPages) {
     {
       std::lock_guard lock(exec->checkpoint_mu_);
       exec->checkpoint_wanted_ = true;
@@ -171,11 +174,53 @@ void Executor::CheckpointLoop() {
       checkpoint_cv_.wait(lock, [this] { return checkpoint_wanted_ || checkpoint_closing_; });
       if (checkpoint_closing_) return;
       checkpoint_wanted_ = false;
+      checkpointing_ = true;
     }
     // PASSIVE: copies what it can without waiting for readers or the writer.
-    // A failure (disk full) is retried at the next wake-up.
-    sqlite3_wal_checkpoint_v2(checkpoint_conn_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
-                              nullptr);
+    // Passes follow each other until the writer can copy the rest (each pass
+    // is shorter than the one before: it copies what came during it). A
+    // failure (disk full) is retried at the next wake-up.
+    for (;;) {
+      int log = 0;
+      int copied = 0;
+      const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->raw(), nullptr,
+                                               SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+      if (rc != SQLITE_OK || log < 0) break;
+      wal_backfilled_.store(copied, std::memory_order_relaxed);
+      if (log - copied <= kCatchUpPages) break;
+      std::lock_guard lock(checkpoint_mu_);
+      if (checkpoint_closing_) break;
+    }
+    {
+      std::lock_guard lock(checkpoint_mu_);
+      checkpointing_ = false;
+    }
+    checkpoint_idle_cv_.notify_all();
+  }
+}
+
+void Executor::CatchUpCheckpoint() {
+  const int frames = wal_frames_.load(std::memory_order_relaxed);
+  if (frames < kCheckpointPages) return;
+  {
+    std::unique_lock lock(checkpoint_mu_);
+    if (checkpointing_) {
+      if (frames < kMaxWalPages) return;
+      checkpoint_idle_cv_.wait(lock, [this] { return !checkpointing_; });
+    }
+  }
+  const int backfilled = wal_backfilled_.load(std::memory_order_relaxed);
+  if (frames == backfilled || (frames - backfilled > kCatchUpPages && frames < kMaxWalPages)) {
+    return;
+  }
+  // The checkpointer cannot start meanwhile without failing at once: one
+  // checkpoint at a time (SQLite's checkpoint lock).
+  int log = 0;
+  int copied = 0;
+  if (sqlite3_wal_checkpoint_v2(writer_conn_->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                &copied) == SQLITE_OK &&
+      log >= 0) {
+    wal_backfilled_.store(copied, std::memory_order_relaxed);
   }
 }
 
@@ -308,6 +353,7 @@ void Executor::RunBatch() {
   }
   if (hook_) hook_->Committed();
   CompleteLater(std::move(batch), core::Status());
+  CatchUpCheckpoint();
 }
 
 }  // namespace mpim::store::sqlite

@@ -17,8 +17,17 @@
 // again, so the writer recovers by itself once the cause is gone.
 //
 // Checkpoints (copying the WAL back into the database file) run on a third
-// thread with its own connection, started when the WAL has grown past
-// kCheckpointPages, so the writer never stops to do them.
+// thread with its own connection, started when kCheckpointPages frames of the
+// WAL are not copied back yet, so the writer does not stop for them. Under
+// steady writes such a passive checkpoint never finds the WAL complete (the
+// writer appended more while it ran), and SQLite only starts the WAL over
+// from its beginning once every frame is copied back: left alone, the WAL
+// grows without end (seen: 460 MB for a 24 MB database). So when the
+// checkpointer has left fewer than kCatchUpPages frames behind, the writer
+// copies those itself between two batches, and its next batch starts the WAL
+// over. Should the checkpointer be busy every time (large commits), the
+// writer waits for it once the WAL holds kMaxWalPages frames, and catches up:
+// the WAL stays below about kMaxWalPages frames plus one batch.
 //
 // Thread-safe: Write and Read may be called from any thread.
 #pragma once
@@ -119,8 +128,12 @@ class Executor {
     EnqueueRead(std::move(task));
   }
 
-  // WAL size (pages) that wakes the checkpointer.
+  // WAL frames not yet copied back that wake the checkpointer.
   static constexpr int kCheckpointPages = 1000;
+  // Frames not yet copied back that the writer copies itself (see above).
+  static constexpr int kCatchUpPages = kCheckpointPages;
+  // WAL frames at which the writer waits for the checkpointer to catch up.
+  static constexpr int kMaxWalPages = 8 * kCheckpointPages;
 
   // Stops taking work, finishes what is queued, joins the threads. Idempotent.
   void Close();
@@ -179,6 +192,9 @@ class Executor {
   // sqlite3_wal_hook: called by the writer after each commit.
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
   void CheckpointLoop();
+  // After a commit: copies the WAL's last frames back if the checkpointer
+  // left only a few, so that the next batch starts the WAL over.
+  void CatchUpCheckpoint();
 
   void Enqueue(std::unique_ptr<WriteOp> op);
   void EnqueueRead(ReadTask task);
@@ -231,6 +247,12 @@ class Executor {
   std::condition_variable checkpoint_cv_;
   bool checkpoint_wanted_ = false;
   bool checkpoint_closing_ = false;
+  // Frames in the WAL after the writer's last commit, and how many of them
+  // the last checkpoint copied back.
+  std::atomic<int> wal_frames_{0};
+  std::atomic<int> wal_backfilled_{0};
+  bool checkpointing_ = false;  // the checkpointer is in a pass; guarded by checkpoint_mu_
+  std::condition_variable checkpoint_idle_cv_;
 
   std::mutex close_mu_;  // serializes Close
   std::thread writer_thread_;
