@@ -347,7 +347,9 @@ class Driver : public WsListener {
       s.last_seq = seq;
       if (!s.ack_queued && params_.ack_interval_ms > 0 && params_.scenario != Scenario::kStorm) {
         s.ack_queued = true;
-        ack_list_.push_back(static_cast<uint32_t>(&s - sessions_.data()));
+        ack_list_.push_back(
+            {static_cast<uint32_t>(&s - sessions_.data()),
+             NowNs() + static_cast<uint64_t>(params_.ack_interval_ms) * 1'000'000});
       }
     }
     const int64_t sched = ScanInt(text, "\"bench_t\":");
@@ -431,19 +433,24 @@ class Driver : public WsListener {
     ++stats_.sent;
   }
 
+  // Each session acks ack_interval_ms after the first delivery it has not
+  // acked (independent clients batching their acks), checked every 5 ms: one
+  // timer for all sessions would send every session's ack at the same moment,
+  // a burst that real clients do not make.
   void ArmAckTimer() {
-    ack_timer_.expires_after(std::chrono::milliseconds(params_.ack_interval_ms));
+    ack_timer_.expires_after(std::chrono::milliseconds(5));
     ack_timer_.async_wait([this](boost::system::error_code ec) {
       if (ec) return;
-      for (uint32_t i : ack_list_) {
-        Session& s = sessions_[i];
+      const uint64_t now = NowNs();
+      while (!ack_list_.empty() && ack_list_.front().due_ns <= now) {
+        Session& s = sessions_[ack_list_.front().session];
+        ack_list_.pop_front();
         s.ack_queued = false;
         if (s.last_seq <= s.acked || s.conv_id.empty() || s.state != State::kReady) continue;
         s.acked = s.last_seq;
         s.ws.Send("{\"op\":\"ack\",\"conv_id\":\"" + s.conv_id +
                   "\",\"seq\":" + std::to_string(s.acked) + "}");
       }
-      ack_list_.clear();
       ArmAckTimer();
     });
   }
@@ -460,7 +467,11 @@ class Driver : public WsListener {
   std::deque<uint32_t> pending_;
   int inflight_ = 0;
   int connect_limit_;
-  std::vector<uint32_t> ack_list_;
+  struct DueAck {
+    uint32_t session;
+    uint64_t due_ns;
+  };
+  std::deque<DueAck> ack_list_;  // in due order
   asio::steady_timer send_timer_, ack_timer_, storm_timer_;
   uint64_t t0_ = 0, t_end_ = 0, measure_from_ = 0, last_sched_ = 0, storm_t0_ = 0;
   double period_ns_ = 0;
