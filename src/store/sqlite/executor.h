@@ -6,15 +6,16 @@
 // Write batches: the writer takes the queued writes, opens a transaction and
 // applies them one by one, taking in writes that arrive meanwhile, and
 // commits when the batch holds batch_max writes, when it has been open for
-// batch_delay, or when no write is queued. After the commit it hands the
-// whole batch to the completion thread, which runs the callbacks in order,
-// each with its own result: the writer only writes, and whatever a callback
-// does (fan-out, posting to sessions) never delays the next batch. A write that fails without
-// changing anything fails alone; one that fails after changing rows makes the
-// writer roll the batch back and apply it again with a savepoint around each
-// write, so that it fails alone too. A failed commit (disk full, I/O error)
-// fails every write of the batch with kUnavailable; the next batch tries
-// again, so the writer recovers by itself once the cause is gone.
+// batch_delay, or when no write is queued; while writes arrive steadily
+// (some came in during the last commit) it waits for more instead of
+// committing a small batch: up to batch_delay / 5 for each next write. After the commit it hands
+// the whole batch to the completion thread, which runs the callbacks in order, each with its own
+// result: the writer only writes, and whatever a callback does (fan-out, posting to sessions) never
+// delays the next batch. A write that fails without changing anything fails alone; one that fails
+// after changing rows makes the writer roll the batch back and apply it again with a savepoint
+// around each write, so that it fails alone too. A failed commit (disk full, I/O error) fails every
+// write of the batch with kUnavailable; the next batch tries again, so the writer recovers by
+// itself once the cause is gone.
 //
 // Checkpoints (copying the WAL back into the database file) run on a third
 // thread with its own connection, started when kCheckpointPages frames of the
@@ -33,6 +34,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -205,6 +207,9 @@ class Executor {
   void RunBatch();
   // Moves up to `max` queued writes into `batch`; false if none was queued.
   bool TakeQueued(std::vector<std::unique_ptr<WriteOp>>& batch, size_t max);
+  // TakeQueued after waiting until a write is queued or `deadline`.
+  bool WaitQueued(std::vector<std::unique_ptr<WriteOp>>& batch, size_t max,
+                  std::chrono::steady_clock::time_point deadline);
   // Applies the writes with a savepoint around each one.
   core::Status ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch);
   void FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status);
@@ -232,6 +237,9 @@ class Executor {
   std::deque<std::unique_ptr<WriteOp>> write_queue_;
   bool closing_ = false;
   BatchHook* hook_ = nullptr;  // set before the first write
+  // Writes were queued when the last batch had committed (writer thread
+  // only).
+  bool queued_during_commit_ = false;
 
   std::mutex read_mu_;  // guards read_queue_ and read_closing_
   std::condition_variable read_cv_;

@@ -19,8 +19,10 @@ struct SqliteOptions {
   // Reader connections, one thread each.
   int reader_threads = 2;
   // Group commit: a write batch commits when it holds batch_max writes, when
-  // it has been open for batch_delay, or as soon as no more writes are
-  // queued (an idle store never waits).
+  // it has been open for batch_delay, or when no more writes are queued.
+  // While writes arrive steadily (some came in during the last commit) a
+  // batch waits for more, up to batch_delay / 5 for each next one; an idle
+  // store never waits.
   int batch_max = 512;
   std::chrono::microseconds batch_delay{1000};
   // The clock for store-made timestamps (created_at, job times). Default:
