@@ -250,14 +250,18 @@ void WsSession::OnTick(int64_t now) {
     if (!cs.held.empty() && !cs.filling && now - cs.gap_since_ms >= ctx_.config.gap_wait_ms) {
       FillGap(conv_id);
     }
+    if (now < cs.resend_due_ms) continue;
+    cs.resend_due_ms = INT64_MAX;
     for (Unacked& u : cs.unacked) {
-      if (now - u.sent_ms < ctx_.config.ack_timeout_ms) continue;
-      u.sent_ms = now;
-      Metrics().resent.Inc();
-      // Re-sent as a plain frame: it stays in the unacked list as it is.
-      queues_[QueueOf(service::Priority::kNormal)].push_back(Pending{u.frame, nullptr, 0, false});
-      queued_bytes_ += u.frame->size();
-      resent = true;
+      if (now - u.sent_ms >= ctx_.config.ack_timeout_ms) {
+        u.sent_ms = now;
+        Metrics().resent.Inc();
+        // Re-sent as a plain frame: it stays in the unacked list as it is.
+        queues_[QueueOf(service::Priority::kNormal)].push_back(Pending{u.frame, nullptr, 0, false});
+        queued_bytes_ += u.frame->size();
+        resent = true;
+      }
+      cs.resend_due_ms = std::min(cs.resend_due_ms, u.sent_ms + ctx_.config.ack_timeout_ms);
     }
   }
   if (resent) {
@@ -712,6 +716,7 @@ void WsSession::Pump() {
   // OnWritable. Each pass hands over at most kWriteBatchBytes.
   constexpr size_t kWriteBatchBytes = 64 * 1024;
   if (!conn_) return;
+  int64_t now = 0;  // read once, when a qos 1 frame goes out
   while (!conn_->writing() && conn_->buffered() < kWriteBatchBytes) {
     Pending* next = nullptr;
     size_t from = 0;
@@ -730,7 +735,9 @@ void WsSession::Pump() {
       ConvState& cs = *p.conv;
       --cs.queued;
       if (p.qos1) {
-        cs.unacked.push_back(Unacked{p.seq, p.frame, SteadyMs()});
+        if (now == 0) now = SteadyMs();
+        cs.unacked.push_back(Unacked{p.seq, p.frame, now});
+        cs.resend_due_ms = std::min(cs.resend_due_ms, now + ctx_.config.ack_timeout_ms);
         unacked_bytes_ += p.frame->size();
       }
     }

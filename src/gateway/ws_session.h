@@ -120,6 +120,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
     int queued = 0;  // frames of this conversation waiting in the queues
     int queued_min_priority = 3;
     core::Fifo<Unacked> unacked;
+    // No entry of `unacked` is due for re-sending before this: OnTick skips
+    // the list until then (it can hold thousands of frames).
+    int64_t resend_due_ms = INT64_MAX;
   };
 
   void Authenticate(std::string_view token, std::optional<int64_t> rid);
