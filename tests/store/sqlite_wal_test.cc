@@ -111,6 +111,7 @@ TEST(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
   const int64_t bound = (sqlite::Executor::kMaxWalPages + 3 * 512) * kFrameBytes;
   EXPECT_LE(max_wal.load(), bound) << "largest WAL seen: " << max_wal.load() << " bytes";
   EXPECT_GT(max_wal.load(), 0);
+  RecordProperty("max_wal_bytes", std::to_string(max_wal.load()));
 
   // Every append is there.
   int64_t total = 0;
