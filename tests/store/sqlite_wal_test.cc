@@ -4,6 +4,7 @@
 // executor's catch-up the WAL grew by about a page per message for as long as
 // writes kept coming (460 MB for a 24 MB database in a few seconds).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -108,7 +109,7 @@ TEST(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
   // each), each frame a 4 KiB page and a 24-byte header; without the
   // catch-up the WAL passes 300 MB here.
   constexpr int64_t kFrameBytes = 4096 + 24;
-  const int64_t bound = (sqlite::Executor::kMaxWalPages + 3 * 512) * kFrameBytes;
+  const int64_t bound = (sqlite::Executor::kMaxWalPages + 5 * 512) * kFrameBytes;
   EXPECT_LE(max_wal.load(), bound) << "largest WAL seen: " << max_wal.load() << " bytes";
   EXPECT_GT(max_wal.load(), 0);
   RecordProperty("max_wal_bytes", std::to_string(max_wal.load()));
@@ -122,6 +123,78 @@ TEST(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
     total += static_cast<int64_t>(page->items.size());
   }
   EXPECT_EQ(total, kAppends);
+}
+
+// A read that holds an old snapshot keeps the checkpoints from copying past
+// it. Writes must go on meanwhile (the WAL grows for as long as the read
+// lasts), and the WAL starts over once it has ended. Before, the
+// checkpointer retried without end while nothing could be copied and the
+// writer, at kMaxWalPages frames, waited for it: writes stopped for as long
+// as the read lasted.
+TEST(SqliteWalTest, ALongReadDoesNotStopWrites) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  StoreOptions options;
+  options.sqlite.path = dir.File("wal.db");
+  auto opened = OpenStore("sqlite", options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Store& store = **opened;
+  std::vector<int64_t> users;
+  for (int i = 0; i < kUsers; ++i) {
+    auto user =
+        Call(store.users(), &UserStore::Create, NewUser{"user" + std::to_string(i), "h", "", ""});
+    ASSERT_TRUE(user.ok()) << user.status();
+    users.push_back(user->user_id);
+  }
+  // Appends over 1,000 conversations, 512 in flight; returns the errors.
+  int64_t next_id = 1;
+  auto append = [&](int n) {
+    std::atomic<int64_t> errors{0};
+    auto slots = std::make_shared<std::counting_semaphore<>>(512);
+    for (int i = 0; i < n; ++i) {
+      slots->acquire();
+      AppendRequest r;
+      r.msg_id = next_id++;
+      const size_t peer = 1 + static_cast<size_t>(r.msg_id % (kUsers - 1));
+      r.conv_id = PrivateConvId(users[0], users[peer]);
+      r.sender = users[peer];
+      r.recipient = users[0];
+      r.body = "{\"text\":\"held back by a long read\"}";
+      r.ts = r.msg_id;
+      r.client_msg_id = "c" + std::to_string(r.msg_id);
+      store.messages().Append(r, [slots, &errors](core::StatusOr<AppendResult> res) {
+        if (!res.ok()) errors.fetch_add(1);
+        slots->release();
+      });
+    }
+    for (int i = 0; i < 512; ++i) slots->acquire();
+    return errors.load();
+  };
+  ASSERT_EQ(append(2'000), 0);
+
+  sqlite3* reader = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(options.sqlite.path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM messages;", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  // Enough to pass kMaxWalPages frames (about one per append here) while
+  // the read holds its snapshot: all of them complete.
+  EXPECT_EQ(append(6 * sqlite::Executor::kMaxWalPages), 0);
+  const int64_t held_wal = FileSize(options.sqlite.path + "-wal");
+  EXPECT_GT(held_wal, sqlite::Executor::kMaxWalPages * int64_t{4096});
+  ASSERT_EQ(sqlite3_exec(reader, "COMMIT;", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(reader);
+
+  // The read is over: the WAL is copied back and starts over (the file is
+  // cut back to journal_size_limit, 64 MiB, at the restart, and is written
+  // from its beginning again).
+  ASSERT_EQ(append(20'000), 0);
+  RecordProperty("wal_bytes_while_read_held", std::to_string(held_wal));
+  auto page = Call(store.messages(), &MessageStore::Read, PrivateConvId(users[0], users[1]),
+                   RangeQuery{0, std::nullopt, 500});
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_FALSE(page->items.empty());
 }
 
 }  // namespace

@@ -178,16 +178,19 @@ void Executor::CheckpointLoop() {
     }
     // PASSIVE: copies what it can without waiting for readers or the writer.
     // Passes follow each other until the writer can copy the rest (each pass
-    // is shorter than the one before: it copies what came during it). A
-    // failure (disk full) is retried at the next wake-up.
-    for (;;) {
+    // is shorter than the one before: it copies what came during it), or
+    // until a pass copies nothing more (a long read holds an old snapshot,
+    // whose pages must stay; the next commit wakes us again). A failure
+    // (disk full) is retried at the next wake-up.
+    for (int before = -1;;) {
       int log = 0;
       int copied = 0;
       const int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_->raw(), nullptr,
                                                SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       if (rc != SQLITE_OK || log < 0) break;
       wal_backfilled_.store(copied, std::memory_order_relaxed);
-      if (log - copied <= kCatchUpPages) break;
+      if (log - copied <= kCatchUpPages || copied <= before) break;
+      before = copied;
       std::lock_guard lock(checkpoint_mu_);
       if (checkpoint_closing_) break;
     }

@@ -28,7 +28,9 @@
 // copies those itself between two batches, and its next batch starts the WAL
 // over. Should the checkpointer be busy every time (large commits), the
 // writer waits for it once the WAL holds kMaxWalPages frames, and catches up:
-// the WAL stays below about kMaxWalPages frames plus one batch.
+// the WAL stays below about kMaxWalPages frames plus one batch, except while a
+// long read holds an old snapshot (nothing past it can be copied back; the
+// checkpointer stops when a pass makes no progress, so writes go on).
 //
 // Thread-safe: Write and Read may be called from any thread.
 #pragma once
