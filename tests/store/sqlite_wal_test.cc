@@ -35,21 +35,32 @@ int64_t FileSize(const std::string& path) {
   return ec ? 0 : static_cast<int64_t>(size);
 }
 
-TEST(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
-  TempDir dir;
-  ASSERT_FALSE(dir.path().empty());
-  StoreOptions options;
-  options.sqlite.path = dir.File("wal.db");
-  auto opened = OpenStore("sqlite", options);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  Store& store = **opened;
-  std::vector<int64_t> users;
-  for (int i = 0; i < kUsers; ++i) {
-    auto user =
-        Call(store.users(), &UserStore::Create, NewUser{"user" + std::to_string(i), "h", "", ""});
-    ASSERT_TRUE(user.ok()) << user.status();
-    users.push_back(user->user_id);
+// A store in a fresh directory with kUsers users.
+class SqliteWalTest : public ::testing::Test {
+ protected:
+  void Open() {
+    ASSERT_FALSE(dir_.path().empty());
+    options.sqlite.path = dir_.File("wal.db");
+    auto opened = OpenStore("sqlite", options);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(*opened);
+    for (int i = 0; i < kUsers; ++i) {
+      auto user = Call(store_->users(), &UserStore::Create,
+                       NewUser{"user" + std::to_string(i), "h", "", ""});
+      ASSERT_TRUE(user.ok()) << user.status();
+      users.push_back(user->user_id);
+    }
   }
+
+  TempDir dir_;
+  StoreOptions options;
+  std::unique_ptr<Store> store_;
+  std::vector<int64_t> users;
+};
+
+TEST_F(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  Store& store = *store_;
 
   // Appends spread over 1,000 conversations (a page of an index per message
   // in each commit), many in flight; a reader keeps reading history.
@@ -131,21 +142,9 @@ TEST(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
 // checkpointer retried without end while nothing could be copied and the
 // writer, at kMaxWalPages frames, waited for it: writes stopped for as long
 // as the read lasted.
-TEST(SqliteWalTest, ALongReadDoesNotStopWrites) {
-  TempDir dir;
-  ASSERT_FALSE(dir.path().empty());
-  StoreOptions options;
-  options.sqlite.path = dir.File("wal.db");
-  auto opened = OpenStore("sqlite", options);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  Store& store = **opened;
-  std::vector<int64_t> users;
-  for (int i = 0; i < kUsers; ++i) {
-    auto user =
-        Call(store.users(), &UserStore::Create, NewUser{"user" + std::to_string(i), "h", "", ""});
-    ASSERT_TRUE(user.ok()) << user.status();
-    users.push_back(user->user_id);
-  }
+TEST_F(SqliteWalTest, ALongReadDoesNotStopWrites) {
+  ASSERT_NO_FATAL_FAILURE(Open());
+  Store& store = *store_;
   // Appends over 1,000 conversations, 512 in flight; returns the errors.
   int64_t next_id = 1;
   auto append = [&](int n) {
