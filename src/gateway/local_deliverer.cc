@@ -48,25 +48,51 @@ std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(
 
 void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude_conn,
                              const store::Message& msg, bool qos1, service::Priority priority) {
-  std::vector<Batch> batches = ByLoop(users, exclude_conn);
-  if (batches.empty()) return;
-  auto out = std::make_shared<OutMessage>();
-  out->conv_id = msg.conv_id;
-  out->seq = msg.seq;
-  out->ts = msg.ts;
-  out->frame = std::make_shared<const std::string>(MessageEventText(msg));
-  out->qos1 = qos1;
-  out->priority = priority;
+  Send(ByLoop(users, exclude_conn), {&msg}, qos1, priority);
+}
+
+void LocalDeliverer::Messages(const std::vector<int64_t>& users,
+                              const std::vector<store::Message>& msgs, bool qos1,
+                              service::Priority priority) {
+  std::vector<const store::Message*> ptrs;
+  ptrs.reserve(msgs.size());
+  for (const store::Message& m : msgs) ptrs.push_back(&m);
+  Send(ByLoop(users, 0), ptrs, qos1, priority);
+}
+
+void LocalDeliverer::Send(std::vector<Batch> batches,
+                          const std::vector<const store::Message*>& msgs, bool qos1,
+                          service::Priority priority) {
+  if (batches.empty() || msgs.empty()) return;
   size_t sessions = 0;
   for (const Batch& b : batches) sessions += b.sessions.size();
-  out->may_wait = sessions >= kCoalesceFanoutMin;
   static core::Counter& deliveries =
       core::DefaultRegistry()
           .Counter("mpim_message_deliveries_total", "msg events handed to live sessions.")
           .With({});
-  for (Batch& b : batches) {
-    deliveries.Add(static_cast<double>(b.sessions.size()));
-    WsSession::DeliverMessage(std::move(b.sessions), out);
+  deliveries.Add(static_cast<double>(sessions * msgs.size()));
+  std::vector<std::string> frames;
+  frames.reserve(msgs.size());
+  for (const store::Message* m : msgs) frames.push_back(MessageEventText(*m));
+  for (size_t bi = 0; bi < batches.size(); ++bi) {
+    Batch& b = batches[bi];
+    const bool last = bi + 1 == batches.size();
+    // Each io thread gets its own copies: the reference counts its sessions
+    // move (queue, unacked list, ack) stay on its cache lines.
+    std::vector<std::shared_ptr<const OutMessage>> outs;
+    outs.reserve(msgs.size());
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      auto out = std::make_shared<OutMessage>();
+      out->conv_id = msgs[i]->conv_id;
+      out->seq = msgs[i]->seq;
+      out->ts = msgs[i]->ts;
+      out->frame = std::make_shared<const std::string>(last ? std::move(frames[i]) : frames[i]);
+      out->qos1 = qos1;
+      out->priority = priority;
+      out->may_wait = sessions >= kCoalesceFanoutMin;
+      outs.push_back(std::move(out));
+    }
+    WsSession::DeliverMessages(std::move(b.sessions), std::move(outs));
   }
 }
 

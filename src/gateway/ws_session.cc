@@ -168,14 +168,23 @@ void WsSession::OnThreadAll(std::vector<std::shared_ptr<WsSession>> sessions,
 
 void WsSession::DeliverMessage(std::vector<std::shared_ptr<WsSession>> sessions,
                                std::shared_ptr<const OutMessage> msg) {
-  OnThreadAll(std::move(sessions), [msg = std::move(msg), now = int64_t{0}](WsSession& s) mutable {
-    if (now == 0) now = SteadyMs();
-    if (s.state_ == State::kActive) {
-      s.AcceptMessage(msg, now);
-    } else if (s.state_ == State::kAuthenticating && s.early_.size() < kMaxEarlyMessages) {
-      s.early_.push_back(msg);  // registered, hello not out yet
-    }
-  });
+  DeliverMessages(std::move(sessions), {std::move(msg)});
+}
+
+void WsSession::DeliverMessages(std::vector<std::shared_ptr<WsSession>> sessions,
+                                std::vector<std::shared_ptr<const OutMessage>> msgs) {
+  OnThreadAll(std::move(sessions),
+              [msgs = std::move(msgs), now = int64_t{0}](WsSession& s) mutable {
+                if (now == 0) now = SteadyMs();
+                if (s.state_ == State::kActive) {
+                  for (const auto& m : msgs) s.AcceptMessage(m, now);
+                } else if (s.state_ == State::kAuthenticating) {
+                  // Registered, hello not out yet.
+                  for (const auto& m : msgs) {
+                    if (s.early_.size() < kMaxEarlyMessages) s.early_.push_back(m);
+                  }
+                }
+              });
 }
 
 void WsSession::DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,
@@ -253,7 +262,7 @@ void WsSession::OnTick(int64_t now) {
     if (now < cs.resend_due_ms) continue;
     cs.resend_due_ms = INT64_MAX;
     for (Unacked& u : cs.unacked) {
-      if (now - u.sent_ms >= ctx_.config.ack_timeout_ms) {
+      if (now - std::max(u.sent_ms, cs.last_ack_ms) >= ctx_.config.ack_timeout_ms) {
         u.sent_ms = now;
         Metrics().resent.Inc();
         // Re-sent as a plain frame: it stays in the unacked list as it is.
@@ -261,7 +270,8 @@ void WsSession::OnTick(int64_t now) {
         queued_bytes_ += u.frame->size();
         resent = true;
       }
-      cs.resend_due_ms = std::min(cs.resend_due_ms, u.sent_ms + ctx_.config.ack_timeout_ms);
+      cs.resend_due_ms = std::min(cs.resend_due_ms,
+                                  std::max(u.sent_ms, cs.last_ack_ms) + ctx_.config.ack_timeout_ms);
     }
   }
   if (resent) {
@@ -349,7 +359,7 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
           // Messages pushed while the hello list was read go out after it.
           auto early = std::move(self->early_);
           int64_t now = SteadyMs();
-          for (auto& m : early) self->AcceptMessage(std::move(m), now);
+          for (const auto& m : early) self->AcceptMessage(m, now);
         });
       });
 }
@@ -434,10 +444,18 @@ void WsSession::OpAck(boost::json::object& frame) {
   if (!conv_id.ok()) return ReplyError(std::nullopt, conv_id.status());
   if (!seq.ok()) return ReplyError(std::nullopt, seq.status());
   if (auto it = convs_.find(*conv_id); it != convs_.end()) {
-    auto& unacked = it->second.unacked;
-    while (!unacked.empty() && unacked.front().seq <= *seq) {
-      unacked_bytes_ -= unacked.front().frame->size();
-      unacked.pop_front();
+    ConvState& cs = it->second;
+    bool progress = false;
+    while (!cs.unacked.empty() && cs.unacked.front().seq <= *seq) {
+      unacked_bytes_ -= cs.unacked.front().frame->size();
+      cs.unacked.pop_front();
+      progress = true;
+    }
+    if (progress) {
+      // What is left went out before now: none is due before this.
+      cs.last_ack_ms = SteadyMs();
+      cs.resend_due_ms =
+          cs.unacked.empty() ? INT64_MAX : cs.last_ack_ms + ctx_.config.ack_timeout_ms;
     }
   }
   ctx_.conversations.Ack(principal_, *conv_id, *seq, [self = shared_from_this()](core::Status s) {
@@ -579,7 +597,7 @@ void WsSession::ReplyError(std::optional<int64_t> rid, const core::Status& statu
 
 // ---- ordered delivery
 
-void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now) {
+void WsSession::AcceptMessage(const std::shared_ptr<const OutMessage>& msg, int64_t now) {
   ConvState& cs = convs_[msg->conv_id];
   if (cs.last_seq != 0 && msg->seq <= cs.last_seq) return;  // already handed on
   if (cs.last_seq == 0 && AckedBeforeThisSocket(*msg)) return;
@@ -590,7 +608,7 @@ void WsSession::AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now
     return;
   }
   if (cs.held.empty()) cs.gap_since_ms = now;
-  cs.held.emplace(msg->seq, std::move(msg));
+  cs.held.emplace(msg->seq, msg);
 }
 
 bool WsSession::AckedBeforeThisSocket(const OutMessage& msg) const {
@@ -717,6 +735,8 @@ void WsSession::Pump() {
   constexpr size_t kWriteBatchBytes = 64 * 1024;
   if (!conn_) return;
   int64_t now = 0;  // read once, when a qos 1 frame goes out
+  uint64_t frames = 0, bytes = 0;
+  bool more = true;
   while (!conn_->writing() && conn_->buffered() < kWriteBatchBytes) {
     Pending* next = nullptr;
     size_t from = 0;
@@ -730,22 +750,32 @@ void WsSession::Pump() {
     if (next == nullptr) break;
     Pending p = std::move(*next);
     queues_[from].pop_front();
-    queued_bytes_ -= p.frame->size();
+    // The string lives on in the unacked list (a qos 1 frame takes the
+    // pointer over: no reference count traffic) or in `p`.
+    const std::string& text = *p.frame;
+    queued_bytes_ -= text.size();
+    ++frames;
+    bytes += text.size();
     if (p.conv != nullptr) {
       ConvState& cs = *p.conv;
       --cs.queued;
       if (p.qos1) {
         if (now == 0) now = SteadyMs();
-        cs.unacked.push_back(Unacked{p.seq, p.frame, now});
+        unacked_bytes_ += text.size();
+        cs.unacked.push_back(Unacked{p.seq, std::move(p.frame), now});
         cs.resend_due_ms = std::min(cs.resend_due_ms, now + ctx_.config.ack_timeout_ms);
-        unacked_bytes_ += p.frame->size();
       }
     }
-    Metrics().frames_out.Inc();
-    Metrics().bytes_out.Add(static_cast<double>(p.frame->size()));
-    if (!conn_->Write(*p.frame, p.may_wait)) return;
+    if (!conn_->Write(text, p.may_wait)) {
+      more = false;
+      break;
+    }
   }
-  if (QueuedFrames() > 0) return;
+  if (frames > 0) {
+    Metrics().frames_out.Add(static_cast<double>(frames));
+    Metrics().bytes_out.Add(static_cast<double>(bytes));
+  }
+  if (!more || QueuedFrames() > 0) return;
   bool owed = send_in_flight_ || !sends_.empty() || pending_replies_ > 0;
   if (close_after_flush_ && !owed) {
     auto [code, reason] = *close_after_flush_;

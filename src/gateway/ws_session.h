@@ -6,7 +6,10 @@
 //     then the gap is filled from the store;
 //   - pending frames leave by priority (urgent > high > normal > low; replies
 //     first), never reordering one conversation;
-//   - qos 1 messages are re-sent until acked (gateway.ack_timeout_ms);
+//   - qos 1 messages are re-sent until acked (gateway.ack_timeout_ms after
+//     they went out, and after the conversation's last ack: a client that
+//     keeps acking is working through a backlog, and what it has not acked
+//     yet is still on its way to it in the same TCP stream);
 //   - queued + unacked bytes above gateway.send_queue_max_bytes close the
 //     session with 4008.
 //
@@ -76,6 +79,11 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // all share one (the same loop()); closed sessions are skipped.
   static void DeliverMessage(std::vector<std::shared_ptr<WsSession>> sessions,
                              std::shared_ptr<const OutMessage> msg);
+  // Several messages to the same sessions, taken session by session (each
+  // session's state is touched once for all of them, and its frames share
+  // one write). Messages of one conversation must come in seq order.
+  static void DeliverMessages(std::vector<std::shared_ptr<WsSession>> sessions,
+                              std::vector<std::shared_ptr<const OutMessage>> msgs);
   static void DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,
                            std::shared_ptr<const std::string> frame, service::Priority priority);
   // Thread-safe: post to the session's io thread.
@@ -120,6 +128,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
     int queued = 0;  // frames of this conversation waiting in the queues
     int queued_min_priority = 3;
     core::Fifo<Unacked> unacked;
+    // The last ack that moved the conversation on: a frame is re-sent only
+    // once neither it was sent nor an ack came within ack_timeout_ms.
+    int64_t last_ack_ms = 0;
     // No entry of `unacked` is due for re-sending before this: OnTick skips
     // the list until then (it can hold thousands of frames).
     int64_t resend_due_ms = INT64_MAX;
@@ -150,7 +161,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // is gone. Any thread (conn_ belongs to the io thread).
   void PostToConn(absl::AnyInvocable<void()> fn);
 
-  void AcceptMessage(std::shared_ptr<const OutMessage> msg, int64_t now_ms);
+  void AcceptMessage(const std::shared_ptr<const OutMessage>& msg, int64_t now_ms);
   void ReleaseHeld(ConvState& cs);
   bool AckedBeforeThisSocket(const OutMessage& msg) const;
   // A message this session sent (it gets the reply, not the msg event).

@@ -27,6 +27,13 @@ class Deliverer {
   // own socket; 0: none). qos1: re-sent until acked.
   virtual void Message(const std::vector<int64_t>& users, uint64_t exclude_conn,
                        const store::Message& msg, bool qos1, Priority priority) = 0;
+  // Several messages of one conversation, in seq order, to every connection
+  // of `users`: what Message does for each, in one pass over the recipients
+  // (a fan-out job batch).
+  virtual void Messages(const std::vector<int64_t>& users, const std::vector<store::Message>& msgs,
+                        bool qos1, Priority priority) {
+    for (const store::Message& m : msgs) Message(users, 0, m, qos1, priority);
+  }
   virtual void Receipt(const std::vector<int64_t>& users, uint64_t exclude_conn,
                        const std::string& conv_id, int64_t reader, int64_t read_seq) = 0;
   virtual void Typing(const std::vector<int64_t>& users, const std::string& conv_id,

@@ -1,8 +1,9 @@
 // End-to-end: per-session delivery against the real `mpim` binary
 // (../shared/design/protocol.md section 3 "Ordering and delivery
 // guarantees"; docs/websocket.md "Messages", "Delivery"): qos 1 re-sends
-// until acked, qos 0 never re-sent, the delivered cursor per session,
-// slow consumers closed with 4008, priority, and the send rate limit.
+// until acked (not while the session keeps acking), qos 0 never re-sent, the
+// delivered cursor per session, slow consumers closed with 4008, priority,
+// and the send rate limit.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -91,6 +92,24 @@ TEST_F(WsDeliveryE2eTest, UnackedQos1MessagesAreResentAndAckedOnesAreNot) {
   EXPECT_TRUE(wb->Drain("msg", Ms(kAckTimeoutMs * 3)).empty());
   // The sender's session, which acks nothing, gets no messages at all.
   EXPECT_TRUE(wa->Drain("msg", Ms(0)).empty());
+}
+
+TEST_F(WsDeliveryE2eTest, ASessionThatKeepsAckingGetsNoResendsOfWhatIsStillOnItsWay) {
+  // A client working through a backlog acks as it goes; what it has not
+  // acked yet is behind in the same stream, so sending it again would only
+  // lengthen the backlog. Once its acks stop, the rest comes again.
+  auto [a, b, conv] = NewPair("ka");
+  auto wa = OpenWs(a.token());
+  auto wb = OpenWs(b.token());
+  ASSERT_TRUE(wa && wb);
+  for (int i = 1; i <= 6; ++i) MustSend(*wa, TextSend(b.id(), "ka" + std::to_string(i), "m"));
+  ASSERT_EQ(NextSeqs(*wb, conv, 6), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  // One more acked every half timeout, for two timeouts after the sends.
+  for (int seq = 1; seq <= 4; ++seq) {
+    ASSERT_TRUE(wb->Ack(conv, seq));
+    EXPECT_TRUE(wb->Drain("msg", Ms(kAckTimeoutMs / 2)).empty()) << "re-sent while acks came";
+  }
+  EXPECT_EQ(NextSeqs(*wb, conv, 2), (std::vector<int64_t>{5, 6}));
 }
 
 TEST_F(WsDeliveryE2eTest, Qos0IsSentOnceButStillStored) {

@@ -1,6 +1,9 @@
 // The "fanout" job (see service/fanout.h): delivers one message, or its
 // recall, to every member of a large group, a page of groups.fanout_batch
-// members at a time, to their live connections only. Re-running it (after a
+// members at a time, to their live connections only. The jobs of one lease
+// batch that carry messages of the same group go out together: one pass
+// over the members, and each session takes all of them at once (several
+// frames per socket write when the worker is behind). Re-running it (after a
 // crash) delivers again; sessions drop seqs they have already passed on, and
 // clients dedup by (conv_id, seq).
 #pragma once

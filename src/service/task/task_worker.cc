@@ -2,6 +2,9 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+#include <future>
+
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "store/blocking.h"
@@ -9,7 +12,6 @@
 namespace mpim::service {
 namespace {
 
-constexpr int kLeaseBatch = 16;
 constexpr auto kIdlePoll = std::chrono::milliseconds(100);
 constexpr auto kErrorPause = std::chrono::milliseconds(500);
 
@@ -55,34 +57,61 @@ void TaskWorker::Run() {
       woken_ = false;
       continue;
     }
-    for (const store::Job& job : *jobs) {
-      auto it = handlers_.find(job.kind);
-      core::Status result = it == handlers_.end()
-                                ? absl::InvalidArgumentError("no handler for job kind " + job.kind)
-                                : it->second(job);
-      done.With({job.kind, result.ok() ? "ok" : "failed"}).Inc();
-      Settle(job, result);
+    // Each kind's jobs together, kinds in the order they first appear.
+    std::vector<std::pair<std::string, std::vector<store::Job>>> by_kind;
+    for (store::Job& job : *jobs) {
+      auto it = std::find_if(by_kind.begin(), by_kind.end(),
+                             [&](const auto& k) { return k.first == job.kind; });
+      if (it == by_kind.end()) it = by_kind.insert(by_kind.end(), {job.kind, {}});
+      it->second.push_back(std::move(job));
+    }
+    for (auto& [kind, batch] : by_kind) {
+      auto it = handlers_.find(kind);
+      std::vector<core::Status> results;
+      if (it != handlers_.end()) results = it->second(batch);
+      if (results.size() != batch.size()) {
+        results.assign(batch.size(),
+                       it == handlers_.end()
+                           ? absl::InvalidArgumentError("no handler for job kind " + kind)
+                           : absl::InternalError("handler gave no result for the job"));
+      }
+      for (const core::Status& r : results) done.With({kind, r.ok() ? "ok" : "failed"}).Inc();
+      Settle(batch, results);
     }
   }
 }
 
-void TaskWorker::Settle(const store::Job& job, const core::Status& result) {
-  if (result.ok()) {
-    core::Status s = store::AwaitStatus(
-        [&](auto cb) { store_.jobs().Ack(job.job_id, job.attempts, std::move(cb)); });
-    if (!s.ok())
-      Log().Warn("job ack failed", {{"job", job.job_id}, {"error", std::string(s.message())}});
-    return;
+void TaskWorker::Settle(const std::vector<store::Job>& jobs,
+                        const std::vector<core::Status>& results) {
+  // The acks are handed to the store together (one commit), then awaited.
+  std::vector<std::future<core::Status>> acks(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!results[i].ok()) continue;
+    auto promise = std::make_shared<std::promise<core::Status>>();
+    acks[i] = promise->get_future();
+    store_.jobs().Ack(jobs[i].job_id, jobs[i].attempts,
+                      [promise](core::Status s) { promise->set_value(std::move(s)); });
   }
-  Log().Warn("job failed", {{"job", job.job_id},
-                            {"kind", job.kind},
-                            {"attempt", static_cast<int64_t>(job.attempts)},
-                            {"error", std::string(result.message())}});
-  auto after = store::Await<store::Job>([&](auto cb) {
-    store_.jobs().Fail(job.job_id, job.attempts, std::string(result.message()), std::move(cb));
-  });
-  if (after.ok() && after->state == store::JobState::kDead) {
-    Log().Error("job is a dead letter", {{"job", job.job_id}, {"kind", job.kind}});
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const store::Job& job = jobs[i];
+    if (results[i].ok()) {
+      core::Status s = acks[i].get();
+      if (!s.ok()) {
+        Log().Warn("job ack failed", {{"job", job.job_id}, {"error", std::string(s.message())}});
+      }
+      continue;
+    }
+    Log().Warn("job failed", {{"job", job.job_id},
+                              {"kind", job.kind},
+                              {"attempt", static_cast<int64_t>(job.attempts)},
+                              {"error", std::string(results[i].message())}});
+    auto after = store::Await<store::Job>([&](auto cb) {
+      store_.jobs().Fail(job.job_id, job.attempts, std::string(results[i].message()),
+                         std::move(cb));
+    });
+    if (after.ok() && after->state == store::JobState::kDead) {
+      Log().Error("job is a dead letter", {{"job", job.job_id}, {"kind", job.kind}});
+    }
   }
 }
 

@@ -7,6 +7,12 @@
 // One thread; handlers run on it and may block on the store (never on an io
 // thread). Register handlers before Start. Wake() (any thread) makes the
 // worker look for jobs at once instead of at its next poll.
+//
+// Jobs are leased in batches (up to kLeaseBatch, oldest first) and a handler
+// gets every job of its kind in the batch at once, so that it can share work
+// between them (a fan-out reads the members once for several messages of
+// one group). The more jobs wait, the larger the batches: under load the
+// cost per job falls.
 #pragma once
 
 #include <atomic>
@@ -16,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/status.h"
 #include "store/store.h"
@@ -24,7 +31,9 @@ namespace mpim::service {
 
 class TaskWorker {
  public:
-  using Handler = std::function<core::Status(const store::Job& job)>;
+  // Runs `jobs` (one kind, in job order); returns one status per job.
+  using Handler = std::function<std::vector<core::Status>(const std::vector<store::Job>& jobs)>;
+  static constexpr int kLeaseBatch = 16;
 
   TaskWorker(store::Store& store, std::string name, int64_t lease_ms = 30000)
       : store_(store), name_(std::move(name)), lease_ms_(lease_ms) {}
@@ -38,7 +47,8 @@ class TaskWorker {
 
  private:
   void Run();
-  void Settle(const store::Job& job, const core::Status& result);
+  // Acks the jobs that succeeded (in one go), fails the others.
+  void Settle(const std::vector<store::Job>& jobs, const std::vector<core::Status>& results);
 
   store::Store& store_;
   const std::string name_;
