@@ -15,12 +15,89 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
+// The TCP socket under the WebSocket stream, with a read-ahead buffer.
+// Beast reads at most 1,536 bytes (stream::tcp_frame_size) from its next
+// layer at a time: a receiver of many small frames would make one recv per
+// ~5 frames. This takes what the kernel has, up to kReadAhead, in one recv and
+// serves Beast's reads from it. A concrete executor type also spares the
+// type-erased any_io_executor copies of every operation.
+class ReadAheadSocket {
+ public:
+  using executor_type = asio::io_context::executor_type;
+  using Socket = asio::basic_stream_socket<tcp, executor_type>;
+
+  explicit ReadAheadSocket(asio::io_context& io) : socket_(io.get_executor()) {}
+
+  executor_type get_executor() noexcept { return socket_.get_executor(); }
+  Socket& socket() { return socket_; }
+
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(beast::error_code, size_t)>(
+        [this](auto handler, const Buffers& into) {
+          if (begin_ < end_) {
+            // Completes through the executor, never inside the initiation.
+            size_t n = Take(into);
+            auto ex = asio::get_associated_executor(handler, get_executor());
+            asio::post(ex, [h = std::move(handler), n]() mutable { h(beast::error_code{}, n); });
+            return;
+          }
+          if (!buf_) buf_ = std::make_unique<char[]>(kReadAhead);
+          socket_.async_read_some(
+              asio::buffer(buf_.get(), kReadAhead),
+              [this, into, h = std::move(handler)](beast::error_code ec, size_t n) mutable {
+                begin_ = 0;
+                end_ = ec ? 0 : n;
+                h(ec, ec ? 0 : Take(into));
+              });
+        },
+        token, buffers);
+  }
+
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    return socket_.async_write_some(buffers, std::forward<Token>(token));
+  }
+
+  // What websocket::stream calls (found by argument-dependent lookup) to
+  // shut the connection down after a close handshake or on a timeout.
+  friend void teardown(beast::role_type role, ReadAheadSocket& s, beast::error_code& ec) {
+    websocket::teardown(role, s.socket_, ec);
+  }
+  friend void beast_close_socket(ReadAheadSocket& s) {
+    beast::error_code ignored;
+    s.socket_.close(ignored);
+  }
+  template <class Handler>
+  friend void async_teardown(beast::role_type role, ReadAheadSocket& s, Handler&& handler) {
+    websocket::async_teardown(role, s.socket_, std::forward<Handler>(handler));
+  }
+
+ private:
+  static constexpr size_t kReadAhead = 64 * 1024;
+
+  template <class Buffers>
+  size_t Take(const Buffers& into) {
+    size_t n = asio::buffer_copy(into, asio::buffer(buf_.get() + begin_, end_ - begin_));
+    begin_ += n;
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+      buf_.reset();  // nothing held between reads (thousands of idle sessions)
+    }
+    return n;
+  }
+
+  Socket socket_;
+  std::unique_ptr<char[]> buf_;
+  size_t begin_ = 0, end_ = 0;
+};
+
 struct AsyncWs::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io, WsListener* l, uint32_t i) : ws(io), listener(l), id(i) {}
 
   void Start(const WsTarget& target, const asio::ip::address& source, std::string_view token) {
     beast::error_code ec;
-    auto& socket = ws.next_layer();
+    auto& socket = ws.next_layer().socket();
     socket.open(tcp::v4(), ec);
     if (!ec) {
       // Let connect() pick the port for the whole 4-tuple, not bind() for
@@ -103,10 +180,10 @@ struct AsyncWs::Impl : std::enable_shared_from_this<Impl> {
     is_open = false;
     out.clear();
     beast::error_code ignored;
-    ws.next_layer().close(ignored);
+    ws.next_layer().socket().close(ignored);
   }
 
-  websocket::stream<tcp::socket> ws;
+  websocket::stream<ReadAheadSocket> ws;
   beast::flat_buffer buffer;
   std::deque<std::string> out;
   std::string host;
