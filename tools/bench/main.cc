@@ -47,9 +47,7 @@ struct Options {
   double warmup = 2;
   double hold = 3;
   int backlog = 2;
-  // As many as the machine has cores: one thread reading thousands of
-  // sockets held group-5k to 257,000 deliveries/s where two reach 300,000.
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = 0;  // 0: ThreadsFor(scenario)
   int max_per_process = 18000;
   int source_addrs = 8;
   int connect_concurrency = 2000;
@@ -118,6 +116,20 @@ std::string UtcNow(const char* format) {
 }
 
 // The command line that runs `c` alone with the same knobs.
+// Load io threads per process. `group` receivers read hundreds of thousands
+// of frames a second: one thread held group-5k to ~257,000 deliveries/s where
+// one per core reaches ~300,000. The other scenarios send as much as they
+// receive, and a second thread made overloaded chat worse (30,000 msgs/s
+// one-way: 11,100 delivered/s with two against 15,900 with one): it takes
+// the cores the server needs.
+int ThreadsFor(const Options& o, Scenario kind) {
+  if (o.threads > 0) return o.threads;
+  if (kind == Scenario::kGroup) {
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  return 1;
+}
+
 std::string CommandFor(const Options& o, const Config& c) {
   std::ostringstream cmd;
   cmd << "mpim-bench";
@@ -145,7 +157,7 @@ std::string CommandFor(const Options& o, const Config& c) {
       cmd << " --sessions " << c.count << " --backlog " << c.backlog;
       break;
   }
-  cmd << " --threads " << o.threads << " --qos " << o.qos << " --ack-interval-ms "
+  cmd << " --threads " << ThreadsFor(o, c.kind) << " --qos " << o.qos << " --ack-interval-ms "
       << o.ack_interval_ms;
   if (c.targets) cmd << " --targets";
   return cmd.str();
@@ -304,7 +316,7 @@ class Runner {
     p.target.server = boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(host), port);
     p.target.host = host + ":" + std::to_string(port);
     p.source_addrs = o_.source_addrs;
-    p.threads = o_.threads;
+    p.threads = ThreadsFor(o_, c.kind);
     p.connect_concurrency = o_.connect_concurrency;
     p.rate = c.rate;
     p.senders_total = senders;
@@ -337,7 +349,7 @@ class Runner {
     }
 
     r.params = {{"scenario", KindName(c.kind)},
-                {"threads_per_process", o_.threads},
+                {"threads_per_process", ThreadsFor(o_, c.kind)},
                 {"processes", workers_->workers()},
                 {"source_addresses", o_.source_addrs},
                 {"connect_concurrency", o_.connect_concurrency},
@@ -762,8 +774,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--backlog", o.backlog, "storm: messages per session before the drop")
       ->capture_default_str();
-  app.add_option("--threads", o.threads, "io threads per load process (default: the cores)")
-      ->capture_default_str();
+  app.add_option("--threads", o.threads,
+                 "io threads per load process (default: one per core for group, else 1)");
   app.add_option("--max-per-process", o.max_per_process,
                  "sessions per load process (fds are limited to 20,000 each)")
       ->capture_default_str();
