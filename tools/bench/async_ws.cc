@@ -42,7 +42,7 @@ class ReadAheadSocket {
             asio::post(ex, [h = std::move(handler), n]() mutable { h(beast::error_code{}, n); });
             return;
           }
-          if (!buf_) buf_ = std::make_unique<char[]>(kReadAhead);
+          if (!buf_) buf_ = std::make_unique_for_overwrite<char[]>(kReadAhead);  // not zeroed
           socket_.async_read_some(
               asio::buffer(buf_.get(), kReadAhead),
               [this, into, h = std::move(handler)](beast::error_code ec, size_t n) mutable {
