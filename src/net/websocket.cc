@@ -317,6 +317,10 @@ class WsConnectionImpl final : public WsConnection,
       last_receive_ = SteadyNowMs();
       if (!discard_input_) Consume(chunk.get(), n);
       if (finished_) return;
+      // A short read emptied the socket: wait rather than ask again for the
+      // would_block (one system call less per message; the wait re-arms
+      // epoll, which reports what arrived meanwhile).
+      if (n < kReadChunk) return WaitReadable();
     }
     // More may be waiting: let the other connections of this thread go first.
     asio::post(socket_.get_executor(),
