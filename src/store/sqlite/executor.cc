@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/logging.h"
+#include "core/metrics.h"
 
 namespace mpim::store::sqlite {
 namespace {
@@ -15,6 +16,23 @@ core::Status ClosedError() { return absl::UnavailableError("store closed"); }
 const core::Logger& Log() {
   static const core::Logger log("store");
   return log;
+}
+
+// Commits and the writes they carried: their ratio is the group commit's
+// batch size.
+struct CommitMetrics {
+  core::Counter& commits;
+  core::Counter& writes;
+};
+CommitMetrics& Commits() {
+  static CommitMetrics m{
+      core::DefaultRegistry()
+          .Counter("mpim_store_commits_total", "Write transactions committed by the store.")
+          .With({}),
+      core::DefaultRegistry()
+          .Counter("mpim_store_committed_writes_total", "Writes carried by committed transactions.")
+          .With({})};
+  return m;
 }
 
 void NameThread(const std::string& name) {
@@ -380,6 +398,8 @@ void Executor::RunBatch() {
     Log().Info("writes succeed again");
   }
   if (hook_) hook_->Committed();
+  Commits().commits.Inc();
+  Commits().writes.Add(static_cast<double>(batch.size()));
   CompleteLater(std::move(batch), core::Status());
   {
     std::lock_guard lock(write_mu_);
