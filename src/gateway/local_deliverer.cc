@@ -1,6 +1,7 @@
 #include "gateway/local_deliverer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json/serialize.hpp>
 
 #include "core/metrics.h"
@@ -53,17 +54,28 @@ void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude
 
 void LocalDeliverer::Messages(const std::vector<int64_t>& users,
                               const std::vector<store::Message>& msgs, bool qos1,
-                              service::Priority priority) {
+                              service::Priority priority, std::function<void()> taken) {
   std::vector<const store::Message*> ptrs;
   ptrs.reserve(msgs.size());
   for (const store::Message& m : msgs) ptrs.push_back(&m);
-  Send(ByLoop(users, 0), ptrs, qos1, priority);
+  Send(ByLoop(users, 0), ptrs, qos1, priority, std::move(taken));
 }
 
 void LocalDeliverer::Send(std::vector<Batch> batches,
                           const std::vector<const store::Message*>& msgs, bool qos1,
-                          service::Priority priority) {
-  if (batches.empty() || msgs.empty()) return;
+                          service::Priority priority, std::function<void()> taken) {
+  if (batches.empty() || msgs.empty()) {
+    if (taken) taken();
+    return;
+  }
+  // Counts the io threads down to `taken`.
+  std::function<void()> one_taken;
+  if (taken) {
+    auto left = std::make_shared<std::atomic<size_t>>(batches.size());
+    one_taken = [left, taken = std::move(taken)] {
+      if (left->fetch_sub(1) == 1) taken();
+    };
+  }
   size_t sessions = 0;
   for (const Batch& b : batches) sessions += b.sessions.size();
   static core::Counter& deliveries =
@@ -92,7 +104,7 @@ void LocalDeliverer::Send(std::vector<Batch> batches,
       out->may_wait = sessions >= kCoalesceFanoutMin;
       outs.push_back(std::move(out));
     }
-    WsSession::DeliverMessages(std::move(b.sessions), std::move(outs));
+    WsSession::DeliverMessages(std::move(b.sessions), std::move(outs), one_taken);
   }
 }
 

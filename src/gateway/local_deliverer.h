@@ -20,7 +20,7 @@ class LocalDeliverer final : public service::Deliverer {
   void Message(const std::vector<int64_t>& users, uint64_t exclude_conn, const store::Message& msg,
                bool qos1, service::Priority priority) override;
   void Messages(const std::vector<int64_t>& users, const std::vector<store::Message>& msgs,
-                bool qos1, service::Priority priority) override;
+                bool qos1, service::Priority priority, std::function<void()> taken) override;
   void Receipt(const std::vector<int64_t>& users, uint64_t exclude_conn, const std::string& conv_id,
                int64_t reader, int64_t read_seq) override;
   void Typing(const std::vector<int64_t>& users, const std::string& conv_id, int64_t user) override;
@@ -43,8 +43,9 @@ class LocalDeliverer final : public service::Deliverer {
   std::vector<Batch> ByLoop(const std::vector<uint64_t>& conns) const;
 
   // The messages to the sessions of `batches`, one post per io thread.
+  // `taken` (may be empty) once every io thread has queued them.
   void Send(std::vector<Batch> batches, const std::vector<const store::Message*>& msgs, bool qos1,
-            service::Priority priority);
+            service::Priority priority, std::function<void()> taken = nullptr);
   // Sends `frame` to every connection of `users` except `exclude_conn`.
   void Event(const std::vector<int64_t>& users, uint64_t exclude_conn,
              std::shared_ptr<const std::string> frame, service::Priority priority);

@@ -152,18 +152,34 @@ size_t WsSession::QueuedFrames() const {
 }
 
 void WsSession::OnThreadAll(std::vector<std::shared_ptr<WsSession>> sessions,
-                            absl::AnyInvocable<void(WsSession&)> fn) {
+                            absl::AnyInvocable<void(WsSession&)> fn, std::function<void()> after) {
   // Posted through any session whose connection is still there.
   std::shared_ptr<net::WsConnection> poster;
   for (const auto& s : sessions) {
     if ((poster = s->post_conn_.lock())) break;
   }
-  if (!poster) return;
-  poster->Post([sessions = std::move(sessions), fn = std::move(fn)]() mutable {
-    for (const auto& s : sessions) {
-      if (s->state_ != State::kClosing && s->conn_) fn(*s);
+  if (!poster) {
+    if (after) after();
+    return;
+  }
+  // A post that never runs (its connection went, the io thread stopped) is
+  // dropped with what it holds: the guard still calls `after` then, so
+  // nobody waits for it forever.
+  struct Guard {
+    std::function<void()> fn;
+    ~Guard() {
+      if (fn) fn();
     }
-  });
+  };
+  auto guard = std::make_shared<Guard>();  // made in place: a copy would call it twice
+  guard->fn = std::move(after);
+  poster->Post(
+      [sessions = std::move(sessions), fn = std::move(fn), guard = std::move(guard)]() mutable {
+        for (const auto& s : sessions) {
+          if (s->state_ != State::kClosing && s->conn_) fn(*s);
+        }
+        guard.reset();
+      });
 }
 
 void WsSession::DeliverMessage(std::vector<std::shared_ptr<WsSession>> sessions,
@@ -172,19 +188,22 @@ void WsSession::DeliverMessage(std::vector<std::shared_ptr<WsSession>> sessions,
 }
 
 void WsSession::DeliverMessages(std::vector<std::shared_ptr<WsSession>> sessions,
-                                std::vector<std::shared_ptr<const OutMessage>> msgs) {
-  OnThreadAll(std::move(sessions),
-              [msgs = std::move(msgs), now = int64_t{0}](WsSession& s) mutable {
-                if (now == 0) now = SteadyMs();
-                if (s.state_ == State::kActive) {
-                  for (const auto& m : msgs) s.AcceptMessage(m, now);
-                } else if (s.state_ == State::kAuthenticating) {
-                  // Registered, hello not out yet.
-                  for (const auto& m : msgs) {
-                    if (s.early_.size() < kMaxEarlyMessages) s.early_.push_back(m);
-                  }
-                }
-              });
+                                std::vector<std::shared_ptr<const OutMessage>> msgs,
+                                std::function<void()> taken) {
+  OnThreadAll(
+      std::move(sessions),
+      [msgs = std::move(msgs), now = int64_t{0}](WsSession& s) mutable {
+        if (now == 0) now = SteadyMs();
+        if (s.state_ == State::kActive) {
+          for (const auto& m : msgs) s.AcceptMessage(m, now);
+        } else if (s.state_ == State::kAuthenticating) {
+          // Registered, hello not out yet.
+          for (const auto& m : msgs) {
+            if (s.early_.size() < kMaxEarlyMessages) s.early_.push_back(m);
+          }
+        }
+      },
+      std::move(taken));
 }
 
 void WsSession::DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,

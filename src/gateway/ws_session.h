@@ -21,6 +21,7 @@
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,8 +83,11 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // Several messages to the same sessions, taken session by session (each
   // session's state is touched once for all of them, and its frames share
   // one write). Messages of one conversation must come in seq order.
+  // `taken` (may be empty) runs after, on the io thread (at once if none of
+  // the sessions is still connected).
   static void DeliverMessages(std::vector<std::shared_ptr<WsSession>> sessions,
-                              std::vector<std::shared_ptr<const OutMessage>> msgs);
+                              std::vector<std::shared_ptr<const OutMessage>> msgs,
+                              std::function<void()> taken = nullptr);
   static void DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,
                            std::shared_ptr<const std::string> frame, service::Priority priority);
   // Thread-safe: post to the session's io thread.
@@ -155,8 +159,10 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // Runs `fn` on this session's thread if it is still open.
   void OnThread(absl::AnyInvocable<void(WsSession&)> fn);
   // fn(session) on the io thread of `sessions` (one loop) for each still open.
+  // `after` (may be empty) runs once they are done (at once if none is left).
   static void OnThreadAll(std::vector<std::shared_ptr<WsSession>> sessions,
-                          absl::AnyInvocable<void(WsSession&)> fn);
+                          absl::AnyInvocable<void(WsSession&)> fn,
+                          std::function<void()> after = nullptr);
   // Posts `fn` to the connection's io thread; dropped once the connection
   // is gone. Any thread (conn_ belongs to the io thread).
   void PostToConn(absl::AnyInvocable<void()> fn);

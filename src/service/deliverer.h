@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,10 +30,14 @@ class Deliverer {
                        const store::Message& msg, bool qos1, Priority priority) = 0;
   // Several messages of one conversation, in seq order, to every connection
   // of `users`: what Message does for each, in one pass over the recipients
-  // (a fan-out job batch).
+  // (a fan-out job batch). `taken` (any thread) runs once every recipient
+  // connection has them queued: a caller that waits for it before handing
+  // more lets work pile up where it is cheap (the job queue), not in the
+  // connections' threads.
   virtual void Messages(const std::vector<int64_t>& users, const std::vector<store::Message>& msgs,
-                        bool qos1, Priority priority) {
+                        bool qos1, Priority priority, std::function<void()> taken) {
     for (const store::Message& m : msgs) Message(users, 0, m, qos1, priority);
+    taken();
   }
   virtual void Receipt(const std::vector<int64_t>& users, uint64_t exclude_conn,
                        const std::string& conv_id, int64_t reader, int64_t read_seq) = 0;

@@ -49,6 +49,8 @@ class FakeConnection : public net::WsConnection {
       fn();
     }
   }
+  // Destroys the posted tasks unrun, as a stopped io thread's are.
+  void DropPosted() { posted_.clear(); }
   // (op, seq) of each frame written.
   std::vector<std::string> Ops() const {
     std::vector<std::string> out;
@@ -153,13 +155,16 @@ class WsSessionOrderTest : public service::testing::SqliteStoreTest {
     conn_->SetHandler(session_);
     session_->OnOpen();
   }
-  void Push(const std::string& conv_id, int64_t seq) {
+  static std::shared_ptr<const OutMessage> Out(const std::string& conv_id, int64_t seq) {
     auto m = std::make_shared<OutMessage>();
     m->conv_id = conv_id;
     m->seq = seq;
     m->frame =
         std::make_shared<const std::string>("{\"op\":\"msg\",\"seq\":" + std::to_string(seq) + "}");
-    WsSession::DeliverMessage({session_}, m);
+    return m;
+  }
+  void Push(const std::string& conv_id, int64_t seq) {
+    WsSession::DeliverMessage({session_}, Out(conv_id, seq));
   }
 
   FakeAuth auth_;
@@ -210,6 +215,27 @@ TEST_F(WsSessionOrderTest, AGapAfterTheHellosLastSeqIsFilledFromTheStore) {
   EXPECT_EQ(conn_->Ops(), std::vector<std::string>{"hello"});
   session_->OnTick(std::numeric_limits<int64_t>::max() / 2);  // past gateway.gap_wait_ms
   EXPECT_EQ(conversations_.syncs, 1) << "11 is read from the store";
+}
+
+TEST_F(WsSessionOrderTest, DeliverMessagesSaysWhenTakenAlsoIfTheIoThreadNeverRunsIt) {
+  // A fan-out batch waits for `taken` before the next one (backpressure):
+  // it must come once the session has the messages, and also when the io
+  // thread stops and drops the task unrun (shutdown), or the waiter hangs.
+  Open({{"g:5", /*last_seq=*/10, /*read_seq=*/0, /*delivered_seq=*/4}});
+  conversations_.AnswerPending();
+  conn_->RunPosted();
+  int taken = 0;
+  WsSession::DeliverMessages({session_}, {Out("g:5", 11), Out("g:5", 12)}, [&] { ++taken; });
+  EXPECT_EQ(taken, 0) << "not before the io thread ran it";
+  conn_->RunPosted();
+  EXPECT_EQ(taken, 1);
+  EXPECT_EQ(conn_->Ops(), (std::vector<std::string>{"hello", "msg 11", "msg 12"}));
+  WsSession::DeliverMessages({session_}, {Out("g:5", 13)}, [&] { ++taken; });
+  conn_->DropPosted();
+  EXPECT_EQ(taken, 2);
+  // Nobody left to deliver to: at once.
+  WsSession::DeliverMessages({}, {Out("g:5", 14)}, [&] { ++taken; });
+  EXPECT_EQ(taken, 3);
 }
 
 }  // namespace

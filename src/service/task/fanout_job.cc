@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/json/parse.hpp>
+#include <chrono>
 #include <future>
 #include <map>
 #include <tuple>
@@ -11,6 +12,9 @@
 
 namespace mpim::service {
 namespace {
+
+// How long a batch waits at most for the io threads to take it.
+constexpr auto kTakenWait = std::chrono::seconds(1);
 
 struct FanoutJob {
   int64_t msg_id = 0;
@@ -105,6 +109,7 @@ TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, 
       sends[{ref->a, job.qos1, static_cast<int>(job.priority)}].emplace_back(std::move(*message),
                                                                              i);
     }
+    std::vector<std::future<void>> taken;
     for (auto& [key, entries] : sends) {
       std::sort(entries.begin(), entries.end(),
                 [](const auto& a, const auto& b) { return a.first.seq < b.first.seq; });
@@ -114,10 +119,19 @@ TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, 
       const auto& [group_id, qos1, priority] = key;
       core::Status s =
           ForEachMemberPage(store, group_id, batch, [&](const std::vector<int64_t>& u) {
-            deliverer.Messages(u, msgs, qos1, static_cast<Priority>(priority));
+            auto promise = std::make_shared<std::promise<void>>();
+            taken.push_back(promise->get_future());
+            deliverer.Messages(u, msgs, qos1, static_cast<Priority>(priority),
+                               [promise] { promise->set_value(); });
           });
       for (const auto& e : entries) results[e.second] = s;
     }
+    // Done once the sessions have them queued: meanwhile the next jobs wait
+    // in the queue and go out together (more frames per socket write) rather
+    // than piling up as tasks on the io threads. Bounded: io threads that
+    // stopped (shutdown) never take them, and the worker must still stop.
+    const auto deadline = std::chrono::steady_clock::now() + kTakenWait;
+    for (auto& t : taken) t.wait_until(deadline);
     return results;
   };
 }
