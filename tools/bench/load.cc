@@ -43,9 +43,11 @@ std::chrono::steady_clock::time_point TimePoint(uint64_t ns) {
 
 // The integer after `key` (which ends with ':' or ':"'), or -1.
 int64_t ScanInt(std::string_view text, std::string_view key) {
-  size_t at = text.find(key);
-  if (at == std::string_view::npos) return -1;
-  const char* p = text.data() + at + key.size();
+  // memmem, not string_view::find: find compares at every '"' of the frame
+  // (a tenth of the generator's time in group-5k went to memcmp).
+  const void* at = ::memmem(text.data(), text.size(), key.data(), key.size());
+  if (at == nullptr) return -1;
+  const char* p = static_cast<const char*>(at) + key.size();
   int64_t v = -1;
   auto [end, ec] = std::from_chars(p, text.data() + text.size(), v);
   if (ec != std::errc() || end == p) return -1;
@@ -347,9 +349,8 @@ class Driver : public WsListener {
       s.last_seq = seq;
       if (!s.ack_queued && params_.ack_interval_ms > 0 && params_.scenario != Scenario::kStorm) {
         s.ack_queued = true;
-        ack_list_.push_back(
-            {static_cast<uint32_t>(&s - sessions_.data()),
-             NowNs() + static_cast<uint64_t>(params_.ack_interval_ms) * 1'000'000});
+        ack_list_.push_back({static_cast<uint32_t>(&s - sessions_.data()),
+                             NowNs() + static_cast<uint64_t>(params_.ack_interval_ms) * 1'000'000});
       }
     }
     const int64_t sched = ScanInt(text, "\"bench_t\":");
