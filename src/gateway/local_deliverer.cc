@@ -78,6 +78,7 @@ void LocalDeliverer::Send(std::vector<Batch> batches,
   }
   size_t sessions = 0;
   for (const Batch& b : batches) sessions += b.sessions.size();
+  const bool may_wait = sessions >= kCoalesceFanoutMin;
   static core::Counter& deliveries =
       core::DefaultRegistry()
           .Counter("mpim_message_deliveries_total", "msg events handed to live sessions.")
@@ -101,7 +102,7 @@ void LocalDeliverer::Send(std::vector<Batch> batches,
       out->frame = std::make_shared<const std::string>(last ? std::move(frames[i]) : frames[i]);
       out->qos1 = qos1;
       out->priority = priority;
-      out->may_wait = sessions >= kCoalesceFanoutMin;
+      out->may_wait = may_wait;
       outs.push_back(std::move(out));
     }
     WsSession::DeliverMessages(std::move(b.sessions), std::move(outs), one_taken);

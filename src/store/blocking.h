@@ -1,6 +1,7 @@
-// Blocking helpers over the async store API, for tests and command-line
-// tools (`mpim migrate`, admin tools). Services must not use them: they
-// block the calling thread until the store answers.
+// Blocking helpers over the async store API, for tests, command-line tools
+// (`mpim migrate`, admin tools) and the task worker's thread, which may
+// block. Request-serving code must not use them: they block the calling
+// thread until the store answers.
 //
 //   auto user = store::Call(store->users(), &UserStore::Get, 1001);
 //   StatusOr<User> u = store::Await<User>([&](auto cb) {
@@ -12,6 +13,7 @@
 #pragma once
 
 #include <future>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -29,18 +31,35 @@ struct CallbackArg<absl::AnyInvocable<void(R) &&>> {
   using type = R;
 };
 
-// Runs `start(callback)` and waits for the callback's argument (a Status or
-// a StatusOr<T>).
+// Runs `start(callback)`; the future gets the callback's argument (a Status
+// or a StatusOr<T>).
+template <typename R, typename Start>
+std::future<R> StartResult(Start&& start) {
+  auto promise = std::make_shared<std::promise<R>>();
+  std::future<R> future = promise->get_future();
+  std::forward<Start>(start)(absl::AnyInvocable<void(R) &&>(
+      [promise](R result) { promise->set_value(std::move(result)); }));
+  return future;
+}
+
 template <typename R, typename Start>
 R AwaitResult(Start&& start) {
-  std::promise<R> promise;
-  std::future<R> future = promise.get_future();
-  std::forward<Start>(start)(absl::AnyInvocable<void(R) &&>(
-      [&promise](R result) { promise.set_value(std::move(result)); }));
-  return future.get();
+  return StartResult<R>(std::forward<Start>(start)).get();
 }
 
 }  // namespace internal
+
+// Like Await/AwaitStatus without the wait: several calls can be in flight
+// before the caller waits for their futures.
+template <typename T, typename Start>
+std::future<core::StatusOr<T>> Begin(Start&& start) {
+  return internal::StartResult<core::StatusOr<T>>(std::forward<Start>(start));
+}
+
+template <typename Start>
+std::future<core::Status> BeginStatus(Start&& start) {
+  return internal::StartResult<core::Status>(std::forward<Start>(start));
+}
 
 template <typename T, typename Start>
 core::StatusOr<T> Await(Start&& start) {

@@ -52,6 +52,21 @@ class SqliteWalTest : public ::testing::Test {
     }
   }
 
+  // Message `msg_id` in the conversation of users[0] with a peer picked by
+  // the id (1,000 conversations), sent by users[0] or by the peer.
+  AppendRequest Request(int64_t msg_id, bool from_first, std::string body) const {
+    AppendRequest r;
+    r.msg_id = msg_id;
+    const size_t peer = 1 + static_cast<size_t>(msg_id % (kUsers - 1));
+    r.conv_id = PrivateConvId(users[0], users[peer]);
+    r.sender = from_first ? users[0] : users[peer];
+    r.recipient = from_first ? users[peer] : users[0];
+    r.body = std::move(body);
+    r.ts = msg_id;
+    r.client_msg_id = "c" + std::to_string(msg_id);
+    return r;
+  }
+
   TempDir dir_;
   StoreOptions options;
   std::unique_ptr<Store> store_;
@@ -91,17 +106,10 @@ TEST_F(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
       auto slots = std::make_shared<std::counting_semaphore<>>(kInFlightPerCaller);
       for (int i = 0; i < kAppends / kCallers; ++i) {
         slots->acquire();
-        AppendRequest r;
-        r.msg_id = next_id.fetch_add(1);
         // Senders vary too, so the (sender, client_msg_id) index is written
         // all over as well.
-        const size_t peer = 1 + static_cast<size_t>(r.msg_id % (kUsers - 1));
-        r.conv_id = PrivateConvId(users[0], users[peer]);
-        r.sender = (i + c) % 2 == 0 ? users[0] : users[peer];
-        r.recipient = r.sender == users[0] ? users[peer] : users[0];
-        r.body = "{\"text\":\"a message of about the usual size for a chat\"}";
-        r.ts = r.msg_id;
-        r.client_msg_id = "c" + std::to_string(r.msg_id);
+        AppendRequest r = Request(next_id.fetch_add(1), (i + c) % 2 == 0,
+                                  "{\"text\":\"a message of about the usual size for a chat\"}");
         store.messages().Append(r, [slots, &errors](core::StatusOr<AppendResult> res) {
           if (!res.ok()) errors.fetch_add(1);
           slots->release();
@@ -152,15 +160,7 @@ TEST_F(SqliteWalTest, ALongReadDoesNotStopWrites) {
     auto slots = std::make_shared<std::counting_semaphore<>>(512);
     for (int i = 0; i < n; ++i) {
       slots->acquire();
-      AppendRequest r;
-      r.msg_id = next_id++;
-      const size_t peer = 1 + static_cast<size_t>(r.msg_id % (kUsers - 1));
-      r.conv_id = PrivateConvId(users[0], users[peer]);
-      r.sender = users[peer];
-      r.recipient = users[0];
-      r.body = "{\"text\":\"held back by a long read\"}";
-      r.ts = r.msg_id;
-      r.client_msg_id = "c" + std::to_string(r.msg_id);
+      AppendRequest r = Request(next_id++, false, "{\"text\":\"held back by a long read\"}");
       store.messages().Append(r, [slots, &errors](core::StatusOr<AppendResult> res) {
         if (!res.ok()) errors.fetch_add(1);
         slots->release();

@@ -79,11 +79,8 @@ TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, 
         continue;
       }
       parsed[i] = *job;
-      auto promise = std::make_shared<std::promise<core::StatusOr<store::Message>>>();
-      gets[i] = promise->get_future();
-      store.messages().Get(job->msg_id, [promise](core::StatusOr<store::Message> m) {
-        promise->set_value(std::move(m));
-      });
+      gets[i] = store::Begin<store::Message>(
+          [&](auto cb) { store.messages().Get(job->msg_id, std::move(cb)); });
     }
     // Messages (not recalls) of one group with the same qos and priority go
     // out together, in seq order: one pass over the members for all.

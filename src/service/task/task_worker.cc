@@ -87,10 +87,8 @@ void TaskWorker::Settle(const std::vector<store::Job>& jobs,
   std::vector<std::future<core::Status>> acks(jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (!results[i].ok()) continue;
-    auto promise = std::make_shared<std::promise<core::Status>>();
-    acks[i] = promise->get_future();
-    store_.jobs().Ack(jobs[i].job_id, jobs[i].attempts,
-                      [promise](core::Status s) { promise->set_value(std::move(s)); });
+    acks[i] = store::BeginStatus(
+        [&](auto cb) { store_.jobs().Ack(jobs[i].job_id, jobs[i].attempts, std::move(cb)); });
   }
   for (size_t i = 0; i < jobs.size(); ++i) {
     const store::Job& job = jobs[i];
