@@ -42,6 +42,7 @@ struct WsMetrics {
   core::Counter& resent;
   core::Counter& frames_in;
   core::CounterFamily& closes;
+  core::Histogram& send_seconds;
 };
 
 WsMetrics& Metrics() {
@@ -56,6 +57,9 @@ WsMetrics& Metrics() {
         r.Counter("mpim_ws_frames_in_total", "Frames received from WebSocket sessions.").With({}),
         r.Counter("mpim_ws_closes_total", "WebSocket sessions closed by the server, by code.",
                   {"code"}),
+        r.Histogram("mpim_ws_send_seconds",
+                    "From a send frame read to its reply queued (durable), by the server's clock.")
+            .With({}),
     };
   }();
   return m;
@@ -406,7 +410,7 @@ void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid) {
     return ReplyError(rid, core::RateLimitedError("too many sends waiting", 1000));
   }
   request->origin_conn = conn_id_;
-  sends_.push_back(QueuedSend{std::move(*request), rid});
+  sends_.push_back(QueuedSend{std::move(*request), rid, std::chrono::steady_clock::now()});
   StartNextSend();
 }
 
@@ -427,8 +431,11 @@ void WsSession::StartNextSend() {
   send_in_flight_ = true;
   ctx_.messages.Send(
       principal_, std::move(next.request),
-      [self = shared_from_this(), rid = next.rid](core::StatusOr<service::SendResult> r) {
-        self->OnThread([rid, r = std::move(r)](WsSession& s) {
+      [self = shared_from_this(), rid = next.rid,
+       received = next.received](core::StatusOr<service::SendResult> r) {
+        self->OnThread([rid, received, r = std::move(r)](WsSession& s) {
+          Metrics().send_seconds.Observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count());
           s.send_in_flight_ = false;
           s.OnSendResult(rid, r);
           s.StartNextSend();

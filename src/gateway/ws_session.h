@@ -19,6 +19,7 @@
 
 #include <array>
 #include <boost/json/object.hpp>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -204,6 +205,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   struct QueuedSend {
     service::SendRequest request;
     std::optional<int64_t> rid;
+    std::chrono::steady_clock::time_point received;  // for mpim_ws_send_seconds
   };
   core::Fifo<QueuedSend> sends_;
   bool send_in_flight_ = false;

@@ -20,7 +20,6 @@
 #include <map>
 #include <random>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -51,21 +50,9 @@ constexpr int kOnline = 100;
 constexpr int kThreshold = 100;  // far below kMembers: the job path
 constexpr int kBatch = 100;      // 20 pages per message
 
-// The value of mpim_jobs_total{kind="fanout",outcome="ok"} in a /metrics
-// text (0 when absent).
+// Fan-out jobs done so far.
 double FanoutJobsOk(ApiClient& api) {
-  ApiResponse r = api.Call("GET", "/metrics");
-  EXPECT_EQ(r.status, 200) << r.Describe();
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("mpim_jobs_total{", 0) == 0 &&
-        line.find("kind=\"fanout\"") != std::string::npos &&
-        line.find("outcome=\"ok\"") != std::string::npos) {
-      return std::stod(line.substr(line.rfind(' ') + 1));
-    }
-  }
-  return 0;
+  return api.Metric(R"(mpim_jobs_total{kind="fanout",outcome="ok"})");
 }
 
 class GroupsFanoutE2eTest : public ::testing::Test {

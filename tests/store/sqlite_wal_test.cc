@@ -12,9 +12,11 @@
 #include <memory>
 #include <semaphore>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "core/metrics.h"
 #include "store/blocking.h"
 #include "store/conv_id.h"
 #include "store/registry.h"
@@ -73,9 +75,19 @@ class SqliteWalTest : public ::testing::Test {
   std::vector<int64_t> users;
 };
 
+// A series' value in the process's metrics (0 when absent).
+double MetricValue(std::string_view series) {
+  const std::string text = core::DefaultRegistry().Exposition();
+  const std::string prefix = std::string(series) + " ";
+  const size_t at = text.find("\n" + prefix);
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + 1 + prefix.size()));
+}
+
 TEST_F(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
   ASSERT_NO_FATAL_FAILURE(Open());
   Store& store = *store_;
+  const double frames_before = MetricValue("mpim_store_wal_frames_total");
+  const double catch_ups_before = MetricValue("mpim_store_writer_checkpoint_seconds_count");
 
   // Appends spread over 1,000 conversations (a page of an index per message
   // in each commit), many in flight; a reader keeps reading history.
@@ -132,6 +144,10 @@ TEST_F(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
   EXPECT_LE(max_wal.load(), bound) << "largest WAL seen: " << max_wal.load() << " bytes";
   EXPECT_GT(max_wal.load(), 0);
   RecordProperty("max_wal_bytes", std::to_string(max_wal.load()));
+  // What kept it bounded: the writer's catch-ups (timed), and the frames the
+  // commits wrote (at least one per commit of about 512 appends).
+  EXPECT_GT(MetricValue("mpim_store_writer_checkpoint_seconds_count"), catch_ups_before);
+  EXPECT_GE(MetricValue("mpim_store_wal_frames_total") - frames_before, kAppends / 512);
 
   // Every append is there.
   int64_t total = 0;

@@ -82,6 +82,10 @@ class ApiClient {
                     const std::string& token = "");
   ApiResponse Delete(const std::string& path, const std::string& token = "");
 
+  // The value of one series in GET /metrics, written as in the exposition
+  // (`name` or `name{label="v",...}`); 0 when absent.
+  double Metric(std::string_view series);
+
   ApiResponse RegisterRaw(std::string_view username, std::string_view password,
                           std::optional<std::string_view> display_name = std::nullopt);
   ApiResponse LoginRaw(std::string_view username, std::string_view password);

@@ -26,7 +26,10 @@
 // grows without end (seen: 460 MB for a 24 MB database). So when the
 // checkpointer has left fewer than kCatchUpPages frames behind, the writer
 // copies those itself between two batches, and its next batch starts the WAL
-// over. Should the checkpointer be busy every time (large commits), the
+// over. The checkpointer flushes the WAL and the database file itself after
+// its passes, so that the syncs of the writer's catch-up (SQLite syncs the
+// database file when a checkpoint copied the last frame) find little to
+// write. Should the checkpointer be busy every time (large commits), the
 // writer waits for it once the WAL holds kMaxWalPages frames, and catches up:
 // the WAL stays below about kMaxWalPages frames plus one batch, except while a
 // long read holds an old snapshot (nothing past it can be copied back; the
@@ -134,8 +137,10 @@ class Executor {
 
   // WAL frames not yet copied back that wake the checkpointer.
   static constexpr int kCheckpointPages = 1000;
-  // Frames not yet copied back that the writer copies itself (see above).
-  static constexpr int kCatchUpPages = kCheckpointPages;
+  // Frames not yet copied back that the writer copies itself (see above):
+  // few, since the writer's next batch waits for that copy (at 12,000
+  // sends/s: 1,000 frames 3.7 ms per catch-up, 200 frames 2.3 ms).
+  static constexpr int kCatchUpPages = 200;
   // WAL frames at which the writer waits for the checkpointer to catch up.
   static constexpr int kMaxWalPages = 8 * kCheckpointPages;
 
@@ -195,7 +200,9 @@ class Executor {
 
   // sqlite3_wal_hook: called by the writer after each commit.
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
+  struct CheckpointFiles;
   void CheckpointLoop();
+  static void FlushFiles(const CheckpointFiles& files);
   // After a commit: copies the WAL's last frames back if the checkpointer
   // left only a few, so that the next batch starts the WAL over.
   void CatchUpCheckpoint();
