@@ -216,9 +216,9 @@ class Executor {
   void RunBatch();
   // Moves up to `max` queued writes into `batch`; false if none was queued.
   bool TakeQueued(std::vector<std::unique_ptr<WriteOp>>& batch, size_t max);
-  // TakeQueued after waiting until a write is queued or `deadline`.
+  // TakeQueued at `until`.
   bool WaitQueued(std::vector<std::unique_ptr<WriteOp>>& batch, size_t max,
-                  std::chrono::steady_clock::time_point deadline);
+                  std::chrono::steady_clock::time_point until);
   // Applies the writes with a savepoint around each one.
   core::Status ApplyIsolated(std::vector<std::unique_ptr<WriteOp>>& batch);
   void FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status);
@@ -241,10 +241,11 @@ class Executor {
   std::vector<std::unique_ptr<Connection>> reader_conns_;
   std::atomic<bool> storage_failed_{false};
 
-  std::mutex write_mu_;  // guards write_queue_ and closing_
+  std::mutex write_mu_;  // guards write_queue_, closing_ and writer_idle_
   std::condition_variable write_cv_;
   std::deque<std::unique_ptr<WriteOp>> write_queue_;
   bool closing_ = false;
+  bool writer_idle_ = false;   // the writer waits on write_cv_ for a first write
   BatchHook* hook_ = nullptr;  // set before the first write
   // Writes were queued when the last batch had committed (writer thread
   // only).
