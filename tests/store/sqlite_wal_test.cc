@@ -21,6 +21,7 @@
 #include "store/conv_id.h"
 #include "store/registry.h"
 #include "store/sqlite/executor.h"
+#include "support/metrics_text.h"
 #include "temp_dir.h"
 
 namespace mpim::store::testing {
@@ -77,10 +78,7 @@ class SqliteWalTest : public ::testing::Test {
 
 // A series' value in the process's metrics (0 when absent).
 double MetricValue(std::string_view series) {
-  const std::string text = core::DefaultRegistry().Exposition();
-  const std::string prefix = std::string(series) + " ";
-  const size_t at = text.find("\n" + prefix);
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + 1 + prefix.size()));
+  return mpim::testing::SeriesValue(core::DefaultRegistry().Exposition(), series);
 }
 
 TEST_F(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {

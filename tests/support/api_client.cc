@@ -9,6 +9,7 @@
 #include <cctype>
 
 #include "client/http_client.h"
+#include "support/metrics_text.h"
 
 namespace mpim::testing {
 namespace {
@@ -87,18 +88,7 @@ ApiResponse ApiClient::Delete(const std::string& path, const std::string& token)
 double ApiClient::Metric(std::string_view series) {
   ApiResponse r = Call("GET", "/metrics");
   EXPECT_EQ(r.status, 200) << r.Describe();
-  std::string_view body = r.body;
-  for (size_t at = 0; at < body.size();) {
-    size_t end = body.find('\n', at);
-    if (end == std::string_view::npos) end = body.size();
-    std::string_view line = body.substr(at, end - at);
-    if (line.size() > series.size() && line.substr(0, series.size()) == series &&
-        line[series.size()] == ' ') {
-      return std::stod(std::string(line.substr(series.size() + 1)));
-    }
-    at = end + 1;
-  }
-  return 0;
+  return SeriesValue(r.body, series);
 }
 
 ApiResponse ApiClient::RegisterRaw(std::string_view username, std::string_view password,

@@ -200,9 +200,7 @@ class Executor {
 
   // sqlite3_wal_hook: called by the writer after each commit.
   static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
-  struct CheckpointFiles;
   void CheckpointLoop();
-  static void FlushFiles(const CheckpointFiles& files);
   // After a commit: copies the WAL's last frames back if the checkpointer
   // left only a few, so that the next batch starts the WAL over.
   void CatchUpCheckpoint();
