@@ -118,7 +118,8 @@ void AddConversationRoutes(net::Router& router, const ApiContext& api) {
                                                             {"conv_id", r->conv_id},
                                                             {"seq", r->seq},
                                                             {"ts", r->ts}}));
-            });
+            },
+            nullptr);
       }));
 }
 

@@ -2,6 +2,7 @@
 
 #include <strings.h>
 
+#include <atomic>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <chrono>
@@ -19,6 +20,12 @@ namespace {
 constexpr size_t kReplyQueue = 4;
 constexpr int64_t kStrikeWindowMs = 10000;
 constexpr size_t kMaxQueuedSends = 1000;
+// Sends of one session in the store's queue at once (their order is kept).
+constexpr int kMaxSendsInFlight = 64;
+// Where a send's `ordered` callback ran (StartNextSend).
+constexpr int kSendCallRunning = 0;
+constexpr int kOrderedInCall = 1;
+constexpr int kSendCallReturned = 2;
 constexpr int64_t kDrainLimitMs = 5000;
 constexpr uint16_t kCloseUnauthenticated = 4001;
 constexpr uint16_t kCloseKicked = 4003;
@@ -415,33 +422,50 @@ void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid) {
 }
 
 void WsSession::StartNextSend() {
-  if (send_in_flight_ || sends_.empty()) return;
-  QueuedSend next = std::move(sends_.front());
-  sends_.pop_front();
-  if (state_ == State::kDraining) {
-    // Closing: what is still waiting is refused, not dropped.
-    bool restarting = close_after_flush_ && close_after_flush_->first == kCloseServiceRestart;
-    OnSendResult(
-        next.rid,
-        restarting
-            ? absl::UnavailableError("server restarting: send again after reconnecting")
-            : core::RateLimitedError("session closing: rate limited repeatedly", kStrikeWindowMs));
-    return StartNextSend();
-  }
-  send_in_flight_ = true;
-  ctx_.messages.Send(
-      principal_, std::move(next.request),
-      [self = shared_from_this(), rid = next.rid,
-       received = next.received](core::StatusOr<service::SendResult> r) {
-        self->OnThread([rid, received, r = std::move(r)](WsSession& s) {
-          Metrics().send_seconds.Observe(
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count());
-          s.send_in_flight_ = false;
-          s.OnSendResult(rid, r);
-          s.StartNextSend();
-          s.Pump();
+  while (unordered_send_ == 0 && sends_in_flight_ < kMaxSendsInFlight && !sends_.empty()) {
+    QueuedSend next = std::move(sends_.front());
+    sends_.pop_front();
+    if (state_ == State::kDraining) {
+      // Closing: what is still waiting is refused, not dropped.
+      bool restarting = close_after_flush_ && close_after_flush_->first == kCloseServiceRestart;
+      OnSendResult(next.rid,
+                   restarting
+                       ? absl::UnavailableError("server restarting: send again after reconnecting")
+                       : core::RateLimitedError("session closing: rate limited repeatedly",
+                                                kStrikeWindowMs));
+      continue;
+    }
+    const uint64_t number = ++sends_started_;
+    ++sends_in_flight_;
+    unordered_send_ = number;
+    // `ordered` mostly runs inside Send, on this thread: then it only marks
+    // `inline_order`; later (a store read came first) it posts.
+    auto inline_order = std::make_shared<std::atomic<int>>(kSendCallRunning);
+    ctx_.messages.Send(
+        principal_, std::move(next.request),
+        [self = shared_from_this(), rid = next.rid, received = next.received,
+         number](core::StatusOr<service::SendResult> r) {
+          self->OnThread([rid, received, number, r = std::move(r)](WsSession& s) {
+            Metrics().send_seconds.Observe(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count());
+            --s.sends_in_flight_;
+            if (s.unordered_send_ == number) s.unordered_send_ = 0;
+            s.OnSendResult(rid, r);
+            s.StartNextSend();
+            s.Pump();
+          });
+        },
+        [self = shared_from_this(), inline_order, number]() {
+          int running = kSendCallRunning;
+          if (inline_order->compare_exchange_strong(running, kOrderedInCall)) return;
+          self->OnThread([number](WsSession& s) {
+            if (s.unordered_send_ != number) return;
+            s.unordered_send_ = 0;
+            s.StartNextSend();
+          });
         });
-      });
+    if (inline_order->exchange(kSendCallReturned) == kOrderedInCall) unordered_send_ = 0;
+  }
 }
 
 void WsSession::OnSendResult(std::optional<int64_t> rid,
@@ -802,7 +826,7 @@ void WsSession::Pump() {
     Metrics().bytes_out.Add(static_cast<double>(bytes));
   }
   if (!more || QueuedFrames() > 0) return;
-  bool owed = send_in_flight_ || !sends_.empty() || pending_replies_ > 0;
+  bool owed = sends_in_flight_ > 0 || !sends_.empty() || pending_replies_ > 0;
   if (close_after_flush_ && !owed) {
     auto [code, reason] = *close_after_flush_;
     close_after_flush_.reset();

@@ -208,7 +208,12 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
     std::chrono::steady_clock::time_point received;  // for mpim_ws_send_seconds
   };
   core::Fifo<QueuedSend> sends_;
-  bool send_in_flight_ = false;
+  // Sends handed to the message service whose reply is not queued yet; the
+  // next waits while `unordered_send_` (the last one's number) has no
+  // fixed place yet, so the store takes them in arrival order.
+  int sends_in_flight_ = 0;
+  uint64_t sends_started_ = 0;
+  uint64_t unordered_send_ = 0;
   int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
   int64_t draining_since_ms_ = 0;
   // Set by hello: this device (login session) acked, in the conversations

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "core/callback.h"
 #include "service/auth_service.h"
 #include "service/deliverer.h"
@@ -39,7 +40,15 @@ struct SendResult {
 class MessageService {
  public:
   virtual ~MessageService() = default;
-  virtual void Send(Principal who, SendRequest request, core::Callback<SendResult> done) = 0;
+  // `ordered` (may be empty) runs once the send's place is fixed: any Send
+  // by the same user to the same conversation that starts after it is
+  // stored after it. A caller that waits for `ordered` (or `done`, whichever
+  // comes first) before its next send may have many sends in flight and
+  // still get seqs in its send order. It runs on any thread, before or after
+  // `done`, at most once, and not at all if the send fails before then.
+  using OrderedCallback = absl::AnyInvocable<void() &&>;
+  virtual void Send(Principal who, SendRequest request, core::Callback<SendResult> done,
+                    OrderedCallback ordered) = 0;
 
   // A server-made `system` message in a group conversation (membership
   // changes), from `by`, delivered like any other message.

@@ -83,12 +83,25 @@ class FakeAuth : public service::AuthService {
   }
 };
 
+// Keeps each send's callbacks for the test to run. `order_inline`: Send
+// runs `ordered` before it returns (no store read before the append).
 class FakeMessages : public service::MessageService {
  public:
-  void Send(service::Principal, service::SendRequest,
-            core::Callback<service::SendResult>) override {}
+  struct Call {
+    std::string client_msg_id;
+    core::Callback<service::SendResult> done;
+    OrderedCallback ordered;
+  };
+  void Send(service::Principal, service::SendRequest request,
+            core::Callback<service::SendResult> done, OrderedCallback ordered) override {
+    calls.push_back(Call{request.client_msg_id, std::move(done), std::move(ordered)});
+    if (order_inline) std::move(calls.back().ordered)();
+  }
   void PostSystem(int64_t, int64_t, std::string, core::Callback<store::Message>) override {}
   void Recall(service::Principal, int64_t, core::Callback<store::Message>) override {}
+
+  bool order_inline = true;
+  std::vector<Call> calls;
 };
 
 class FakeConversations : public service::ConversationService {
@@ -236,6 +249,68 @@ TEST_F(WsSessionOrderTest, DeliverMessagesSaysWhenTakenAlsoIfTheIoThreadNeverRun
   // Nobody left to deliver to: at once.
   WsSession::DeliverMessages({}, {Out("g:5", 14)}, [&] { ++taken; });
   EXPECT_EQ(taken, 3);
+}
+
+std::string SendFrame(int rid) {
+  return "{\"op\":\"send\",\"rid\":" + std::to_string(rid) +
+         ",\"to\":{\"user\":\"2\"},\"client_msg_id\":\"c" + std::to_string(rid) +
+         "\",\"body\":{\"text\":\"x\"}}";
+}
+
+service::SendResult Result(int64_t seq) { return {100 + seq, "p:1:2", seq, 1}; }
+
+TEST_F(WsSessionOrderTest, SendsArePipelinedOnceEachHasItsPlaceInTheStore) {
+  Open({});
+  conversations_.AnswerPending();
+  conn_->RunPosted();
+  // Appended at once (no store read first): all three are in flight
+  // before the first reply.
+  for (int rid = 1; rid <= 3; ++rid) session_->OnText(SendFrame(rid));
+  ASSERT_EQ(messages_.calls.size(), 3u);
+  EXPECT_EQ(messages_.calls[2].client_msg_id, "c3");
+  // Replies go out as each completes.
+  for (int64_t i = 0; i < 3; ++i) std::move(messages_.calls[i].done)(Result(i + 1));
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (std::vector<std::string>{"hello", "reply", "reply", "reply"}));
+}
+
+TEST_F(WsSessionOrderTest, ASendWaitsUntilTheOneBeforeHasItsPlace) {
+  Open({});
+  conversations_.AnswerPending();
+  conn_->RunPosted();
+  messages_.order_inline = false;  // each send reads the store before it appends
+  for (int rid = 1; rid <= 3; ++rid) session_->OnText(SendFrame(rid));
+  ASSERT_EQ(messages_.calls.size(), 1u);
+  // The first is queued in the store: the second starts, the third waits.
+  std::move(messages_.calls[0].ordered)();
+  conn_->RunPosted();
+  ASSERT_EQ(messages_.calls.size(), 2u);
+  EXPECT_EQ(messages_.calls[1].client_msg_id, "c2");
+  // The second fails before it is ordered (blocked, say): the third starts.
+  std::move(messages_.calls[1].done)(absl::PermissionDeniedError("blocked"));
+  conn_->RunPosted();
+  ASSERT_EQ(messages_.calls.size(), 3u);
+  // The first one's late reply does not let a fourth pass the third.
+  session_->OnText(SendFrame(4));
+  std::move(messages_.calls[0].done)(Result(1));
+  conn_->RunPosted();
+  EXPECT_EQ(messages_.calls.size(), 3u);
+  std::move(messages_.calls[2].ordered)();
+  conn_->RunPosted();
+  EXPECT_EQ(messages_.calls.size(), 4u);
+}
+
+TEST_F(WsSessionOrderTest, AtMost64SendsOfASessionAreInFlight) {
+  Open({});
+  conversations_.AnswerPending();
+  conn_->RunPosted();
+  for (int rid = 1; rid <= 70; ++rid) session_->OnText(SendFrame(rid));
+  ASSERT_EQ(messages_.calls.size(), 64u);
+  // One reply makes room for one more.
+  std::move(messages_.calls[0].done)(Result(1));
+  conn_->RunPosted();
+  EXPECT_EQ(messages_.calls.size(), 65u);
+  EXPECT_EQ(messages_.calls[64].client_msg_id, "c65");
 }
 
 }  // namespace

@@ -65,7 +65,8 @@ MessageServiceImpl::MessageServiceImpl(const core::LimitsConfig& limits,
       send_limiter_(static_cast<double>(limits.send_per_sec),
                     static_cast<double>(limits.send_burst)) {}
 
-void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<SendResult> done) {
+void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<SendResult> done,
+                              OrderedCallback ordered) {
   if (auto s = ValidateClientMsgId(req.client_msg_id); !s.ok()) return std::move(done)(s);
   if (req.type == "system") {
     return std::move(done)(absl::InvalidArgumentError("type: clients cannot send system messages"));
@@ -97,8 +98,11 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
   append.client_msg_id = req.client_msg_id;
 
   // Appends once the sender is allowed to send here.
+  // The store takes writes in the order they are queued: once queued, the
+  // send's place is fixed.
   auto proceed = [this, append = std::move(append), origin = req.origin_conn, qos1 = req.qos1,
-                  priority = req.priority, done = std::move(done)](core::Status allowed) mutable {
+                  priority = req.priority, done = std::move(done),
+                  ordered = std::move(ordered)](core::Status allowed) mutable {
     if (!allowed.ok()) return std::move(done)(allowed);
     Append(std::move(append), origin, qos1, priority,
            [done = std::move(done)](core::StatusOr<store::AppendResult> r) mutable {
@@ -106,6 +110,7 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
              const store::Message& m = r->message;
              std::move(done)(SendResult{m.msg_id, m.conv_id, m.seq, m.ts});
            });
+    if (ordered) std::move(ordered)();
   };
 
   int64_t to = req.to_id;

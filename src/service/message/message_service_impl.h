@@ -20,7 +20,8 @@ class MessageServiceImpl final : public MessageService {
                      store::Store& store, BlockCache& blocks, Fanout& fanout, Indexer* indexer,
                      core::SnowflakeGenerator& ids, std::function<int64_t()> now_ms);
 
-  void Send(Principal who, SendRequest request, core::Callback<SendResult> done) override;
+  void Send(Principal who, SendRequest request, core::Callback<SendResult> done,
+            OrderedCallback ordered) override;
   void PostSystem(int64_t group_id, int64_t by, std::string body_json,
                   core::Callback<store::Message> done) override;
   void Recall(Principal who, int64_t msg_id, core::Callback<store::Message> done) override;
