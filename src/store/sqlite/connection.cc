@@ -3,6 +3,8 @@
 #include <mutex>
 #include <string>
 
+#include "store/sqlite/wal_batch_vfs.h"
+
 namespace mpim::store::sqlite {
 namespace {
 
@@ -103,8 +105,7 @@ core::StatusOr<std::unique_ptr<Connection>> Connection::Open(const SqliteOptions
   // Each connection is used by one thread at a time: no SQLite mutexes.
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   if (writer) flags |= SQLITE_OPEN_CREATE;
-  int rc = sqlite3_open_v2(options.path.c_str(), &db, flags,
-                           options.vfs.empty() ? nullptr : options.vfs.c_str());
+  int rc = sqlite3_open_v2(options.path.c_str(), &db, flags, WalBatchVfs(options.vfs));
   if (rc != SQLITE_OK) {
     core::Status status = StatusFromSqlite(rc, db, "open " + options.path);
     sqlite3_close_v2(db);
