@@ -2,7 +2,8 @@
 // io_context, one io_context per thread. Binds a loopback source address
 // before connecting (so connections spread over 127.0.0.2, 127.0.0.3, ...),
 // authenticates with an `Authorization: Bearer` header, reads frames into a
-// listener and writes queued frames in order. Beast lives in async_ws.cc only.
+// listener and writes queued frames in order, many per write. The framing
+// (RFC 6455, client side) is async_ws.cc's own: see there why not Beast.
 //
 // All calls and callbacks run on the connection's io_context thread.
 #pragma once
