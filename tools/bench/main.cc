@@ -738,7 +738,9 @@ std::vector<Config> Suite(const std::string& name) {
   add(Scenario::kChat, "chat-20k", 2000, 20000, 15);
   add(Scenario::kChat, "chat-50k-one-way", 2000, 50000, 15)->one_way = true;
   add(Scenario::kChat, "chat-20k-20-pairs", 40, 20000, 15);
-  add(Scenario::kChat, "chat-50k-20-pairs", 40, 50000, 15);
+  // Offered above the target: at exactly 50,000/s a server that keeps up
+  // delivers 50,000 +- a few dozen in the window, a coin toss for ">=".
+  add(Scenario::kChat, "chat-55k-20-pairs", 40, 55000, 15);
   Config* g = add(Scenario::kGroup, "group-5k", 5000, 100, 15);
   g->online = 5000;
   g->senders = 10;
