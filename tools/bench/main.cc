@@ -741,7 +741,9 @@ std::vector<Config> Suite(const std::string& name) {
   // Offered above the target: at exactly 50,000/s a server that keeps up
   // delivers 50,000 +- a few dozen in the window, a coin toss for ">=".
   add(Scenario::kChat, "chat-55k-20-pairs", 40, 55000, 15);
-  Config* g = add(Scenario::kGroup, "group-5k", 5000, 100, 15);
+  // 110 sends/s to 4,999 others: 549,890 deliveries/s offered (100/s would
+  // offer 499,900, just under the target).
+  Config* g = add(Scenario::kGroup, "group-5k", 5000, 110, 15);
   g->online = 5000;
   g->senders = 10;
   add(Scenario::kStorm, "storm-19k", 19000, 0, 0);
