@@ -80,7 +80,10 @@ class MessageStore {
   // kNotFound for an unknown group conversation or (first message of a
   // private chat) an unknown user; kAlreadyExists if msg_id is already used
   // by another message; kUnavailable if it could not be made durable (then
-  // nothing was written and no seq was consumed).
+  // nothing was written and no seq was consumed). Appends to one
+  // conversation get their seqs in the order the calls were made (the
+  // message service relies on it to keep a session's pipelined sends in
+  // order).
   virtual void Append(const AppendRequest& request, Callback<AppendResult> done) = 0;
 
   // Messages of one conversation by seq, see RangeQuery. A conversation that
