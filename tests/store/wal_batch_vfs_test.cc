@@ -141,6 +141,32 @@ TEST_F(WalBatchVfsTest, ReadersAndCheckpointsSeeEveryCommitWhole) {
   sqlite3_close(other);
 }
 
+TEST_F(WalBatchVfsTest, ATransactionLargerThanTheCacheIsWholeAfterRecovery) {
+  ASSERT_NO_FATAL_FAILURE(OpenWriter());
+  // A 5-page cache: the inserts spill to the WAL before the commit, the
+  // update writes those frames again in place, and at the commit SQLite
+  // rewrites their checksums, below the WAL's growing end.
+  ASSERT_EQ(Exec(writer_, "PRAGMA cache_size = 5"), SQLITE_OK);
+  std::string sql = "BEGIN;";
+  for (int i = 1; i <= 100; ++i) {
+    sql += "INSERT INTO t (id, b) VALUES (" + std::to_string(i) + ", zeroblob(3000));";
+  }
+  sql += "UPDATE t SET b = zeroblob(2000) WHERE id % 2 = 0; COMMIT;";
+  ASSERT_EQ(Exec(writer_, sql), SQLITE_OK) << sqlite3_errmsg(writer_);
+  // Recovery from the files alone (no wal-index): it checks every frame's
+  // checksum and keeps only whole transactions.
+  TempDir copy;
+  std::filesystem::copy_file(path_, copy.File("t.db"));
+  std::filesystem::copy_file(path_ + "-wal", copy.File("t.db-wal"));
+  sqlite3* other = OpenDb(copy.File("t.db"), nullptr);
+  EXPECT_EQ(QueryInt(other, "SELECT count(*) FROM t"), 100);
+  EXPECT_EQ(QueryInt(other, "SELECT sum(length(b)) FROM t"), 50 * 3000 + 50 * 2000);
+  EXPECT_EQ(
+      QueryInt(other, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"),
+      1);
+  sqlite3_close(other);
+}
+
 TEST_F(WalBatchVfsTest, AFailedWriteFailsTheCommitAndLeavesTheDatabaseAsItWas) {
   FaultVfs& faults = FaultVfs::Get("wal-batch-fault");
   ASSERT_NO_FATAL_FAILURE(OpenWriter("wal-batch-fault"));

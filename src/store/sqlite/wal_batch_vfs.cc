@@ -33,9 +33,12 @@ core::Counter& WalWrites() {
 struct BatchFile {
   vfs_shim::ShimFile shim;
   // WAL file: the frames not written yet, at file offset pending_offset;
-  // `commit_next`: the last frame header was a commit frame's.
+  // `appended_end`: where the WAL's growing end is (what was buffered
+  // reaches there); `commit_next`: the last frame header buffered was a
+  // commit frame's.
   std::string* pending;
   sqlite3_int64 pending_offset;
+  sqlite3_int64 appended_end;
   bool commit_next;
   // The main database file and the WAL of one connection know each other.
   BatchFile* wal;
@@ -86,12 +89,21 @@ int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
   if (b->pending == nullptr) return Real(f)->pMethods->xWrite(Real(f), buf, n, off);
   std::string& pending = *b->pending;
   const auto size = static_cast<sqlite3_int64>(pending.size());
-  if (!pending.empty() && (off != b->pending_offset + size ||
-                           pending.size() + static_cast<size_t>(n) > kMaxPendingBytes)) {
+  const bool continues = !pending.empty() && off == b->pending_offset + size;
+  if (!continues || pending.size() + static_cast<size_t>(n) > kMaxPendingBytes) {
     if (int rc = Flush(b); rc != SQLITE_OK) return rc;
+  }
+  // Only what grows the WAL (or starts it over at 0) waits; a write below
+  // that (a frame header rewritten with new checksums, frames after a
+  // rollback) goes through at once, its result SQLite's.
+  if (off == 0) b->appended_end = 0;
+  if (!continues && off < b->appended_end) {
+    b->commit_next = false;
+    return Real(f)->pMethods->xWrite(Real(f), buf, n, off);
   }
   if (pending.empty()) b->pending_offset = off;
   pending.append(static_cast<const char*>(buf), static_cast<size_t>(n));
+  b->appended_end = off + n;
   if (n == kFrameHeaderBytes) {
     // Bytes 4-7: the database size after a commit frame, 0 otherwise.
     const auto* h = static_cast<const unsigned char*>(buf);
@@ -103,7 +115,9 @@ int Write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
   return Flush(b);
 }
 int Truncate(sqlite3_file* f, sqlite3_int64 size) {
-  if (int rc = Flush(Batch(f)); rc != SQLITE_OK) return rc;
+  BatchFile* b = Batch(f);
+  if (int rc = Flush(b); rc != SQLITE_OK) return rc;
+  b->appended_end = std::min(b->appended_end, size);
   return Real(f)->pMethods->xTruncate(Real(f), size);
 }
 int Sync(sqlite3_file* f, int flags) {

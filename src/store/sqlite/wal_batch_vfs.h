@@ -13,7 +13,9 @@
 //     published to other connections: they only read frames a commit
 //     published, so they never look into the buffer;
 //   - anything reads, truncates, syncs, sizes or closes the WAL, or writes
-//     it out of order;
+//     it out of order (such a write, below the WAL's growing end, goes
+//     through at once: checksums rewritten in place, frames after a
+//     rollback);
 //   - the buffer holds 1 MiB;
 //   - the connection's database file takes or releases a wal-index lock or
 //     a memory barrier (a safety net: commits flushed before that already).
