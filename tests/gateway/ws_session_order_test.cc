@@ -168,6 +168,12 @@ class WsSessionOrderTest : public service::testing::SqliteStoreTest {
     conn_->SetHandler(session_);
     session_->OnOpen();
   }
+  // Opens the session with nothing pending and lets its hello out.
+  void OpenWithEmptyHello() {
+    Open({});
+    conversations_.AnswerPending();
+    conn_->RunPosted();
+  }
   static std::shared_ptr<const OutMessage> Out(const std::string& conv_id, int64_t seq) {
     auto m = std::make_shared<OutMessage>();
     m->conv_id = conv_id;
@@ -260,9 +266,7 @@ std::string SendFrame(int rid) {
 service::SendResult Result(int64_t seq) { return {100 + seq, "p:1:2", seq, 1}; }
 
 TEST_F(WsSessionOrderTest, SendsArePipelinedOnceEachHasItsPlaceInTheStore) {
-  Open({});
-  conversations_.AnswerPending();
-  conn_->RunPosted();
+  OpenWithEmptyHello();
   // Appended at once (no store read first): all three are in flight
   // before the first reply.
   for (int rid = 1; rid <= 3; ++rid) session_->OnText(SendFrame(rid));
@@ -275,9 +279,7 @@ TEST_F(WsSessionOrderTest, SendsArePipelinedOnceEachHasItsPlaceInTheStore) {
 }
 
 TEST_F(WsSessionOrderTest, ASendWaitsUntilTheOneBeforeHasItsPlace) {
-  Open({});
-  conversations_.AnswerPending();
-  conn_->RunPosted();
+  OpenWithEmptyHello();
   messages_.order_inline = false;  // each send reads the store before it appends
   for (int rid = 1; rid <= 3; ++rid) session_->OnText(SendFrame(rid));
   ASSERT_EQ(messages_.calls.size(), 1u);
@@ -301,9 +303,7 @@ TEST_F(WsSessionOrderTest, ASendWaitsUntilTheOneBeforeHasItsPlace) {
 }
 
 TEST_F(WsSessionOrderTest, AtMost64SendsOfASessionAreInFlight) {
-  Open({});
-  conversations_.AnswerPending();
-  conn_->RunPosted();
+  OpenWithEmptyHello();
   for (int rid = 1; rid <= 70; ++rid) session_->OnText(SendFrame(rid));
   ASSERT_EQ(messages_.calls.size(), 64u);
   // One reply makes room for one more.
