@@ -53,7 +53,7 @@ test-tsan: deps $(TSAN_BUILD)/build.ninja
 # each; new inputs go to a scratch copy, crashes to $(FUZZ_BUILD)/artifacts.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := client_frame rest_body jwt config
+FUZZ_TARGETS := client_frame rest_body jwt config ws_frame
 
 $(FUZZ_BUILD)/build.ninja:
 	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) -DCMAKE_CXX_COMPILER=clang++ \

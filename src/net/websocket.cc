@@ -1,6 +1,7 @@
-// RFC 6455 server side on a plain Asio socket: the handshake answer, a frame
-// parser (masking, fragmentation, control frames, close codes, size limit)
-// and a write buffer that coalesces frames. Reads wait for readability
+// RFC 6455 server side on a plain Asio socket: the handshake answer, what
+// the frames read mean (WsFrameParser in ws_frame_parser.h parses them:
+// masking, fragmentation, control frames, close codes, size limit) and a
+// write buffer that coalesces frames. Reads wait for readability
 // instead of parking a read with a buffer, so idle connections own no
 // buffers; every connection of an io thread reads into one shared chunk.
 #include "net/websocket.h"
@@ -21,8 +22,8 @@
 
 #include "core/metrics.h"
 #include "core/status.h"
-#include "core/text.h"
 #include "net/websocket_upgrade.h"
+#include "net/ws_frame_parser.h"
 
 namespace mpim::net {
 
@@ -39,23 +40,10 @@ constexpr int64_t kCloseGraceMs = 10000;
 constexpr size_t kReadChunk = 64 * 1024;
 // Reads per readiness event before other connections get a turn.
 constexpr int kReadsPerTurn = 4;
-constexpr size_t kMaxControlPayload = 125;
 constexpr std::string_view kAcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-enum Opcode : uint8_t {
-  kContinuation = 0x0,
-  kTextFrame = 0x1,
-  kBinaryFrame = 0x2,
-  kCloseFrame = 0x8,
-  kPingFrame = 0x9,
-  kPongFrame = 0xA,
-};
 
 constexpr uint16_t kCloseNormal = 1000;
 constexpr uint16_t kCloseGoingAway = 1001;
-constexpr uint16_t kCloseProtocolError = 1002;
-constexpr uint16_t kCloseInvalidPayload = 1007;
-constexpr uint16_t kCloseTooBig = 1009;
 
 int64_t SteadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -70,12 +58,6 @@ core::Counter& SocketWrites() {
                    "Write system calls on WebSocket sockets (frames are coalesced into them).")
           .With({});
   return c;
-}
-
-// A close code a peer may send (RFC 6455 section 7.4 and the IANA registry).
-bool IsValidCloseCode(uint16_t code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-         (code >= 3000 && code <= 4999);
 }
 
 // base64(SHA-1(key + GUID)), RFC 6455 section 4.2.2.
@@ -109,12 +91,6 @@ std::string HandshakeError(int status, std::string_view reason, const core::Stat
   out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   out += body;
   return out;
-}
-
-uint64_t ReadBigEndian(const unsigned char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | p[i];
-  return v;
 }
 
 std::atomic<uint64_t> g_next_conn_id{1};
@@ -186,7 +162,8 @@ class WsConnectionImpl final : public WsConnection,
         upgrade_(std::move(upgrade)),
         request_(std::move(request)),
         options_(options),
-        guard_(std::move(guard)) {
+        guard_(std::move(guard)),
+        parser_(options.max_message_bytes) {
     loop_ = &asio::query(socket_.get_executor(), asio::execution::context);
   }
 
@@ -239,7 +216,7 @@ class WsConnectionImpl final : public WsConnection,
 
   bool Write(std::string_view text, bool may_wait) override {
     if (closing_ || finished_ || !open_) return false;
-    AppendFrame(kTextFrame, text);
+    AppendFrame(WsOpcode::kText, text);
     if (may_wait && options_.coalesce_ms > 0) {
       ScheduleDelayedFlush();
     } else {
@@ -277,7 +254,7 @@ class WsConnectionImpl final : public WsConnection,
     }
     if (now - last_ping_ >= options_.ping_interval_ms) {
       last_ping_ = now;
-      AppendFrame(kPingFrame, {});
+      AppendFrame(WsOpcode::kPing, {});
       ScheduleFlush();
     }
     if (handler_) handler_->OnTick(now);
@@ -327,117 +304,40 @@ class WsConnectionImpl final : public WsConnection,
                [self = shared_from_this()] { self->OnReadable(error_code{}); });
   }
 
-  // Parses the frames in `data` (plus the incomplete one kept from before).
+  // Acts on the frames in `data` (after the incomplete one kept from before).
   void Consume(char* data, size_t n) {
-    bool kept = !in_.empty();
-    if (kept) {
-      in_.append(data, n);
-      data = in_.data();
-      n = in_.size();
-    }
-    size_t pos = 0;
+    parser_.Feed(data, n);
     while (!discard_input_ && !finished_) {
-      size_t used = ParseFrame(reinterpret_cast<unsigned char*>(data + pos), n - pos);
-      if (used == 0) break;
-      pos += used;
+      WsEvent event = parser_.Next();
+      switch (event.kind) {
+        case WsEvent::Kind::kNeedMore:
+          return;  // the parser keeps the bytes of an incomplete frame
+        case WsEvent::Kind::kText:
+        case WsEvent::Kind::kBinary:
+          Deliver(event.kind, event.payload);
+          break;
+        case WsEvent::Kind::kPing:
+          if (!closing_) {
+            AppendFrame(WsOpcode::kPong, event.payload);
+            ScheduleFlush();
+          }
+          break;
+        case WsEvent::Kind::kPong:
+          break;  // last_receive_ is all a pong is for
+        case WsEvent::Kind::kClose:
+          OnCloseFrame(event.payload);
+          break;
+        case WsEvent::Kind::kError:
+          Fail(event.close_code, event.reason);
+          break;
+      }
     }
-    if (discard_input_ || finished_ || pos == n) {
-      std::string().swap(in_);
-    } else if (kept) {
-      in_.erase(0, pos);
-    } else {
-      in_.assign(data + pos, n - pos);
-    }
+    parser_.Clear();  // no more frames are read: drop what is kept
   }
 
-  // One frame from `p`: the bytes it took, or 0 when it is incomplete (or
-  // the connection failed: discard_input_).
-  size_t ParseFrame(unsigned char* p, size_t avail) {
-    if (avail < 2) return 0;
-    const bool fin = (p[0] & 0x80) != 0;
-    const uint8_t opcode = p[0] & 0x0F;
-    const bool control = (opcode & 0x08) != 0;
-    uint64_t length = p[1] & 0x7F;
-    if ((p[0] & 0x70) != 0) return Fail(kCloseProtocolError, "reserved bits set");
-    if ((p[1] & 0x80) == 0) return Fail(kCloseProtocolError, "client frames must be masked");
-    if (control) {
-      if (opcode != kCloseFrame && opcode != kPingFrame && opcode != kPongFrame) {
-        return Fail(kCloseProtocolError, "unknown opcode");
-      }
-      if (!fin) return Fail(kCloseProtocolError, "fragmented control frame");
-      if (length > kMaxControlPayload) return Fail(kCloseProtocolError, "control frame too long");
-    } else if (opcode > kBinaryFrame) {
-      return Fail(kCloseProtocolError, "unknown opcode");
-    }
-    size_t header = 2;
-    if (length == 126) {
-      if (avail < 4) return 0;
-      length = ReadBigEndian(p + 2, 2);
-      header = 4;
-    } else if (length == 127) {
-      if (avail < 10) return 0;
-      length = ReadBigEndian(p + 2, 8);
-      header = 10;
-      if (length >> 63) return Fail(kCloseProtocolError, "frame length out of range");
-    }
-    if (!control) {
-      if (opcode == kContinuation && message_opcode_ == 0) {
-        return Fail(kCloseProtocolError, "continuation frame without a message");
-      }
-      if (opcode != kContinuation && message_opcode_ != 0) {
-        return Fail(kCloseProtocolError, "new message inside a fragmented one");
-      }
-      uint64_t total = length + (opcode == kContinuation ? message_.size() : 0);
-      if (total > options_.max_message_bytes) {
-        return Fail(kCloseTooBig,
-                    "message above " + std::to_string(options_.max_message_bytes) + " bytes");
-      }
-    }
-    header += 4;  // the mask
-    if (avail < header || avail - header < length) return 0;
-    unsigned char* payload = p + header;
-    const unsigned char* mask = payload - 4;
-    for (uint64_t i = 0; i < length; ++i) payload[i] ^= mask[i & 3];
-    std::string_view data(reinterpret_cast<const char*>(payload), length);
-
-    switch (opcode) {
-      case kTextFrame:
-      case kBinaryFrame:
-        if (fin) {
-          Deliver(opcode, data);
-        } else {
-          message_opcode_ = opcode;
-          message_.assign(data);
-        }
-        break;
-      case kContinuation:
-        message_.append(data);
-        if (fin) {
-          uint8_t op = message_opcode_;
-          message_opcode_ = 0;
-          std::string whole;
-          whole.swap(message_);
-          Deliver(op, whole);
-        }
-        break;
-      case kPingFrame:
-        if (!closing_) {
-          AppendFrame(kPongFrame, data);
-          ScheduleFlush();
-        }
-        break;
-      case kPongFrame:
-        break;  // last_receive_ is all a pong is for
-      case kCloseFrame:
-        OnCloseFrame(data);
-        break;
-    }
-    return header + length;
-  }
-
-  void Deliver(uint8_t opcode, std::string_view data) {
+  void Deliver(WsEvent::Kind kind, std::string_view data) {
     if (!handler_ || closing_) return;  // after a close, data is not read
-    if (opcode == kTextFrame) {
+    if (kind == WsEvent::Kind::kText) {
       handler_->OnText(data);
     } else {
       handler_->OnBinary();
@@ -451,47 +351,30 @@ class WsConnectionImpl final : public WsConnection,
       FinishAfterWrite();
       return;
     }
-    uint16_t code = 0;
-    if (data.size() == 1) {
-      Fail(kCloseProtocolError, "close frame with a one-byte payload");
-      return;
-    }
-    if (data.size() >= 2) {
-      code = static_cast<uint16_t>(
-          ReadBigEndian(reinterpret_cast<const unsigned char*>(data.data()), 2));
-      if (!IsValidCloseCode(code)) {
-        Fail(kCloseProtocolError, "invalid close code");
-        return;
-      }
-      if (!core::IsValidUtf8(data.substr(2))) {
-        Fail(kCloseInvalidPayload, "close reason is not UTF-8");
-        return;
-      }
-    }
+    WsClosePayload close = DecodeClosePayload(data);
+    if (close.error != 0) return Fail(close.error, close.error_reason);
     // Echo the peer's code, then end the connection.
-    SendClose(code, {});
+    SendClose(close.code, {});
     discard_input_ = true;
     FinishAfterWrite();
   }
 
   // Fails the connection (RFC 6455 section 7.1.7): a close frame with `code`,
   // then no more frames are read; the socket ends once the peer closes.
-  size_t Fail(uint16_t code, std::string_view reason) {
+  void Fail(uint16_t code, std::string_view reason) {
     if (!closing_) SendClose(code, reason);
     discard_input_ = true;
-    message_opcode_ = 0;
-    std::string().swap(message_);
+    parser_.Clear();  // after SendClose: `reason` may be the parser's
     if (after_write_ == AfterWrite::kNothing) after_write_ = AfterWrite::kShutdownSend;
     ScheduleFlush();
-    return 0;
   }
 
   // ---- writing ----
 
-  void AppendFrame(uint8_t opcode, std::string_view payload) {
+  void AppendFrame(WsOpcode opcode, std::string_view payload) {
     char header[10];
     size_t h = 0;
-    header[h++] = static_cast<char>(0x80 | opcode);
+    header[h++] = static_cast<char>(0x80 | static_cast<uint8_t>(opcode));
     size_t n = payload.size();
     if (n < 126) {
       header[h++] = static_cast<char>(n);
@@ -513,9 +396,9 @@ class WsConnectionImpl final : public WsConnection,
     if (code != 0) {
       payload.push_back(static_cast<char>(code >> 8));
       payload.push_back(static_cast<char>(code & 0xFF));
-      payload.append(reason.substr(0, kMaxControlPayload - 2));
+      payload.append(reason.substr(0, kWsMaxControlPayload - 2));
     }
-    AppendFrame(kCloseFrame, payload);
+    AppendFrame(WsOpcode::kClose, payload);
     closing_ = true;
     closing_since_ = SteadyNowMs();
   }
@@ -617,9 +500,8 @@ class WsConnectionImpl final : public WsConnection,
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
-    std::string().swap(in_);
+    parser_.Clear();
     std::string().swap(out_);
-    std::string().swap(message_);
     sent_ = 0;
     if (handler_) {
       auto handler = std::move(handler_);
@@ -636,12 +518,10 @@ class WsConnectionImpl final : public WsConnection,
   const WsOptions options_;
   std::shared_ptr<void> guard_;
   std::shared_ptr<WsHandler> handler_;
-  std::string in_;       // an incomplete frame
-  std::string message_;  // the fragments of a message so far
-  std::string out_;      // frames to write; out_[0, sent_) are written
+  WsFrameParser parser_;  // holds an incomplete frame and a fragmented message
+  std::string out_;       // frames to write; out_[0, sent_) are written
   size_t sent_ = 0;
   std::optional<std::pair<uint16_t, std::string>> pending_close_;  // asked for before the 101
-  uint8_t message_opcode_ = 0;  // text or binary while a fragmented message arrives
   AfterWrite after_write_ = AfterWrite::kNothing;
   bool open_ = false;
   bool writing_ = false;
