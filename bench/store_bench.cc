@@ -21,7 +21,8 @@
 
 #include "store/blocking.h"
 #include "store/conv_id.h"
-#include "store/registry.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace mpim::store {
 namespace {
@@ -34,11 +35,11 @@ class BenchStore {
   BenchStore(int batch_max, const std::string& synchronous) {
     std::string pattern = (std::filesystem::temp_directory_path() / "mpim-bench-XXXXXX").string();
     dir_ = mkdtemp(pattern.data()) != nullptr ? pattern : "";
-    StoreOptions options;
-    options.sqlite.path = dir_ + "/bench.db";
-    options.sqlite.batch_max = batch_max;
-    options.sqlite.synchronous = synchronous;
-    auto store = OpenStore("sqlite", options);
+    sqlite::SqliteOptions options;
+    options.path = dir_ + "/bench.db";
+    options.batch_max = batch_max;
+    options.synchronous = synchronous;
+    auto store = sqlite::Open(options);
     if (!store.ok()) return;
     store_ = std::move(*store);
     for (int i = 0; i < 1001; ++i) {

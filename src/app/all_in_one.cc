@@ -1,6 +1,5 @@
 #include "app/all_in_one.h"
 
-#include <filesystem>
 #include <thread>
 
 #include "core/clock.h"
@@ -11,7 +10,9 @@
 #include "gateway/routes.h"
 #include "gateway/session_registry.h"
 #include "gateway/ws_session.h"
-#include "route/memory_route_table.h"
+#include "cache/registry.h"
+#include "route/registry.h"
+#include "store/registry.h"
 #include "service/auth/auth_service_impl.h"
 #include "service/auth/token_keys.h"
 #include "service/conversation/conversation_service_impl.h"
@@ -20,7 +21,6 @@
 #include "service/group/group_service_impl.h"
 #include "service/group/member_cache.h"
 #include "service/message/message_service_impl.h"
-#include "service/presence_service.h"
 #include "service/search/indexer.h"
 #include "service/task/fanout_job.h"
 #include "service/task/task_worker.h"
@@ -33,17 +33,20 @@ namespace {
 // to a reconnecting session (clients dedup by seq).
 constexpr std::chrono::milliseconds kCursorFlushInterval{200};
 
+// The deliverer of config.bus.engine (core/engines.cc holds the names).
+core::StatusOr<std::unique_ptr<service::Deliverer>> MakeDeliverer(const core::Config& config,
+                                                                  route::RouteTable& routes,
+                                                                  gateway::SessionRegistry& sessions) {
+  if (config.bus.engine == "memory") {
+    return std::make_unique<gateway::LocalDeliverer>(static_cast<uint32_t>(config.server.node_id),
+                                                     routes, sessions);
+  }
+  return absl::InvalidArgumentError("bus.engine: unknown engine \"" + config.bus.engine + "\"");
+}
+
 }  // namespace
 
-store::StoreOptions StoreOptionsFrom(const core::Config& config) {
-  store::StoreOptions options;
-  options.sqlite.path = (std::filesystem::path(config.server.data_dir) / "mpim.db").string();
-  options.sqlite.synchronous = config.store.sqlite_synchronous;
-  options.sqlite.reader_threads = static_cast<int>(config.store.sqlite_reader_threads);
-  options.sqlite.batch_max = static_cast<int>(config.store.sqlite_batch_max);
-  options.sqlite.batch_delay = std::chrono::microseconds(config.store.sqlite_batch_delay_us);
-  return options;
-}
+std::vector<std::string> DelivererEngines() { return {"memory"}; }
 
 struct AllInOne::Parts {
   core::Config config;
@@ -54,10 +57,10 @@ struct AllInOne::Parts {
   std::unique_ptr<service::UserServiceImpl> users;
   std::unique_ptr<service::BlockCache> blocks;
   std::unique_ptr<service::FriendServiceImpl> friends;
-  std::unique_ptr<route::MemoryRouteTable> routes;
+  std::unique_ptr<route::RouteTable> routes;
   std::unique_ptr<gateway::SessionRegistry> sessions;
-  std::unique_ptr<gateway::LocalDeliverer> deliverer;
-  std::unique_ptr<service::PresenceService> presence;
+  std::unique_ptr<service::Deliverer> deliverer;
+  std::unique_ptr<route::Presence> presence;
   std::unique_ptr<service::MemberCache> member_cache;
   std::unique_ptr<service::Fanout> fanout;
   std::unique_ptr<service::Indexer> indexer;
@@ -78,7 +81,8 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
   auto parts = std::make_unique<Parts>();
   parts->config = config;
 
-  auto store = store::OpenStore(config.store.engine, StoreOptionsFrom(config));
+  core::Clock& clock = core::SystemClock();
+  auto store = store::OpenStore(config);
   if (!store.ok()) return store.status();
   parts->store = std::move(*store);
 
@@ -95,19 +99,26 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
   parts->hash_pool = std::make_unique<core::WorkerPool>("hash", hash_threads);
 
   parts->auth = std::make_unique<service::auth::AuthServiceImpl>(
-      config.auth, std::move(*keys), *parts->store, *parts->hash_pool, *parts->ids,
-      [] { return core::SystemClock().NowMs(); });
+      config.auth, std::move(*keys), *parts->store, *parts->hash_pool, *parts->ids, clock);
   if (auto s = parts->auth->LoadRevocations(); !s.ok()) return s;
   int page_max = static_cast<int>(config.limits.page_max);
-  auto now_ms = [] { return core::SystemClock().NowMs(); };
 
-  // Delivery: who is connected where, and how events reach them.
-  parts->routes = std::make_unique<route::MemoryRouteTable>();
+  // Delivery: who is connected where, and how events reach them. Presence
+  // changes go to the followers through the deliverer (made just after).
+  Parts* p = parts.get();
+  auto routes = route::OpenRoutes(config, parts->store->users(),
+                                  [p](const std::vector<route::ConnId>& followers, int64_t user,
+                                      bool online, int64_t last_seen) {
+                                    p->deliverer->Presence(followers, user, online, last_seen);
+                                  });
+  if (!routes.ok()) return routes.status();
+  parts->routes = std::move(routes->routes);
+  parts->presence = std::move(routes->presence);
   parts->sessions = std::make_unique<gateway::SessionRegistry>();
-  parts->deliverer = std::make_unique<gateway::LocalDeliverer>(*parts->routes, *parts->sessions);
-  parts->presence =
-      std::make_unique<service::PresenceService>(*parts->routes, *parts->store, *parts->deliverer);
-  gateway::LocalDeliverer* deliverer = parts->deliverer.get();
+  auto deliverer_or = MakeDeliverer(config, *parts->routes, *parts->sessions);
+  if (!deliverer_or.ok()) return deliverer_or.status();
+  parts->deliverer = std::move(*deliverer_or);
+  service::Deliverer* deliverer = parts->deliverer.get();
   parts->auth->SetRevocationListener([deliverer](int64_t user_id, int64_t session_id) {
     deliverer->Kick(user_id, session_id, "logout");
   });
@@ -115,13 +126,18 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
   parts->users =
       std::make_unique<service::UserServiceImpl>(*parts->store, page_max, parts->presence.get());
   // Blocks as the send path sees them; the friend service invalidates.
-  parts->blocks = std::make_unique<service::BlockCache>(parts->store->friends());
+  auto block_cache = cache::MakeCache<service::BlockPair, bool, service::BlockPairHash>(config);
+  if (!block_cache.ok()) return block_cache.status();
+  parts->blocks =
+      std::make_unique<service::BlockCache>(parts->store->friends(), std::move(*block_cache));
   parts->friends = std::make_unique<service::FriendServiceImpl>(
       *parts->store, page_max, parts->presence.get(), parts->blocks.get());
   // Fan-out: inline for small groups, a durable job for large ones; the task
   // worker runs those jobs; the indexer feeds search off the send path.
-  parts->member_cache =
-      std::make_unique<service::MemberCache>(*parts->store, config.groups.fanout_threshold);
+  auto member_cache = cache::MakeCache<int64_t, service::MemberList>(config);
+  if (!member_cache.ok()) return member_cache.status();
+  parts->member_cache = std::make_unique<service::MemberCache>(
+      *parts->store, config.groups.fanout_threshold, std::move(*member_cache));
   parts->fanout =
       std::make_unique<service::Fanout>(*parts->store, *parts->deliverer, *parts->member_cache);
   parts->tasks = std::make_unique<service::TaskWorker>(
@@ -135,7 +151,7 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
 
   parts->messages = std::make_unique<service::MessageServiceImpl>(
       config.limits, config.messages, *parts->store, *parts->blocks, *parts->fanout,
-      parts->indexer.get(), *parts->ids, now_ms);
+      parts->indexer.get(), *parts->ids, clock);
   // Acks are kept in memory and written every kCursorFlushInterval.
   parts->cursors = std::make_unique<service::DeliveredCursors>(parts->store->conversations(),
                                                                kCursorFlushInterval);
@@ -152,7 +168,8 @@ core::StatusOr<std::unique_ptr<AllInOne>> AllInOne::Start(const core::Config& co
       std::make_unique<gateway::UnauthenticatedCap>(config.gateway.max_unauthenticated);
   parts->gateway.reset(new gateway::GatewayContext{
       *parts->auth, *parts->messages, *parts->conversations, *parts->presence, *parts->routes,
-      *parts->sessions, config.gateway, page_max, parts->unauthenticated.get()});
+      *parts->sessions, config.gateway, page_max, parts->unauthenticated.get(),
+      static_cast<uint32_t>(config.server.node_id), clock});
   return std::unique_ptr<AllInOne>(new AllInOne(std::move(parts)));
 }
 

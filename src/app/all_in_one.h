@@ -1,5 +1,6 @@
-// Wiring of the `all` role: every service in one process on the embedded
-// store, connected by direct calls. Owns what it builds; Stop() (or the
+// Wiring of the `all` role: every service in one process, connected by
+// direct calls, on the engines the configuration names (store, cache, route
+// table and presence, deliverer: each chosen by name through its registry). Owns what it builds; Stop() (or the
 // destructor) releases it after the listener has drained.
 #pragma once
 
@@ -10,12 +11,13 @@
 #include "core/status.h"
 #include "net/router.h"
 #include "net/websocket.h"
-#include "store/registry.h"
+#include <string>
+#include <vector>
 
 namespace mpim::app {
 
-// The store settings of a configuration (the SQLite file lives in data_dir).
-store::StoreOptions StoreOptionsFrom(const core::Config& config);
+// The deliverer engine names (bus.engine) the wiring knows.
+std::vector<std::string> DelivererEngines();
 
 class AllInOne {
  public:

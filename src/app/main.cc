@@ -94,8 +94,7 @@ int main(int argc, char** argv) {
     if (!config) return 2;
     std::error_code ec;
     std::filesystem::create_directories(config->server.data_dir, ec);
-    auto version =
-        mpim::store::MigrateStore(config->store.engine, mpim::app::StoreOptionsFrom(*config));
+    auto version = mpim::store::MigrateStore(*config);
     if (!version.ok()) {
       std::fprintf(stderr, "mpim: migrate: %s\n", std::string(version.status().message()).c_str());
       return 1;

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <variant>
 
+#include "core/engines.h"
 #include "core/text.h"
 
 extern char** environ;
@@ -23,7 +24,7 @@ using FieldRef = std::variant<std::string*, int64_t*>;
 struct Field {
   std::string_view section;
   std::string_view key;
-  std::string_view help;
+  std::string help;
   std::function<FieldRef(Config&)> ref;
   int64_t min = 0;                                  // integer fields
   int64_t max = 0;                                  // integer fields
@@ -36,8 +37,8 @@ struct Field {
 
 Field Int(std::string_view section, std::string_view key, int64_t min, int64_t max,
           std::function<int64_t*(Config&)> ref, std::string_view help) {
-  return Field{section, key, help, [ref](Config& c) -> FieldRef { return ref(c); },
-               min,     max, {},   nullptr};
+  return Field{section, key, std::string(help), [ref](Config& c) -> FieldRef { return ref(c); },
+               min,     max, {},                nullptr};
 }
 
 Field Str(std::string_view section, std::string_view key, std::vector<std::string_view> choices,
@@ -45,7 +46,7 @@ Field Str(std::string_view section, std::string_view key, std::vector<std::strin
           std::function<Status(const std::string&)> check = nullptr) {
   return Field{section,
                key,
-               help,
+               std::string(help),
                [ref](Config& c) -> FieldRef { return ref(c); },
                0,
                0,
@@ -217,8 +218,8 @@ const std::vector<Field>& Schema() {
           "binary (<bin>/../share/mpim/web), if any; \"off\": serve none."),
       // [store]
       Str(
-          "store", "engine", {"sqlite"}, [](Config& c) { return &c.store.engine; },
-          "Storage engine. `sqlite` is the embedded default."),
+          "store", "engine", EngineNames("store.engine"), [](Config& c) { return &c.store.engine; },
+          "Storage engine: " + EngineHelp("store.engine") + "."),
       Str(
           "store", "sqlite_synchronous", {"normal", "full"},
           [](Config& c) { return &c.store.sqlite_synchronous; },
@@ -236,6 +237,18 @@ const std::vector<Field>& Schema() {
           "store", "sqlite_batch_delay_us", 0, 100000,
           [](Config& c) { return &c.store.sqlite_batch_delay_us; },
           "Group commit: how long the writer waits to fill a batch, in microseconds."),
+      // [cache], [route], [bus]
+      Str(
+          "cache", "engine", EngineNames("cache.engine"), [](Config& c) { return &c.cache.engine; },
+          "The cache in front of the store (cache-aside): " + EngineHelp("cache.engine") + "."),
+      Str(
+          "route", "engine", EngineNames("route.engine"), [](Config& c) { return &c.route.engine; },
+          "The route table (user -> live connections on which node) and presence: " +
+              EngineHelp("route.engine") + "."),
+      Str(
+          "bus", "engine", EngineNames("bus.engine"), [](Config& c) { return &c.bus.engine; },
+          "How the message pipeline reaches the gateways' sessions: " + EngineHelp("bus.engine") +
+              "."),
       // [log]
       Str(
           "log", "level", {"trace", "debug", "info", "warn", "error"},

@@ -82,6 +82,20 @@ struct StoreConfig {
   int64_t sqlite_batch_delay_us = 1000;  // group commit: wait this long to fill a batch
 };
 
+// Which implementation of each pluggable part runs (core/engines.h lists
+// the names). cluster.md section 2 names these keys.
+struct CacheConfig {
+  std::string engine = "local";
+};
+
+struct RouteConfig {
+  std::string engine = "memory";
+};
+
+struct BusConfig {
+  std::string engine = "memory";
+};
+
 struct LogConfig {
   std::string level = "info";   // trace | debug | info | warn | error
   std::string format = "auto";  // auto (text on a terminal, else json) | json | text
@@ -124,6 +138,9 @@ struct Config {
   MessagesConfig messages;
   WebConfig web;
   StoreConfig store;
+  CacheConfig cache;
+  RouteConfig route;
+  BusConfig bus;
   LogConfig log;
   LimitsConfig limits;
 };

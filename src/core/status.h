@@ -1,6 +1,6 @@
 // Errors in MPIM: absl::Status / absl::StatusOr<T> on every fallible path.
 //
-// Each protocol error code (../shared/design/protocol.md section 1) is one
+// Each protocol error code (docs/protocol.md section 1) is one
 // absl::StatusCode; the mapping is one-to-one for the codes MPIM produces:
 //
 //   protocol code       absl::StatusCode       HTTP

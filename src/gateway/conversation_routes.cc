@@ -95,7 +95,7 @@ void AddConversationRoutes(net::Router& router, const ApiContext& api) {
                  return respond(net::HttpResponse::Error(
                      absl::InvalidArgumentError("seq: required, an integer")));
                }
-               convs.Read(who, std::string(req.Param("conv_id")), seq->get_int64(), 0,
+               convs.Read(who, std::string(req.Param("conv_id")), seq->get_int64(), {},
                           [respond = std::move(respond)](core::StatusOr<int64_t> r) mutable {
                             if (!r.ok()) return respond(net::HttpResponse::Error(r.status()));
                             respond(net::HttpResponse::NoContent());

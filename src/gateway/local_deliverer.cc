@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/json/serialize.hpp>
 
 #include "core/metrics.h"
+#include "gateway/frames.h"
 #include "gateway/message_json.h"
 #include "gateway/ws_session.h"
 
@@ -15,29 +15,41 @@ namespace {
 // next one on each socket (net::WsOptions::coalesce_ms).
 constexpr size_t kCoalesceFanoutMin = 100;
 
-std::string Quoted(const std::string& s) {
-  return boost::json::serialize(boost::json::string_view(s.data(), s.size()));
+core::Counter& LookupFailures() {
+  static core::Counter& c =
+      core::DefaultRegistry()
+          .Counter("mpim_delivery_route_failures_total",
+                   "Deliveries dropped because the route table did not answer (clients catch "
+                   "up through hello and sync).")
+          .With({});
+  return c;
 }
 
 }  // namespace
 
-std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(const std::vector<int64_t>& users,
-                                                          uint64_t exclude_conn) const {
-  std::vector<route::Route> routes;
-  for (int64_t u : users) routes_.Lookup(u, routes);
-  std::vector<uint64_t> conns;
-  conns.reserve(routes.size());
-  for (const route::Route& r : routes) {
-    if (r.conn_id != exclude_conn) conns.push_back(r.conn_id);
-  }
-  return ByLoop(conns);
+void LocalDeliverer::WithSessions(const std::vector<int64_t>& users, route::ConnId exclude,
+                                  BatchesFn fn) {
+  routes_.Lookup(users, [this, exclude, fn = std::move(fn)](
+                            core::StatusOr<std::vector<route::Route>> routes) mutable {
+    if (!routes.ok()) {
+      LookupFailures().Inc();
+      return std::move(fn)({});
+    }
+    std::vector<route::ConnId> conns;
+    conns.reserve(routes->size());
+    for (const route::Route& r : *routes) {
+      if (r.conn != exclude) conns.push_back(r.conn);
+    }
+    std::move(fn)(ByLoop(conns));
+  });
 }
 
 std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(
-    const std::vector<uint64_t>& conns) const {
+    const std::vector<route::ConnId>& conns) const {
   std::vector<Batch> batches;  // one per io thread: a handful, searched linearly
-  for (uint64_t c : conns) {
-    auto session = registry_.Find(c);
+  for (route::ConnId c : conns) {
+    if (c.node != node_) continue;  // another node's: reached through a bus only
+    auto session = registry_.Find(c.local);
     if (!session) continue;
     auto it = std::find_if(batches.begin(), batches.end(),
                            [&](const Batch& b) { return b.loop == session->loop(); });
@@ -47,22 +59,35 @@ std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(
   return batches;
 }
 
-void LocalDeliverer::Message(const std::vector<int64_t>& users, uint64_t exclude_conn,
+void LocalDeliverer::Message(const std::vector<int64_t>& users, route::ConnId exclude_conn,
                              const store::Message& msg, bool qos1, service::Priority priority) {
-  Send(ByLoop(users, exclude_conn), {&msg}, qos1, priority);
+  std::vector<Encoded> msgs;
+  msgs.push_back(Encoded{msg.conv_id, msg.seq, msg.ts, MessageEventText(msg)});
+  SendTo(users, exclude_conn, std::move(msgs), qos1, priority, nullptr);
 }
 
 void LocalDeliverer::Messages(const std::vector<int64_t>& users,
                               const std::vector<store::Message>& msgs, bool qos1,
                               service::Priority priority, std::function<void()> taken) {
-  std::vector<const store::Message*> ptrs;
-  ptrs.reserve(msgs.size());
-  for (const store::Message& m : msgs) ptrs.push_back(&m);
-  Send(ByLoop(users, 0), ptrs, qos1, priority, std::move(taken));
+  std::vector<Encoded> encoded;
+  encoded.reserve(msgs.size());
+  for (const store::Message& m : msgs) {
+    encoded.push_back(Encoded{m.conv_id, m.seq, m.ts, MessageEventText(m)});
+  }
+  SendTo(users, {}, std::move(encoded), qos1, priority, std::move(taken));
 }
 
-void LocalDeliverer::Send(std::vector<Batch> batches,
-                          const std::vector<const store::Message*>& msgs, bool qos1,
+void LocalDeliverer::SendTo(const std::vector<int64_t>& users, route::ConnId exclude,
+                            std::vector<Encoded> msgs, bool qos1, service::Priority priority,
+                            std::function<void()> taken) {
+  WithSessions(users, exclude,
+               [msgs = std::move(msgs), qos1, priority,
+                taken = std::move(taken)](std::vector<Batch> batches) mutable {
+                 Send(std::move(batches), std::move(msgs), qos1, priority, std::move(taken));
+               });
+}
+
+void LocalDeliverer::Send(std::vector<Batch> batches, std::vector<Encoded> msgs, bool qos1,
                           service::Priority priority, std::function<void()> taken) {
   if (batches.empty() || msgs.empty()) {
     if (taken) taken();
@@ -84,9 +109,6 @@ void LocalDeliverer::Send(std::vector<Batch> batches,
           .Counter("mpim_message_deliveries_total", "msg events handed to live sessions.")
           .With({});
   deliveries.Add(static_cast<double>(sessions * msgs.size()));
-  std::vector<std::string> frames;
-  frames.reserve(msgs.size());
-  for (const store::Message* m : msgs) frames.push_back(MessageEventText(*m));
   for (size_t bi = 0; bi < batches.size(); ++bi) {
     Batch& b = batches[bi];
     const bool last = bi + 1 == batches.size();
@@ -96,10 +118,11 @@ void LocalDeliverer::Send(std::vector<Batch> batches,
     outs.reserve(msgs.size());
     for (size_t i = 0; i < msgs.size(); ++i) {
       auto out = std::make_shared<OutMessage>();
-      out->conv_id = msgs[i]->conv_id;
-      out->seq = msgs[i]->seq;
-      out->ts = msgs[i]->ts;
-      out->frame = std::make_shared<const std::string>(last ? std::move(frames[i]) : frames[i]);
+      out->conv_id = msgs[i].conv_id;
+      out->seq = msgs[i].seq;
+      out->ts = msgs[i].ts;
+      out->frame =
+          std::make_shared<const std::string>(last ? std::move(msgs[i].frame) : msgs[i].frame);
       out->qos1 = qos1;
       out->priority = priority;
       out->may_wait = may_wait;
@@ -109,37 +132,31 @@ void LocalDeliverer::Send(std::vector<Batch> batches,
   }
 }
 
-void LocalDeliverer::Event(const std::vector<int64_t>& users, uint64_t exclude_conn,
-                           std::shared_ptr<const std::string> frame, service::Priority priority) {
-  for (Batch& b : ByLoop(users, exclude_conn)) {
-    WsSession::DeliverEvent(std::move(b.sessions), frame, priority);
-  }
+void LocalDeliverer::Event(const std::vector<int64_t>& users, route::ConnId exclude_conn,
+                           std::string frame, service::Priority priority) {
+  WithSessions(users, exclude_conn,
+               [frame = std::make_shared<const std::string>(std::move(frame)),
+                priority](std::vector<Batch> batches) {
+                 for (Batch& b : batches) {
+                   WsSession::DeliverEvent(std::move(b.sessions), frame, priority);
+                 }
+               });
 }
 
-void LocalDeliverer::Receipt(const std::vector<int64_t>& users, uint64_t exclude_conn,
+void LocalDeliverer::Receipt(const std::vector<int64_t>& users, route::ConnId exclude_conn,
                              const std::string& conv_id, int64_t reader, int64_t read_seq) {
-  Event(users, exclude_conn,
-        std::make_shared<const std::string>("{\"op\":\"receipt\",\"conv_id\":" + Quoted(conv_id) +
-                                            ",\"user\":\"" + std::to_string(reader) +
-                                            "\",\"read_seq\":" + std::to_string(read_seq) + "}"),
+  Event(users, exclude_conn, frames::Receipt(conv_id, reader, read_seq),
         service::Priority::kNormal);
 }
 
 void LocalDeliverer::Typing(const std::vector<int64_t>& users, const std::string& conv_id,
                             int64_t user) {
-  Event(users, 0,
-        std::make_shared<const std::string>("{\"op\":\"typing\",\"conv_id\":" + Quoted(conv_id) +
-                                            ",\"user\":\"" + std::to_string(user) + "\"}"),
-        service::Priority::kLow);
+  Event(users, {}, frames::Typing(conv_id, user), service::Priority::kLow);
 }
 
-void LocalDeliverer::Presence(const std::vector<uint64_t>& conns, int64_t user, bool online,
+void LocalDeliverer::Presence(const std::vector<route::ConnId>& conns, int64_t user, bool online,
                               int64_t last_seen) {
-  std::string text = "{\"op\":\"presence\",\"user\":\"" + std::to_string(user) +
-                     "\",\"online\":" + (online ? "true" : "false");
-  if (last_seen > 0) text += ",\"last_seen\":" + std::to_string(last_seen);
-  text += "}";
-  auto frame = std::make_shared<const std::string>(std::move(text));
+  auto frame = std::make_shared<const std::string>(frames::Presence(user, online, last_seen));
   for (Batch& b : ByLoop(conns)) {
     WsSession::DeliverEvent(std::move(b.sessions), frame, service::Priority::kNormal);
   }
@@ -147,28 +164,23 @@ void LocalDeliverer::Presence(const std::vector<uint64_t>& conns, int64_t user, 
 
 void LocalDeliverer::Conv(const std::vector<int64_t>& users, const std::string& conv_id,
                           const std::string& event) {
-  Event(users, 0,
-        std::make_shared<const std::string>("{\"op\":\"conv\",\"conv_id\":" + Quoted(conv_id) +
-                                            ",\"event\":" + Quoted(event) + "}"),
-        service::Priority::kHigh);
+  Event(users, {}, frames::Conv(conv_id, event), service::Priority::kHigh);
 }
 
 void LocalDeliverer::Recall(const std::vector<int64_t>& users, const std::string& conv_id,
                             int64_t seq, int64_t msg_id) {
-  Event(users, 0,
-        std::make_shared<const std::string>("{\"op\":\"recall\",\"conv_id\":" + Quoted(conv_id) +
-                                            ",\"seq\":" + std::to_string(seq) + ",\"msg_id\":\"" +
-                                            std::to_string(msg_id) + "\"}"),
-        service::Priority::kHigh);
+  Event(users, {}, frames::Recall(conv_id, seq, msg_id), service::Priority::kHigh);
 }
 
 void LocalDeliverer::Kick(int64_t user_id, int64_t session_id, const std::string& reason) {
-  std::vector<route::Route> routes;
-  routes_.Lookup(user_id, routes);
-  for (const route::Route& r : routes) {
-    if (r.session_id != session_id) continue;
-    if (auto session = registry_.Find(r.conn_id)) session->DeliverKick(reason);
-  }
+  routes_.Lookup({user_id}, [this, session_id,
+                             reason](core::StatusOr<std::vector<route::Route>> routes) {
+    if (!routes.ok()) return LookupFailures().Inc();  // the token is refused all the same
+    for (const route::Route& r : *routes) {
+      if (r.session_id != session_id || r.conn.node != node_) continue;
+      if (auto session = registry_.Find(r.conn.local)) session->DeliverKick(reason);
+    }
+  });
 }
 
 }  // namespace mpim::gateway

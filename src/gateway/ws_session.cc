@@ -10,6 +10,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "gateway/client_frame.h"
+#include "gateway/frames.h"
 #include "gateway/json.h"
 #include "gateway/message_json.h"
 #include "gateway/session_registry.h"
@@ -33,6 +34,7 @@ constexpr uint16_t kCloseSlowConsumer = 4008;
 constexpr uint16_t kCloseRateLimited = 4029;
 constexpr uint16_t kCloseTryAgainLater = 1013;
 constexpr uint16_t kCloseServiceRestart = 1012;
+constexpr uint16_t kCloseInternalError = 1011;
 // Messages kept for a session between its registration and its hello.
 constexpr size_t kMaxEarlyMessages = 1000;
 
@@ -72,30 +74,8 @@ WsMetrics& Metrics() {
   return m;
 }
 
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // Queue index for a priority: urgent first (0) .. low last (3).
 size_t QueueOf(service::Priority p) { return 3 - static_cast<size_t>(p); }
-
-std::string Quoted(std::string_view s) {
-  return boost::json::serialize(boost::json::string_view(s.data(), s.size()));
-}
-
-std::string ReplyPrefix(std::optional<int64_t> rid) {
-  std::string out = "\"op\":\"reply\",";
-  if (rid) out += "\"rid\":" + std::to_string(*rid) + ",";
-  return out;
-}
 
 // The token from `Authorization: Bearer` or `?token=`; empty if neither.
 std::string TokenOf(const net::HttpRequest& req) {
@@ -130,7 +110,7 @@ core::StatusOr<int64_t> IntField(const boost::json::object& frame, std::string_v
 WsSession::WsSession(GatewayContext& ctx, std::shared_ptr<net::WsConnection> conn)
     : ctx_(ctx),
       conn_(std::move(conn)),
-      conn_id_(conn_->id()),
+      conn_id_{ctx.node_id, conn_->id()},
       post_conn_(conn_),
       loop_(conn_->loop()) {}
 
@@ -204,7 +184,7 @@ void WsSession::DeliverMessages(std::vector<std::shared_ptr<WsSession>> sessions
   OnThreadAll(
       std::move(sessions),
       [msgs = std::move(msgs), now = int64_t{0}](WsSession& s) mutable {
-        if (now == 0) now = SteadyMs();
+        if (now == 0) now = s.ctx_.clock.SteadyMs();
         if (s.state_ == State::kActive) {
           for (const auto& m : msgs) s.AcceptMessage(m, now);
         } else if (s.state_ == State::kAuthenticating) {
@@ -227,7 +207,7 @@ void WsSession::DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,
 void WsSession::DeliverKick(std::string reason) {
   OnThread([reason = std::move(reason)](WsSession& s) {
     auto frame =
-        std::make_shared<const std::string>("{\"op\":\"kick\",\"reason\":" + Quoted(reason) + "}");
+        std::make_shared<const std::string>(frames::Kick(reason));
     // The kick goes out before anything else; then the socket closes.
     for (auto& q : s.queues_) q.clear();
     s.queued_bytes_ = 0;
@@ -240,7 +220,7 @@ void WsSession::DeliverKick(std::string reason) {
 // ---- connection events (io thread)
 
 void WsSession::OnOpen() {
-  auth_deadline_ms_ = SteadyMs() + ctx_.config.auth_timeout_ms;
+  auth_deadline_ms_ = ctx_.clock.SteadyMs() + ctx_.config.auth_timeout_ms;
   std::string token = TokenOf(conn_->request());
   if (!token.empty()) Authenticate(token, std::nullopt);
 }
@@ -318,10 +298,12 @@ void WsSession::OnClosed() {
   if (registered_) {
     Metrics().sessions.Dec();
     int64_t user = principal_.user_id;
-    size_t left = ctx_.routes.Remove(user, conn_id_);
-    ctx_.registry.Remove(conn_id_);
+    // A route that cannot be removed now expires with this node's heartbeat
+    // (route/route_table.h); nothing waits for the answer.
+    ctx_.routes.Remove(user, conn_id_, [](core::StatusOr<size_t>) {});
+    ctx_.registry.Remove(conn_id_.local);
     ctx_.presence.DropConnection(conn_id_, subscriptions_);
-    ctx_.presence.Disconnected(user, left, WallMs());
+    ctx_.presence.Disconnected(user, ctx_.clock.NowMs());
     registered_ = false;
   }
   for (auto& q : queues_) q.clear();
@@ -344,36 +326,48 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
   state_ = State::kAuthenticating;
   auth_slot_.Release();
   principal_ = principal;
+  hello_rid_ = rid;
   // Registered for live delivery before the hello list is computed, so no
-  // message falls between the two.
-  ctx_.registry.Add(conn_id_, weak_from_this());
-  size_t routes = ctx_.routes.Add(principal.user_id, {conn_id_, principal.session_id});
-  registered_ = true;
-  Metrics().sessions.Inc();
-  ctx_.presence.Connected(principal.user_id, routes, WallMs());
+  // message falls between the two: the hello is read once the route table
+  // has the route (it may answer later, from another thread).
+  ctx_.registry.Add(conn_id_.local, weak_from_this());
+  route::Route route{principal.user_id, conn_id_, principal.session_id};
+  ctx_.routes.Add(route, [self = shared_from_this(), route](core::StatusOr<size_t> added) {
+    self->PostToConn([self, route, ok = added.ok()] {
+      if (self->state_ != State::kAuthenticating || !self->conn_) {
+        // Closed while the route was being added.
+        if (ok) self->ctx_.routes.Remove(route.user_id, route.conn, [](core::StatusOr<size_t>) {});
+        if (!self->registered_) self->ctx_.registry.Remove(route.conn.local);
+        return;
+      }
+      if (!ok) {
+        self->ctx_.registry.Remove(route.conn.local);
+        Log().Warn("route table unavailable", {{"user", route.user_id}});
+        return self->CloseWith(kCloseInternalError, "unavailable: try again");
+      }
+      self->registered_ = true;
+      Metrics().sessions.Inc();
+      self->ctx_.presence.Connected(route.user_id, self->ctx_.clock.NowMs());
+      self->ReadHello();
+    });
+  });
+}
+
+void WsSession::ReadHello() {
+  std::optional<int64_t> rid = hello_rid_;
   ctx_.conversations.Pending(
-      principal, [self = shared_from_this(),
-                  rid](core::StatusOr<std::vector<store::PendingConversation>> pending) mutable {
+      principal_, [self = shared_from_this(),
+                   rid](core::StatusOr<std::vector<store::PendingConversation>> pending) mutable {
         self->PostToConn([self, rid, pending = std::move(pending)]() mutable {
           if (self->state_ != State::kAuthenticating || !self->conn_) return;
           if (!pending.ok()) {
             Log().Warn("hello failed", {{"error", std::string(pending.status().message())}});
             return self->CloseWith(1011, "internal error");
           }
-          std::string fields =
-              "\"user_id\":\"" + std::to_string(self->principal_.user_id) + "\",\"session_id\":\"" +
-              std::to_string(self->principal_.session_id) + "\",\"conversations\":[";
-          bool first = true;
-          for (const auto& p : *pending) {
-            if (!first) fields += ',';
-            first = false;
-            fields += "{\"conv_id\":" + Quoted(p.conv_id) +
-                      ",\"last_seq\":" + std::to_string(p.last_seq) +
-                      ",\"read_seq\":" + std::to_string(p.read_seq) + "}";
-          }
-          fields += "]";
+          std::string fields = frames::HelloFields(self->principal_.user_id,
+                                                   self->principal_.session_id, *pending);
           self->state_ = State::kActive;
-          self->activated_wall_ms_ = WallMs();
+          self->activated_wall_ms_ = self->ctx_.clock.NowMs();
           // A listed conversation goes on live from the last_seq the hello
           // gives (the client syncs up to it): what it covers is not pushed
           // again, and a later message pushed ahead of last_seq + 1 (fan-outs
@@ -384,11 +378,11 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
             self->Reply(rid, fields);
           } else {
             self->EnqueueReply(
-                std::make_shared<const std::string>("{\"op\":\"hello\"," + fields + "}"));
+                std::make_shared<const std::string>(frames::Hello(fields)));
           }
           // Messages pushed while the hello list was read go out after it.
           auto early = std::move(self->early_);
-          int64_t now = SteadyMs();
+          int64_t now = self->ctx_.clock.SteadyMs();
           for (const auto& m : early) self->AcceptMessage(m, now);
         });
       });
@@ -405,7 +399,7 @@ void WsSession::HandleOp(const std::string& op, boost::json::object& frame,
   if (op == "typing") return OpTyping(frame);
   if (op == "presence.sub") return OpPresence(frame, rid, true);
   if (op == "presence.unsub") return OpPresence(frame, rid, false);
-  if (op == "ping") return Reply(rid, "\"ts\":" + std::to_string(WallMs()));
+  if (op == "ping") return Reply(rid, "\"ts\":" + std::to_string(ctx_.clock.NowMs()));
   if (op == "auth") return ReplyError(rid, absl::InvalidArgumentError("already authenticated"));
   ReplyError(rid, absl::InvalidArgumentError("op: unknown op \"" + op + "\""));
 }
@@ -473,12 +467,11 @@ void WsSession::OnSendResult(std::optional<int64_t> rid,
   if (r.ok()) {
     NoteOwnMessage(r->conv_id, r->seq);
     return Reply(
-        rid, "\"msg_id\":\"" + std::to_string(r->msg_id) + "\",\"conv_id\":" + Quoted(r->conv_id) +
-                 ",\"seq\":" + std::to_string(r->seq) + ",\"ts\":" + std::to_string(r->ts));
+        rid, frames::SendResultFields(r->msg_id, r->conv_id, r->seq, r->ts));
   }
   ReplyError(rid, r.status());
   if (r.status().code() != absl::StatusCode::kResourceExhausted || state_ != State::kActive) return;
-  int64_t now = SteadyMs();
+  int64_t now = ctx_.clock.SteadyMs();
   refused_sends_ms_.push_back(now);
   while (!refused_sends_ms_.empty() && now - refused_sends_ms_.front() > kStrikeWindowMs) {
     refused_sends_ms_.pop_front();
@@ -503,7 +496,7 @@ void WsSession::OpAck(boost::json::object& frame) {
     }
     if (progress) {
       // What is left went out before now: none is due before this.
-      cs.last_ack_ms = SteadyMs();
+      cs.last_ack_ms = ctx_.clock.SteadyMs();
       cs.resend_due_ms =
           cs.unacked.empty() ? INT64_MAX : cs.last_ack_ms + ctx_.config.ack_timeout_ms;
     }
@@ -565,7 +558,7 @@ void WsSession::OpSync(boost::json::object& frame, std::optional<int64_t> rid) {
         }
         // Encoded off the io thread; only the queueing happens there.
         auto text = std::make_shared<const std::string>(
-            MessagePageText(ReplyPrefix(rid) + "\"ok\":true,", page->messages, page->has_more));
+            MessagePageText(frames::ReplyPrefix(rid) + "\"ok\":true,", page->messages, page->has_more));
         self->OnThread([text](WsSession& ws) {
           --ws.pending_replies_;
           ws.EnqueueReply(text);
@@ -617,13 +610,8 @@ void WsSession::OpPresence(boost::json::object& frame, std::optional<int64_t> ri
   Reply(rid, "");
   // The current state of each, right away.
   for (int64_t id : ids) {
-    bool online = ctx_.presence.IsOnline(id);
-    std::string frame_text = "{\"op\":\"presence\",\"user\":\"" + std::to_string(id) +
-                             "\",\"online\":" + (online ? "true" : "false");
-    if (int64_t seen = ctx_.presence.LastSeen(id); seen > 0) {
-      frame_text += ",\"last_seen\":" + std::to_string(seen);
-    }
-    frame_text += "}";
+    route::UserPresence p = ctx_.presence.Get(id);
+    std::string frame_text = frames::Presence(id, p.online, p.last_seen);
     Enqueue(Pending{std::make_shared<const std::string>(std::move(frame_text)), nullptr, 0, false},
             service::Priority::kNormal);
   }
@@ -633,16 +621,11 @@ void WsSession::OpPresence(boost::json::object& frame, std::optional<int64_t> ri
 
 void WsSession::Reply(std::optional<int64_t> rid, std::string fields) {
   if (!rid) return;  // nothing asked for a reply
-  std::string text = "{" + ReplyPrefix(rid) + "\"ok\":true";
-  if (!fields.empty()) text += "," + fields;
-  text += "}";
-  EnqueueReply(std::make_shared<const std::string>(std::move(text)));
+  EnqueueReply(std::make_shared<const std::string>(frames::ReplyOk(rid, fields)));
 }
 
 void WsSession::ReplyError(std::optional<int64_t> rid, const core::Status& status) {
-  std::string text =
-      "{" + ReplyPrefix(rid) + "\"ok\":false,\"error\":" + core::ErrorObjectJson(status) + "}";
-  EnqueueReply(std::make_shared<const std::string>(std::move(text)));
+  EnqueueReply(std::make_shared<const std::string>(frames::ReplyError(rid, status)));
 }
 
 // ---- ordered delivery
@@ -682,7 +665,7 @@ void WsSession::NoteOwnMessage(const std::string& conv_id, int64_t seq) {
     cs.last_seq = seq;
     return ReleaseHeld(cs);
   }
-  if (cs.held.empty()) cs.gap_since_ms = SteadyMs();
+  if (cs.held.empty()) cs.gap_since_ms = ctx_.clock.SteadyMs();
   cs.held.emplace(seq, nullptr);  // known here: skipped when its turn comes
 }
 
@@ -700,7 +683,7 @@ void WsSession::ReleaseHeld(ConvState& cs) {
     cs.last_seq = seq;
     if (msg) Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1, msg->may_wait}, msg->priority);
   }
-  if (!cs.held.empty()) cs.gap_since_ms = SteadyMs();
+  if (!cs.held.empty()) cs.gap_since_ms = ctx_.clock.SteadyMs();
 }
 
 void WsSession::FillGap(const std::string& conv_id) {
@@ -729,7 +712,7 @@ void WsSession::FillGap(const std::string& conv_id) {
           if (failed) {
             // The store did not answer (busy, failing disk): try again after
             // another gap_wait_ms rather than skip what it may still hold.
-            cs.gap_since_ms = SteadyMs();
+            cs.gap_since_ms = s.ctx_.clock.SteadyMs();
             return;
           }
           for (const auto& m : fill) {
@@ -810,7 +793,7 @@ void WsSession::Pump() {
       ConvState& cs = *p.conv;
       --cs.queued;
       if (p.qos1) {
-        if (now == 0) now = SteadyMs();
+        if (now == 0) now = ctx_.clock.SteadyMs();
         unacked_bytes_ += text.size();
         cs.unacked.push_back(Unacked{p.seq, std::move(p.frame), now});
         cs.resend_due_ms = std::min(cs.resend_due_ms, now + ctx_.config.ack_timeout_ms);
@@ -844,7 +827,7 @@ void WsSession::OnDrain(uint16_t code, std::string_view reason) {
 void WsSession::CloseAfterReplies(uint16_t code, std::string reason) {
   if (state_ != State::kActive) return;
   state_ = State::kDraining;
-  draining_since_ms_ = SteadyMs();
+  draining_since_ms_ = ctx_.clock.SteadyMs();
   close_after_flush_ = {code, std::move(reason)};
   // Pushed events no longer go out; replies owed still do.
   for (size_t q = 0; q < kReplyQueue; ++q) {
@@ -857,7 +840,7 @@ void WsSession::CloseAfterReplies(uint16_t code, std::string reason) {
 void WsSession::CloseWith(uint16_t code, std::string_view reason) {
   if (!conn_) return;
   if (code == kCloseSlowConsumer) {
-    Log().Info("closing slow consumer", {{"conn", static_cast<int64_t>(conn_id_)},
+    Log().Info("closing slow consumer", {{"conn", conn_id_.ToString()},
                                          {"bytes", static_cast<int64_t>(Bytes())}});
   }
   state_ = State::kClosing;

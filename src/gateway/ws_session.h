@@ -33,12 +33,13 @@
 #include "core/fifo.h"
 #include "gateway/unauthenticated_cap.h"
 #include "net/websocket.h"
+#include "core/clock.h"
+#include "route/presence.h"
 #include "route/route_table.h"
 #include "service/auth_service.h"
 #include "service/conversation_service.h"
 #include "service/deliverer.h"
 #include "service/message_service.h"
-#include "service/presence_service.h"
 
 namespace mpim::gateway {
 
@@ -49,12 +50,14 @@ struct GatewayContext {
   service::AuthService& auth;
   service::MessageService& messages;
   service::ConversationService& conversations;
-  service::PresenceService& presence;
+  route::Presence& presence;
   route::RouteTable& routes;
   SessionRegistry& registry;
   core::GatewayConfig config;
   int page_max = 200;
   UnauthenticatedCap* unauthenticated = nullptr;  // null: no cap
+  uint32_t node_id = 0;                           // names this node's connections
+  core::Clock& clock = core::SystemClock();
 };
 
 // A message as it goes out: encoded once, shared by all recipients.
@@ -94,7 +97,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // Thread-safe: post to the session's io thread.
   void DeliverKick(std::string reason);
 
-  uint64_t conn_id() const { return conn_id_; }
+  route::ConnId conn_id() const { return conn_id_; }
   // The io thread the session lives on (net::WsConnection::loop()).
   const void* loop() const { return loop_; }
 
@@ -143,6 +146,8 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
 
   void Authenticate(std::string_view token, std::optional<int64_t> rid);
   void Activate(service::Principal principal, std::optional<int64_t> rid);
+  // Reads the hello list (after the route is in the table) and sends it.
+  void ReadHello();
   void HandleOp(const std::string& op, boost::json::object& frame, std::optional<int64_t> rid);
   void OpSend(boost::json::object& frame, std::optional<int64_t> rid);
   // Sends of one session are stored in the order they arrived: one at a
@@ -186,14 +191,15 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
 
   GatewayContext& ctx_;
   std::shared_ptr<net::WsConnection> conn_;
-  const uint64_t conn_id_;
+  const route::ConnId conn_id_;
   const std::weak_ptr<net::WsConnection> post_conn_;  // for PostToConn
   const void* const loop_;
   State state_ = State::kAwaitingAuth;
   service::Principal principal_;
   int64_t auth_deadline_ms_ = 0;
   UnauthenticatedCap::Slot auth_slot_;  // held until authenticated (no token on the upgrade)
-  bool registered_ = false;
+  bool registered_ = false;               // in the route table and the registry
+  std::optional<int64_t> hello_rid_;      // the auth frame's rid, for the hello reply
 
   std::array<core::Fifo<Pending>, 5> queues_;  // [4] replies, then urgent..low by priority
   size_t queued_bytes_ = 0;

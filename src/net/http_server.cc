@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/clock.h"
 #include "core/logging.h"
 #include "core/rate_limiter.h"
 #include "net/websocket_upgrade.h"
@@ -226,9 +227,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
   // A 429 for a request from `address` over its rate, or nothing.
   std::optional<HttpResponse> RateLimit(const std::string& address) {
     if (!request_rate_) return std::nullopt;
-    int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now().time_since_epoch())
-                         .count();
+    int64_t now_ms = core::SystemClock().SteadyMs();
     int64_t retry_ms = request_rate_->TryAcquire(address, now_ms);
     if (retry_ms == 0) return std::nullopt;
     return HttpResponse::Error(

@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "net/websocket_upgrade.h"
@@ -44,12 +45,6 @@ constexpr std::string_view kAcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 constexpr uint16_t kCloseNormal = 1000;
 constexpr uint16_t kCloseGoingAway = 1001;
-
-int64_t SteadyNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 core::Counter& SocketWrites() {
   static core::Counter& c =
@@ -190,7 +185,7 @@ class WsConnectionImpl final : public WsConnection,
       // Not a WebSocket: answer over HTTP and end the connection.
       out_ = std::move(refusal);
       closing_ = true;
-      closing_since_ = SteadyNowMs();
+      closing_since_ = core::SystemClock().SteadyMs();
       after_write_ = AfterWrite::kShutdownSend;
       discard_input_ = true;
     } else {
@@ -199,7 +194,7 @@ class WsConnectionImpl final : public WsConnection,
           "Sec-WebSocket-Accept: " +
           AcceptKey(upgrade_.key) + "\r\nServer: mpim\r\n\r\n";
       open_ = true;
-      last_receive_ = last_ping_ = SteadyNowMs();
+      last_receive_ = last_ping_ = core::SystemClock().SteadyMs();
       if (pending_close_) {
         auto [code, reason] = std::move(*pending_close_);
         pending_close_.reset();
@@ -291,7 +286,7 @@ class WsConnectionImpl final : public WsConnection,
       size_t n = socket_.read_some(asio::buffer(chunk.get(), kReadChunk), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) return WaitReadable();
       if (ec) return Finish();  // end of stream included
-      last_receive_ = SteadyNowMs();
+      last_receive_ = core::SystemClock().SteadyMs();
       if (!discard_input_) Consume(chunk.get(), n);
       if (finished_) return;
       // A short read emptied the socket: wait rather than ask again for the
@@ -400,7 +395,7 @@ class WsConnectionImpl final : public WsConnection,
     }
     AppendFrame(WsOpcode::kClose, payload);
     closing_ = true;
-    closing_since_ = SteadyNowMs();
+    closing_since_ = core::SystemClock().SteadyMs();
   }
 
   void FinishAfterWrite() {
@@ -541,7 +536,7 @@ void Ticker::Arm() {
   timer_.expires_after(std::chrono::milliseconds(kTickMs));
   timer_.async_wait([this](error_code ec) {
     if (ec) return;
-    int64_t now = SteadyNowMs();
+    int64_t now = core::SystemClock().SteadyMs();
     snapshot_.assign(conns_.begin(), conns_.end());
     for (WsConnectionImpl* c : snapshot_) {
       if (conns_.count(c)) c->Tick(now);

@@ -4,36 +4,41 @@
 
 namespace mpim::route {
 
-size_t MemoryRouteTable::Add(int64_t user_id, const Route& route) {
-  Shard& s = ShardOf(user_id);
-  std::lock_guard lock(s.mu);
-  auto& list = s.routes[user_id];
-  list.push_back(route);
-  return list.size();
+void MemoryRouteTable::Add(const Route& route, core::Callback<size_t> done) {
+  size_t now = 0;
+  {
+    Shard& s = ShardOf(route.user_id);
+    std::lock_guard lock(s.mu);
+    auto& list = s.routes[route.user_id];
+    list.push_back(route);
+    now = list.size();
+  }
+  std::move(done)(now);
 }
 
-size_t MemoryRouteTable::Remove(int64_t user_id, uint64_t conn_id) {
-  Shard& s = ShardOf(user_id);
-  std::lock_guard lock(s.mu);
-  auto it = s.routes.find(user_id);
-  if (it == s.routes.end()) return 0;
-  std::erase_if(it->second, [conn_id](const Route& r) { return r.conn_id == conn_id; });
-  size_t left = it->second.size();
-  if (left == 0) s.routes.erase(it);
-  return left;
+void MemoryRouteTable::Remove(int64_t user_id, ConnId conn, core::Callback<size_t> done) {
+  size_t left = 0;
+  {
+    Shard& s = ShardOf(user_id);
+    std::lock_guard lock(s.mu);
+    if (auto it = s.routes.find(user_id); it != s.routes.end()) {
+      std::erase_if(it->second, [conn](const Route& r) { return r.conn == conn; });
+      left = it->second.size();
+      if (left == 0) s.routes.erase(it);
+    }
+  }
+  std::move(done)(left);
 }
 
-void MemoryRouteTable::Lookup(int64_t user_id, std::vector<Route>& out) const {
-  Shard& s = ShardOf(user_id);
-  std::lock_guard lock(s.mu);
-  auto it = s.routes.find(user_id);
-  if (it != s.routes.end()) out.insert(out.end(), it->second.begin(), it->second.end());
-}
-
-bool MemoryRouteTable::IsOnline(int64_t user_id) const {
-  Shard& s = ShardOf(user_id);
-  std::lock_guard lock(s.mu);
-  return s.routes.count(user_id) != 0;
+void MemoryRouteTable::Lookup(std::vector<int64_t> users, core::Callback<std::vector<Route>> done) {
+  std::vector<Route> out;
+  for (int64_t user : users) {
+    Shard& s = ShardOf(user);
+    std::lock_guard lock(s.mu);
+    auto it = s.routes.find(user);
+    if (it != s.routes.end()) out.insert(out.end(), it->second.begin(), it->second.end());
+  }
+  std::move(done)(std::move(out));
 }
 
 }  // namespace mpim::route

@@ -1,4 +1,6 @@
-// RouteTable in memory: a map sharded 64 ways, one short mutex per shard.
+// RouteTable in one process's memory: a map sharded 64 ways, one short
+// mutex per shard. Every callback runs inline, before the call returns;
+// nothing fails.
 #pragma once
 
 #include <array>
@@ -11,21 +13,18 @@ namespace mpim::route {
 
 class MemoryRouteTable final : public RouteTable {
  public:
-  size_t Add(int64_t user_id, const Route& route) override;
-  size_t Remove(int64_t user_id, uint64_t conn_id) override;
-  void Lookup(int64_t user_id, std::vector<Route>& out) const override;
-  bool IsOnline(int64_t user_id) const override;
+  void Add(const Route& route, core::Callback<size_t> done) override;
+  void Remove(int64_t user_id, ConnId conn, core::Callback<size_t> done) override;
+  void Lookup(std::vector<int64_t> users, core::Callback<std::vector<Route>> done) override;
 
  private:
   static constexpr size_t kShards = 64;
   struct Shard {
-    mutable std::mutex mu;  // guards routes
+    std::mutex mu;  // guards routes
     std::unordered_map<int64_t, std::vector<Route>> routes;
   };
-  Shard& ShardOf(int64_t user_id) const {
-    return shards_[static_cast<uint64_t>(user_id) % kShards];
-  }
-  mutable std::array<Shard, kShards> shards_;
+  Shard& ShardOf(int64_t user_id) { return shards_[static_cast<uint64_t>(user_id) % kShards]; }
+  std::array<Shard, kShards> shards_;
 };
 
 }  // namespace mpim::route

@@ -1,19 +1,41 @@
-// Where users are connected: user id -> the live connections (sockets) of
-// that user, each with its login session. The deliverer looks recipients up
-// here; presence reads "online" from it.
+// Where users are connected: user id -> the live connections of that user,
+// each with its login session and the node (gateway) that holds it. The
+// deliverer looks recipients up here; presence reads "online" from it.
+//
+// Contract for every implementation (memory now; Redis in cluster mode):
+//   - Every call may take a network round trip. Results come through the
+//     callback, which runs exactly once, on any thread: inline, before the
+//     call returns (the memory table always does), or later (a remote one).
+//     Callers never wait for it synchronously on an io thread.
+//   - Failure: kUnavailable when the table cannot be reached or did not
+//     answer in time; nothing else. A failed Add leaves no route behind that
+//     the caller must remove; a failed Remove may leave the route, which a
+//     remote table then expires with its node's heartbeat (a route of a node
+//     that stopped refreshing disappears within a bounded time).
+//   - Counts (Add, Remove) are the user's connections across all nodes
+//     right after the change, as the table saw them: 1 after Add means the
+//     user just came online, 0 after Remove that the last one went.
+//   - Lookup is a batch: one call (one round trip) for any number of users.
 //
 // Thread-safe: every method may be called from any thread at once.
-// Implementations: route/memory_route_table.h (one process); a Redis one
-// comes with cluster mode.
+//
+// Adding an implementation: implement this interface in route/<name>_*.{h,cc},
+// register it by name in route/registry.cc and the name in core/engines.cc,
+// and instantiate the contract suite (tests/route/route_table_contract.h)
+// for it.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "core/callback.h"
+#include "route/conn_id.h"
+
 namespace mpim::route {
 
 struct Route {
-  uint64_t conn_id = 0;    // unique per socket, process-wide
+  int64_t user_id = 0;
+  ConnId conn;             // conn.node is the node that holds the socket
   int64_t session_id = 0;  // the login session (device) behind the socket
 };
 
@@ -21,13 +43,13 @@ class RouteTable {
  public:
   virtual ~RouteTable() = default;
 
-  // Adds a connection of `user_id`; returns how many the user has now.
-  virtual size_t Add(int64_t user_id, const Route& route) = 0;
-  // Removes one; returns how many remain (0: the user went offline).
-  virtual size_t Remove(int64_t user_id, uint64_t conn_id) = 0;
-  // Appends the user's connections to `out` (which is not cleared).
-  virtual void Lookup(int64_t user_id, std::vector<Route>& out) const = 0;
-  virtual bool IsOnline(int64_t user_id) const = 0;
+  // Adds a connection; answers how many the user has now.
+  virtual void Add(const Route& route, core::Callback<size_t> done) = 0;
+  // Removes one (unknown: no change); answers how many remain.
+  virtual void Remove(int64_t user_id, ConnId conn, core::Callback<size_t> done) = 0;
+  // The connections of every user in `users` (any order; users without
+  // connections contribute nothing).
+  virtual void Lookup(std::vector<int64_t> users, core::Callback<std::vector<Route>> done) = 0;
 };
 
 }  // namespace mpim::route

@@ -9,6 +9,12 @@
 // Errors: invalid_argument (bad username/password/fields), already_exists
 // (username taken), unauthenticated (bad credentials or tokens),
 // rate_limited (login flood), unavailable (storage down, server busy).
+//
+// Remote: in role `gateway` the asynchronous methods go to a logic node over
+// gRPC (same contract; unavailable when none answers in time). Authenticate
+// stays local on every gateway: the token is verified with the signing keys,
+// and revocations reach each node's revoked-session cache (the bus, in a
+// cluster).
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,11 @@
 // joining on.
 //
 // Asynchronous; callbacks run once on an internal thread.
+//
+// Remote: in role `gateway` this interface is a gRPC client of a logic node
+// (same contract): every asynchronous call may be a network round trip and
+// also fails with unavailable when no logic node answers in time; callers
+// never wait for it synchronously on an io thread.
 #pragma once
 
 #include <cstdint>
@@ -47,9 +52,12 @@ class ConversationService {
   // Messages after `after_seq` (WS sync).
   virtual void Sync(Principal who, std::string conv_id, int64_t after_seq, int limit,
                     core::Callback<MessagePage> done) = 0;
-  // Moves read_seq; on change, receipts go to the other members and to the
-  // reader's other connections. Returns the resulting read_seq.
-  virtual void Read(Principal who, std::string conv_id, int64_t seq, uint64_t origin_conn,
+  // Moves read_seq forward; receipts go to the other members and to the
+  // reader's other connections, except when read_seq was already past
+  // `seq` (nothing moved). A repeated read of the current read_seq may send
+  // its receipt again (receipts are idempotent: clients keep the highest).
+  // Returns the resulting read_seq.
+  virtual void Read(Principal who, std::string conv_id, int64_t seq, route::ConnId origin_conn,
                     core::Callback<int64_t> done) = 0;
   // Moves this session's delivered cursor (cumulative ack).
   virtual void Ack(Principal who, std::string conv_id, int64_t seq, core::DoneCallback done) = 0;

@@ -1,11 +1,20 @@
 // Logic -> gateway: hands events to the live connections of users. In one
 // process it looks connections up in the route table and posts to the local
-// sessions (gateway/local_deliverer.h); in a cluster it will publish to the
-// owning gateway's stream on the bus.
+// sessions (gateway/local_deliverer.h); in a cluster it publishes to the
+// stream on the bus of each gateway (node) that holds a recipient.
 //
-// Each event is encoded once and shared by every recipient connection.
-// Thread-safe; never blocks; delivery is best effort (offline users and
-// closed sessions find messages through hello and sync).
+// Contract for every implementation (bus.engine picks one):
+//   - Never blocks and never fails to the caller: delivery is best effort.
+//     Offline users, closed sessions and deliveries lost with a node or an
+//     engine are found again through hello and sync (by seq); nothing a
+//     client was promised lives only here.
+//   - Connections are named cluster-wide (route::ConnId): `exclude_conn`
+//     and presence followers may sit on any node.
+//   - Events to one connection keep the order of the calls that made them
+//     for one conversation (the session still orders msg events by seq).
+//   - Each event is encoded once and shared by every recipient connection.
+//
+// Thread-safe: any thread, io threads included.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "route/conn_id.h"
 #include "store/message_store.h"
 
 namespace mpim::service {
@@ -25,8 +35,8 @@ class Deliverer {
   virtual ~Deliverer() = default;
 
   // `msg` to every connection of `users` but `exclude_conn` (the sender's
-  // own socket; 0: none). qos1: re-sent until acked.
-  virtual void Message(const std::vector<int64_t>& users, uint64_t exclude_conn,
+  // own socket; empty: none). qos1: re-sent until acked.
+  virtual void Message(const std::vector<int64_t>& users, route::ConnId exclude_conn,
                        const store::Message& msg, bool qos1, Priority priority) = 0;
   // Several messages of one conversation, in seq order, to every connection
   // of `users`: what Message does for each, in one pass over the recipients
@@ -36,15 +46,15 @@ class Deliverer {
   // connections' threads.
   virtual void Messages(const std::vector<int64_t>& users, const std::vector<store::Message>& msgs,
                         bool qos1, Priority priority, std::function<void()> taken) {
-    for (const store::Message& m : msgs) Message(users, 0, m, qos1, priority);
+    for (const store::Message& m : msgs) Message(users, {}, m, qos1, priority);
     taken();
   }
-  virtual void Receipt(const std::vector<int64_t>& users, uint64_t exclude_conn,
+  virtual void Receipt(const std::vector<int64_t>& users, route::ConnId exclude_conn,
                        const std::string& conv_id, int64_t reader, int64_t read_seq) = 0;
   virtual void Typing(const std::vector<int64_t>& users, const std::string& conv_id,
                       int64_t user) = 0;
   // To the given connections (presence subscribers).
-  virtual void Presence(const std::vector<uint64_t>& conns, int64_t user, bool online,
+  virtual void Presence(const std::vector<route::ConnId>& conns, int64_t user, bool online,
                         int64_t last_seen) = 0;
   // {"op":"conv","conv_id","event"} (joined, left, removed, updated).
   virtual void Conv(const std::vector<int64_t>& users, const std::string& conv_id,

@@ -15,7 +15,7 @@ void Fanout::SmallRecipients(const store::ConvRef& ref, core::Callback<MemberLis
   members_.Get(ref.a, std::move(done));
 }
 
-void Fanout::Message(const store::Message& m, uint64_t origin_conn, bool qos1, Priority priority,
+void Fanout::Message(const store::Message& m, route::ConnId origin_conn, bool qos1, Priority priority,
                      core::DoneCallback done) {
   auto ref = store::ParseConvId(m.conv_id);
   if (!ref) return std::move(done)(absl::InternalError("stored message has a bad conv_id"));

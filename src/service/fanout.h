@@ -30,7 +30,7 @@ class Fanout {
 
   // A stored message to every member's connections (not `origin_conn`).
   // Completes once it is delivered (small) or its job is durable (large).
-  void Message(const store::Message& m, uint64_t origin_conn, bool qos1, Priority priority,
+  void Message(const store::Message& m, route::ConnId origin_conn, bool qos1, Priority priority,
                core::DoneCallback done);
   // A recall event to every member.
   void Recall(const store::Message& m, core::DoneCallback done);

@@ -1,9 +1,14 @@
-// Friends, friend requests and blocks (protocol.md section 2).
+// Friends, friend requests and blocks (docs/protocol.md section 2).
 //
 // Asynchronous; callbacks run once on an internal thread. Errors: not_found
 // (unknown user, nothing to remove), invalid_argument (yourself, bad page),
 // already_exists (already friends, request pending), permission_denied
 // (one user blocks the other), unavailable.
+//
+// Remote: in role `gateway` this interface is a gRPC client of a logic node
+// (same contract): every asynchronous call may be a network round trip and
+// also fails with unavailable when no logic node answers in time; callers
+// never wait for it synchronously on an io thread.
 #pragma once
 
 #include <cstdint>

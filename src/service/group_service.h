@@ -1,4 +1,4 @@
-// Groups (protocol.md section 2, "Groups"; decisions in docs/api.md): roles
+// Groups (docs/protocol.md section 2, "Groups"): roles
 // owner, admin, member; public groups anyone may join; every membership
 // change (and a rename) posts a `system` message in the group conversation
 // and a `conv` event to the affected user.
@@ -6,6 +6,11 @@
 // Asynchronous; callbacks run once on an internal thread. Errors:
 // invalid_argument, not_found (group or user), permission_denied (role or
 // visibility), already_exists (all already members), unavailable.
+//
+// Remote: in role `gateway` this interface is a gRPC client of a logic node
+// (same contract): every asynchronous call may be a network round trip and
+// also fails with unavailable when no logic node answers in time; callers
+// never wait for it synchronously on an io thread.
 #pragma once
 
 #include <optional>

@@ -3,9 +3,13 @@
 // persist through the store's group commit, and only then answer; then
 // dispatch to the recipients' live connections.
 //
-// Asynchronous; callbacks run once on an internal thread. Errors:
-// invalid_argument, not_found (unknown recipient), permission_denied
-// (blocked, not a member), payload_too_large, rate_limited, unavailable.
+// Asynchronous; callbacks run once on an internal thread (or inline when
+// the send fails before any I/O). Never blocks the caller: io threads call
+// it. May be remote (a logic node over gRPC): then every call is a network
+// round trip and fails with unavailable (node unreachable) or
+// deadline_exceeded as well. Errors: invalid_argument, not_found (unknown
+// recipient), permission_denied (blocked, not a member),
+// payload_too_large, rate_limited, unavailable.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +18,7 @@
 #include "absl/functional/any_invocable.h"
 #include "core/callback.h"
 #include "service/auth_service.h"
+#include "route/conn_id.h"
 #include "service/deliverer.h"
 #include "store/message_store.h"
 
@@ -27,7 +32,7 @@ struct SendRequest {
   std::string body;           // JSON object text, already parsed and re-serialized
   bool qos1 = true;
   Priority priority = Priority::kNormal;
-  uint64_t origin_conn = 0;  // the sending socket (not sent the msg event); 0: REST
+  route::ConnId origin_conn;  // the sending socket (not sent the msg event); empty: REST
 };
 
 struct SendResult {
@@ -44,8 +49,31 @@ class MessageService {
   // by the same user to the same conversation that starts after it is
   // stored after it. A caller that waits for `ordered` (or `done`, whichever
   // comes first) before its next send may have many sends in flight and
-  // still get seqs in its send order. It runs on any thread, before or after
+  // still get seqs in its send order (the gateway's send window does: up to
+  // 64 sends per session in flight). It runs on any thread, before or after
   // `done`, at most once, and not at all if the send fails before then.
+  //
+  // What `ordered` means when the service is remote (role `gateway` calling
+  // a logic node over gRPC), so that pipelining survives the network hop:
+  //   - The ordering point is the logic node's, not the store's: the send
+  //     has passed validation, rate limit, block/membership checks and
+  //     dedup, and sits in the node's per-conversation append queue, whose
+  //     order is the order of seqs. Sends for one conversation are routed
+  //     to one logic node (consistent hash on the conversation), so the
+  //     queue of that node is the only place their order is decided.
+  //   - The remote call is a server stream: the logic node writes an early
+  //     "ordered" message at that point and the result (or the error) after
+  //     the commit; the client runs `ordered` on the first and `done` on
+  //     the last. A client that sends two sends of one session to two
+  //     logic nodes must still wait for the first's `ordered`: only one
+  //     node's queue orders one conversation, but the next send may be for
+  //     the same conversation.
+  //   - An implementation that cannot report the point early must run
+  //     `ordered` no earlier than `done` (or not at all): always correct,
+  //     it only costs the caller its pipelining. Running it before the
+  //     send's place is fixed is never allowed: that would reorder seqs.
+  //   - Deadlines: the caller's deadline covers the whole call; `ordered`
+  //     never arrives after `done`.
   using OrderedCallback = absl::AnyInvocable<void() &&>;
   virtual void Send(Principal who, SendRequest request, core::Callback<SendResult> done,
                     OrderedCallback ordered) = 0;

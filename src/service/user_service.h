@@ -2,6 +2,11 @@
 //
 // Asynchronous; callbacks run once on an internal thread. Errors: not_found
 // (unknown user), invalid_argument (bad fields, bad page size), unavailable.
+//
+// Remote: in role `gateway` this interface is a gRPC client of a logic node
+// (same contract): every asynchronous call may be a network round trip and
+// also fails with unavailable when no logic node answers in time; callers
+// never wait for it synchronously on an io thread.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +15,7 @@
 #include <vector>
 
 #include "core/callback.h"
+#include "route/presence.h"
 
 namespace mpim::service {
 
@@ -23,6 +29,15 @@ struct UserProfile {
   int64_t last_seen = 0;   // ms; 0: unknown
   bool online = false;
 };
+
+// Sets online and the freshest last_seen on a profile from `presence`
+// (this node's view; null: left as the store has them).
+inline void DecoratePresence(const route::Presence* presence, UserProfile& user) {
+  if (!presence) return;
+  route::UserPresence p = presence->Get(user.user_id);
+  user.online = p.online;
+  if (p.last_seen > user.last_seen) user.last_seen = p.last_seen;
+}
 
 struct ProfileUpdate {
   std::optional<std::string> display_name;

@@ -1,13 +1,9 @@
 #include "store/common.h"
 
-#include <chrono>
+#include "core/clock.h"
 
 namespace mpim::store {
 
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t SystemNowMs() { return core::SystemClock().NowMs(); }
 
 }  // namespace mpim::store

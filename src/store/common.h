@@ -52,7 +52,7 @@ inline constexpr int kMaxPageLimit = 1000;
 // Milliseconds since the Unix epoch. Injected so tests can move time.
 using NowMsFn = std::function<int64_t()>;
 
-// The wall clock.
+// The wall clock (core::SystemClock()).
 int64_t SystemNowMs();
 
 }  // namespace mpim::store

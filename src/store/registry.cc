@@ -10,14 +10,14 @@ namespace {
 
 struct Engine {
   const char* name;
-  core::StatusOr<std::unique_ptr<Store>> (*open)(const StoreOptions&);
-  core::StatusOr<int> (*migrate)(const StoreOptions&);
+  core::StatusOr<std::unique_ptr<Store>> (*open)(const core::Config&);
+  core::StatusOr<int> (*migrate)(const core::Config&);
 };
 
 // The engines, by name. Add a new one here (see store/store.h).
 constexpr Engine kEngines[] = {
-    {"sqlite", [](const StoreOptions& o) { return sqlite::Open(o.sqlite); },
-     [](const StoreOptions& o) { return sqlite::Migrate(o.sqlite); }},
+    {"sqlite", [](const core::Config& c) { return sqlite::Open(sqlite::OptionsFrom(c)); },
+     [](const core::Config& c) { return sqlite::Migrate(sqlite::OptionsFrom(c)); }},
 };
 
 const Engine* Find(std::string_view name) {
@@ -28,22 +28,21 @@ const Engine* Find(std::string_view name) {
 }
 
 core::Status UnknownEngine(std::string_view name) {
-  return absl::InvalidArgumentError("unknown store engine \"" + std::string(name) + "\"");
+  return absl::InvalidArgumentError("store.engine: unknown engine \"" + std::string(name) + "\"");
 }
 
 }  // namespace
 
-core::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view engine,
-                                                 const StoreOptions& options) {
-  const Engine* e = Find(engine);
-  if (e == nullptr) return UnknownEngine(engine);
-  return e->open(options);
+core::StatusOr<std::unique_ptr<Store>> OpenStore(const core::Config& config) {
+  const Engine* e = Find(config.store.engine);
+  if (e == nullptr) return UnknownEngine(config.store.engine);
+  return e->open(config);
 }
 
-core::StatusOr<int> MigrateStore(std::string_view engine, const StoreOptions& options) {
-  const Engine* e = Find(engine);
-  if (e == nullptr) return UnknownEngine(engine);
-  return e->migrate(options);
+core::StatusOr<int> MigrateStore(const core::Config& config) {
+  const Engine* e = Find(config.store.engine);
+  if (e == nullptr) return UnknownEngine(config.store.engine);
+  return e->migrate(config);
 }
 
 std::vector<std::string> StoreEngines() {

@@ -1,36 +1,27 @@
-// Engines by name: config picks the storage engine with a string
-// ("sqlite"; "mysql" comes later). This is the one place that knows every
-// engine.
+// Storage engines by name: config's store.engine picks one (core/engines.cc
+// holds the names). This file maps each name to the engine's Open and
+// Migrate; each engine builds its own options from the configuration.
 #pragma once
 
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "store/common.h"
-#include "store/sqlite/options.h"
+#include "core/config.h"
 #include "store/store.h"
 
 namespace mpim::store {
 
-// Options of every engine; OpenStore reads the named engine's part.
-struct StoreOptions {
-  sqlite::SqliteOptions sqlite;
-  // mysql::MysqlOptions mysql;  (added with the MySQL engine)
-};
-
-// Opens a store of the named engine, applying pending migrations first.
+// Opens a store of config.store.engine, applying pending migrations first.
 // kInvalidArgument for an unknown engine or bad options; kUnavailable if the
 // storage cannot be opened or written.
-core::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view engine,
-                                                 const StoreOptions& options);
+core::StatusOr<std::unique_ptr<Store>> OpenStore(const core::Config& config);
 
 // Applies pending migrations only (`mpim migrate`); returns the schema
 // version now in place.
-core::StatusOr<int> MigrateStore(std::string_view engine, const StoreOptions& options);
+core::StatusOr<int> MigrateStore(const core::Config& config);
 
-// The engine names OpenStore accepts.
+// The engine names this registry can open.
 std::vector<std::string> StoreEngines();
 
 }  // namespace mpim::store

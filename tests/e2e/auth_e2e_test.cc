@@ -1,5 +1,5 @@
 // End-to-end: accounts and tokens over HTTP against the real `mpim` binary
-// (../shared/design/protocol.md section 2 "Auth", docs/api.md "Auth"):
+// (docs/protocol.md section 2 "Auth", docs/protocol.md section 2 "Auth"):
 // register, login, refresh, logout; token checks; login rate limits; the
 // signing key's persistence and rotation across restarts.
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // End-to-end: twenty `kill -9` cycles of `mpim serve` under chat and group
-// load (issue 8 "Crashes and restarts"; ../shared/design/protocol.md
+// load (issue 8 "Crashes and restarts"; docs/protocol.md
 // section 3: an `ok` reply means durable, `send` is idempotent "even after
 // ... a server restart", hello + sync catch-up, dedup by (conv_id, seq)).
 //

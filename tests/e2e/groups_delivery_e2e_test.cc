@@ -1,7 +1,7 @@
 // End-to-end: group messages and read state against the real `mpim` binary
 // on the send path's inline fan-out (groups up to groups.fanout_threshold;
-// ../shared/design/protocol.md section 3 "Ordering and delivery guarantees",
-// section 2 "Conversations and messages"; docs/api.md "Groups"): every
+// docs/protocol.md section 3 "Ordering and delivery guarantees",
+// section 2 "Conversations and messages"; docs/protocol.md section 2 "Groups"): every
 // online session of a 50-member group gets every message in seq order,
 // offline members sync everything, unread counts stay exact through mixed
 // sends and reads, PATCH /conversations sets muted and pinned, and receipts

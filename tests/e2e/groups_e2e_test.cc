@@ -1,6 +1,6 @@
 // End-to-end: groups over HTTP and WebSocket against the real `mpim` binary
-// (../shared/design/protocol.md section 2 "Groups", section 3 `conv`
-// events; docs/api.md "Groups"): create/get/patch/delete by role, paged
+// (docs/protocol.md section 2 "Groups", section 3 `conv`
+// events; docs/protocol.md section 2 "Groups"): create/get/patch/delete by role, paged
 // member lists, adding (public self-join), removing and leaving, role
 // changes, the hand-over of ownership, system messages and `conv` events
 // for every membership change, the end of delivery on removal, membership

@@ -1,5 +1,5 @@
 // End-to-end: large groups against the real `mpim` binary (issue 6
-// "Fan-out"; ../shared/design/protocol.md section 3 "Ordering and delivery
+// "Fan-out"; docs/protocol.md section 3 "Ordering and delivery
 // guarantees"; docs/configuration.md groups.fanout_threshold): a group of
 // 2,000 members, created through the API, above the fan-out threshold, so
 // that sends go through the durable fan-out job. 100 online sessions get

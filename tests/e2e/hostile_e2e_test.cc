@@ -1,6 +1,6 @@
 // End-to-end: hostile and broken clients against the real `mpim` binary
-// (issue #8; ../shared/design/protocol.md section 1, docs/websocket.md
-// "Frames" and "Delivery", docs/api.md "General", docs/operations.md "HTTP
+// (issue #8; docs/protocol.md section 1, docs/protocol.md
+// "Frames" and "Delivery", docs/protocol.md section 2 "General", docs/operations.md "HTTP
 // limits"): JSON nested 10,000 deep, numbers out of range, objects of
 // 10,000 keys, fragmented frames with a ping between the fragments, HTTP
 // requests that never finish, connections that say nothing and a WebSocket

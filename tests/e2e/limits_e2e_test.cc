@@ -1,7 +1,7 @@
 // End-to-end: the listener's and the gateway's caps (docs/configuration.md
 // server.max_pending_requests, gateway.max_unauthenticated,
 // limits.requests_per_sec_address / requests_burst_address;
-// docs/websocket.md "Limits"), each set small with --set. The per-address
+// docs/protocol.md section 3 "Limits on connecting"), each set small with --set. The per-address
 // connection cap is in serve_e2e_test.cc, per-user sends in
 // ws_messaging_e2e_test.cc.
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // End-to-end: recall and full-text search against the real `mpim` binary
-// (../shared/design/protocol.md section 2 `POST /messages/{id}/recall`,
-// `GET /search/messages`, section 3 `recall` events; docs/api.md "Recall and
+// (docs/protocol.md section 2 `POST /messages/{id}/recall`,
+// `GET /search/messages`, section 3 `recall` events; docs/protocol.md "Recall and
 // search"): the sender recalls within messages.recall_window_ms and not
 // after, group owners and admins at any time; a recalled body is a tombstone
 // in history, sync, the conversation list and search; search finds text
@@ -311,7 +311,7 @@ TEST_F(RecallSearchE2eTest, SearchStaysWithinMembershipSpans) {
   EXPECT_TRUE(Contains(newcomer, Str(gone, "msg_id")));
   // A departed member never finds what came after leaving. (Whether the
   // old span stays searchable, as it stays readable in history, is left
-  // open: docs/api.md searches "the conversations the caller belongs to".)
+  // open: docs/protocol.md searches "the conversations the caller belongs to".)
   auto departed = Found(b, word);
   EXPECT_FALSE(Contains(departed, Str(gone, "msg_id"))) << "found from after leaving";
   for (const auto& id : departed) {

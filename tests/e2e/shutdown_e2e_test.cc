@@ -1,5 +1,5 @@
 // End-to-end: SIGTERM while chat traffic runs (docs/operations.md
-// "Shutdown"; ../shared/design/protocol.md section 3: close code 1012, "a
+// "Shutdown"; docs/protocol.md section 3: close code 1012, "a
 // reply with ok:true means the message is durable", idempotent `send`).
 // Several sessions keep qos 1 sends in flight when the signal arrives; every
 // socket must get 1012, the process must exit 0 within

@@ -1,6 +1,6 @@
 // End-to-end: users, friends and blocks over HTTP against the real `mpim`
-// binary (../shared/design/protocol.md section 2 "Users and friends",
-// docs/api.md "Users" and "Friends and blocks").
+// binary (docs/protocol.md section 2 "Users and friends",
+// docs/protocol.md section 2 "Users" and "Friends and blocks").
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // End-to-end: per-session delivery against the real `mpim` binary
-// (../shared/design/protocol.md section 3 "Ordering and delivery
-// guarantees"; docs/websocket.md "Messages", "Delivery"): qos 1 re-sends
+// (docs/protocol.md section 3 "Ordering and delivery
+// guarantees"; docs/protocol.md section 3 "Client operations", "Delivery"): qos 1 re-sends
 // until acked (not while the session keeps acking), qos 0 never re-sent, the
 // delivered cursor per session, slow consumers closed with 4008, priority,
 // and the send rate limit.

@@ -1,7 +1,7 @@
-// End-to-end: what survives the server process (../shared/design/protocol.md
+// End-to-end: what survives the server process (docs/protocol.md
 // section 3: "A reply with ok:true means the message is durable", idempotent
 // `send` "even after ... a server restart", close code 1012;
-// docs/websocket.md: SIGTERM closes every socket with 1012). Each test runs
+// docs/protocol.md: SIGTERM closes every socket with 1012). Each test runs
 // its own servers on a data dir it keeps across restarts.
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -1,7 +1,7 @@
 // End-to-end: private messaging over WebSocket and REST against the real
-// `mpim` binary (../shared/design/protocol.md section 3 "Client operations",
+// `mpim` binary (docs/protocol.md section 3 "Client operations",
 // "Server events", "Ordering and delivery guarantees"; section 2
-// "Conversations and messages"; docs/websocket.md "Messages"): fan-out to
+// "Conversations and messages"; docs/protocol.md section 3 "Client operations"): fan-out to
 // every session in seq order, idempotent sends, hello and sync for an
 // offline recipient, REST history and conversation listings, read
 // receipts, typing, presence and the send path's refusals.
@@ -556,7 +556,7 @@ TEST_F(WsMessagingE2eTest, ReadSendsReceiptsToThePeerAndTheReadersOtherSessions)
 
   auto r = b1->Request(json::object{{"op", "read"}, {"conv_id", conv}, {"seq", 2}});
   ASSERT_TRUE(IsOkReply(r));
-  EXPECT_EQ(Int(*r, "read_seq"), 2) << json::serialize(*r);  // docs/websocket.md
+  EXPECT_EQ(Int(*r, "read_seq"), 2) << json::serialize(*r);  // docs/protocol.md
   for (WsConn* ws : {a1.get(), a2.get(), b2.get()}) {
     auto receipt = ws->NextEvent("receipt");
     ASSERT_TRUE(receipt) << ws->last_error();
@@ -569,7 +569,7 @@ TEST_F(WsMessagingE2eTest, ReadSendsReceiptsToThePeerAndTheReadersOtherSessions)
   EXPECT_TRUE(b1->Drain("receipt", Ms(300)).empty());
 
   // A read below the cursor does not move it back: the reply carries the
-  // cursor, and any receipt repeats it (docs/websocket.md: cursors only move
+  // cursor, and any receipt repeats it (docs/protocol.md: cursors only move
   // forward; a receipt may repeat a value).
   r = b2->Request(json::object{{"op", "read"}, {"conv_id", conv}, {"seq", 1}});
   ASSERT_TRUE(IsOkReply(r));

@@ -1,6 +1,6 @@
 // End-to-end: WebSocket sessions against the real `mpim` binary
-// (../shared/design/protocol.md section 3 "WebSocket API", "Close codes";
-// docs/websocket.md "Connecting and authenticating", "Frames"): the three
+// (docs/protocol.md section 3 "WebSocket API", "Close codes";
+// docs/protocol.md section 3 "Connecting and authenticating", "Frames"): the three
 // ways to authenticate, hello, the auth deadline, bad frames, the frame
 // limit, app-level ping, logout kicks, heartbeats.
 #include <gtest/gtest.h>

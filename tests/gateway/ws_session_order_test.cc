@@ -15,6 +15,7 @@
 #include "../service/sqlite_store_test.h"
 #include "gateway/session_registry.h"
 #include "gateway/ws_session.h"
+#include "route/local_presence.h"
 #include "route/memory_route_table.h"
 
 namespace mpim::gateway {
@@ -114,7 +115,8 @@ class FakeConversations : public service::ConversationService {
             core::Callback<service::MessagePage>) override {
     ++syncs;
   }
-  void Read(service::Principal, std::string, int64_t, uint64_t, core::Callback<int64_t>) override {}
+  void Read(service::Principal, std::string, int64_t, route::ConnId,
+            core::Callback<int64_t>) override {}
   void Ack(service::Principal, std::string, int64_t, core::DoneCallback) override {}
   void Typing(service::Principal, std::string, core::DoneCallback) override {}
   void Update(service::Principal, std::string, std::optional<bool>, std::optional<bool>,
@@ -135,12 +137,12 @@ class FakeConversations : public service::ConversationService {
 
 class NoDeliverer : public service::Deliverer {
  public:
-  void Message(const std::vector<int64_t>&, uint64_t, const store::Message&, bool,
+  void Message(const std::vector<int64_t>&, route::ConnId, const store::Message&, bool,
                service::Priority) override {}
-  void Receipt(const std::vector<int64_t>&, uint64_t, const std::string&, int64_t,
+  void Receipt(const std::vector<int64_t>&, route::ConnId, const std::string&, int64_t,
                int64_t) override {}
   void Typing(const std::vector<int64_t>&, const std::string&, int64_t) override {}
-  void Presence(const std::vector<uint64_t>&, int64_t, bool, int64_t) override {}
+  void Presence(const std::vector<route::ConnId>&, int64_t, bool, int64_t) override {}
   void Conv(const std::vector<int64_t>&, const std::string&, const std::string&) override {}
   void Recall(const std::vector<int64_t>&, const std::string&, int64_t, int64_t) override {}
   void Kick(int64_t, int64_t, const std::string&) override {}
@@ -151,7 +153,7 @@ class WsSessionOrderTest : public service::testing::SqliteStoreTest {
   void SetUp() override {
     SqliteStoreTest::SetUp();
     if (HasFatalFailure()) return;
-    presence_ = std::make_unique<service::PresenceService>(routes_, *store_, deliverer_);
+    presence_ = std::make_unique<route::LocalPresence>(store_->users(), nullptr);
     ctx_ = std::make_unique<GatewayContext>(GatewayContext{
         auth_, messages_, conversations_, *presence_, routes_, registry_, core::GatewayConfig{}});
   }
@@ -167,6 +169,7 @@ class WsSessionOrderTest : public service::testing::SqliteStoreTest {
     session_ = std::make_shared<WsSession>(*ctx_, conn_);
     conn_->SetHandler(session_);
     session_->OnOpen();
+    conn_->RunPosted();  // the route is added; the hello's Pending query starts
   }
   // Opens the session with nothing pending and lets its hello out.
   void OpenWithEmptyHello() {
@@ -192,7 +195,7 @@ class WsSessionOrderTest : public service::testing::SqliteStoreTest {
   NoDeliverer deliverer_;
   route::MemoryRouteTable routes_;
   SessionRegistry registry_;
-  std::unique_ptr<service::PresenceService> presence_;
+  std::unique_ptr<route::LocalPresence> presence_;
   std::unique_ptr<GatewayContext> ctx_;
   std::shared_ptr<FakeConnection> conn_ = std::make_shared<FakeConnection>();
   std::shared_ptr<WsSession> session_;

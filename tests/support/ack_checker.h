@@ -1,5 +1,5 @@
 // The acknowledged-message checker of the crash/restart suites (issue 8
-// "Crashes and restarts"; ../shared/design/protocol.md section 3: "A reply
+// "Crashes and restarts"; docs/protocol.md section 3: "A reply
 // with ok:true means the message is durable", idempotent `send`, "Ordering
 // and delivery guarantees").
 //

@@ -1,5 +1,5 @@
 // A thin typed wrapper over mpim::client::HttpClient for end-to-end tests of
-// the HTTP API (../shared/design/protocol.md section 2, docs/api.md): JSON
+// the HTTP API (docs/protocol.md section 2): JSON
 // requests with an optional bearer token, parsed responses, the usual
 // register/login steps, and the JWT/base64url helpers the token tests need
 // to take tokens apart and forge bad ones.
@@ -134,7 +134,7 @@ std::string UrlEncode(std::string_view s);
 // "retry_after_ms" inside "error" for rate_limited), served as JSON.
 ::testing::AssertionResult IsError(const ApiResponse& r, int status, std::string_view code);
 
-// Success when `v` is a user object per docs/api.md: user_id (decimal
+// Success when `v` is a user object per docs/protocol.md: user_id (decimal
 // string), username, display_name, avatar_url (strings), online (bool) and,
 // if present, last_seen (integer).
 ::testing::AssertionResult IsUserObject(const boost::json::value& v);

@@ -1,6 +1,6 @@
 // Helpers for the end-to-end suites of groups, conversations, read state,
-// recall and search (../shared/design/protocol.md sections 2 and 3,
-// docs/api.md "Groups" and "Recall and search"): typed REST calls for
+// recall and search (docs/protocol.md sections 2 and 3,
+// docs/protocol.md section 2 "Groups" and "Recall and search"): typed REST calls for
 // groups, paged history, conversation listings, search, bulk account
 // creation with parallel HTTP clients, and group sends over WebSocket.
 //
@@ -56,7 +56,7 @@ ApiResponse RemoveMember(ApiClient& api, const std::string& token, const std::st
 ApiResponse SetRole(ApiClient& api, const std::string& token, const std::string& group_id,
                     const std::string& user_id, const std::string& role);
 
-// Success when `v` is a group object of docs/api.md: group_id (decimal),
+// Success when `v` is a group object of docs/protocol.md: group_id (decimal),
 // conv_id "g:<group_id>", name, owner (decimal), public (bool),
 // member_count (>= 1), created_at (> 0), and role, when present, one of
 // owner/admin/member.

@@ -1,5 +1,5 @@
 // WebSocket helpers for the end-to-end suites of the gateway
-// (../shared/design/protocol.md section 3, docs/websocket.md): a JSON
+// (docs/protocol.md section 3): a JSON
 // connection over mpim::client::WsClient that authenticates in any of the
 // three ways, matches replies to their `rid`, buffers pushed events until a
 // test asks for them, and waits for the close code. Every wait has a

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "cache/local_cache.h"
 #include "core/logging.h"
 #include "service/errors.h"
 #include "service/validation.h"
@@ -22,12 +23,6 @@ constexpr size_t kMaxPendingHashesPerThread = 64;
 const core::Logger& Log() {
   static const core::Logger log("auth");
   return log;
-}
-
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace
@@ -57,24 +52,28 @@ int64_t RefreshTokenSession(std::string_view token) {
 
 AuthServiceImpl::AuthServiceImpl(const core::AuthConfig& config, TokenKeys keys,
                                  store::Store& store, core::WorkerPool& hash_pool,
-                                 core::SnowflakeGenerator& ids, std::function<int64_t()> now_ms)
+                                 core::SnowflakeGenerator& ids, core::Clock& clock,
+                                 std::unique_ptr<cache::Cache<int64_t, bool>> revoked)
     : config_(config),
       keys_(std::move(keys)),
       verify_keys_(keys_.All()),
       store_(store),
       hash_pool_(hash_pool),
       ids_(ids),
-      now_ms_(std::move(now_ms)),
+      clock_(clock),
       hasher_(
           std::make_shared<PasswordHasher>(static_cast<uint64_t>(config.argon2_opslimit),
                                            static_cast<size_t>(config.argon2_memlimit_kib) * 1024)),
       login_by_user_(static_cast<double>(config.login_per_min_user) / 60.0,
                      static_cast<double>(config.login_per_min_user)),
       login_by_address_(static_cast<double>(config.login_per_min_address) / 60.0,
-                        static_cast<double>(config.login_per_min_address)) {}
+                        static_cast<double>(config.login_per_min_address)),
+      revoked_(revoked ? std::move(revoked)
+                       : std::make_unique<cache::LocalCache<int64_t, bool>>(
+                             cache::LocalCacheOptions{.max_entries = SIZE_MAX}, clock)) {}
 
 core::Status AuthServiceImpl::LoadRevocations() {
-  int64_t since = now_ms_() - (config_.access_ttl_s + 60) * 1000;
+  int64_t since = clock_.NowMs() - (config_.access_ttl_s + 60) * 1000;
   int64_t after = 0;
   for (;;) {
     auto page = store::Await<store::Page<store::Session>>([&](auto cb) {
@@ -86,7 +85,7 @@ core::Status AuthServiceImpl::LoadRevocations() {
     since = page->items.back().revoked_at;
     after = page->items.back().session_id;
   }
-  Log().Info("revocation cache loaded", {{"sessions", static_cast<int64_t>(revoked_.size())}});
+  Log().Info("revocation cache loaded", {{"sessions", static_cast<int64_t>(revoked_->size())}});
   return absl::OkStatus();
 }
 
@@ -120,7 +119,7 @@ void AuthServiceImpl::Register(RegisterRequest req, core::Callback<int64_t> done
 }
 
 void AuthServiceImpl::Login(LoginRequest req, core::Callback<LoginResult> done) {
-  int64_t now = SteadyMs();
+  int64_t now = clock_.SteadyMs();
   if (int64_t wait = login_by_user_.TryAcquire(req.username, now); wait > 0) {
     return std::move(done)(core::RateLimitedError("too many login attempts for this user", wait));
   }
@@ -150,7 +149,7 @@ void AuthServiceImpl::Login(LoginRequest req, core::Callback<LoginResult> done) 
       int64_t session_id = ids_.Next();
       std::string refresh = NewRefreshToken(session_id);
       store::NewSession session{session_id, user_id, request->device, HashRefreshToken(refresh),
-                                now_ms_() + config_.refresh_ttl_s * 1000};
+                                clock_.NowMs() + config_.refresh_ttl_s * 1000};
       store_.sessions().Create(
           session, [this, shared_done, user_id, session_id,
                     refresh = std::move(refresh)](core::StatusOr<store::Session> created) mutable {
@@ -177,7 +176,7 @@ void AuthServiceImpl::Refresh(std::string refresh_token, core::Callback<TokenPai
   // evaluation order is unspecified.
   std::string presented_hash = HashRefreshToken(refresh_token);
   std::string next_hash = HashRefreshToken(next);
-  int64_t now = now_ms_();
+  int64_t now = clock_.NowMs();
   store_.sessions().RotateRefreshToken(
       session_id, presented_hash, next_hash, now + config_.refresh_ttl_s * 1000, now,
       [this, session_id, next = std::move(next),
@@ -220,17 +219,14 @@ void AuthServiceImpl::Logout(Principal principal, core::DoneCallback done) {
 core::StatusOr<Principal> AuthServiceImpl::Authenticate(std::string_view access_token) const {
   auto claims = VerifyAccessToken(access_token, verify_keys_, NowS());
   if (!claims.ok()) return claims.status();
-  if (revoked_.IsRevoked(claims->session_id)) {
+  if (revoked_->Peek(claims->session_id)) {
     return absl::UnauthenticatedError("session revoked");
   }
   return Principal{claims->user_id, claims->session_id};
 }
 
 void AuthServiceImpl::NoteRevoked(int64_t session_id) {
-  revoked_.Add(session_id, NowS() + config_.access_ttl_s + 60);
-  if (revocations_noted_.fetch_add(1, std::memory_order_relaxed) % 256 == 255) {
-    revoked_.Prune(NowS());
-  }
+  revoked_->Put(session_id, true, (config_.access_ttl_s + 60) * 1000);
 }
 
 TokenPair AuthServiceImpl::IssueTokens(int64_t user_id, int64_t session_id,

@@ -7,12 +7,13 @@
 #include <functional>
 #include <memory>
 
+#include "cache/cache.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/rate_limiter.h"
 #include "core/snowflake.h"
 #include "core/worker_pool.h"
 #include "service/auth/password_hasher.h"
-#include "service/auth/revocation_cache.h"
 #include "service/auth/token_keys.h"
 #include "service/auth_service.h"
 #include "store/store.h"
@@ -21,11 +22,13 @@ namespace mpim::service::auth {
 
 class AuthServiceImpl final : public AuthService {
  public:
-  // All references must outlive the service. `now_ms` is the wall clock
-  // (injected for tests).
+  // All references must outlive the service. `clock` gives token times
+  // and the login limits' time. `revoked` holds this node's revoked
+  // sessions (never a cache without memory: engine `none` would forget a
+  // logout; null: a local one).
   AuthServiceImpl(const core::AuthConfig& config, TokenKeys keys, store::Store& store,
-                  core::WorkerPool& hash_pool, core::SnowflakeGenerator& ids,
-                  std::function<int64_t()> now_ms);
+                  core::WorkerPool& hash_pool, core::SnowflakeGenerator& ids, core::Clock& clock,
+                  std::unique_ptr<cache::Cache<int64_t, bool>> revoked = nullptr);
 
   // Loads sessions revoked within the last access-token lifetime into the
   // revocation cache. Call once before serving; blocks the caller.
@@ -53,7 +56,7 @@ class AuthServiceImpl final : public AuthService {
   // saturated, so a flood cannot queue without bound.
   bool SubmitHashWork(absl::AnyInvocable<void()> work);
   TokenPair IssueTokens(int64_t user_id, int64_t session_id, std::string refresh_token) const;
-  int64_t NowS() const { return now_ms_() / 1000; }
+  int64_t NowS() const { return clock_.NowMs() / 1000; }
 
   const core::AuthConfig config_;
   const TokenKeys keys_;
@@ -61,12 +64,13 @@ class AuthServiceImpl final : public AuthService {
   store::Store& store_;
   core::WorkerPool& hash_pool_;
   core::SnowflakeGenerator& ids_;
-  std::function<int64_t()> now_ms_;
+  core::Clock& clock_;
   std::shared_ptr<PasswordHasher> hasher_;
   core::KeyedRateLimiter<std::string> login_by_user_;
   core::KeyedRateLimiter<std::string> login_by_address_;
-  RevocationCache revoked_;
-  std::atomic<uint64_t> revocations_noted_{0};  // prunes revoked_ every 256
+  // Sessions revoked within the last access-token lifetime (an access token
+  // of a revoked session expires at most that long after the revocation).
+  std::unique_ptr<cache::Cache<int64_t, bool>> revoked_;
   std::function<void(int64_t, int64_t)> on_revoked_;
 };
 

@@ -42,6 +42,9 @@ void ConversationServiceImpl::CheckAccess(
             group, who.user_id,
             [this, group, ref, conv_id, then = std::move(then)](
                 core::StatusOr<std::vector<store::MembershipSpan>> spans) mutable {
+              if (!spans.ok() && spans.status().code() != absl::StatusCode::kNotFound) {
+                return std::move(then)(StorageError(spans.status()));
+              }
               if (spans.ok() && !spans->empty()) {
                 Access access{ref, false, {}};
                 for (const auto& span : *spans) {
@@ -55,6 +58,7 @@ void ConversationServiceImpl::CheckAccess(
                       return std::move(then)(
                           absl::NotFoundError("conversation " + conv_id + " not found"));
                     }
+                    if (!g.ok()) return std::move(then)(StorageError(g.status()));
                     std::move(then)(absl::PermissionDeniedError("not a member of " + conv_id));
                   });
             });
@@ -114,7 +118,7 @@ void ConversationServiceImpl::List(Principal who, int limit,
             ConversationView v{std::move(c), std::nullopt, std::nullopt};
             if (auto it = by_id.find(peer_of(v.conv.conversation.conv_id)); it != by_id.end()) {
               UserProfile p = ToProfile(*it->second);
-              presence_.Decorate(p);
+              DecoratePresence(&presence_, p);
               v.peer = std::move(p);
             }
             views->push_back(std::move(v));
@@ -199,7 +203,7 @@ void ConversationServiceImpl::Sync(Principal who, std::string conv_id, int64_t a
 }
 
 void ConversationServiceImpl::Read(Principal who, std::string conv_id, int64_t seq,
-                                   uint64_t origin_conn, core::Callback<int64_t> done) {
+                                   route::ConnId origin_conn, core::Callback<int64_t> done) {
   if (seq < 0) return std::move(done)(absl::InvalidArgumentError("seq: must be >= 0"));
   CheckMember(
       who, conv_id,
@@ -208,7 +212,7 @@ void ConversationServiceImpl::Read(Principal who, std::string conv_id, int64_t s
         if (!access.ok()) return std::move(done)(access.status());
         store_.conversations().MarkRead(
             who.user_id, conv_id, seq,
-            [this, who, conv_id, origin_conn, ref = access->ref,
+            [this, who, conv_id, seq, origin_conn, ref = access->ref,
              done = std::move(done)](core::StatusOr<int64_t> read_seq) mutable {
               if (!read_seq.ok()) {
                 if (read_seq.status().code() == absl::StatusCode::kNotFound) {
@@ -219,6 +223,8 @@ void ConversationServiceImpl::Read(Principal who, std::string conv_id, int64_t s
               }
               int64_t value = *read_seq;
               std::move(done)(value);
+              // read_seq was already past `seq`: nothing moved, nobody is told.
+              if (value > seq) return;
               Others(ref, who.user_id,
                      [this, who, conv_id, origin_conn, value](std::vector<int64_t> to) mutable {
                        to.push_back(who.user_id);  // the reader's other devices

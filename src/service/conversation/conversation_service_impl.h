@@ -5,7 +5,7 @@
 #include "service/conversation/delivered_cursors.h"
 #include "service/conversation_service.h"
 #include "service/fanout.h"
-#include "service/presence_service.h"
+#include "route/presence.h"
 #include "store/conv_id.h"
 #include "store/store.h"
 
@@ -15,7 +15,7 @@ class ConversationServiceImpl final : public ConversationService {
  public:
   // Acks go to `cursors` (written in batches), and hello reads through it.
   ConversationServiceImpl(const core::LimitsConfig& limits, store::Store& store,
-                          Deliverer& deliverer, PresenceService& presence, Fanout& fanout,
+                          Deliverer& deliverer, const route::Presence& presence, Fanout& fanout,
                           DeliveredCursors& cursors)
       : page_max_(static_cast<int>(limits.page_max)),
         store_(store),
@@ -30,7 +30,7 @@ class ConversationServiceImpl final : public ConversationService {
                core::Callback<MessagePage> done) override;
   void Sync(Principal who, std::string conv_id, int64_t after_seq, int limit,
             core::Callback<MessagePage> done) override;
-  void Read(Principal who, std::string conv_id, int64_t seq, uint64_t origin_conn,
+  void Read(Principal who, std::string conv_id, int64_t seq, route::ConnId origin_conn,
             core::Callback<int64_t> done) override;
   void Ack(Principal who, std::string conv_id, int64_t seq, core::DoneCallback done) override;
   void Typing(Principal who, std::string conv_id, core::DoneCallback done) override;
@@ -79,7 +79,7 @@ class ConversationServiceImpl final : public ConversationService {
   const int page_max_;
   store::Store& store_;
   Deliverer& deliverer_;
-  PresenceService& presence_;
+  const route::Presence& presence_;
   Fanout& fanout_;
   DeliveredCursors& cursors_;
 };

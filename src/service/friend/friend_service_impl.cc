@@ -54,7 +54,7 @@ void FriendServiceImpl::Join(std::vector<Ref> refs, core::Callback<std::vector<F
     for (const Ref& r : refs) {
       if (auto it = by_id.find(r.user_id); it != by_id.end()) {
         FriendEntry entry{ToProfile(*it->second), r.since};
-        if (presence_) presence_->Decorate(entry.user);
+        DecoratePresence(presence_, entry.user);
         out.push_back(std::move(entry));
       }
     }

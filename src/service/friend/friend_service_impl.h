@@ -3,7 +3,6 @@
 
 #include "service/friend/block_cache.h"
 #include "service/friend_service.h"
-#include "service/presence_service.h"
 #include "store/store.h"
 
 namespace mpim::service {
@@ -13,7 +12,7 @@ class FriendServiceImpl final : public FriendService {
   // `page_max`: the protocol's page limit (limits.page_max).
   // `presence` (may be null) fills in online and last_seen.
   // `blocks` (may be null) is told of every block and unblock.
-  FriendServiceImpl(store::Store& store, int page_max, const PresenceService* presence = nullptr,
+  FriendServiceImpl(store::Store& store, int page_max, const route::Presence* presence = nullptr,
                     BlockCache* blocks = nullptr)
       : store_(store), page_max_(page_max), presence_(presence), blocks_(blocks) {}
 
@@ -40,7 +39,7 @@ class FriendServiceImpl final : public FriendService {
 
   store::Store& store_;
   const int page_max_;
-  const PresenceService* presence_;
+  const route::Presence* presence_;
   BlockCache* blocks_;
 };
 

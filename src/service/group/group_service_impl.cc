@@ -257,7 +257,7 @@ void GroupServiceImpl::ListMembers(Principal who, int64_t group_id, int64_t afte
                        auto it = by_id.find(m.user_id);
                        if (it == by_id.end()) continue;
                        UserProfile p = ToProfile(*it->second);
-                       if (presence_) presence_->Decorate(p);
+                       DecoratePresence(presence_, p);
                        out.members.push_back(MemberView{std::move(p), m.role, m.joined_at});
                      }
                      std::move(done)(std::move(out));

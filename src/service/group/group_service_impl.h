@@ -9,7 +9,6 @@
 #include "service/group/member_cache.h"
 #include "service/group_service.h"
 #include "service/message_service.h"
-#include "service/presence_service.h"
 #include "store/store.h"
 
 namespace mpim::service {
@@ -17,7 +16,7 @@ namespace mpim::service {
 class GroupServiceImpl final : public GroupService {
  public:
   GroupServiceImpl(const core::LimitsConfig& limits, store::Store& store, MessageService& messages,
-                   Deliverer& deliverer, MemberCache& members, const PresenceService* presence)
+                   Deliverer& deliverer, MemberCache& members, const route::Presence* presence)
       : max_members_(limits.group_max_members),
         page_max_(static_cast<int>(limits.page_max)),
         store_(store),
@@ -68,7 +67,7 @@ class GroupServiceImpl final : public GroupService {
   MessageService& messages_;
   Deliverer& deliverer_;
   MemberCache& members_;
-  const PresenceService* presence_;
+  const route::Presence* presence_;
 };
 
 }  // namespace mpim::service

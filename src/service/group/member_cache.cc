@@ -1,42 +1,31 @@
 #include "service/group/member_cache.h"
 
-#include <optional>
-
+#include "cache/local_cache.h"
 #include "service/errors.h"
 
 namespace mpim::service {
 
+MemberCache::MemberCache(store::Store& store, int64_t max_members,
+                         std::unique_ptr<MemberListCache> cache)
+    : store_(store), max_(max_members), cache_(std::move(cache)) {}
+
+MemberCache::MemberCache(store::Store& store, int64_t max_members)
+    : MemberCache(store, max_members, std::make_unique<cache::LocalCache<int64_t, MemberList>>()) {}
+
 void MemberCache::Get(int64_t group_id, core::Callback<MemberList> done) {
-  uint64_t generation = 0;
-  std::optional<MemberList> cached;
-  {
-    std::lock_guard lock(mu_);
-    Entry& e = entries_[group_id];
-    if (e.loaded) {
-      cached = e.members;
-    } else {
-      generation = e.generation;
-    }
-  }
-  // Callbacks run without mu_ held: they may call back into the cache.
-  if (cached) return std::move(done)(std::move(*cached));
-  Load(group_id, generation, std::make_shared<std::vector<int64_t>>(), 0, std::move(done));
+  cache_->Get(
+      group_id,
+      [this, group_id](core::Callback<MemberList> loaded) {
+        Load(group_id, std::make_shared<std::vector<int64_t>>(), 0, std::move(loaded));
+      },
+      std::move(done));
 }
 
-void MemberCache::Invalidate(int64_t group_id) {
-  std::lock_guard lock(mu_);
-  Entry& e = entries_[group_id];
-  ++e.generation;
-  e.loaded = false;
-  e.members.reset();
-}
-
-void MemberCache::Load(int64_t group_id, uint64_t generation,
-                       std::shared_ptr<std::vector<int64_t>> acc, int64_t after,
+void MemberCache::Load(int64_t group_id, std::shared_ptr<std::vector<int64_t>> acc, int64_t after,
                        core::Callback<MemberList> done) {
   store_.groups().ListMembers(
       group_id, after, store::kMaxPageLimit,
-      [this, group_id, generation, acc,
+      [this, group_id, acc,
        done = std::move(done)](core::StatusOr<store::Page<store::GroupMember>> page) mutable {
         if (!page.ok()) {
           if (page.status().code() == absl::StatusCode::kNotFound) {
@@ -47,18 +36,9 @@ void MemberCache::Load(int64_t group_id, uint64_t generation,
         for (const auto& m : page->items) acc->push_back(m.user_id);
         bool large = static_cast<int64_t>(acc->size()) > max_;
         if (page->has_more && !large) {
-          return Load(group_id, generation, acc, page->items.back().user_id, std::move(done));
+          return Load(group_id, acc, page->items.back().user_id, std::move(done));
         }
-        MemberList result = large ? nullptr : MemberList(std::move(acc));
-        {
-          std::lock_guard lock(mu_);
-          Entry& e = entries_[group_id];
-          if (e.generation == generation) {
-            e.loaded = true;
-            e.members = result;
-          }
-        }
-        std::move(done)(result);
+        std::move(done)(large ? nullptr : MemberList(std::move(acc)));
       });
 }
 

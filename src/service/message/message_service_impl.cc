@@ -11,12 +11,6 @@
 namespace mpim::service {
 namespace {
 
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 core::Status ValidateClientMsgId(const std::string& id) {
   if (id.empty() || id.size() > 64 || Utf8Length(id) < 0) {
     return absl::InvalidArgumentError("client_msg_id: must be 1-64 characters");
@@ -53,7 +47,7 @@ MessageServiceImpl::MessageServiceImpl(const core::LimitsConfig& limits,
                                        const core::MessagesConfig& messages, store::Store& store,
                                        BlockCache& blocks, Fanout& fanout, Indexer* indexer,
                                        core::SnowflakeGenerator& ids,
-                                       std::function<int64_t()> now_ms)
+                                       core::Clock& clock)
     : limits_(limits),
       messages_(messages),
       store_(store),
@@ -61,7 +55,7 @@ MessageServiceImpl::MessageServiceImpl(const core::LimitsConfig& limits,
       fanout_(fanout),
       indexer_(indexer),
       ids_(ids),
-      now_ms_(std::move(now_ms)),
+      clock_(clock),
       send_limiter_(static_cast<double>(limits.send_per_sec),
                     static_cast<double>(limits.send_burst)) {}
 
@@ -82,7 +76,7 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
   if (!req.to_group && req.to_id == who.user_id) {
     return std::move(done)(absl::InvalidArgumentError("to: you cannot send to yourself"));
   }
-  if (int64_t wait = send_limiter_.TryAcquire(who.user_id, SteadyMs()); wait > 0) {
+  if (int64_t wait = send_limiter_.TryAcquire(who.user_id, clock_.SteadyMs()); wait > 0) {
     return std::move(done)(core::RateLimitedError("sending too fast", wait));
   }
 
@@ -94,7 +88,7 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
   append.recipient = req.to_id;
   append.type = req.type;
   append.body = std::move(req.body);
-  append.ts = now_ms_();
+  append.ts = clock_.NowMs();
   append.client_msg_id = req.client_msg_id;
 
   // Appends once the sender is allowed to send here.
@@ -130,6 +124,7 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
                 if (!group.ok() && group.status().code() == absl::StatusCode::kNotFound) {
                   return proceed(absl::NotFoundError("group " + std::to_string(to) + " not found"));
                 }
+                if (!group.ok()) return proceed(StorageError(group.status()));
                 proceed(absl::PermissionDeniedError("not a member of group " + std::to_string(to)));
               });
         });
@@ -146,7 +141,7 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
       });
 }
 
-void MessageServiceImpl::Append(store::AppendRequest append, uint64_t origin_conn, bool qos1,
+void MessageServiceImpl::Append(store::AppendRequest append, route::ConnId origin_conn, bool qos1,
                                 service::Priority priority,
                                 core::Callback<store::AppendResult> done) {
   std::string what =
@@ -189,8 +184,8 @@ void MessageServiceImpl::PostSystem(int64_t group_id, int64_t by, std::string bo
   append.recipient = group_id;
   append.type = "system";
   append.body = std::move(body_json);
-  append.ts = now_ms_();
-  Append(std::move(append), 0, true, Priority::kNormal,
+  append.ts = clock_.NowMs();
+  Append(std::move(append), {}, true, Priority::kNormal,
          [done = std::move(done)](core::StatusOr<store::AppendResult> r) mutable {
            if (!r.ok()) return std::move(done)(r.status());
            std::move(done)(std::move(r->message));
@@ -209,7 +204,7 @@ void MessageServiceImpl::Recall(Principal who, int64_t msg_id,
       return std::move(done)(StorageError(m.status()));
     }
     bool own = m->sender == who.user_id;
-    bool in_window = now_ms_() - m->ts <= messages_.recall_window_ms;
+    bool in_window = clock_.NowMs() - m->ts <= messages_.recall_window_ms;
     if (own && in_window) return DoRecall(std::move(*m), std::move(done));
     auto ref = store::ParseConvId(m->conv_id);
     if (ref && ref->type == store::ConvType::kGroup) {

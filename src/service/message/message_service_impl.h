@@ -3,6 +3,7 @@
 
 #include <functional>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/rate_limiter.h"
 #include "core/snowflake.h"
@@ -18,7 +19,7 @@ class MessageServiceImpl final : public MessageService {
  public:
   MessageServiceImpl(const core::LimitsConfig& limits, const core::MessagesConfig& messages,
                      store::Store& store, BlockCache& blocks, Fanout& fanout, Indexer* indexer,
-                     core::SnowflakeGenerator& ids, std::function<int64_t()> now_ms);
+                     core::SnowflakeGenerator& ids, core::Clock& clock);
 
   void Send(Principal who, SendRequest request, core::Callback<SendResult> done,
             OrderedCallback ordered) override;
@@ -29,7 +30,7 @@ class MessageServiceImpl final : public MessageService {
  private:
   // Appends, then fans out; `done` gets the stored message (the original
   // one for a duplicate, which is not delivered again).
-  void Append(store::AppendRequest append, uint64_t origin_conn, bool qos1,
+  void Append(store::AppendRequest append, route::ConnId origin_conn, bool qos1,
               service::Priority priority, core::Callback<store::AppendResult> done);
   void DoRecall(store::Message m, core::Callback<store::Message> done);
 
@@ -40,7 +41,7 @@ class MessageServiceImpl final : public MessageService {
   Fanout& fanout_;
   Indexer* indexer_;
   core::SnowflakeGenerator& ids_;
-  std::function<int64_t()> now_ms_;
+  core::Clock& clock_;
   core::KeyedRateLimiter<int64_t> send_limiter_;
 };
 

@@ -27,7 +27,7 @@ core::Status UserError(const core::Status& s, int64_t user_id) {
 
 UserProfile UserServiceImpl::Profile(const store::User& user) const {
   UserProfile p = ToProfile(user);
-  if (presence_) presence_->Decorate(p);
+  DecoratePresence(presence_, p);
   return p;
 }
 

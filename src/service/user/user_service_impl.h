@@ -1,7 +1,6 @@
 // UserService on a Store.
 #pragma once
 
-#include "service/presence_service.h"
 #include "service/user_service.h"
 #include "store/store.h"
 
@@ -11,7 +10,7 @@ class UserServiceImpl final : public UserService {
  public:
   // `page_max`: the protocol's page limit (limits.page_max).
   // `presence` (may be null) fills in online and last_seen.
-  UserServiceImpl(store::Store& store, int page_max, const PresenceService* presence = nullptr)
+  UserServiceImpl(store::Store& store, int page_max, const route::Presence* presence = nullptr)
       : store_(store), page_max_(page_max), presence_(presence) {}
 
   void Get(int64_t user_id, core::Callback<UserProfile> done) override;
@@ -24,7 +23,7 @@ class UserServiceImpl final : public UserService {
 
   store::Store& store_;
   const int page_max_;
-  const PresenceService* presence_;
+  const route::Presence* presence_;
 };
 
 // The client view of a stored user (never the password hash).

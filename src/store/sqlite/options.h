@@ -4,6 +4,7 @@
 #include <chrono>
 #include <string>
 
+#include "core/config.h"
 #include "store/common.h"
 
 namespace mpim::store::sqlite {
@@ -34,5 +35,9 @@ struct SqliteOptions {
   // Page cache per connection, in KiB.
   int cache_kib = 16384;
 };
+
+// The options a configuration gives: the file <server.data_dir>/mpim.db and
+// the [store] sqlite_* keys.
+SqliteOptions OptionsFrom(const core::Config& config);
 
 }  // namespace mpim::store::sqlite

@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <filesystem>
+
 #include "store/sqlite/conversation_store.h"
 #include "store/sqlite/executor.h"
 #include "store/sqlite/friend_store.h"
@@ -12,6 +14,16 @@
 #include "store/sqlite/user_store.h"
 
 namespace mpim::store::sqlite {
+
+SqliteOptions OptionsFrom(const core::Config& config) {
+  SqliteOptions options;
+  options.path = (std::filesystem::path(config.server.data_dir) / "mpim.db").string();
+  options.synchronous = config.store.sqlite_synchronous;
+  options.reader_threads = static_cast<int>(config.store.sqlite_reader_threads);
+  options.batch_max = static_cast<int>(config.store.sqlite_batch_max);
+  options.batch_delay = std::chrono::microseconds(config.store.sqlite_batch_delay_us);
+  return options;
+}
 namespace {
 
 class SqliteStore final : public Store {

@@ -1,0 +1,45 @@
+// Presence for one process: online counts, last_seen and followers in
+// memory, sharded 32 ways. last_seen is also written to the store when a
+// connection ends (best effort), so it survives restarts.
+#pragma once
+
+#include <array>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "route/presence.h"
+#include "store/user_store.h"
+
+namespace mpim::route {
+
+class LocalPresence final : public Presence {
+ public:
+  LocalPresence(store::UserStore& users, Listener listener)
+      : users_(users), listener_(std::move(listener)) {}
+
+  void Connected(int64_t user, int64_t now_ms) override;
+  void Disconnected(int64_t user, int64_t now_ms) override;
+  UserPresence Get(int64_t user) const override;
+  void Subscribe(ConnId conn, const std::vector<int64_t>& users) override;
+  void Unsubscribe(ConnId conn, const std::vector<int64_t>& users) override;
+
+ private:
+  // Tells the followers of `user`, if any.
+  void Notify(int64_t user, bool online, int64_t last_seen);
+
+  static constexpr size_t kShards = 32;
+  struct Shard {
+    mutable std::mutex mu;  // guards the maps below
+    std::unordered_map<int64_t, size_t> connections;  // online users only
+    std::unordered_map<int64_t, int64_t> last_seen;
+    std::unordered_map<int64_t, std::unordered_set<ConnId, ConnIdHash>> followers;
+  };
+  Shard& ShardOf(int64_t user) const { return shards_[static_cast<uint64_t>(user) % kShards]; }
+
+  store::UserStore& users_;
+  const Listener listener_;
+  mutable std::array<Shard, kShards> shards_;
+};
+
+}  // namespace mpim::route

@@ -1,0 +1,30 @@
+// Route table and presence engines by name: config's route.engine picks one
+// (core/engines.cc holds the names).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "route/presence.h"
+#include "route/route_table.h"
+#include "store/user_store.h"
+
+namespace mpim::route {
+
+struct RouteParts {
+  std::unique_ptr<RouteTable> routes;
+  std::unique_ptr<Presence> presence;
+};
+
+// The route table and presence of config.route.engine. `users` keeps
+// last_seen; `listener` tells followers of presence changes.
+// kInvalidArgument for an unknown engine.
+core::StatusOr<RouteParts> OpenRoutes(const core::Config& config, store::UserStore& users,
+                                      Presence::Listener listener);
+
+// The engine names OpenRoutes knows.
+std::vector<std::string> RouteEngines();
+
+}  // namespace mpim::route

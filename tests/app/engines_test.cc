@@ -1,0 +1,58 @@
+// The engine names (core/engines.cc) and the registries agree: every name
+// the config schema accepts opens, and no registry knows a name the schema
+// does not list.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "app/all_in_one.h"
+#include "cache/registry.h"
+#include "core/engines.h"
+#include "route/registry.h"
+#include "store/registry.h"
+
+namespace mpim {
+namespace {
+
+std::vector<std::string> Names(std::string_view part) {
+  std::vector<std::string> out;
+  for (std::string_view n : core::EngineNames(part)) out.emplace_back(n);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> Sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(EnginesTest, EveryRegistryKnowsExactlyTheListedNames) {
+  EXPECT_EQ(Names("store.engine"), Sorted(store::StoreEngines()));
+  EXPECT_EQ(Names("cache.engine"), Sorted(cache::CacheEngines()));
+  EXPECT_EQ(Names("route.engine"), Sorted(route::RouteEngines()));
+  EXPECT_EQ(Names("bus.engine"), Sorted(app::DelivererEngines()));
+}
+
+TEST(EnginesTest, DefaultsAreTheFirstListed) {
+  core::Config config;
+  EXPECT_EQ(config.store.engine, core::EngineNames("store.engine").front());
+  EXPECT_EQ(config.cache.engine, core::EngineNames("cache.engine").front());
+  EXPECT_EQ(config.route.engine, core::EngineNames("route.engine").front());
+  EXPECT_EQ(config.bus.engine, core::EngineNames("bus.engine").front());
+}
+
+TEST(EnginesTest, TheConfigSchemaRefusesUnknownEngines) {
+  for (const char* key : {"store.engine", "cache.engine", "route.engine", "bus.engine"}) {
+    core::ConfigSources sources;
+    sources.overrides.emplace_back(key, "nosuch");
+    auto config = core::LoadConfig(sources);
+    EXPECT_FALSE(config.ok()) << key;
+    if (!config.ok()) {
+      EXPECT_NE(config.status().message().find(key), std::string_view::npos)
+          << config.status().message();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mpim
