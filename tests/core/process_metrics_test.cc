@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <string>
@@ -11,6 +12,17 @@
 
 namespace mpim::core {
 namespace {
+
+// Two clock ticks at the usual 100 Hz: what /proc's tick granularity may
+// put a reading off by, either way.
+constexpr double kTickSlackSeconds = 0.02;
+
+// CPU time this process has used, by the kernel's precise process clock.
+double ProcessCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
 
 TEST(ProcessMetricsTest, ParseProcStatHandlesOddCommandNames) {
   // Fields 3..24 after a comm holding spaces and parentheses.
@@ -36,13 +48,18 @@ TEST(ProcessMetricsTest, ParseProcStatRejectsMalformedInput) {
 }
 
 TEST(ProcessMetricsTest, ValuesArePlausible) {
+  const double cpu_before = ProcessCpuSeconds();
   StatusOr<ProcessStats> s = ReadProcessStats();
+  const double cpu_after = ProcessCpuSeconds();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_GT(s->resident_memory_bytes, 0);
   EXPECT_GE(s->virtual_memory_bytes, s->resident_memory_bytes);
   EXPECT_GE(s->open_fds, 3);  // stdin, stdout, stderr
   EXPECT_GE(s->max_fds, s->open_fds);
-  EXPECT_GE(s->cpu_seconds, 0);
+  // The CPU time the kernel reports agrees with the process clock, to the
+  // kernel's tick (/proc counts in clock ticks).
+  EXPECT_GE(s->cpu_seconds, cpu_before - kTickSlackSeconds);
+  EXPECT_LE(s->cpu_seconds, cpu_after + kTickSlackSeconds);
   const double now_s = static_cast<double>(SystemClock().NowMs()) / 1000;
   EXPECT_LE(s->start_time_seconds, now_s + 1);
   EXPECT_GT(s->start_time_seconds, now_s - 3600);  // this test process started recently
@@ -59,19 +76,28 @@ TEST(ProcessMetricsTest, OpenFdsCountsANewDescriptor) {
   EXPECT_EQ(during->open_fds, before->open_fds + 1);
 }
 
-TEST(ProcessMetricsTest, CpuSecondsGrowWithWork) {
+TEST(ProcessMetricsTest, CpuSecondsGrowByTheCpuTimeBurned) {
+  // Burns a measured amount of CPU (by the process CPU clock, independent
+  // of /proc) and requires the counter to have grown by about as much:
+  // a reading that is stuck or scaled wrongly (ticks as seconds, or ms)
+  // fails.
+  constexpr double kBurnSeconds = 0.3;
   StatusOr<ProcessStats> before = ReadProcessStats();
-  ASSERT_TRUE(before.ok());
-  const int64_t deadline = SystemClock().SteadyMs() + 10'000;
+  ASSERT_TRUE(before.ok()) << before.status();
+  const double cpu_start = ProcessCpuSeconds();
+  const int64_t deadline = SystemClock().SteadyMs() + 20'000;
   volatile double sink = 0;
-  double cpu = before->cpu_seconds;
-  while (cpu <= before->cpu_seconds && SystemClock().SteadyMs() < deadline) {
-    for (int i = 0; i < 1'000'000; ++i) sink = sink + i * 0.5;
-    StatusOr<ProcessStats> now = ReadProcessStats();
-    ASSERT_TRUE(now.ok());
-    cpu = now->cpu_seconds;
+  while (ProcessCpuSeconds() - cpu_start < kBurnSeconds) {
+    ASSERT_LT(SystemClock().SteadyMs(), deadline)
+        << "could not burn " << kBurnSeconds << " s of CPU within 20 s";
+    for (int i = 0; i < 100'000; ++i) sink = sink + i * 0.5;
   }
-  EXPECT_GT(cpu, before->cpu_seconds);
+  StatusOr<ProcessStats> after = ReadProcessStats();
+  ASSERT_TRUE(after.ok()) << after.status();
+  const double burned = ProcessCpuSeconds() - cpu_start;
+  const double counted = after->cpu_seconds - before->cpu_seconds;
+  EXPECT_GE(counted, 0.5 * burned) << "burned " << burned << " s";
+  EXPECT_LE(counted, burned + kTickSlackSeconds) << "burned " << burned << " s";
 }
 
 TEST(ProcessMetricsTest, RegistersStandardNamesWithValuesAtScrape) {

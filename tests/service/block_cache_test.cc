@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "sqlite_store_test.h"
+#include "support/sqlite_store_fixture.h"
 
 namespace mpim::service {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "sqlite_store_test.h"
 #include "store/conv_id.h"
+#include "support/sqlite_store_fixture.h"
 
 namespace mpim::service {
 namespace {

@@ -1,5 +1,5 @@
 // The "fanout" job handler (service/task/fanout_job.h) on a real SQLite
-// store with a recording Deliverer: the jobs of one lease batch that carry
+// store with the recording FakeDeliverer: the jobs of one lease batch that carry
 // messages of the same group go out together, in seq order, in one pass
 // over the members (a page of groups.fanout_batch at a time); recalls one
 // by one; a job whose message is gone is done.
@@ -10,44 +10,19 @@
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 
-#include "sqlite_store_test.h"
 #include "store/conv_id.h"
+#include "support/fakes/fake_deliverer.h"
+#include "support/sqlite_store_fixture.h"
 
 namespace mpim::service {
 namespace {
 
-class RecordingDeliverer : public Deliverer {
- public:
-  struct Pass {
-    std::vector<int64_t> users;
-    std::vector<int64_t> seqs;
-  };
-  void Message(const std::vector<int64_t>&, uint64_t, const store::Message&, bool,
-               Priority) override {
-    ++single;
-  }
-  void Messages(const std::vector<int64_t>& users, const std::vector<store::Message>& msgs, bool,
-                Priority, std::function<void()> taken) override {
-    Pass p{users, {}};
-    for (const auto& m : msgs) p.seqs.push_back(m.seq);
-    passes.push_back(std::move(p));
-    taken();
-  }
-  void Receipt(const std::vector<int64_t>&, uint64_t, const std::string&, int64_t,
-               int64_t) override {}
-  void Typing(const std::vector<int64_t>&, const std::string&, int64_t) override {}
-  void Presence(const std::vector<uint64_t>&, int64_t, bool, int64_t) override {}
-  void Conv(const std::vector<int64_t>&, const std::string&, const std::string&) override {}
-  void Recall(const std::vector<int64_t>& users, const std::string&, int64_t seq,
-              int64_t) override {
-    recalls.push_back({users, {seq}});
-  }
-  void Kick(int64_t, int64_t, const std::string&) override {}
-
-  std::vector<Pass> passes;
-  std::vector<Pass> recalls;
-  int single = 0;
-};
+// The seqs of a batch.
+std::vector<int64_t> Seqs(const testing::FakeDeliverer::MessagesCall& batch) {
+  std::vector<int64_t> seqs;
+  for (const auto& m : batch.msgs) seqs.push_back(m.seq);
+  return seqs;
+}
 
 class FanoutJobTest : public testing::SqliteStoreTest {
  protected:
@@ -83,7 +58,7 @@ class FanoutJobTest : public testing::SqliteStoreTest {
   int64_t owner_ = 0;
   std::vector<int64_t> members_;
   std::string conv_;
-  RecordingDeliverer deliverer_;
+  testing::FakeDeliverer deliverer_;
 };
 
 TEST_F(FanoutJobTest, ABatchsMessagesOfOneGroupGoOutInOnePassPerPageInSeqOrder) {
@@ -94,10 +69,11 @@ TEST_F(FanoutJobTest, ABatchsMessagesOfOneGroupGoOutInOnePassPerPageInSeqOrder) 
   ASSERT_EQ(results.size(), 4u);
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r;
   // Five members, pages of three: two passes, each with all three messages.
-  ASSERT_EQ(deliverer_.passes.size(), 2u);
+  auto passes = deliverer_.batches.calls();
+  ASSERT_EQ(passes.size(), 2u);
   std::vector<int64_t> everyone;
-  for (const auto& p : deliverer_.passes) {
-    EXPECT_EQ(p.seqs, (std::vector<int64_t>{1, 2, 3}));
+  for (const auto& p : passes) {
+    EXPECT_EQ(Seqs(p), (std::vector<int64_t>{1, 2, 3}));
     everyone.insert(everyone.end(), p.users.begin(), p.users.end());
   }
   std::vector<int64_t> expected = members_;
@@ -105,7 +81,7 @@ TEST_F(FanoutJobTest, ABatchsMessagesOfOneGroupGoOutInOnePassPerPageInSeqOrder) 
   std::sort(expected.begin(), expected.end());
   std::sort(everyone.begin(), everyone.end());
   EXPECT_EQ(everyone, expected);
-  EXPECT_EQ(deliverer_.single, 0);
+  EXPECT_EQ(deliverer_.messages.size(), 0u);
 }
 
 TEST_F(FanoutJobTest, RecallsGoOneByOneAndABadPayloadFailsOnlyItsJob) {
@@ -119,10 +95,13 @@ TEST_F(FanoutJobTest, RecallsGoOneByOneAndABadPayloadFailsOnlyItsJob) {
   EXPECT_TRUE(results[0].ok()) << results[0];
   EXPECT_EQ(results[1].code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(results[2].ok()) << results[2];
-  ASSERT_EQ(deliverer_.recalls.size(), 1u);
-  EXPECT_EQ(deliverer_.recalls[0].users.size(), 5u);
-  ASSERT_EQ(deliverer_.passes.size(), 1u);
-  EXPECT_EQ(deliverer_.passes[0].seqs, std::vector<int64_t>{1});
+  auto recalls = deliverer_.recalls.calls();
+  ASSERT_EQ(recalls.size(), 1u);
+  EXPECT_EQ(recalls[0].users.size(), 5u);
+  EXPECT_EQ(recalls[0].seq, 1);
+  auto passes = deliverer_.batches.calls();
+  ASSERT_EQ(passes.size(), 1u);
+  EXPECT_EQ(Seqs(passes[0]), std::vector<int64_t>{1});
 }
 
 }  // namespace

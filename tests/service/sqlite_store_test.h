@@ -1,41 +1,10 @@
-// A fresh SQLite store in a temp dir for each test (closed at the end), for
-// service tests that want the real store rather than a fake.
+// Moved to tests/support/sqlite_store_fixture.h. This forwarding header
+// stays only for tests/gateway/ws_session_order_test.cc; it goes once
+// tests/gateway includes the new path.
 #pragma once
 
-#include <gtest/gtest.h>
-
-#include <memory>
-#include <string>
-
-#include "../store/temp_dir.h"
-#include "store/blocking.h"
-#include "store/registry.h"
+#include "../support/sqlite_store_fixture.h"
 
 namespace mpim::service::testing {
-
-class SqliteStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    store::StoreOptions options;
-    options.sqlite.path = dir_.File("mpim.db");
-    auto opened = store::OpenStore("sqlite", options);
-    ASSERT_TRUE(opened.ok()) << opened.status();
-    store_ = std::move(*opened);
-  }
-  void TearDown() override {
-    if (store_) store_->Close();
-  }
-
-  // A new user; its id (0 and a test failure if that failed).
-  int64_t MakeUser(const std::string& name) {
-    auto u = store::Call(store_->users(), &store::UserStore::Create,
-                         store::NewUser{name, "h", name, ""});
-    EXPECT_TRUE(u.ok()) << u.status();
-    return u.ok() ? u->user_id : 0;
-  }
-
-  store::testing::TempDir dir_;
-  std::unique_ptr<store::Store> store_;
-};
-
+using ::mpim::testing::SqliteStoreTest;
 }  // namespace mpim::service::testing

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <thread>
 
-#include "sqlite_store_test.h"
+#include "support/sqlite_store_fixture.h"
 
 namespace mpim::service {
 namespace {

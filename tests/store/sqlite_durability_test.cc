@@ -17,10 +17,14 @@
 
 #include "store/blocking.h"
 #include "store/conv_id.h"
-#include "store/registry.h"
-#include "temp_dir.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/sqlite_store.h"
+#include "support/temp_dir.h"
 
 namespace mpim::store::testing {
+
+using ::mpim::testing::TempDir;
+
 namespace {
 
 constexpr int kWriterThreads = 4;
@@ -28,9 +32,9 @@ constexpr int kInFlightPerThread = 16;
 
 // The child: never returns. Exit code 2 on a setup failure, 3 on an append
 // error.
-[[noreturn]] void RunChild(const StoreOptions& options, const std::string& conv_id, int64_t sender,
-                           int64_t recipient, int round, int ack_fd) {
-  auto store = OpenStore("sqlite", options);
+[[noreturn]] void RunChild(const sqlite::SqliteOptions& options, const std::string& conv_id,
+                           int64_t sender, int64_t recipient, int round, int ack_fd) {
+  auto store = sqlite::Open(options);
   if (!store.ok()) _exit(2);
   MessageStore& messages = (*store)->messages();
   std::vector<std::thread> threads;
@@ -64,11 +68,11 @@ constexpr int kInFlightPerThread = 16;
 
 TEST(SqliteDurabilityTest, EveryAcknowledgedAppendSurvivesSigkill) {
   TempDir dir;
-  StoreOptions options;
-  options.sqlite.path = dir.File("mpim.db");
+  sqlite::SqliteOptions options;
+  options.path = dir.File("mpim.db");
   int64_t alice = 0, bob = 0;
   {
-    auto store = OpenStore("sqlite", options);
+    auto store = sqlite::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     alice = Call((*store)->users(), &UserStore::Create, NewUser{"alice", "h", "", ""})->user_id;
     bob = Call((*store)->users(), &UserStore::Create, NewUser{"bob", "h", "", ""})->user_id;
@@ -105,7 +109,7 @@ TEST(SqliteDurabilityTest, EveryAcknowledgedAppendSurvivesSigkill) {
     ASSERT_TRUE(killed) << "child ended on its own, exit status " << status;
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
 
-    auto store = OpenStore("sqlite", options);
+    auto store = sqlite::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     auto c = Call((*store)->conversations(), &ConversationStore::Get, conv);
     ASSERT_TRUE(c.ok()) << c.status();

@@ -12,9 +12,13 @@
 #include "store/conv_id.h"
 #include "store/registry.h"
 #include "store/sqlite/schema.h"
-#include "temp_dir.h"
+#include "store/sqlite/sqlite_store.h"
+#include "support/temp_dir.h"
 
 namespace mpim::store::testing {
+
+using ::mpim::testing::TempDir;
+
 namespace {
 
 using absl::StatusCode;
@@ -22,11 +26,11 @@ using absl::StatusCode;
 class SqliteFaultTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
-    options_.sqlite.path = dir_.File("mpim.db");
-    options_.sqlite.vfs = "mpim-fault";
-    faults_ = &FaultVfs::Get(options_.sqlite.vfs);
+    options_.path = dir_.File("mpim.db");
+    options_.vfs = "mpim-fault";
+    faults_ = &FaultVfs::Get(options_.vfs);
     faults_->FailWrites(0);
-    auto store = OpenStore("sqlite", options_);
+    auto store = sqlite::Open(options_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
     alice_ = Call(store_->users(), &UserStore::Create, NewUser{"alice", "h", "", ""})->user_id;
@@ -55,7 +59,7 @@ class SqliteFaultTest : public ::testing::TestWithParam<int> {
   }
 
   TempDir dir_;
-  StoreOptions options_;
+  sqlite::SqliteOptions options_;
   FaultVfs* faults_ = nullptr;
   std::unique_ptr<Store> store_;
   int64_t alice_ = 0, bob_ = 0;
@@ -100,7 +104,7 @@ TEST_P(SqliteFaultTest, StorageFailureIsUnavailableAndTheWriterRecovers) {
 
   // And it all survives a reopen.
   store_->Close();
-  auto reopened = OpenStore("sqlite", options_);
+  auto reopened = sqlite::Open(options_);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   store_ = std::move(*reopened);
   EXPECT_EQ(Call(store_->conversations(), &ConversationStore::Get, conv_)->last_seq, 4);
@@ -189,51 +193,58 @@ TEST_F(SqliteBatchTest, CallsAfterCloseCompleteInlineWithUnavailable) {
 
 TEST(SqliteOpenTest, OpenAndMigrateErrors) {
   TempDir dir;
-  StoreOptions options;
-  options.sqlite.path = dir.File("no/such/dir/mpim.db");
-  EXPECT_EQ(OpenStore("sqlite", options).status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(MigrateStore("sqlite", options).status().code(), StatusCode::kUnavailable);
-  options.sqlite.path = dir.File("mpim.db");
-  EXPECT_EQ(OpenStore("nosuchengine", options).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(MigrateStore("nosuchengine", options).status().code(), StatusCode::kInvalidArgument);
+  sqlite::SqliteOptions options;
+  options.path = dir.File("no/such/dir/mpim.db");
+  EXPECT_EQ(sqlite::Open(options).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(sqlite::Migrate(options).status().code(), StatusCode::kUnavailable);
+  options.path = dir.File("mpim.db");
+  // The registry: engines by the name in config.store.engine.
+  core::Config config;
+  config.server.data_dir = dir.path();
+  config.store.engine = "nosuchengine";
+  EXPECT_EQ(OpenStore(config).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(MigrateStore(config).status().code(), StatusCode::kInvalidArgument);
+  config.store.engine = "sqlite";
+  EXPECT_EQ(*MigrateStore(config), sqlite::LatestSchemaVersion());
+  EXPECT_TRUE(OpenStore(config).ok());
   EXPECT_EQ(StoreEngines(), std::vector<std::string>{"sqlite"});
-  StoreOptions bad = options;
-  bad.sqlite.synchronous = "off";
-  EXPECT_EQ(OpenStore("sqlite", bad).status().code(), StatusCode::kInvalidArgument);
+  sqlite::SqliteOptions bad = options;
+  bad.synchronous = "off";
+  EXPECT_EQ(sqlite::Open(bad).status().code(), StatusCode::kInvalidArgument);
   bad = options;
-  bad.sqlite.batch_max = 0;
-  EXPECT_EQ(OpenStore("sqlite", bad).status().code(), StatusCode::kInvalidArgument);
+  bad.batch_max = 0;
+  EXPECT_EQ(sqlite::Open(bad).status().code(), StatusCode::kInvalidArgument);
   bad = options;
-  bad.sqlite.reader_threads = 0;
-  EXPECT_EQ(OpenStore("sqlite", bad).status().code(), StatusCode::kInvalidArgument);
+  bad.reader_threads = 0;
+  EXPECT_EQ(sqlite::Open(bad).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(SqliteOpenTest, MigrationsAreVersionedAndIdempotent) {
   TempDir dir;
-  StoreOptions options;
-  options.sqlite.path = dir.File("mpim.db");
-  options.sqlite.synchronous = "full";
-  auto version = MigrateStore("sqlite", options);
+  sqlite::SqliteOptions options;
+  options.path = dir.File("mpim.db");
+  options.synchronous = "full";
+  auto version = sqlite::Migrate(options);
   ASSERT_TRUE(version.ok()) << version.status();
   EXPECT_EQ(*version, sqlite::LatestSchemaVersion());
-  EXPECT_EQ(*MigrateStore("sqlite", options), sqlite::LatestSchemaVersion());
+  EXPECT_EQ(*sqlite::Migrate(options), sqlite::LatestSchemaVersion());
   {
-    auto store = OpenStore("sqlite", options);
+    auto store = sqlite::Open(options);
     ASSERT_TRUE(store.ok()) << store.status();
     ASSERT_TRUE(Call((*store)->users(), &UserStore::Create, NewUser{"kept", "h", "", ""}).ok());
   }
   {
-    auto store = OpenStore("sqlite", options);
+    auto store = sqlite::Open(options);
     ASSERT_TRUE(store.ok());
     EXPECT_TRUE(Call((*store)->users(), &UserStore::GetByUsername, std::string("kept")).ok());
   }
   // A file written by a newer build is refused, not damaged.
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(options.sqlite.path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(options.path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 999", nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
-  EXPECT_EQ(OpenStore("sqlite", options).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sqlite::Open(options).status().code(), StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -9,11 +9,14 @@
 #include <string>
 
 #include "store/blocking.h"
-#include "store/registry.h"
 #include "store/sqlite/schema.h"
-#include "temp_dir.h"
+#include "store/sqlite/sqlite_store.h"
+#include "support/temp_dir.h"
 
 namespace mpim::store::testing {
+
+using ::mpim::testing::TempDir;
+
 namespace {
 
 constexpr int64_t kStartMs = 1'700'000'000'000;
@@ -21,8 +24,8 @@ constexpr int64_t kStartMs = 1'700'000'000'000;
 class SqliteSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    options_.sqlite.path = dir_.File("mpim.db");
-    options_.sqlite.now = [this] { return now_ms_; };
+    options_.path = dir_.File("mpim.db");
+    options_.now = [this] { return now_ms_; };
     Open();
     alice_ = Call(store_->users(), &UserStore::Create, NewUser{"alice", "h", "", ""})->user_id;
     bob_ = Call(store_->users(), &UserStore::Create, NewUser{"bob", "h", "", ""})->user_id;
@@ -32,7 +35,7 @@ class SqliteSessionTest : public ::testing::Test {
   }
 
   void Open() {
-    auto store = OpenStore("sqlite", options_);
+    auto store = sqlite::Open(options_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
   }
@@ -41,7 +44,7 @@ class SqliteSessionTest : public ::testing::Test {
   // the first row (-1 if none).
   int64_t Sql(const std::string& sql) {
     sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(options_.sqlite.path.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_open(options_.path.c_str(), &db), SQLITE_OK);
     sqlite3_stmt* stmt = nullptr;
     EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db);
@@ -82,7 +85,7 @@ class SqliteSessionTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  StoreOptions options_;
+  sqlite::SqliteOptions options_;
   int64_t now_ms_ = kStartMs;
   std::unique_ptr<Store> store_;
   int64_t alice_ = 0, bob_ = 0;

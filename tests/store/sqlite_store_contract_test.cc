@@ -2,7 +2,8 @@
 // commit as configured by default, once with a batch of one write (every
 // write its own transaction), so both paths of the writer are held to it.
 #include "contract/store_contract.h"
-#include "store/registry.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace mpim::store::testing {
 
@@ -10,11 +11,11 @@ namespace {
 
 StoreFactory SqliteFactory(std::string name, int batch_max) {
   return StoreFactory{std::move(name), [batch_max](const std::string& dir, NowMsFn now) {
-                        StoreOptions options;
-                        options.sqlite.path = dir + "/mpim.db";
-                        options.sqlite.batch_max = batch_max;
-                        options.sqlite.now = std::move(now);
-                        return OpenStore("sqlite", options);
+                        sqlite::SqliteOptions options;
+                        options.path = dir + "/mpim.db";
+                        options.batch_max = batch_max;
+                        options.now = std::move(now);
+                        return sqlite::Open(options);
                       }};
 }
 

@@ -19,12 +19,16 @@
 #include "core/metrics.h"
 #include "store/blocking.h"
 #include "store/conv_id.h"
-#include "store/registry.h"
 #include "store/sqlite/executor.h"
+#include "store/sqlite/schema.h"
+#include "store/sqlite/sqlite_store.h"
 #include "support/metrics_text.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace mpim::store::testing {
+
+using ::mpim::testing::TempDir;
+
 namespace {
 
 constexpr int kUsers = 1001;
@@ -43,8 +47,8 @@ class SqliteWalTest : public ::testing::Test {
  protected:
   void Open() {
     ASSERT_FALSE(dir_.path().empty());
-    options.sqlite.path = dir_.File("wal.db");
-    auto opened = OpenStore("sqlite", options);
+    options.path = dir_.File("wal.db");
+    auto opened = sqlite::Open(options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = std::move(*opened);
     for (int i = 0; i < kUsers; ++i) {
@@ -71,7 +75,7 @@ class SqliteWalTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  StoreOptions options;
+  sqlite::SqliteOptions options;
   std::unique_ptr<Store> store_;
   std::vector<int64_t> users;
 };
@@ -94,7 +98,7 @@ TEST_F(SqliteWalTest, WalStaysBoundedUnderSustainedAppends) {
   std::atomic<int64_t> errors{0};
   std::atomic<bool> done{false};
   std::atomic<int64_t> max_wal{0};
-  const std::string wal_path = options.sqlite.path + "-wal";
+  const std::string wal_path = options.path + "-wal";
   std::thread sampler([&] {
     while (!done.load()) {
       const int64_t size = FileSize(wal_path);
@@ -193,7 +197,7 @@ TEST_F(SqliteWalTest, ALongReadDoesNotStopWrites) {
   ASSERT_EQ(append(2'000), 0);
 
   sqlite3* reader = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(options.sqlite.path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr),
+  ASSERT_EQ(sqlite3_open_v2(options.path.c_str(), &reader, SQLITE_OPEN_READONLY, nullptr),
             SQLITE_OK);
   ASSERT_EQ(
       sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM messages;", nullptr, nullptr, nullptr),
@@ -201,7 +205,7 @@ TEST_F(SqliteWalTest, ALongReadDoesNotStopWrites) {
   // Enough to pass kMaxWalPages frames (about one per append here) while
   // the read holds its snapshot: all of them complete.
   EXPECT_EQ(append(6 * sqlite::Executor::kMaxWalPages), 0);
-  const int64_t held_wal = FileSize(options.sqlite.path + "-wal");
+  const int64_t held_wal = FileSize(options.path + "-wal");
   EXPECT_GT(held_wal, sqlite::Executor::kMaxWalPages * int64_t{4096});
   ASSERT_EQ(sqlite3_exec(reader, "COMMIT;", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(reader);

@@ -18,9 +18,12 @@
 #include "core/metrics.h"
 #include "fault_vfs.h"
 #include "support/metrics_text.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace mpim::store::testing {
+
+using ::mpim::testing::TempDir;
+
 namespace {
 
 double WalWrites() {

@@ -1,5 +1,6 @@
 // Contract: appends under concurrency. Callers use the async API directly
 // (many appends in flight per thread), as services do.
+#include <chrono>
 #include <condition_variable>
 #include <latch>
 #include <map>
@@ -14,7 +15,13 @@
 namespace mpim::store::testing {
 namespace {
 
-// Counts completions; Wait blocks until `expected` arrived.
+// How long the appends of one test may take to complete, all told. Far
+// beyond what they need (seconds); a store that loses a callback or stalls
+// fails the test here instead of hanging it.
+constexpr std::chrono::seconds kCompletionDeadline{90};
+
+// Counts completions. Shared with the callbacks (a shared_ptr), so that
+// one that comes after a test gave up does no harm.
 class Completions {
  public:
   void Add(const core::StatusOr<AppendResult>& r) {
@@ -27,9 +34,16 @@ class Completions {
     }
     cv_.notify_all();
   }
-  void Wait(size_t expected) {
+  // Waits until `expected` arrived, or fails at `deadline`.
+  ::testing::AssertionResult Wait(size_t expected, std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return results_.size() + errors_.size() >= expected; });
+    if (cv_.wait_until(lock, deadline,
+                       [&] { return results_.size() + errors_.size() >= expected; })) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "only " << results_.size() + errors_.size() << " of " << expected
+           << " appends completed within " << kCompletionDeadline.count() << " s";
   }
   std::vector<Message> results_;
   std::vector<core::Status> errors_;
@@ -44,9 +58,13 @@ class ConcurrencyContract : public StoreContractTest {
  protected:
   // Each of `threads` threads appends `per_thread` messages, keeping at most
   // `window` of its own in flight; conv_for(thread, i) picks the conversation.
+  // A thread that cannot get a slot by `deadline` (its appends do not
+  // complete) stops and fails the test.
   template <typename ConvFor>
-  void AppendConcurrently(int threads, int per_thread, int window, Completions& done,
-                          const std::vector<int64_t>& senders, ConvFor conv_for) {
+  void AppendConcurrently(int threads, int per_thread, int window,
+                          const std::shared_ptr<Completions>& done,
+                          const std::vector<int64_t>& senders, ConvFor conv_for,
+                          std::chrono::steady_clock::time_point deadline) {
     std::latch start(threads);
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
@@ -56,19 +74,27 @@ class ConcurrencyContract : public StoreContractTest {
         auto slots = std::make_shared<std::counting_semaphore<>>(window);
         start.arrive_and_wait();
         for (int i = 0; i < per_thread; ++i) {
-          slots->acquire();
+          if (!slots->try_acquire_until(deadline)) {
+            ADD_FAILURE() << "thread " << t << ": append " << i << " found no free slot in time";
+            return;
+          }
           // (Appended piecewise: g++ 12 warns falsely on a + ":" + b here.)
           std::string key = std::to_string(t);
           key += ':';
           key += std::to_string(i);
           AppendRequest r =
               TextMessage(conv_for(t, i), senders[static_cast<size_t>(t)], 0, "m", key);
-          store().messages().Append(r, [&done, slots](core::StatusOr<AppendResult> res) {
-            done.Add(res);
+          store().messages().Append(r, [done, slots](core::StatusOr<AppendResult> res) {
+            done->Add(res);
             slots->release();
           });
         }
-        for (int i = 0; i < window; ++i) slots->acquire();  // all of ours completed
+        for (int i = 0; i < window; ++i) {  // all of ours completed
+          if (!slots->try_acquire_until(deadline)) {
+            ADD_FAILURE() << "thread " << t << ": appends still running at the deadline";
+            return;
+          }
+        }
       });
     }
     for (auto& w : workers) w.join();
@@ -81,12 +107,14 @@ TEST_P(ConcurrencyContract, EightThreadsOneConversationSeqsAreExactlyOneToN) {
   std::string conv = PrivateConvId(a, b);
   std::vector<int64_t> senders;
   for (int t = 0; t < kThreads; ++t) senders.push_back(t % 2 == 0 ? a : b);
-  Completions done;
-  AppendConcurrently(kThreads, kPerThread, 64, done, senders, [&](int, int) { return conv; });
-  done.Wait(kThreads * kPerThread);
-  ASSERT_TRUE(done.errors_.empty()) << done.errors_.front();
+  auto done = std::make_shared<Completions>();
+  const auto deadline = std::chrono::steady_clock::now() + kCompletionDeadline;
+  AppendConcurrently(
+      kThreads, kPerThread, 64, done, senders, [&](int, int) { return conv; }, deadline);
+  ASSERT_TRUE(done->Wait(kThreads * kPerThread, deadline));
+  ASSERT_TRUE(done->errors_.empty()) << done->errors_.front();
   std::vector<int64_t> seqs;
-  for (const Message& m : done.results_) seqs.push_back(m.seq);
+  for (const Message& m : done->results_) seqs.push_back(m.seq);
   std::sort(seqs.begin(), seqs.end());
   ASSERT_EQ(seqs.size(), static_cast<size_t>(kThreads * kPerThread));
   for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], static_cast<int64_t>(i + 1));
@@ -111,16 +139,17 @@ TEST_P(ConcurrencyContract, ThousandConversationsAtOnce) {
   for (int i = 0; i < kConvs + 1; ++i) users.push_back(MakeUser(Numbered("u", i)));
   const int64_t hub = users[0];
   std::vector<int64_t> senders(kThreads, hub);
-  Completions done;
+  auto done = std::make_shared<Completions>();
   // Message i of thread t goes to conversation (t * kPerThread + i) % kConvs.
   auto conv_for = [&](int t, int i) {
     return PrivateConvId(hub, users[1 + static_cast<size_t>((t * kPerThread + i) % kConvs)]);
   };
-  AppendConcurrently(kThreads, kPerThread, 32, done, senders, conv_for);
-  done.Wait(kThreads * kPerThread);
-  ASSERT_TRUE(done.errors_.empty()) << done.errors_.front();
+  const auto deadline = std::chrono::steady_clock::now() + kCompletionDeadline;
+  AppendConcurrently(kThreads, kPerThread, 32, done, senders, conv_for, deadline);
+  ASSERT_TRUE(done->Wait(kThreads * kPerThread, deadline));
+  ASSERT_TRUE(done->errors_.empty()) << done->errors_.front();
   std::map<std::string, std::vector<int64_t>> by_conv;
-  for (const Message& m : done.results_) by_conv[m.conv_id].push_back(m.seq);
+  for (const Message& m : done->results_) by_conv[m.conv_id].push_back(m.seq);
   ASSERT_EQ(by_conv.size(), static_cast<size_t>(kConvs));
   for (auto& [conv, seqs] : by_conv) {
     std::sort(seqs.begin(), seqs.end());
@@ -139,7 +168,7 @@ TEST_P(ConcurrencyContract, SameClientMsgIdFromEightThreadsYieldsOneMessage) {
   int64_t a = MakeUser("a"), b = MakeUser("b");
   std::string conv = PrivateConvId(a, b);
   for (int round = 0; round < 20; ++round) {
-    Completions done;
+    auto done = std::make_shared<Completions>();
     std::latch start(8);
     std::vector<std::thread> threads;
     const std::string key = Numbered("retry-", round);
@@ -147,15 +176,15 @@ TEST_P(ConcurrencyContract, SameClientMsgIdFromEightThreadsYieldsOneMessage) {
       threads.emplace_back([&] {
         AppendRequest r = TextMessage(conv, a, b, "once", key);  // distinct msg_ids
         start.arrive_and_wait();
-        store().messages().Append(r, [&done](core::StatusOr<AppendResult> res) { done.Add(res); });
+        store().messages().Append(r, [done](core::StatusOr<AppendResult> res) { done->Add(res); });
       });
     }
     for (auto& t : threads) t.join();
-    done.Wait(8);
-    ASSERT_TRUE(done.errors_.empty()) << done.errors_.front();
-    EXPECT_EQ(done.duplicates_, 7u);
-    for (const Message& m : done.results_) {
-      EXPECT_EQ(m.msg_id, done.results_[0].msg_id);
+    ASSERT_TRUE(done->Wait(8, std::chrono::steady_clock::now() + kCompletionDeadline));
+    ASSERT_TRUE(done->errors_.empty()) << done->errors_.front();
+    EXPECT_EQ(done->duplicates_, 7u);
+    for (const Message& m : done->results_) {
+      EXPECT_EQ(m.msg_id, done->results_[0].msg_id);
       EXPECT_EQ(m.seq, round + 1);
     }
   }

@@ -16,9 +16,11 @@
 
 #include "store/blocking.h"
 #include "store/store.h"
-#include "temp_dir.h"
+#include "support/temp_dir.h"
 
 namespace mpim::store::testing {
+
+using ::mpim::testing::TempDir;
 
 struct StoreFactory {
   std::string name;

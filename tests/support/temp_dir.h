@@ -7,12 +7,12 @@
 #include <string>
 #include <system_error>
 
-namespace mpim::store::testing {
+namespace mpim::testing {
 
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mpim-store-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "mpim-test-XXXXXX").string();
     if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
   }
   ~TempDir() {
@@ -22,6 +22,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
+  // Empty if the directory could not be made.
   const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
 
@@ -29,4 +30,4 @@ class TempDir {
   std::string path_;
 };
 
-}  // namespace mpim::store::testing
+}  // namespace mpim::testing
