@@ -21,6 +21,14 @@ std::string ReplyOk(std::optional<int64_t> rid, std::string_view fields) {
   return text + "}";
 }
 
+std::string ReplyOkPrefix(std::optional<int64_t> rid) {
+  return ReplyPrefix(rid) + "\"ok\":true,";
+}
+
+std::string PingFields(int64_t now_ms) { return "\"ts\":" + std::to_string(now_ms); }
+
+std::string ReadFields(int64_t read_seq) { return "\"read_seq\":" + std::to_string(read_seq); }
+
 std::string ReplyError(std::optional<int64_t> rid, const core::Status& status) {
   return "{" + ReplyPrefix(rid) + "\"ok\":false,\"error\":" + core::ErrorObjectJson(status) + "}";
 }

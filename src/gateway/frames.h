@@ -23,6 +23,9 @@ std::string ReplyPrefix(std::optional<int64_t> rid);
 // {"op":"reply","rid":N,"ok":true[,<fields>]}; `fields` is JSON members
 // text without braces (may be empty).
 std::string ReplyOk(std::optional<int64_t> rid, std::string_view fields);
+// `"op":"reply",["rid":N,]"ok":true,`: the start of an ok reply whose
+// fields follow (sync pages).
+std::string ReplyOkPrefix(std::optional<int64_t> rid);
 // {"op":"reply"[,"rid":N],"ok":false,"error":{"code","message"[,...]}}.
 std::string ReplyError(std::optional<int64_t> rid, const core::Status& status);
 
@@ -33,6 +36,9 @@ std::string HelloFields(int64_t user_id, int64_t session_id,
 std::string Hello(std::string_view fields);
 // The fields of a send's reply: "msg_id","conv_id","seq","ts".
 std::string SendResultFields(int64_t msg_id, std::string_view conv_id, int64_t seq, int64_t ts);
+// The fields of a ping's reply ("ts") and a read's ("read_seq").
+std::string PingFields(int64_t now_ms);
+std::string ReadFields(int64_t read_seq);
 
 std::string Presence(int64_t user, bool online, int64_t last_seen);  // last_seen 0: omitted
 std::string Receipt(std::string_view conv_id, int64_t reader, int64_t read_seq);

@@ -2,9 +2,8 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <atomic>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <chrono>
 
 #include "core/logging.h"
@@ -18,11 +17,6 @@
 namespace mpim::gateway {
 namespace {
 
-constexpr size_t kReplyQueue = 4;
-constexpr int64_t kStrikeWindowMs = 10000;
-constexpr size_t kMaxQueuedSends = 1000;
-// Sends of one session in the store's queue at once (their order is kept).
-constexpr int kMaxSendsInFlight = 64;
 // Where a send's `ordered` callback ran (StartNextSend).
 constexpr int kSendCallRunning = 0;
 constexpr int kOrderedInCall = 1;
@@ -54,6 +48,14 @@ struct WsMetrics {
   core::Histogram& send_seconds;
 };
 
+// Real elapsed time for the latency histogram only (sub-millisecond
+// buckets); everything the session decides by time reads ctx_.clock.
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 WsMetrics& Metrics() {
   static WsMetrics m = [] {
     core::MetricsRegistry& r = core::DefaultRegistry();
@@ -73,9 +75,6 @@ WsMetrics& Metrics() {
   }();
   return m;
 }
-
-// Queue index for a priority: urgent first (0) .. low last (3).
-size_t QueueOf(service::Priority p) { return 3 - static_cast<size_t>(p); }
 
 // The token from `Authorization: Bearer` or `?token=`; empty if neither.
 std::string TokenOf(const net::HttpRequest& req) {
@@ -136,12 +135,6 @@ void WsSession::OnThread(absl::AnyInvocable<void(WsSession&)> fn) {
   });
 }
 
-size_t WsSession::QueuedFrames() const {
-  size_t n = 0;
-  for (const auto& q : queues_) n += q.size();
-  return n;
-}
-
 void WsSession::OnThreadAll(std::vector<std::shared_ptr<WsSession>> sessions,
                             absl::AnyInvocable<void(WsSession&)> fn, std::function<void()> after) {
   // Posted through any session whose connection is still there.
@@ -200,19 +193,17 @@ void WsSession::DeliverMessages(std::vector<std::shared_ptr<WsSession>> sessions
 void WsSession::DeliverEvent(std::vector<std::shared_ptr<WsSession>> sessions,
                              std::shared_ptr<const std::string> frame, service::Priority priority) {
   OnThreadAll(std::move(sessions), [frame = std::move(frame), priority](WsSession& s) {
-    if (s.state_ == State::kActive) s.Enqueue(Pending{frame, nullptr, 0, false}, priority);
+    if (s.state_ == State::kActive) s.EnqueueEvent(frame, priority);
   });
 }
 
 void WsSession::DeliverKick(std::string reason) {
   OnThread([reason = std::move(reason)](WsSession& s) {
-    auto frame =
-        std::make_shared<const std::string>(frames::Kick(reason));
+    auto frame = std::make_shared<const std::string>(frames::Kick(reason));
     // The kick goes out before anything else; then the socket closes.
-    for (auto& q : s.queues_) q.clear();
-    s.queued_bytes_ = 0;
+    s.queue_.Clear();
     s.close_after_flush_ = {kCloseKicked, "kicked: " + reason};
-    s.Push(kReplyQueue, Pending{frame, nullptr, 0, false});
+    s.Queued(s.queue_.EnqueueReply(std::move(frame), s.MaxBytes()));
     s.state_ = State::kClosing;
   });
 }
@@ -260,34 +251,21 @@ void WsSession::OnTick(int64_t now) {
     return CloseWith(kCloseUnauthenticated, "authentication timeout");
   }
   if (state_ == State::kDraining && now - draining_since_ms_ > kDrainLimitMs) {
-    auto code = close_after_flush_ ? close_after_flush_->first : uint16_t{1011};
-    return CloseWith(code, "closing");
+    // Pump closed it once the replies were out: the closing handshake is on.
+    if (!close_after_flush_) return;
+    // The replies owed did not all come: close as announced all the same.
+    auto [code, reason] = std::move(*close_after_flush_);
+    return CloseWith(code, reason);
   }
   if (state_ != State::kActive) return;
-  bool resent = false;
-  for (auto& [conv_id, cs] : convs_) {
-    if (!cs.held.empty() && !cs.filling && now - cs.gap_since_ms >= ctx_.config.gap_wait_ms) {
-      FillGap(conv_id);
-    }
-    if (now < cs.resend_due_ms) continue;
-    cs.resend_due_ms = INT64_MAX;
-    for (Unacked& u : cs.unacked) {
-      if (now - std::max(u.sent_ms, cs.last_ack_ms) >= ctx_.config.ack_timeout_ms) {
-        u.sent_ms = now;
-        Metrics().resent.Inc();
-        // Re-sent as a plain frame: it stays in the unacked list as it is.
-        queues_[QueueOf(service::Priority::kNormal)].push_back(Pending{u.frame, nullptr, 0, false});
-        queued_bytes_ += u.frame->size();
-        resent = true;
-      }
-      cs.resend_due_ms = std::min(cs.resend_due_ms,
-                                  std::max(u.sent_ms, cs.last_ack_ms) + ctx_.config.ack_timeout_ms);
-    }
+  size_t resent = 0;
+  for (auto& [conv_id, conv] : convs_) {
+    if (conv.order.FillDue(now, ctx_.config.gap_wait_ms)) FillGap(conv_id, conv);
+    resent += queue_.Resend(conv.stream, now, ctx_.config.ack_timeout_ms);
   }
-  if (resent) {
-    if (Bytes() > static_cast<size_t>(ctx_.config.send_queue_max_bytes)) {
-      return CloseWith(kCloseSlowConsumer, "slow consumer");
-    }
+  if (resent > 0) {
+    Metrics().resent.Add(static_cast<double>(resent));
+    if (queue_.bytes() > MaxBytes()) return CloseWith(kCloseSlowConsumer, "slow consumer");
     Pump();
   }
 }
@@ -306,7 +284,7 @@ void WsSession::OnClosed() {
     ctx_.presence.Disconnected(user, ctx_.clock.NowMs());
     registered_ = false;
   }
-  for (auto& q : queues_) q.clear();
+  queue_.Clear();
   convs_.clear();
   conn_.reset();  // breaks the connection <-> session cycle
 }
@@ -362,10 +340,10 @@ void WsSession::ReadHello() {
           if (self->state_ != State::kAuthenticating || !self->conn_) return;
           if (!pending.ok()) {
             Log().Warn("hello failed", {{"error", std::string(pending.status().message())}});
-            return self->CloseWith(1011, "internal error");
+            return self->CloseWith(kCloseInternalError, "internal error");
           }
-          std::string fields = frames::HelloFields(self->principal_.user_id,
-                                                   self->principal_.session_id, *pending);
+          std::string fields =
+              frames::HelloFields(self->principal_.user_id, self->principal_.session_id, *pending);
           self->state_ = State::kActive;
           self->activated_wall_ms_ = self->ctx_.clock.NowMs();
           // A listed conversation goes on live from the last_seq the hello
@@ -373,12 +351,11 @@ void WsSession::ReadHello() {
           // again, and a later message pushed ahead of last_seq + 1 (fan-outs
           // race, e.g. on a cold member cache) is held as a gap, not taken
           // as the socket's starting point with last_seq + 1 then dropped.
-          for (const auto& p : *pending) self->convs_[p.conv_id].last_seq = p.last_seq;
+          for (const auto& p : *pending) self->convs_[p.conv_id].order.StartAfter(p.last_seq);
           if (rid) {
             self->Reply(rid, fields);
           } else {
-            self->EnqueueReply(
-                std::make_shared<const std::string>(frames::Hello(fields)));
+            self->EnqueueReply(std::make_shared<const std::string>(frames::Hello(fields)));
           }
           // Messages pushed while the hello list was read go out after it.
           auto early = std::move(self->early_);
@@ -399,7 +376,7 @@ void WsSession::HandleOp(const std::string& op, boost::json::object& frame,
   if (op == "typing") return OpTyping(frame);
   if (op == "presence.sub") return OpPresence(frame, rid, true);
   if (op == "presence.unsub") return OpPresence(frame, rid, false);
-  if (op == "ping") return Reply(rid, "\"ts\":" + std::to_string(ctx_.clock.NowMs()));
+  if (op == "ping") return Reply(rid, frames::PingFields(ctx_.clock.NowMs()));
   if (op == "auth") return ReplyError(rid, absl::InvalidArgumentError("already authenticated"));
   ReplyError(rid, absl::InvalidArgumentError("op: unknown op \"" + op + "\""));
 }
@@ -407,44 +384,34 @@ void WsSession::HandleOp(const std::string& op, boost::json::object& frame,
 void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid) {
   auto request = ParseSendRequest(frame);
   if (!request.ok()) return ReplyError(rid, request.status());
-  if (sends_.size() >= kMaxQueuedSends) {
-    return ReplyError(rid, core::RateLimitedError("too many sends waiting", 1000));
-  }
   request->origin_conn = conn_id_;
-  sends_.push_back(QueuedSend{std::move(*request), rid, std::chrono::steady_clock::now()});
+  core::Status queued =
+      sends_.Queue(SendWindow::Send{std::move(*request), rid, SteadyNs()});
+  if (!queued.ok()) return ReplyError(rid, queued);
   StartNextSend();
 }
 
 void WsSession::StartNextSend() {
-  while (unordered_send_ == 0 && sends_in_flight_ < kMaxSendsInFlight && !sends_.empty()) {
-    QueuedSend next = std::move(sends_.front());
-    sends_.pop_front();
+  while (std::optional<SendWindow::Send> next = sends_.TakeNext()) {
     if (state_ == State::kDraining) {
       // Closing: what is still waiting is refused, not dropped.
       bool restarting = close_after_flush_ && close_after_flush_->first == kCloseServiceRestart;
-      OnSendResult(next.rid,
-                   restarting
-                       ? absl::UnavailableError("server restarting: send again after reconnecting")
-                       : core::RateLimitedError("session closing: rate limited repeatedly",
-                                                kStrikeWindowMs));
+      OnSendResult(next->rid, SendWindow::ClosingRefusal(restarting), ctx_.clock.SteadyMs());
       continue;
     }
-    const uint64_t number = ++sends_started_;
-    ++sends_in_flight_;
-    unordered_send_ = number;
+    const uint64_t number = sends_.Start();
     // `ordered` mostly runs inside Send, on this thread: then it only marks
     // `inline_order`; later (a store read came first) it posts.
     auto inline_order = std::make_shared<std::atomic<int>>(kSendCallRunning);
     ctx_.messages.Send(
-        principal_, std::move(next.request),
-        [self = shared_from_this(), rid = next.rid, received = next.received,
+        principal_, std::move(next->request),
+        [self = shared_from_this(), rid = next->rid, received_ns = next->received_ns,
          number](core::StatusOr<service::SendResult> r) {
-          self->OnThread([rid, received, number, r = std::move(r)](WsSession& s) {
-            Metrics().send_seconds.Observe(
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - received).count());
-            --s.sends_in_flight_;
-            if (s.unordered_send_ == number) s.unordered_send_ = 0;
-            s.OnSendResult(rid, r);
+          self->OnThread([rid, received_ns, number, r = std::move(r)](WsSession& s) {
+            const int64_t now = s.ctx_.clock.SteadyMs();
+            Metrics().send_seconds.Observe(static_cast<double>(SteadyNs() - received_ns) / 1e9);
+            s.sends_.Finished(number);
+            s.OnSendResult(rid, r, now);
             s.StartNextSend();
             s.Pump();
           });
@@ -453,30 +420,25 @@ void WsSession::StartNextSend() {
           int running = kSendCallRunning;
           if (inline_order->compare_exchange_strong(running, kOrderedInCall)) return;
           self->OnThread([number](WsSession& s) {
-            if (s.unordered_send_ != number) return;
-            s.unordered_send_ = 0;
-            s.StartNextSend();
+            if (s.sends_.Ordered(number)) s.StartNextSend();
           });
         });
-    if (inline_order->exchange(kSendCallReturned) == kOrderedInCall) unordered_send_ = 0;
+    if (inline_order->exchange(kSendCallReturned) == kOrderedInCall) sends_.Ordered(number);
   }
 }
 
 void WsSession::OnSendResult(std::optional<int64_t> rid,
-                             const core::StatusOr<service::SendResult>& r) {
+                             const core::StatusOr<service::SendResult>& r, int64_t now_ms) {
   if (r.ok()) {
-    NoteOwnMessage(r->conv_id, r->seq);
-    return Reply(
-        rid, frames::SendResultFields(r->msg_id, r->conv_id, r->seq, r->ts));
+    // It gets the reply instead of a msg event: handed on, so the next
+    // message of the conversation is no gap.
+    Conversation& conv = convs_[r->conv_id];
+    conv.order.NoteOwn(r->seq, now_ms, [&](const OutMessage& m) { EnqueueMessage(conv, m); });
+    return Reply(rid, frames::SendResultFields(r->msg_id, r->conv_id, r->seq, r->ts));
   }
   ReplyError(rid, r.status());
   if (r.status().code() != absl::StatusCode::kResourceExhausted || state_ != State::kActive) return;
-  int64_t now = ctx_.clock.SteadyMs();
-  refused_sends_ms_.push_back(now);
-  while (!refused_sends_ms_.empty() && now - refused_sends_ms_.front() > kStrikeWindowMs) {
-    refused_sends_ms_.pop_front();
-  }
-  if (static_cast<int64_t>(refused_sends_ms_.size()) >= ctx_.config.rate_limit_close_after) {
+  if (sends_.Strike(now_ms, ctx_.config.rate_limit_close_after)) {
     CloseAfterReplies(kCloseRateLimited, "rate limited repeatedly");
   }
 }
@@ -487,19 +449,7 @@ void WsSession::OpAck(boost::json::object& frame) {
   if (!conv_id.ok()) return ReplyError(std::nullopt, conv_id.status());
   if (!seq.ok()) return ReplyError(std::nullopt, seq.status());
   if (auto it = convs_.find(*conv_id); it != convs_.end()) {
-    ConvState& cs = it->second;
-    bool progress = false;
-    while (!cs.unacked.empty() && cs.unacked.front().seq <= *seq) {
-      unacked_bytes_ -= cs.unacked.front().frame->size();
-      cs.unacked.pop_front();
-      progress = true;
-    }
-    if (progress) {
-      // What is left went out before now: none is due before this.
-      cs.last_ack_ms = ctx_.clock.SteadyMs();
-      cs.resend_due_ms =
-          cs.unacked.empty() ? INT64_MAX : cs.last_ack_ms + ctx_.config.ack_timeout_ms;
-    }
+    queue_.Ack(it->second.stream, *seq, ctx_.clock, ctx_.config.ack_timeout_ms);
   }
   ctx_.conversations.Ack(principal_, *conv_id, *seq, [self = shared_from_this()](core::Status s) {
     if (s.ok()) return;
@@ -518,7 +468,7 @@ void WsSession::OpRead(boost::json::object& frame, std::optional<int64_t> rid) {
                             self->OnThread([rid, read_seq](WsSession& s) {
                               --s.pending_replies_;
                               if (!read_seq.ok()) return s.ReplyError(rid, read_seq.status());
-                              s.Reply(rid, "\"read_seq\":" + std::to_string(*read_seq));
+                              s.Reply(rid, frames::ReadFields(*read_seq));
                             });
                           });
 }
@@ -557,8 +507,8 @@ void WsSession::OpSync(boost::json::object& frame, std::optional<int64_t> rid) {
           page->has_more = true;
         }
         // Encoded off the io thread; only the queueing happens there.
-        auto text = std::make_shared<const std::string>(
-            MessagePageText(frames::ReplyPrefix(rid) + "\"ok\":true,", page->messages, page->has_more));
+        auto text = std::make_shared<const std::string>(MessagePageText(
+            frames::ReplyOkPrefix(rid), page->messages, page->has_more));
         self->OnThread([text](WsSession& ws) {
           --ws.pending_replies_;
           ws.EnqueueReply(text);
@@ -611,9 +561,8 @@ void WsSession::OpPresence(boost::json::object& frame, std::optional<int64_t> ri
   // The current state of each, right away.
   for (int64_t id : ids) {
     route::UserPresence p = ctx_.presence.Get(id);
-    std::string frame_text = frames::Presence(id, p.online, p.last_seen);
-    Enqueue(Pending{std::make_shared<const std::string>(std::move(frame_text)), nullptr, 0, false},
-            service::Priority::kNormal);
+    EnqueueEvent(std::make_shared<const std::string>(frames::Presence(id, p.online, p.last_seen)),
+                 service::Priority::kNormal);
   }
 }
 
@@ -631,185 +580,71 @@ void WsSession::ReplyError(std::optional<int64_t> rid, const core::Status& statu
 // ---- ordered delivery
 
 void WsSession::AcceptMessage(const std::shared_ptr<const OutMessage>& msg, int64_t now) {
-  ConvState& cs = convs_[msg->conv_id];
-  if (cs.last_seq != 0 && msg->seq <= cs.last_seq) return;  // already handed on
-  if (cs.last_seq == 0 && AckedBeforeThisSocket(*msg)) return;
-  if (cs.last_seq == 0 || msg->seq == cs.last_seq + 1) {
-    cs.last_seq = msg->seq;
-    Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1, msg->may_wait}, msg->priority);
-    ReleaseHeld(cs);
-    return;
-  }
-  if (cs.held.empty()) cs.gap_since_ms = now;
-  cs.held.emplace(msg->seq, msg);
+  Conversation& conv = convs_[msg->conv_id];
+  conv.order.Accept(msg, now, activated_wall_ms_,
+                    [&](const OutMessage& m) { EnqueueMessage(conv, m); });
 }
 
-bool WsSession::AckedBeforeThisSocket(const OutMessage& msg) const {
-  // A message delivered again (a fan-out job re-run after a crash) that this
-  // device acked through an earlier socket is not sent again. A conversation
-  // the hello listed starts from its last_seq (see Activate); in any other
-  // one, the device had acked all there was when it connected, so a message
-  // made well before that (2 s: no append is in flight that long) is acked.
-  return msg.ts > 0 && msg.ts < activated_wall_ms_ - 2000;
-}
-
-void WsSession::NoteOwnMessage(const std::string& conv_id, int64_t seq) {
-  // This session sent it and got the reply instead of a msg event: it counts
-  // as handed on, so the next message of the conversation is no gap.
-  ConvState& cs = convs_[conv_id];
-  // Never the socket's starting point: a message of another member stored
-  // before it may still be on its way here (a fan-out job pushes after the
-  // send's reply), and would then look delivered already.
-  if (cs.last_seq == 0 || seq <= cs.last_seq) return;
-  if (seq == cs.last_seq + 1) {
-    cs.last_seq = seq;
-    return ReleaseHeld(cs);
-  }
-  if (cs.held.empty()) cs.gap_since_ms = ctx_.clock.SteadyMs();
-  cs.held.emplace(seq, nullptr);  // known here: skipped when its turn comes
-}
-
-void WsSession::ReleaseHeld(ConvState& cs) {
-  while (!cs.held.empty()) {
-    auto it = cs.held.begin();
-    if (it->first <= cs.last_seq) {
-      cs.held.erase(it);
-      continue;
-    }
-    if (it->first != cs.last_seq + 1) break;
-    auto msg = std::move(it->second);
-    int64_t seq = it->first;
-    cs.held.erase(it);
-    cs.last_seq = seq;
-    if (msg) Enqueue(Pending{msg->frame, &cs, msg->seq, msg->qos1, msg->may_wait}, msg->priority);
-  }
-  if (!cs.held.empty()) cs.gap_since_ms = ctx_.clock.SteadyMs();
-}
-
-void WsSession::FillGap(const std::string& conv_id) {
-  ConvState& cs = convs_[conv_id];
-  cs.filling = true;
-  int64_t first_held = cs.held.begin()->first;
-  int limit = static_cast<int>(std::min<int64_t>(first_held - cs.last_seq - 1, ctx_.page_max));
+void WsSession::FillGap(const std::string& conv_id, Conversation& conv) {
+  ConversationOrder::FillRange range = conv.order.StartFill(ctx_.page_max);
   ctx_.conversations.Sync(
-      principal_, conv_id, cs.last_seq, std::max(limit, 1),
+      principal_, conv_id, range.after_seq, range.limit,
       [self = shared_from_this(), conv_id](core::StatusOr<service::MessagePage> page) {
         std::vector<std::shared_ptr<const OutMessage>> fill;
         if (page.ok()) {
           for (const auto& m : page->messages) {
-            auto out = std::make_shared<OutMessage>();
+            auto out = std::make_shared<OutMessage>();  // normal priority, qos 1
             out->conv_id = m.conv_id;
             out->seq = m.seq;
             out->frame = std::make_shared<const std::string>(MessageEventText(m));
             fill.push_back(std::move(out));
           }
         }
-        self->OnThread([conv_id, fill = std::move(fill), failed = !page.ok()](WsSession& s) {
+        self->OnThread([conv_id, fill = std::move(fill), failed = !page.ok(),
+                        has_more = page.ok() && page->has_more](WsSession& s) {
           auto it = s.convs_.find(conv_id);
           if (it == s.convs_.end()) return;
-          ConvState& cs = it->second;
-          cs.filling = false;
-          if (failed) {
-            // The store did not answer (busy, failing disk): try again after
-            // another gap_wait_ms rather than skip what it may still hold.
-            cs.gap_since_ms = s.ctx_.clock.SteadyMs();
-            return;
-          }
-          for (const auto& m : fill) {
-            if (m->seq != cs.last_seq + 1) continue;
-            cs.last_seq = m->seq;
-            auto own = cs.held.find(m->seq);
-            if (own != cs.held.end() && !own->second) continue;  // this session sent it
-            s.Enqueue(Pending{m->frame, &cs, m->seq, true}, service::Priority::kNormal);
-          }
-          // Whatever is still missing was not in the store: skip past it
-          // rather than stall the conversation (the client can sync).
-          if (!cs.held.empty() && cs.held.begin()->first > cs.last_seq + 1) {
-            cs.last_seq = cs.held.begin()->first - 1;
-          }
-          s.ReleaseHeld(cs);
+          Conversation& conv = it->second;
+          const int64_t now = s.ctx_.clock.SteadyMs();
+          if (failed) return conv.order.FillFailed(now);
+          bool again = conv.order.ApplyFill(
+              fill, has_more, now, [&](const OutMessage& m) { s.EnqueueMessage(conv, m); });
+          if (again && s.state_ == State::kActive) s.FillGap(conv_id, conv);
         });
       });
 }
 
-void WsSession::Enqueue(Pending p, service::Priority priority) {
+void WsSession::EnqueueMessage(Conversation& conv, const OutMessage& msg) {
   if (state_ == State::kClosing || state_ == State::kDraining) return;
-  int prio = static_cast<int>(priority);
-  if (p.conv != nullptr) {
-    // Never ahead of an earlier frame of the same conversation: a frame
-    // takes at most the priority of the ones of its conversation still queued.
-    ConvState& cs = *p.conv;
-    if (cs.queued > 0) prio = std::min(prio, cs.queued_min_priority);
-    cs.queued_min_priority = prio;
-    ++cs.queued;
-  }
-  Push(QueueOf(static_cast<service::Priority>(prio)), std::move(p));
+  Queued(
+      queue_.Enqueue(OutboundQueue::Frame{msg.frame, &conv.stream, msg.seq, msg.qos1, msg.may_wait},
+                     msg.priority, MaxBytes()));
+}
+
+void WsSession::EnqueueEvent(std::shared_ptr<const std::string> frame, service::Priority priority) {
+  if (state_ == State::kClosing || state_ == State::kDraining) return;
+  Queued(queue_.Enqueue(OutboundQueue::Frame{std::move(frame)}, priority, MaxBytes()));
 }
 
 void WsSession::EnqueueReply(std::shared_ptr<const std::string> frame) {
   if (state_ == State::kClosing) return;  // draining sessions still answer
-  Push(kReplyQueue, Pending{std::move(frame), nullptr, 0, false});
+  Queued(queue_.EnqueueReply(std::move(frame), MaxBytes()));
 }
 
-void WsSession::Push(size_t queue, Pending p) {
-  queued_bytes_ += p.frame->size();
-  queues_[queue].push_back(std::move(p));
-  // One frame alone is not a backlog, however large.
-  if (Bytes() > static_cast<size_t>(ctx_.config.send_queue_max_bytes) && QueuedFrames() > 1) {
-    return CloseWith(kCloseSlowConsumer, "slow consumer");
-  }
+void WsSession::Queued(bool within) {
+  if (!within) return CloseWith(kCloseSlowConsumer, "slow consumer");
   Pump();
 }
 
 void WsSession::Pump() {
-  // Frames go to the connection's buffer, which writes them out together at
-  // the end of this turn; a full socket (writing()) stops the pump until
-  // OnWritable. Each pass hands over at most kWriteBatchBytes.
-  constexpr size_t kWriteBatchBytes = 64 * 1024;
   if (!conn_) return;
-  int64_t now = 0;  // read once, when a qos 1 frame goes out
-  uint64_t frames = 0, bytes = 0;
-  bool more = true;
-  while (!conn_->writing() && conn_->buffered() < kWriteBatchBytes) {
-    Pending* next = nullptr;
-    size_t from = 0;
-    for (size_t q : {kReplyQueue, size_t{0}, size_t{1}, size_t{2}, size_t{3}}) {
-      if (!queues_[q].empty()) {
-        next = &queues_[q].front();
-        from = q;
-        break;
-      }
-    }
-    if (next == nullptr) break;
-    Pending p = std::move(*next);
-    queues_[from].pop_front();
-    // The string lives on in the unacked list (a qos 1 frame takes the
-    // pointer over: no reference count traffic) or in `p`.
-    const std::string& text = *p.frame;
-    queued_bytes_ -= text.size();
-    ++frames;
-    bytes += text.size();
-    if (p.conv != nullptr) {
-      ConvState& cs = *p.conv;
-      --cs.queued;
-      if (p.qos1) {
-        if (now == 0) now = ctx_.clock.SteadyMs();
-        unacked_bytes_ += text.size();
-        cs.unacked.push_back(Unacked{p.seq, std::move(p.frame), now});
-        cs.resend_due_ms = std::min(cs.resend_due_ms, now + ctx_.config.ack_timeout_ms);
-      }
-    }
-    if (!conn_->Write(text, p.may_wait)) {
-      more = false;
-      break;
-    }
+  OutboundQueue::Pumped pumped = queue_.Pump(*conn_, ctx_.clock, ctx_.config.ack_timeout_ms);
+  if (pumped.frames > 0) {
+    Metrics().frames_out.Add(static_cast<double>(pumped.frames));
+    Metrics().bytes_out.Add(static_cast<double>(pumped.bytes));
   }
-  if (frames > 0) {
-    Metrics().frames_out.Add(static_cast<double>(frames));
-    Metrics().bytes_out.Add(static_cast<double>(bytes));
-  }
-  if (!more || QueuedFrames() > 0) return;
-  bool owed = sends_in_flight_ > 0 || !sends_.empty() || pending_replies_ > 0;
+  if (pumped.refused || queue_.frames() > 0) return;
+  bool owed = sends_.owed() || pending_replies_ > 0;
   if (close_after_flush_ && !owed) {
     auto [code, reason] = *close_after_flush_;
     close_after_flush_.reset();
@@ -830,22 +665,18 @@ void WsSession::CloseAfterReplies(uint16_t code, std::string reason) {
   draining_since_ms_ = ctx_.clock.SteadyMs();
   close_after_flush_ = {code, std::move(reason)};
   // Pushed events no longer go out; replies owed still do.
-  for (size_t q = 0; q < kReplyQueue; ++q) {
-    for (const Pending& p : queues_[q]) queued_bytes_ -= p.frame->size();
-    queues_[q].clear();
-  }
+  queue_.DropEvents();
   Pump();
 }
 
 void WsSession::CloseWith(uint16_t code, std::string_view reason) {
   if (!conn_) return;
   if (code == kCloseSlowConsumer) {
-    Log().Info("closing slow consumer", {{"conn", conn_id_.ToString()},
-                                         {"bytes", static_cast<int64_t>(Bytes())}});
+    Log().Info("closing slow consumer",
+               {{"conn", conn_id_.ToString()}, {"bytes", static_cast<int64_t>(queue_.bytes())}});
   }
   state_ = State::kClosing;
-  for (auto& q : queues_) q.clear();
-  queued_bytes_ = 0;
+  queue_.Clear();
   close_after_flush_.reset();
   Metrics().closes.With({std::to_string(code)}).Inc();
   conn_->Close(code, reason);

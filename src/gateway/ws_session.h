@@ -1,39 +1,40 @@
 // One client WebSocket connection as the protocol sees it (protocol.md
-// section 3): authentication, the client ops, and delivery of pushed events
-// with the guarantees of the protocol:
-//   - per conversation, msg events leave in seq order: a message that
-//     arrives ahead of its predecessor is held up to gateway.gap_wait_ms,
-//     then the gap is filled from the store;
-//   - pending frames leave by priority (urgent > high > normal > low; replies
-//     first), never reordering one conversation;
-//   - qos 1 messages are re-sent until acked (gateway.ack_timeout_ms after
-//     they went out, and after the conversation's last ack: a client that
-//     keeps acking is working through a backlog, and what it has not acked
-//     yet is still on its way to it in the same TCP stream);
-//   - queued + unacked bytes above gateway.send_queue_max_bytes close the
-//     session with 4008.
+// section 3): its life cycle (authentication, the hello, draining, closing)
+// and the client ops, with delivery of pushed events delegated to units
+// that hold one concern each:
+//   - gateway/conversation_order.h: per conversation, msg events leave in
+//     seq order (gaps held up to gateway.gap_wait_ms, then filled from the
+//     store);
+//   - gateway/outbound_queue.h: frames leave by priority (replies first)
+//     without reordering a conversation; qos 1 messages are re-sent until
+//     acked; queued + unacked bytes above gateway.send_queue_max_bytes close
+//     the session with 4008;
+//   - gateway/send_window.h: the session's sends, pipelined in arrival order;
+//   - gateway/frames.h, gateway/message_json.h: the text of every frame.
 //
 // Threading: everything runs on the connection's io thread. Other threads
 // reach a session through Post-ing methods (the Deliver* family).
 #pragma once
 
-#include <array>
 #include <boost/json/object.hpp>
-#include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
+#include "core/clock.h"
 #include "core/config.h"
-#include "core/fifo.h"
+#include "gateway/conversation_order.h"
+#include "gateway/out_message.h"
+#include "gateway/outbound_queue.h"
+#include "gateway/send_window.h"
 #include "gateway/unauthenticated_cap.h"
 #include "net/websocket.h"
-#include "core/clock.h"
 #include "route/presence.h"
 #include "route/route_table.h"
 #include "service/auth_service.h"
@@ -58,19 +59,6 @@ struct GatewayContext {
   UnauthenticatedCap* unauthenticated = nullptr;  // null: no cap
   uint32_t node_id = 0;                           // names this node's connections
   core::Clock& clock = core::SystemClock();
-};
-
-// A message as it goes out: encoded once, shared by all recipients.
-struct OutMessage {
-  std::string conv_id;
-  int64_t seq = 0;
-  int64_t ts = 0;  // the message's time (ms), for the already-acked check
-  std::shared_ptr<const std::string> frame;
-  bool qos1 = true;
-  service::Priority priority = service::Priority::kNormal;
-  // Fanned out to many sessions: each may hold it up to
-  // gateway.fanout_coalesce_ms to share a write with the next ones.
-  bool may_wait = false;
 };
 
 class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsSession> {
@@ -114,34 +102,10 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // kDraining: closing after the replies owed are out (no new ops, no events).
   enum class State { kAwaitingAuth, kAuthenticating, kActive, kDraining, kClosing };
 
-  struct ConvState;
-  struct Pending {
-    std::shared_ptr<const std::string> frame;
-    ConvState* conv = nullptr;  // null for frames outside conversations
-    int64_t seq = 0;            // msg frames: for the unacked list
-    bool qos1 = false;
-    bool may_wait = false;  // OutMessage::may_wait
-  };
-  struct Unacked {
-    int64_t seq;
-    std::shared_ptr<const std::string> frame;
-    int64_t sent_ms;
-  };
-  struct ConvState {
-    int64_t last_seq = 0;  // highest seq handed to the queue
-    // Ahead of a gap; a null entry is this session's own message.
-    std::map<int64_t, std::shared_ptr<const OutMessage>> held;
-    int64_t gap_since_ms = 0;
-    bool filling = false;
-    int queued = 0;  // frames of this conversation waiting in the queues
-    int queued_min_priority = 3;
-    core::Fifo<Unacked> unacked;
-    // The last ack that moved the conversation on: a frame is re-sent only
-    // once neither it was sent nor an ack came within ack_timeout_ms.
-    int64_t last_ack_ms = 0;
-    // No entry of `unacked` is due for re-sending before this: OnTick skips
-    // the list until then (it can hold thousands of frames).
-    int64_t resend_due_ms = INT64_MAX;
+  // A conversation this socket has seen: its order and its share of the queue.
+  struct Conversation {
+    ConversationOrder order;
+    OutboundQueue::Stream stream;
   };
 
   void Authenticate(std::string_view token, std::optional<int64_t> rid);
@@ -150,10 +114,10 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void ReadHello();
   void HandleOp(const std::string& op, boost::json::object& frame, std::optional<int64_t> rid);
   void OpSend(boost::json::object& frame, std::optional<int64_t> rid);
-  // Sends of one session are stored in the order they arrived: one at a
-  // time goes to the message service, the rest wait here.
+  // Hands waiting sends to the message service while the window lets them.
   void StartNextSend();
-  void OnSendResult(std::optional<int64_t> rid, const core::StatusOr<service::SendResult>& r);
+  void OnSendResult(std::optional<int64_t> rid, const core::StatusOr<service::SendResult>& r,
+                    int64_t now_ms);
   void OpAck(boost::json::object& frame);
   void OpRead(boost::json::object& frame, std::optional<int64_t> rid);
   void OpSync(boost::json::object& frame, std::optional<int64_t> rid);
@@ -173,21 +137,22 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // is gone. Any thread (conn_ belongs to the io thread).
   void PostToConn(absl::AnyInvocable<void()> fn);
 
+  // A pushed message, through its conversation's order into the queue.
   void AcceptMessage(const std::shared_ptr<const OutMessage>& msg, int64_t now_ms);
-  void ReleaseHeld(ConvState& cs);
-  bool AckedBeforeThisSocket(const OutMessage& msg) const;
-  // A message this session sent (it gets the reply, not the msg event).
-  void NoteOwnMessage(const std::string& conv_id, int64_t seq);
-  void FillGap(const std::string& conv_id);
-  void Enqueue(Pending p, service::Priority priority);
+  // Reads the messages missing before `conv`'s held ones from the store.
+  void FillGap(const std::string& conv_id, Conversation& conv);
+  // Queues a msg event of `conv` (what its ConversationOrder emits).
+  void EnqueueMessage(Conversation& conv, const OutMessage& msg);
+  // Queues an event frame outside conversations.
+  void EnqueueEvent(std::shared_ptr<const std::string> frame, service::Priority priority);
   void EnqueueReply(std::shared_ptr<const std::string> frame);  // before every event
-  void Push(size_t queue, Pending p);
+  // After a frame was queued: closes a slow consumer (`within` false), else pumps.
+  void Queued(bool within);
   void Pump();
   void CloseWith(uint16_t code, std::string_view reason);
   // Stops taking ops, answers what is owed, then closes with `code`.
   void CloseAfterReplies(uint16_t code, std::string reason);
-  size_t QueuedFrames() const;
-  size_t Bytes() const { return queued_bytes_ + unacked_bytes_; }
+  size_t MaxBytes() const { return static_cast<size_t>(ctx_.config.send_queue_max_bytes); }
 
   GatewayContext& ctx_;
   std::shared_ptr<net::WsConnection> conn_;
@@ -198,28 +163,14 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   service::Principal principal_;
   int64_t auth_deadline_ms_ = 0;
   UnauthenticatedCap::Slot auth_slot_;  // held until authenticated (no token on the upgrade)
-  bool registered_ = false;               // in the route table and the registry
-  std::optional<int64_t> hello_rid_;      // the auth frame's rid, for the hello reply
+  bool registered_ = false;             // in the route table and the registry
+  std::optional<int64_t> hello_rid_;    // the auth frame's rid, for the hello reply
 
-  std::array<core::Fifo<Pending>, 5> queues_;  // [4] replies, then urgent..low by priority
-  size_t queued_bytes_ = 0;
-  size_t unacked_bytes_ = 0;
-  std::unordered_map<std::string, ConvState> convs_;
+  OutboundQueue queue_;
+  std::unordered_map<std::string, Conversation> convs_;
   std::optional<std::pair<uint16_t, std::string>> close_after_flush_;
   std::vector<int64_t> subscriptions_;
-  core::Fifo<int64_t> refused_sends_ms_;  // rate-limited sends within the window
-  struct QueuedSend {
-    service::SendRequest request;
-    std::optional<int64_t> rid;
-    std::chrono::steady_clock::time_point received;  // for mpim_ws_send_seconds
-  };
-  core::Fifo<QueuedSend> sends_;
-  // Sends handed to the message service whose reply is not queued yet; the
-  // next waits while `unordered_send_` (the last one's number) has no
-  // fixed place yet, so the store takes them in arrival order.
-  int sends_in_flight_ = 0;
-  uint64_t sends_started_ = 0;
-  uint64_t unordered_send_ = 0;
+  SendWindow sends_;
   int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
   int64_t draining_since_ms_ = 0;
   // Set by hello: this device (login session) acked, in the conversations

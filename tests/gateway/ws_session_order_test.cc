@@ -1,182 +1,52 @@
-// WsSession's ordered delivery around the hello (protocol.md section 3,
-// "Ordering and delivery guarantees"), on fakes: a connection that records
-// its frames and runs posted tasks when the test says, and services that
-// answer from canned data. Pushes are handed to the session in a chosen
-// order, as racing fan-outs (a cold member cache after a restart) may.
+// WsSession end to end on fakes (tests/support/fakes): a connection that
+// records its frames and runs posted tasks when the test says, services
+// that keep their callbacks for the test to answer, and a ManualClock.
+// Pushes are handed to the session in a chosen order, as racing fan-outs
+// (a cold member cache after a restart) may; gap fills are answered with
+// messages, an empty page or an error.
 #include <gtest/gtest.h>
 
-#include <boost/json/parse.hpp>
-#include <deque>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "../service/sqlite_store_test.h"
+#include "core/clock.h"
+#include "gateway/message_json.h"
 #include "gateway/session_registry.h"
 #include "gateway/ws_session.h"
-#include "route/local_presence.h"
 #include "route/memory_route_table.h"
+#include "support/fakes/fake_connection.h"
+#include "support/fakes/fake_presence.h"
+#include "support/fakes/fake_services.h"
 
 namespace mpim::gateway {
 namespace {
 
-namespace json = boost::json;
+using Ops = std::vector<std::string>;
 
-class FakeConnection : public net::WsConnection {
- public:
-  FakeConnection() { request_.headers.emplace_back("authorization", "Bearer t"); }
-
-  uint64_t id() const override { return 7; }
-  const void* loop() const override { return this; }
-  const net::HttpRequest& request() const override { return request_; }
-  void SetHandler(std::shared_ptr<net::WsHandler> handler) override { handler_ = handler; }
-  bool Write(std::string_view text, bool) override {
-    frames.emplace_back(text);
-    return true;
-  }
-  bool writing() const override { return false; }
-  size_t buffered() const override { return 0; }
-  bool closing() const override { return closed; }
-  void Close(uint16_t, std::string_view) override { closed = true; }
-  void Drain(uint16_t, std::string_view) override { closed = true; }
-  void Post(absl::AnyInvocable<void()> fn) override { posted_.push_back(std::move(fn)); }
-
-  // Runs the posted tasks (and those they post) in order.
-  void RunPosted() {
-    while (!posted_.empty()) {
-      auto fn = std::move(posted_.front());
-      posted_.pop_front();
-      fn();
-    }
-  }
-  // Destroys the posted tasks unrun, as a stopped io thread's are.
-  void DropPosted() { posted_.clear(); }
-  // (op, seq) of each frame written.
-  std::vector<std::string> Ops() const {
-    std::vector<std::string> out;
-    for (const auto& f : frames) {
-      json::object o = json::parse(f).as_object();
-      std::string op(o.at("op").as_string());
-      if (op == "msg") op += " " + std::to_string(o.at("seq").as_int64());
-      out.push_back(op);
-    }
-    return out;
-  }
-
-  std::vector<std::string> frames;
-  bool closed = false;
-
- private:
-  net::HttpRequest request_;
-  std::weak_ptr<net::WsHandler> handler_;
-  std::deque<absl::AnyInvocable<void()>> posted_;
-};
-
-class FakeAuth : public service::AuthService {
- public:
-  void Register(service::RegisterRequest, core::Callback<int64_t>) override {}
-  void Login(service::LoginRequest, core::Callback<service::LoginResult>) override {}
-  void Refresh(std::string, core::Callback<service::TokenPair>) override {}
-  void Logout(service::Principal, core::DoneCallback) override {}
-  core::StatusOr<service::Principal> Authenticate(std::string_view) const override {
-    return service::Principal{1, 11};
-  }
-};
-
-// Keeps each send's callbacks for the test to run. `order_inline`: Send
-// runs `ordered` before it returns (no store read before the append).
-class FakeMessages : public service::MessageService {
- public:
-  struct Call {
-    std::string client_msg_id;
-    core::Callback<service::SendResult> done;
-    OrderedCallback ordered;
-  };
-  void Send(service::Principal, service::SendRequest request,
-            core::Callback<service::SendResult> done, OrderedCallback ordered) override {
-    calls.push_back(Call{request.client_msg_id, std::move(done), std::move(ordered)});
-    if (order_inline) std::move(calls.back().ordered)();
-  }
-  void PostSystem(int64_t, int64_t, std::string, core::Callback<store::Message>) override {}
-  void Recall(service::Principal, int64_t, core::Callback<store::Message>) override {}
-
-  bool order_inline = true;
-  std::vector<Call> calls;
-};
-
-class FakeConversations : public service::ConversationService {
- public:
-  void List(service::Principal, int,
-            core::Callback<std::vector<service::ConversationView>>) override {}
-  void History(service::Principal, std::string, std::optional<int64_t>, std::optional<int64_t>, int,
-               core::Callback<service::MessagePage>) override {}
-  void Sync(service::Principal, std::string, int64_t, int,
-            core::Callback<service::MessagePage>) override {
-    ++syncs;
-  }
-  void Read(service::Principal, std::string, int64_t, route::ConnId,
-            core::Callback<int64_t>) override {}
-  void Ack(service::Principal, std::string, int64_t, core::DoneCallback) override {}
-  void Typing(service::Principal, std::string, core::DoneCallback) override {}
-  void Update(service::Principal, std::string, std::optional<bool>, std::optional<bool>,
-              core::DoneCallback) override {}
-  void Search(service::Principal, std::string, std::optional<std::string>, int,
-              core::Callback<std::vector<store::Message>>) override {}
-  void Pending(service::Principal,
-               core::Callback<std::vector<store::PendingConversation>> done) override {
-    pending_done = std::move(done);
-  }
-  // Answers the hello's Pending query with `pending`.
-  void AnswerPending() { std::move(pending_done)(pending); }
-
-  std::vector<store::PendingConversation> pending;
-  core::Callback<std::vector<store::PendingConversation>> pending_done;
-  int syncs = 0;
-};
-
-class NoDeliverer : public service::Deliverer {
- public:
-  void Message(const std::vector<int64_t>&, route::ConnId, const store::Message&, bool,
-               service::Priority) override {}
-  void Receipt(const std::vector<int64_t>&, route::ConnId, const std::string&, int64_t,
-               int64_t) override {}
-  void Typing(const std::vector<int64_t>&, const std::string&, int64_t) override {}
-  void Presence(const std::vector<route::ConnId>&, int64_t, bool, int64_t) override {}
-  void Conv(const std::vector<int64_t>&, const std::string&, const std::string&) override {}
-  void Recall(const std::vector<int64_t>&, const std::string&, int64_t, int64_t) override {}
-  void Kick(int64_t, int64_t, const std::string&) override {}
-};
-
-class WsSessionOrderTest : public service::testing::SqliteStoreTest {
+class WsSessionOrderTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    SqliteStoreTest::SetUp();
-    if (HasFatalFailure()) return;
-    presence_ = std::make_unique<route::LocalPresence>(store_->users(), nullptr);
-    ctx_ = std::make_unique<GatewayContext>(GatewayContext{
-        auth_, messages_, conversations_, *presence_, routes_, registry_, core::GatewayConfig{}});
-  }
-  void TearDown() override {
-    session_.reset();
-    SqliteStoreTest::TearDown();
-  }
-
   // Opens the session (header token); its Pending query waits for
   // conversations_.AnswerPending(), with `pending` as the hello list.
   void Open(std::vector<store::PendingConversation> pending) {
     conversations_.pending = std::move(pending);
-    session_ = std::make_shared<WsSession>(*ctx_, conn_);
+    session_ = std::make_shared<WsSession>(ctx_, conn_);
     conn_->SetHandler(session_);
     session_->OnOpen();
     conn_->RunPosted();  // the route is added; the hello's Pending query starts
   }
-  // Opens the session with nothing pending and lets its hello out.
-  void OpenWithEmptyHello() {
-    Open({});
+  // Opens the session with `pending` as the hello list and lets the hello out.
+  void OpenWithHello(std::vector<store::PendingConversation> pending) {
+    Open(std::move(pending));
     conversations_.AnswerPending();
     conn_->RunPosted();
   }
+  void OpenWithEmptyHello() { OpenWithHello({}); }
+  // The hello lists g:5 up to seq 10.
+  void OpenWithG5AtTen() {
+    OpenWithHello({{"g:5", /*last_seq=*/10, /*read_seq=*/0, /*delivered_seq=*/4}});
+  }
+
   static std::shared_ptr<const OutMessage> Out(const std::string& conv_id, int64_t seq) {
     auto m = std::make_shared<OutMessage>();
     m->conv_id = conv_id;
@@ -188,31 +58,63 @@ class WsSessionOrderTest : public service::testing::SqliteStoreTest {
   void Push(const std::string& conv_id, int64_t seq) {
     WsSession::DeliverMessage({session_}, Out(conv_id, seq));
   }
+  // From the hello at g:5's 10, `seq` is pushed and held until a fill of
+  // the gap before it starts (gap_wait_ms later).
+  void HoldUntilFill(int64_t seq) {
+    OpenWithG5AtTen();
+    Push("g:5", seq);
+    conn_->RunPosted();
+    Tick(250);
+    ASSERT_EQ(conversations_.syncs.size(), 1u);
+  }
+  // Moves the clock on and ticks the session.
+  void Tick(int64_t advance_ms) {
+    clock_.AdvanceMs(advance_ms);
+    session_->OnTick(clock_.SteadyMs());
+  }
+  // A store page of g:5 with seqs from..to.
+  static service::MessagePage Page(int64_t from, int64_t to, bool has_more = false) {
+    service::MessagePage page;
+    for (int64_t seq = from; seq <= to; ++seq) {
+      store::Message m;
+      m.msg_id = 1000 + seq;
+      m.conv_id = "g:5";
+      m.seq = seq;
+      m.sender = 2;
+      m.recipient = 5;
+      m.type = "text";
+      m.body = "{\"text\":\"x\"}";
+      page.messages.push_back(std::move(m));
+    }
+    page.has_more = has_more;
+    return page;
+  }
 
-  FakeAuth auth_;
-  FakeMessages messages_;
-  FakeConversations conversations_;
-  NoDeliverer deliverer_;
+  core::ManualClock clock_{1'700'000'000'000, 1000};
+  testing::FakeAuth auth_;
+  testing::FakeMessages messages_;
+  testing::FakeConversations conversations_;
+  testing::FakePresence presence_;
   route::MemoryRouteTable routes_;
   SessionRegistry registry_;
-  std::unique_ptr<route::LocalPresence> presence_;
-  std::unique_ptr<GatewayContext> ctx_;
-  std::shared_ptr<FakeConnection> conn_ = std::make_shared<FakeConnection>();
+  GatewayContext ctx_{
+      auth_,   messages_, conversations_, presence_, routes_, registry_, core::GatewayConfig{}, 200,
+      nullptr, 0,         clock_};
+  std::shared_ptr<testing::FakeConnection> conn_ = std::make_shared<testing::FakeConnection>();
   std::shared_ptr<WsSession> session_;
 };
 
 TEST_F(WsSessionOrderTest, AListedConversationGoesOnFromTheHellosLastSeqEvenIfPushesRace) {
-  Open({{"g:5", /*last_seq=*/10, /*read_seq=*/0, /*delivered_seq=*/4}});
-  conversations_.AnswerPending();
-  conn_->RunPosted();
-  ASSERT_EQ(conn_->Ops(), std::vector<std::string>{"hello"});
+  OpenWithG5AtTen();
+  ASSERT_EQ(conn_->Ops(), Ops{"hello"});
+  EXPECT_EQ(presence_.online[1], 1) << "registered";
   // 12 is pushed before 11: it waits for 11 instead of starting the socket
   // at 12 (which dropped 11 as already handed on); 9 is covered by hello.
   Push("g:5", 12);
   Push("g:5", 9);
   Push("g:5", 11);
   conn_->RunPosted();
-  EXPECT_EQ(conn_->Ops(), (std::vector<std::string>{"hello", "msg 11", "msg 12"}));
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
 }
 
 TEST_F(WsSessionOrderTest, PushesBeforeTheHelloAreOrderedFromItsLastSeqToo) {
@@ -225,33 +127,87 @@ TEST_F(WsSessionOrderTest, PushesBeforeTheHelloAreOrderedFromItsLastSeqToo) {
   conn_->RunPosted();
   Push("g:5", 11);
   conn_->RunPosted();
-  EXPECT_EQ(conn_->Ops(), (std::vector<std::string>{"hello", "msg 11", "msg 12"}));
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
 }
 
-TEST_F(WsSessionOrderTest, AGapAfterTheHellosLastSeqIsFilledFromTheStore) {
-  Open({{"g:5", /*last_seq=*/10, /*read_seq=*/0, /*delivered_seq=*/4}});
-  conversations_.AnswerPending();
-  conn_->RunPosted();
+TEST_F(WsSessionOrderTest, AGapIsFilledFromTheStoreAfterGapWait) {
+  OpenWithG5AtTen();
   Push("g:5", 12);
   conn_->RunPosted();
-  EXPECT_EQ(conn_->Ops(), std::vector<std::string>{"hello"});
-  session_->OnTick(std::numeric_limits<int64_t>::max() / 2);  // past gateway.gap_wait_ms
-  EXPECT_EQ(conversations_.syncs, 1) << "11 is read from the store";
+  Tick(249);
+  EXPECT_TRUE(conversations_.syncs.empty()) << "before gateway.gap_wait_ms";
+  Tick(1);
+  ASSERT_EQ(conversations_.syncs.size(), 1u);
+  EXPECT_EQ(conversations_.syncs[0].conv_id, "g:5");
+  EXPECT_EQ(conversations_.syncs[0].after_seq, 10);
+  EXPECT_EQ(conversations_.syncs[0].limit, 1);
+  Tick(1000);
+  EXPECT_EQ(conversations_.syncs.size(), 1u) << "one fill at a time";
+  conversations_.AnswerSync(0, Page(11, 11));
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
+  // A filled message is qos 1 like any: unacked, it is sent again.
+  Tick(10000);
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12", "msg 11", "msg 12"}));
+}
+
+TEST_F(WsSessionOrderTest, WhatTheStoreDoesNotHaveIsSkipped) {
+  HoldUntilFill(13);
+  EXPECT_EQ(conversations_.syncs[0].limit, 2);
+  conversations_.AnswerSync(0, service::MessagePage{});
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 13"}));
+  // The conversation goes on from there.
+  Push("g:5", 14);
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 13", "msg 14"}));
+}
+
+TEST_F(WsSessionOrderTest, AFailedFillSkipsNothingAndIsTriedAgain) {
+  HoldUntilFill(12);
+  conversations_.AnswerSync(0, absl::UnavailableError("disk busy"));
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), Ops{"hello"});
+  Tick(249);
+  EXPECT_EQ(conversations_.syncs.size(), 1u) << "waits another gap_wait_ms";
+  Tick(1);
+  ASSERT_EQ(conversations_.syncs.size(), 2u);
+  EXPECT_EQ(conversations_.syncs[1].after_seq, 10);
+  conversations_.AnswerSync(1, Page(11, 11));
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
+}
+
+TEST_F(WsSessionOrderTest, AGapLongerThanAPageIsFilledPageByPage) {
+  // Was: the first page (page_max messages) went out and the rest of the
+  // gap was skipped, though the store had it.
+  HoldUntilFill(400);
+  EXPECT_EQ(conversations_.syncs[0].limit, 200);
+  conversations_.AnswerSync(0, Page(11, 210, /*has_more=*/true));
+  conn_->RunPosted();
+  ASSERT_EQ(conversations_.syncs.size(), 2u) << "the next page at once";
+  EXPECT_EQ(conversations_.syncs[1].after_seq, 210);
+  EXPECT_EQ(conversations_.syncs[1].limit, 189);
+  conversations_.AnswerSync(1, Page(211, 399, /*has_more=*/true));
+  conn_->RunPosted();
+  Ops ops = conn_->Ops();
+  ASSERT_EQ(ops.size(), 1u + 390u);
+  for (int64_t seq = 11; seq <= 400; ++seq) {
+    ASSERT_EQ(ops[static_cast<size_t>(seq - 10)], "msg " + std::to_string(seq));
+  }
 }
 
 TEST_F(WsSessionOrderTest, DeliverMessagesSaysWhenTakenAlsoIfTheIoThreadNeverRunsIt) {
   // A fan-out batch waits for `taken` before the next one (backpressure):
   // it must come once the session has the messages, and also when the io
   // thread stops and drops the task unrun (shutdown), or the waiter hangs.
-  Open({{"g:5", /*last_seq=*/10, /*read_seq=*/0, /*delivered_seq=*/4}});
-  conversations_.AnswerPending();
-  conn_->RunPosted();
+  OpenWithG5AtTen();
   int taken = 0;
   WsSession::DeliverMessages({session_}, {Out("g:5", 11), Out("g:5", 12)}, [&] { ++taken; });
   EXPECT_EQ(taken, 0) << "not before the io thread ran it";
   conn_->RunPosted();
   EXPECT_EQ(taken, 1);
-  EXPECT_EQ(conn_->Ops(), (std::vector<std::string>{"hello", "msg 11", "msg 12"}));
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
   WsSession::DeliverMessages({session_}, {Out("g:5", 13)}, [&] { ++taken; });
   conn_->DropPosted();
   EXPECT_EQ(taken, 2);
@@ -260,13 +216,70 @@ TEST_F(WsSessionOrderTest, DeliverMessagesSaysWhenTakenAlsoIfTheIoThreadNeverRun
   EXPECT_EQ(taken, 3);
 }
 
-std::string SendFrame(int rid) {
-  return "{\"op\":\"send\",\"rid\":" + std::to_string(rid) +
-         ",\"to\":{\"user\":\"2\"},\"client_msg_id\":\"c" + std::to_string(rid) +
-         "\",\"body\":{\"text\":\"x\"}}";
+TEST_F(WsSessionOrderTest, AnAckStopsTheResendsOfWhatItCovers) {
+  OpenWithG5AtTen();
+  Push("g:5", 11);
+  Push("g:5", 12);
+  conn_->RunPosted();
+  session_->OnText(R"({"op":"ack","conv_id":"g:5","seq":11})");
+  ASSERT_EQ(conversations_.acks.size(), 1u);
+  EXPECT_EQ(conversations_.acks[0].seq, 11);
+  conn_->ClearFrames();
+  Tick(10000);
+  EXPECT_EQ(conn_->Ops(), Ops{"msg 12"});
+  session_->OnText(R"({"op":"ack","conv_id":"g:5","seq":12})");
+  Tick(20000);
+  EXPECT_EQ(conn_->Ops(), Ops{"msg 12"}) << "nothing more";
 }
 
-service::SendResult Result(int64_t seq) { return {100 + seq, "p:1:2", seq, 1}; }
+TEST_F(WsSessionOrderTest, ABacklogAboveTheQueueBoundClosesWith4008) {
+  ctx_.config.send_queue_max_bytes = 100;
+  OpenWithG5AtTen();
+  conn_->full = true;  // the client stopped reading
+  for (int64_t seq = 11; seq <= 20; ++seq) Push("g:5", seq);
+  conn_->RunPosted();
+  ASSERT_TRUE(conn_->closed);
+  EXPECT_EQ(conn_->close_code, 4008);
+  EXPECT_EQ(conn_->close_reason, "slow consumer");
+}
+
+TEST_F(WsSessionOrderTest, AKickGoesOutAloneThenTheSocketCloses) {
+  OpenWithG5AtTen();
+  conn_->full = true;
+  Push("g:5", 11);
+  conn_->RunPosted();
+  session_->DeliverKick("logout");
+  conn_->RunPosted();
+  conn_->full = false;
+  session_->OnWritable();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "kick"}));
+  EXPECT_EQ(conn_->close_code, 4003);
+  EXPECT_EQ(conn_->close_reason, "kicked: logout");
+}
+
+std::string SendFrame(int rid, const std::string& to = R"({"user":"2"})") {
+  return "{\"op\":\"send\",\"rid\":" + std::to_string(rid) + ",\"to\":" + to +
+         ",\"client_msg_id\":\"c" + std::to_string(rid) + "\",\"body\":{\"text\":\"x\"}}";
+}
+
+service::SendResult Result(int64_t seq, std::string conv_id = "p:1:2") {
+  return {100 + seq, std::move(conv_id), seq, 1};
+}
+
+TEST_F(WsSessionOrderTest, TheSessionsOwnMessageClosesAGap) {
+  // The sender gets the reply for its own message, not the msg event: the
+  // message after it is no gap.
+  OpenWithG5AtTen();
+  Push("g:5", 12);
+  conn_->RunPosted();
+  session_->OnText(SendFrame(1, R"({"group":"5"})"));
+  ASSERT_EQ(messages_.calls.size(), 1u);
+  std::move(messages_.calls[0].done)(Result(11, "g:5"));
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 12", "reply"}));
+  Tick(1000);
+  EXPECT_TRUE(conversations_.syncs.empty()) << "no fill";
+}
 
 TEST_F(WsSessionOrderTest, SendsArePipelinedOnceEachHasItsPlaceInTheStore) {
   OpenWithEmptyHello();
@@ -278,7 +291,7 @@ TEST_F(WsSessionOrderTest, SendsArePipelinedOnceEachHasItsPlaceInTheStore) {
   // Replies go out as each completes.
   for (int64_t i = 0; i < 3; ++i) std::move(messages_.calls[i].done)(Result(i + 1));
   conn_->RunPosted();
-  EXPECT_EQ(conn_->Ops(), (std::vector<std::string>{"hello", "reply", "reply", "reply"}));
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "reply", "reply", "reply"}));
 }
 
 TEST_F(WsSessionOrderTest, ASendWaitsUntilTheOneBeforeHasItsPlace) {
@@ -314,6 +327,39 @@ TEST_F(WsSessionOrderTest, AtMost64SendsOfASessionAreInFlight) {
   conn_->RunPosted();
   EXPECT_EQ(messages_.calls.size(), 65u);
   EXPECT_EQ(messages_.calls[64].client_msg_id, "c65");
+}
+
+TEST_F(WsSessionOrderTest, ADrainAnswersTheSendsInFlightRefusesTheWaitingOnesThenCloses) {
+  OpenWithEmptyHello();
+  messages_.order_inline = false;
+  session_->OnText(SendFrame(1));
+  session_->OnText(SendFrame(2));  // waits for 1's place
+  session_->OnDrain(1012, "server restarting");
+  EXPECT_FALSE(conn_->closed) << "a reply is owed";
+  std::move(messages_.calls[0].ordered)();
+  conn_->RunPosted();
+  EXPECT_EQ(messages_.calls.size(), 1u) << "2 is not handed to the store";
+  std::move(messages_.calls[0].done)(Result(1));
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "reply unavailable", "reply"}));
+  EXPECT_EQ(conn_->close_code, 1012);
+  // The client is slow to answer the close: the drain limit passes.
+  // Was: a second close, counted as a 1011 in mpim_ws_closes_total.
+  Tick(6000);
+  EXPECT_EQ(conn_->close_calls, 1);
+}
+
+TEST_F(WsSessionOrderTest, ADrainThatRunsOutOfTimeClosesAsAnnounced) {
+  // Was: the close after the 5 s limit said "closing" instead of the reason
+  // the drain announced (protocol.md, close codes).
+  OpenWithEmptyHello();
+  session_->OnText(SendFrame(1));  // never answered
+  session_->OnDrain(1012, "server restarting");
+  Tick(5000);
+  EXPECT_FALSE(conn_->closed);
+  Tick(1);
+  EXPECT_EQ(conn_->close_code, 1012);
+  EXPECT_EQ(conn_->close_reason, "server restarting");
 }
 
 }  // namespace
