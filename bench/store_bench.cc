@@ -1,13 +1,20 @@
-// Storage microbenchmarks: appends per second through the SQLite engine's
-// group commit (one conversation, and spread over 1,000), by number of
-// callers, appends in flight per caller and batch size; and range reads.
+// Storage microbenchmarks: appends per second through each engine's group
+// commit (one conversation, and spread over 1,000), by number of callers,
+// appends in flight per caller and batch size; and range reads.
 //
-// Every append is acknowledged only after its batch committed, with
-// synchronous = normal (survives a process kill) unless the name says full.
+// Every append is acknowledged only after its batch committed: on SQLite
+// with synchronous = normal (survives a process kill) unless the name says
+// full; on MariaDB (names ending in Mysql) with durable commits
+// (innodb_flush_log_at_trx_commit = 1: the redo log is flushed to disk per
+// commit), on a mariadbd the bench starts in a temp dir
+// (tests/support/mariadb_server.h), so both engines are measured in one run
+// on one machine.
 //
 //   build/bin/store_bench --benchmark_filter=Append
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
+
+#include <cstdio>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -21,26 +28,54 @@
 
 #include "store/blocking.h"
 #include "store/conv_id.h"
+#include "store/mysql/mysql_store.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/sqlite_store.h"
+#include "support/mariadb_server.h"
 
 namespace mpim::store {
 namespace {
 
 constexpr int kAppendsPerIteration = 20'000;
 
-// A store in a fresh temp dir, removed afterwards, with two users.
+// A fresh database on a mariadbd this process starts once (in a temp dir,
+// durable commits: tests/support/mariadb_server.h).
+core::StatusOr<std::unique_ptr<Store>> OpenMysql(int batch_max) {
+  static int databases = 0;
+  static auto* server = [] {
+    auto* s = new ::mpim::testing::MariaDbServer();
+    if (!s->Start()) std::fprintf(stderr, "store_bench: mariadbd: %s\n", s->error().c_str());
+    return s;
+  }();
+  if (!server->running()) return absl::UnavailableError("no mariadbd");
+  auto options =
+      mysql::ParseMysqlUrl(server->CreateDatabase("bench_" + std::to_string(databases++)));
+  if (!options.ok()) return options.status();
+  options->batch_max = batch_max;
+  return mysql::Open(*options);
+}
+
+// A store in a fresh temp dir (SQLite, removed afterwards) or a fresh
+// database (MariaDB), with 1,001 users.
 class BenchStore {
  public:
-  BenchStore(int batch_max, const std::string& synchronous) {
+  BenchStore(int batch_max, const std::string& synchronous, bool mysql = false) {
     std::string pattern = (std::filesystem::temp_directory_path() / "mpim-bench-XXXXXX").string();
     dir_ = mkdtemp(pattern.data()) != nullptr ? pattern : "";
-    sqlite::SqliteOptions options;
-    options.path = dir_ + "/bench.db";
-    options.batch_max = batch_max;
-    options.synchronous = synchronous;
-    auto store = sqlite::Open(options);
-    if (!store.ok()) return;
+    core::StatusOr<std::unique_ptr<Store>> store = absl::UnknownError("");
+    if (mysql) {
+      store = OpenMysql(batch_max);
+    } else {
+      sqlite::SqliteOptions options;
+      options.path = dir_ + "/bench.db";
+      options.batch_max = batch_max;
+      options.synchronous = synchronous;
+      store = sqlite::Open(options);
+    }
+    if (!store.ok()) {
+      std::fprintf(stderr, "store_bench: %s\n", std::string(store.status().message()).c_str());
+      return;
+    }
     store_ = std::move(*store);
     for (int i = 0; i < 1001; ++i) {
       std::string name = "user";
@@ -78,11 +113,12 @@ double ProcessCpuSeconds() {
 
 // `callers` threads append kAppendsPerIteration messages in all, each keeping
 // up to `window` in flight, over `convs` conversations.
-void RunAppends(benchmark::State& state, const std::string& synchronous, int convs) {
+void RunAppends(benchmark::State& state, const std::string& synchronous, int convs,
+                bool mysql = false) {
   const int callers = static_cast<int>(state.range(0));
   const int window = static_cast<int>(state.range(1));
   const int batch_max = static_cast<int>(state.range(2));
-  BenchStore bench(batch_max, synchronous);
+  BenchStore bench(batch_max, synchronous, mysql);
   if (!bench.ok()) {
     state.SkipWithError("cannot open the store");
     return;
@@ -145,6 +181,28 @@ BENCHMARK(BM_AppendOneConversation)->Apply(AppendArgs);
 
 void BM_Append1000Conversations(benchmark::State& state) { RunAppends(state, "normal", 1000); }
 BENCHMARK(BM_Append1000Conversations)->Apply(AppendArgs);
+
+// The same on MariaDB. (Its process CPU per append counts only the client
+// side; mariadbd's CPU is the server's.)
+void MysqlAppendArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"callers", "window", "batch"});
+  b->Args({1, 1, 512});
+  b->Args({8, 1, 512});
+  b->Args({8, 64, 512});
+  b->Args({2, 512, 512});
+  b->Args({8, 64, 1});
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+void BM_AppendOneConversationMysql(benchmark::State& state) {
+  RunAppends(state, "", 1, /*mysql=*/true);
+}
+BENCHMARK(BM_AppendOneConversationMysql)->Apply(MysqlAppendArgs);
+
+void BM_Append1000ConversationsMysql(benchmark::State& state) {
+  RunAppends(state, "", 1000, /*mysql=*/true);
+}
+BENCHMARK(BM_Append1000ConversationsMysql)->Apply(MysqlAppendArgs);
 
 void BM_AppendOneConversationSyncFull(benchmark::State& state) { RunAppends(state, "full", 1); }
 BENCHMARK(BM_AppendOneConversationSyncFull)

@@ -12,6 +12,13 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libabsl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libsqlite3-dev libsodium-dev libssl-dev
+  # cluster engines: MariaDB Connector/C and hiredis to build; the servers
+  # themselves for the tests, which start their own on loopback ports
+  libmariadb-dev libhiredis-dev mariadb-server redis-server
+  # roles over gRPC (protoc + grpc_cpp_plugin generate proto/ at build time),
+  # c-ares for DNS SRV discovery, and etcd for discovery and the config centre
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libc-ares-dev
+  etcd-server etcd-client
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)

@@ -12,6 +12,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/process_metrics.h"
+#include "discovery/registry.h"
 #include "gateway/static_files.h"
 #include "net/http_server.h"
 #include "net/io_pool.h"
@@ -110,7 +111,30 @@ int RunServe(const core::Config& config) {
     return 1;
   }
 
-  auto node = AllInOne::Start(config);
+  // Discovery: this node joins the cluster's list of nodes; engine etcd
+  // hands out its snowflake node id (unique while its lease lives).
+  auto discovery = discovery::OpenDiscovery(config.discovery);
+  if (!discovery.ok()) {
+    Log().Error("cannot open discovery", {{"error", std::string(discovery.status().message())}});
+    return 1;
+  }
+  core::Config effective = config;
+  {
+    discovery::Node self;
+    self.role = config.server.role;
+    self.address = config.server.listen;
+    self.name = self.role + "@" + self.address;
+    self.node_id = config.server.node_id > 0 ? config.server.node_id : -1;
+    auto id = (*discovery)->Register(self);
+    if (!id.ok()) {
+      Log().Error("cannot join the cluster", {{"discovery", config.discovery.engine},
+                                              {"error", std::string(id.status().message())}});
+      return 1;
+    }
+    if (*id >= 0) effective.server.node_id = *id;
+  }
+
+  auto node = AllInOne::Start(effective);
   if (!node.ok()) {
     Log().Error("cannot start", {{"error", std::string(node.status().message())}});
     return 1;
@@ -169,6 +193,7 @@ int RunServe(const core::Config& config) {
   std::string base = "http://" + listen->first + ":" + std::to_string(server.port());
   Log().Info("serving", {{"url", base},
                          {"role", config.server.role},
+                         {"node_id", effective.server.node_id},
                          {"data_dir", config.server.data_dir},
                          {"io_threads", static_cast<int64_t>(pool.size())}});
   std::printf(
@@ -181,6 +206,8 @@ int RunServe(const core::Config& config) {
   Log().Info("draining", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                           {"timeout_ms", config.server.drain_timeout_ms}});
   draining.store(true);
+  // Out of the cluster's lists first, so that nobody new is sent here.
+  (*discovery)->Stop();
   server.StartDrain();
   bool drained = server.WaitDrained(std::chrono::milliseconds(config.server.drain_timeout_ms));
   if (!drained) {

@@ -2,7 +2,7 @@
 // loaded by the caller's loader on a miss. The send path reads blocks and
 // group members through one; the auth service keeps revoked sessions in one.
 //
-// Contract for every implementation (local now; Redis in cluster mode):
+// Contract for every implementation (local, none, redis):
 //   - Get may take a network round trip: `done` runs exactly once, on any
 //     thread, inline on a hit held in memory. A miss calls `load` (at most
 //     one load per key at a time on one node: concurrent misses wait for it)
@@ -12,6 +12,9 @@
 //   - A cache never fails a Get on its own account: if its engine is down it
 //     loads from the store (`load`) instead. It never holds the only copy of
 //     anything: losing every entry is always safe.
+//   - GetMany answers several keys as Get would, in one round trip where
+//     the engine can (Redis: one MGET); `done` gets one result per key, in
+//     order. Misses load through `load(key, ...)`, one key at a time.
 //   - Peek answers from this node's memory only, without a round trip.
 //   - Invalidation: Invalidate(key) drops the key on this node before it
 //     returns, so a Get on this node that starts after it reads afresh.
@@ -29,8 +32,12 @@
 // MakeCache in cache/registry.h and its name to core/engines.cc.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "core/callback.h"
@@ -45,7 +52,13 @@ class Cache {
 
   virtual ~Cache() = default;
 
+  // GetMany's loader: reads one key from the source of truth.
+  using KeyLoader = std::function<void(const K&, core::Callback<V>)>;
+  using ManyCallback = absl::AnyInvocable<void(std::vector<core::StatusOr<V>>) &&>;
+
   virtual void Get(const K& key, Loader load, core::Callback<V> done) = 0;
+  // One Get per key unless the engine batches (the redis engine does).
+  virtual void GetMany(std::vector<K> keys, KeyLoader load, ManyCallback done);
   // Sets the value (what a writer just committed); ttl_ms 0: the cache's
   // default lifetime.
   virtual void Put(const K& key, V value, int64_t ttl_ms = 0) = 0;
@@ -54,5 +67,45 @@ class Cache {
   // Entries held in this node's memory (for tests and metrics).
   virtual size_t size() const = 0;
 };
+
+template <typename K, typename V>
+void Cache<K, V>::GetMany(std::vector<K> keys, KeyLoader load, ManyCallback done) {
+  struct Batch {
+    std::vector<core::StatusOr<V>> results;
+    std::atomic<size_t> left;
+    ManyCallback done;
+  };
+  if (keys.empty()) return std::move(done)({});
+  auto batch = std::make_shared<Batch>();
+  batch->results.reserve(keys.size());  // (resize with a StatusOr trips -Wmaybe-uninitialized)
+  for (size_t i = 0; i < keys.size(); ++i) {
+    batch->results.emplace_back(absl::UnknownError("not answered"));
+  }
+  batch->left = keys.size();
+  batch->done = std::move(done);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Get(
+        keys[i], [load, key = keys[i]](core::Callback<V> cb) { load(key, std::move(cb)); },
+        [batch, i](core::StatusOr<V> r) {
+          batch->results[i] = std::move(r);  // each slot written once; `left` orders them
+          if (batch->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::move(batch->done)(std::move(batch->results));
+          }
+        });
+  }
+}
+
+// Loads `keys` into `cache` (warm-up of hot keys at start): `done` gets how
+// many were loaded without error.
+template <typename K, typename V>
+void WarmUp(Cache<K, V>& cache, std::vector<K> keys, typename Cache<K, V>::KeyLoader load,
+            core::Callback<size_t> done) {
+  cache.GetMany(std::move(keys), std::move(load),
+                [done = std::move(done)](std::vector<core::StatusOr<V>> results) mutable {
+                  size_t ok = 0;
+                  for (const auto& r : results) ok += r.ok() ? 1 : 0;
+                  std::move(done)(ok);
+                });
+}
 
 }  // namespace mpim::cache

@@ -17,7 +17,7 @@ extern char** environ;
 namespace mpim::core {
 namespace {
 
-using FieldRef = std::variant<std::string*, int64_t*>;
+using FieldRef = std::variant<std::string*, int64_t*, std::vector<std::string>*>;
 
 // One key of the configuration. The schema below is the single source of
 // truth for names, types, ranges and help texts.
@@ -29,7 +29,7 @@ struct Field {
   int64_t min = 0;                                  // integer fields
   int64_t max = 0;                                  // integer fields
   std::vector<std::string_view> choices;            // string fields; empty: any value
-  std::function<Status(const std::string&)> check;  // string fields, extra rule
+  std::function<Status(const std::string&)> check;  // string (and list element) fields
   bool secret = false;                              // masked by ShowConfig
 
   std::string Name() const { return std::string(section) + "." + std::string(key); }
@@ -37,21 +37,52 @@ struct Field {
 
 Field Int(std::string_view section, std::string_view key, int64_t min, int64_t max,
           std::function<int64_t*(Config&)> ref, std::string_view help) {
-  return Field{section, key, std::string(help), [ref](Config& c) -> FieldRef { return ref(c); },
-               min,     max, {},                nullptr};
+  return Field{
+      section, key,    std::string(help), [ref](Config& c) -> FieldRef { return ref(c); }, min, max,
+      {},      nullptr};
 }
 
 Field Str(std::string_view section, std::string_view key, std::vector<std::string_view> choices,
           std::function<std::string*(Config&)> ref, std::string_view help,
           std::function<Status(const std::string&)> check = nullptr) {
-  return Field{section,
-               key,
-               std::string(help),
-               [ref](Config& c) -> FieldRef { return ref(c); },
-               0,
-               0,
-               std::move(choices),
-               std::move(check)};
+  return Field{section, key, std::string(help),  [ref](Config& c) -> FieldRef { return ref(c); },
+               0,       0,   std::move(choices), std::move(check)};
+}
+
+// A list of strings: a TOML array, or comma-separated text (environment,
+// --set), optionally in brackets and quoted: a:1,b:2 or ["a:1", "b:2"].
+// `check` applies to each element.
+Field List(std::string_view section, std::string_view key,
+           std::function<std::vector<std::string>*(Config&)> ref, std::string_view help,
+           std::function<Status(const std::string&)> check = nullptr) {
+  Field f{section, key, std::string(help), [ref](Config& c) -> FieldRef { return ref(c); }};
+  f.check = std::move(check);
+  return f;
+}
+
+// "a, b" / ["a", "b"] / "" -> its elements, trimmed and unquoted.
+std::vector<std::string> SplitList(std::string_view text) {
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+    return v;
+  };
+  text = trim(text);
+  if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
+    text = trim(text.substr(1, text.size() - 2));
+  }
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = trim(text.substr(0, comma));
+    if (item.size() >= 2 && item.front() == '"' && item.back() == '"') {
+      item = item.substr(1, item.size() - 2);
+    }
+    if (!item.empty()) out.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    text = text.substr(comma + 1);
+  }
+  return out;
 }
 
 Field Secret(std::string_view section, std::string_view key,
@@ -62,6 +93,19 @@ Field Secret(std::string_view section, std::string_view key,
 }
 
 Status CheckListen(const std::string& value) { return ParseHostPort(value).status(); }
+
+// ROLE=HOST:PORT of discovery.static_nodes.
+Status CheckStaticNode(const std::string& value) {
+  size_t eq = value.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return absl::InvalidArgumentError("expected ROLE=HOST:PORT");
+  }
+  const std::string role = value.substr(0, eq);
+  if (role != "gateway" && role != "logic" && role != "task" && role != "all") {
+    return absl::InvalidArgumentError("role must be gateway, logic, task or all");
+  }
+  return ParseHostPort(value.substr(eq + 1)).status();
+}
 
 Status CheckNotEmpty(const std::string& value) {
   if (value.empty()) return absl::InvalidArgumentError("must not be empty");
@@ -84,7 +128,9 @@ const std::vector<Field>& Schema() {
           CheckNotEmpty),
       Int(
           "server", "node_id", 0, 1023, [](Config& c) { return &c.server.node_id; },
-          "Node id in generated ids (snowflake); unique per process in a cluster."),
+          "Node id in generated ids (snowflake); unique per process in a cluster. With "
+          "discovery.engine = etcd, etcd hands it out (a non-zero value here is the one "
+          "asked for first)."),
       Int(
           "server", "io_threads", 0, 256, [](Config& c) { return &c.server.io_threads; },
           "Network io threads; 0 means one per core."),
@@ -237,18 +283,123 @@ const std::vector<Field>& Schema() {
           "store", "sqlite_batch_delay_us", 0, 100000,
           [](Config& c) { return &c.store.sqlite_batch_delay_us; },
           "Group commit: how long the writer waits to fill a batch, in microseconds."),
+      Str(
+          "store", "mysql_url", {}, [](Config& c) { return &c.store.mysql_url; },
+          "MariaDB/MySQL of store.engine = \"mysql\": mysql://USER:PASS@HOST:PORT/DB (the "
+          "database must exist; the schema is migrated at start)."),
+      Int(
+          "store", "mysql_pool_size", 1, 256, [](Config& c) { return &c.store.mysql_pool_size; },
+          "Connections (each with its thread) the mysql store reads through; writes have one "
+          "more."),
+      Int(
+          "store", "mysql_batch_max", 1, 65536, [](Config& c) { return &c.store.mysql_batch_max; },
+          "Group commit on mysql: most writes in one transaction."),
+      Int(
+          "store", "mysql_timeout_ms", 100, 600000,
+          [](Config& c) { return &c.store.mysql_timeout_ms; },
+          "Connect, read and write timeout of one database call; past it the call fails with "
+          "`unavailable`."),
       // [cache], [route], [bus]
       Str(
           "cache", "engine", EngineNames("cache.engine"), [](Config& c) { return &c.cache.engine; },
           "The cache in front of the store (cache-aside): " + EngineHelp("cache.engine") + "."),
       Str(
+          "cache", "redis_url", {}, [](Config& c) { return &c.cache.redis_url; },
+          "Redis of cache.engine = \"redis\": redis://[:PASS@]HOST:PORT[/DB]."),
+      Str(
+          "cache", "redis_prefix", {}, [](Config& c) { return &c.cache.redis_prefix; },
+          "Prefix of every Redis key and channel of the redis cache, so that several "
+          "deployments (or tests) can share one Redis."),
+      Int(
+          "cache", "redis_timeout_ms", 10, 600000,
+          [](Config& c) { return &c.cache.redis_timeout_ms; },
+          "A Redis command (or connect) without a reply within this time fails; the "
+          "connection is dropped and made again with back-off, and reads go to the store."),
+      Int(
+          "cache", "ttl_ms", 1000, 2592000000, [](Config& c) { return &c.cache.ttl_ms; },
+          "Lifetime of an entry in Redis, plus a random 0-10% against expiring together; "
+          "bounds what an invalidation that could not reach Redis leaves behind."),
+      Int(
+          "cache", "local_ttl_ms", 0, 2592000000, [](Config& c) { return &c.cache.local_ttl_ms; },
+          "Engine redis: lifetime of an entry in a node's memory (0: until invalidated); "
+          "bounds how long a node may answer from an entry whose invalidation it missed."),
+      Int(
+          "cache", "null_ttl_ms", 0, 86400000, [](Config& c) { return &c.cache.null_ttl_ms; },
+          "How long a \"not found\" answer of the store is kept (against lookups of ids that "
+          "do not exist); 0: never kept."),
+      Int(
+          "cache", "warmup_groups", 0, 1000, [](Config& c) { return &c.cache.warmup_groups; },
+          "At start, the caches are loaded with this many of the most recently active groups "
+          "and their members (the first 1,000 of each), in the background (0: no warm-up)."),
+      Str(
           "route", "engine", EngineNames("route.engine"), [](Config& c) { return &c.route.engine; },
           "The route table (user -> live connections on which node) and presence: " +
               EngineHelp("route.engine") + "."),
       Str(
+          "route", "redis_url", {}, [](Config& c) { return &c.route.redis_url; },
+          "Redis of route.engine = \"redis\": redis://[:PASS@]HOST:PORT[/DB]."),
+      Str(
+          "route", "redis_prefix", {}, [](Config& c) { return &c.route.redis_prefix; },
+          "Prefix of every Redis key and channel of the route table and presence."),
+      Int(
+          "route", "redis_timeout_ms", 10, 600000,
+          [](Config& c) { return &c.route.redis_timeout_ms; },
+          "A route table command without a reply within this time fails (deliveries that "
+          "needed it are dropped and found again by hello/sync)."),
+      Int(
+          "route", "node_ttl_ms", 1000, 300000, [](Config& c) { return &c.route.node_ttl_ms; },
+          "Engine redis: a node heartbeats every third of this; a node silent this long is "
+          "dead: its routes are removed and its users turn offline (within about 1.2x this)."),
+      Str(
           "bus", "engine", EngineNames("bus.engine"), [](Config& c) { return &c.bus.engine; },
           "How the message pipeline reaches the gateways' sessions: " + EngineHelp("bus.engine") +
               "."),
+      Str(
+          "bus", "redis_url", {}, [](Config& c) { return &c.bus.redis_url; },
+          "Redis of bus.engine = \"redis-pubsub\" or \"redis-streams\": "
+          "redis://[:PASS@]HOST:PORT[/DB]."),
+      Str(
+          "bus", "redis_prefix", {}, [](Config& c) { return &c.bus.redis_prefix; },
+          "Prefix of every Redis key and channel of the bus."),
+      Int(
+          "bus", "redis_timeout_ms", 10, 600000, [](Config& c) { return &c.bus.redis_timeout_ms; },
+          "A bus command without a reply within this time fails."),
+      Int(
+          "bus", "stream_max_len", 1000, 100000000, [](Config& c) { return &c.bus.stream_max_len; },
+          "Entries a stream keeps (approximately, MAXLEN ~) before the oldest are trimmed."),
+      Int(
+          "bus", "claim_idle_ms", 100, 86400000, [](Config& c) { return &c.bus.claim_idle_ms; },
+          "A stream entry delivered to a consumer and not acknowledged for this long is "
+          "claimed by another consumer of the group (its consumer is presumed dead)."),
+      Int(
+          "bus", "max_deliveries", 1, 1000, [](Config& c) { return &c.bus.max_deliveries; },
+          "A stream entry delivered this many times without an acknowledgement goes to the "
+          "stream's dead letters."),
+      // [discovery]
+      Str(
+          "discovery", "engine", EngineNames("discovery.engine"),
+          [](Config& c) { return &c.discovery.engine; },
+          "How nodes find each other: " + EngineHelp("discovery.engine") + "."),
+      List(
+          "discovery", "static_nodes", [](Config& c) { return &c.discovery.static_nodes; },
+          "Engine static: the other nodes, each ROLE=HOST:PORT (e.g. logic=10.0.0.2:7001); "
+          "empty: this node is alone.",
+          CheckStaticNode),
+      List(
+          "discovery", "etcd_endpoints", [](Config& c) { return &c.discovery.etcd_endpoints; },
+          "Engine etcd: the etcd v3 endpoints, each HOST:PORT.", CheckListen),
+      Str(
+          "discovery", "etcd_prefix", {}, [](Config& c) { return &c.discovery.etcd_prefix; },
+          "Engine etcd: every key MPIM writes starts with it (one prefix per cluster).",
+          CheckNotEmpty),
+      Int(
+          "discovery", "lease_ttl_s", 2, 300, [](Config& c) { return &c.discovery.lease_ttl_s; },
+          "Engine etcd: a node's registration and node id live under a lease of this many "
+          "seconds, kept alive every third of it; a node that dies is gone within it."),
+      Int(
+          "discovery", "etcd_timeout_ms", 100, 60000,
+          [](Config& c) { return &c.discovery.etcd_timeout_ms; },
+          "Engine etcd: one call without an answer within this time fails."),
       // [log]
       Str(
           "log", "level", {"trace", "debug", "info", "warn", "error"},
@@ -320,6 +471,15 @@ Status Validate(const Field& f, Config& config) {
     }
     return absl::OkStatus();
   }
+  if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
+    for (const std::string& item : **list) {
+      if (!f.check) break;
+      if (Status st = f.check(item); !st.ok()) {
+        return absl::InvalidArgumentError("\"" + item + "\": " + std::string(st.message()));
+      }
+    }
+    return absl::OkStatus();
+  }
   const std::string& s = *std::get<std::string*>(ref);
   if (!f.choices.empty() && std::find(f.choices.begin(), f.choices.end(), s) == f.choices.end()) {
     std::string allowed;
@@ -341,6 +501,8 @@ Status SetFromText(const Field& f, Config& config, const std::string& text) {
       return absl::InvalidArgumentError("expected an integer, got \"" + text + "\"");
     }
     **i = value;
+  } else if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
+    **list = SplitList(text);
   } else {
     *std::get<std::string*>(ref) = text;
   }
@@ -353,6 +515,15 @@ Status SetFromToml(const Field& f, Config& config, const toml::node& node) {
     auto v = node.value_exact<int64_t>();
     if (!v) return absl::InvalidArgumentError("expected an integer");
     **i = *v;
+  } else if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
+    const toml::array* array = node.as_array();
+    if (!array) return absl::InvalidArgumentError("expected an array of strings");
+    (*list)->clear();
+    for (const toml::node& item : *array) {
+      auto v = item.value_exact<std::string>();
+      if (!v) return absl::InvalidArgumentError("expected an array of strings");
+      (*list)->push_back(*v);
+    }
   } else {
     auto v = node.value_exact<std::string>();
     if (!v) return absl::InvalidArgumentError("expected a string");
@@ -452,6 +623,11 @@ std::string Quote(const std::string& s) {
 std::string FormatValue(const Field& f, const Config& config, bool mask) {
   FieldRef ref = f.ref(const_cast<Config&>(config));
   if (auto* i = std::get_if<int64_t*>(&ref)) return std::to_string(**i);
+  if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
+    std::string out = "[";
+    for (const std::string& item : **list) out += (out.size() > 1 ? ", " : "") + Quote(item);
+    return out + "]";
+  }
   if (mask && f.secret && !std::get<std::string*>(ref)->empty()) return Quote("********");
   return Quote(*std::get<std::string*>(ref));
 }
@@ -528,6 +704,24 @@ StatusOr<Config> LoadConfig(const ConfigSources& sources) {
   if (!config.auth.previous_token_key.empty() && config.auth.previous_token_key_id.empty()) {
     return Invalid("config", "auth.previous_token_key_id",
                    "required when auth.previous_token_key is set");
+  }
+  // cluster.md section 2: an engine without its URL stops start-up.
+  if (config.store.engine == "mysql" && config.store.mysql_url.empty()) {
+    return Invalid("config", "store.mysql_url", "required when store.engine is \"mysql\"");
+  }
+  if (config.cache.engine == "redis" && config.cache.redis_url.empty()) {
+    return Invalid("config", "cache.redis_url", "required when cache.engine is \"redis\"");
+  }
+  if (config.route.engine == "redis" && config.route.redis_url.empty()) {
+    return Invalid("config", "route.redis_url", "required when route.engine is \"redis\"");
+  }
+  if (config.bus.engine != "memory" && config.bus.redis_url.empty()) {
+    return Invalid("config", "bus.redis_url",
+                   "required when bus.engine is \"" + config.bus.engine + "\"");
+  }
+  if (config.discovery.engine == "etcd" && config.discovery.etcd_endpoints.empty()) {
+    return Invalid("config", "discovery.etcd_endpoints",
+                   "required when discovery.engine is \"etcd\"");
   }
   return config;
 }

@@ -80,20 +80,53 @@ struct StoreConfig {
   int64_t sqlite_reader_threads = 2;
   int64_t sqlite_batch_max = 1024;       // group commit: appends per transaction at most
   int64_t sqlite_batch_delay_us = 1000;  // group commit: wait this long to fill a batch
+  std::string mysql_url;                 // mysql://USER:PASS@HOST:PORT/DB (engine mysql)
+  int64_t mysql_pool_size = 8;           // reader connections (and threads) of the mysql store
+  int64_t mysql_batch_max = 512;         // group commit: writes per transaction at most
+  int64_t mysql_timeout_ms = 5000;       // connect, read and write timeout of one call
 };
 
 // Which implementation of each pluggable part runs (core/engines.h lists
 // the names). cluster.md section 2 names these keys.
 struct CacheConfig {
   std::string engine = "local";
+  std::string redis_url;               // redis://[:PASS@]HOST:PORT[/DB] (engine redis)
+  std::string redis_prefix = "mpim:";  // every Redis key and channel starts with it
+  int64_t redis_timeout_ms = 1000;     // one Redis command (and a connect); then unavailable
+  int64_t ttl_ms = 300000;             // shared entries in Redis live this long, plus jitter
+  int64_t local_ttl_ms = 5000;         // engine redis: entries in a node's memory live this long
+  int64_t null_ttl_ms = 10000;         // "not found" answers are kept this long (0: never)
+  int64_t warmup_groups = 100;         // most active groups loaded into the caches at start
 };
 
 struct RouteConfig {
   std::string engine = "memory";
+  std::string redis_url;               // engine redis
+  std::string redis_prefix = "mpim:";  // every Redis key and channel starts with it
+  int64_t redis_timeout_ms = 1000;     // one Redis command (and a connect); then unavailable
+  int64_t node_ttl_ms = 10000;         // a node that stops heartbeating is dead after this
 };
 
 struct BusConfig {
   std::string engine = "memory";
+  std::string redis_url;               // engines redis-pubsub, redis-streams
+  std::string redis_prefix = "mpim:";  // every Redis key and channel starts with it
+  int64_t redis_timeout_ms = 1000;     // one Redis command (and a connect); then unavailable
+  int64_t stream_max_len = 100000;     // entries a stream keeps (approximately) before trimming
+  int64_t claim_idle_ms = 30000;       // a pending entry this old is claimed from its consumer
+  int64_t max_deliveries = 5;          // then the entry goes to the dead letters
+};
+
+// How nodes find each other (cluster.md section 2; docs/cluster.md).
+struct DiscoveryConfig {
+  std::string engine = "static";
+  // engine static: the other nodes, ROLE=HOST:PORT each (their internal
+  // gRPC address); empty: this node is alone.
+  std::vector<std::string> static_nodes;
+  std::vector<std::string> etcd_endpoints;  // engine etcd: HOST:PORT of each etcd member
+  std::string etcd_prefix = "/mpim/";       // every etcd key starts with it
+  int64_t lease_ttl_s = 10;                 // a dead node's keys go after this long
+  int64_t etcd_timeout_ms = 2000;           // one etcd call; then unavailable
 };
 
 struct LogConfig {
@@ -141,6 +174,7 @@ struct Config {
   CacheConfig cache;
   RouteConfig route;
   BusConfig bus;
+  DiscoveryConfig discovery;
   LogConfig log;
   LimitsConfig limits;
 };

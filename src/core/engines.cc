@@ -5,10 +5,19 @@ namespace mpim::core {
 const std::vector<EngineName>& Engines() {
   static const std::vector<EngineName> engines = {
       {"store.engine", "sqlite", "embedded SQLite file in server.data_dir"},
+      {"store.engine", "mysql", "MariaDB/MySQL server at store.mysql_url"},
       {"cache.engine", "local", "this process's memory"},
       {"cache.engine", "none", "no cache: every read goes to the store"},
+      {"cache.engine", "redis", "Redis at cache.redis_url, shared by the nodes"},
       {"route.engine", "memory", "this process's memory (one node)"},
+      {"route.engine", "redis", "Redis at route.redis_url, shared by the nodes"},
       {"bus.engine", "memory", "direct calls within this process (one node)"},
+      {"bus.engine", "redis-pubsub", "Redis Pub/Sub at bus.redis_url: at most once, lowest latency"},
+      {"bus.engine", "redis-streams",
+       "Redis Streams at bus.redis_url: a node's inbox survives its reconnects"},
+      {"discovery.engine", "static", "the nodes listed in discovery.static_nodes"},
+      {"discovery.engine", "etcd",
+       "etcd v3 at discovery.etcd_endpoints: nodes register under leases and watch"},
   };
   return engines;
 }

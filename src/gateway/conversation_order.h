@@ -13,6 +13,7 @@
 // Threading: not thread-safe; the session's io thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -34,47 +35,57 @@ class ConversationOrder {
     int limit = 1;
   };
 
-  // True for a message this device acked through an earlier socket (a
-  // fan-out re-run after a crash delivers it again): made more than 2 s
-  // before this socket's hello at `activated_wall_ms` (no append is in flight
-  // that long). Only asked of a conversation's first message on the socket.
-  static bool AckedBeforeSocket(const OutMessage& msg, int64_t activated_wall_ms);
-
-  // Goes on live after `last_seq` (the hello's, for a listed conversation).
-  void StartAfter(int64_t last_seq) { last_seq_ = last_seq; }
+  // Goes on live after `last_seq`: the hello's, for a listed conversation;
+  // the store's start (ConversationService::StartSeq) for any other, asked
+  // when its first message reaches the socket. Until then every message is
+  // held, so a conversation never starts from whichever push came first
+  // (pushes from different senders' nodes cross all the time).
+  void StartAfter(int64_t last_seq) {
+    started_ = true;
+    starting_ = false;
+    last_seq_ = std::max(last_seq_, last_seq);
+  }
   // The highest seq handed on; 0 before the first.
   int64_t last_seq() const { return last_seq_; }
   // Messages (and own-message notes) waiting ahead of a gap.
   size_t held() const { return held_.size(); }
   bool filling() const { return filling_; }
+  bool started() const { return started_; }
+  // True when the owner must ask for the start (then calls StartAsked()
+  // and, with the answer, Start() or StartFailed()).
+  bool NeedsStart() const { return !started_ && !starting_ && !held_.empty(); }
+  void StartAsked() { starting_ = true; }
+  // The start is known: drops what it covers, emits what follows it, and
+  // holds the rest as a gap from `now_ms`.
+  void Start(int64_t start_seq, int64_t now_ms, Emit emit);
+  // The start could not be read: goes on from the first message held
+  // (what precedes it is the client's to find with sync).
+  void StartFailed(int64_t now_ms, Emit emit);
 
-  // A pushed message. Emits it (and what it releases) when it is next, or
-  // the conversation's first on this socket and not AckedBeforeSocket;
+  // A pushed message. Emits it (and what it releases) when it is next;
   // drops it when already handed on; otherwise holds it (a gap starts at
-  // `now_ms` if none was open).
-  void Accept(const std::shared_ptr<const OutMessage>& msg, int64_t now_ms,
-              int64_t activated_wall_ms, Emit emit);
+  // `now_ms` if none was open). Before the start is known it is held.
+  void Accept(const std::shared_ptr<const OutMessage>& msg, int64_t now_ms, Emit emit);
   // A message this session sent (it got the reply, not the event): counts
-  // as handed on, so the next one is no gap. Ignored before the
-  // conversation's first message on this socket (another member's message
-  // stored before it may still be on its way here).
+  // as handed on, so the next one is no gap.
   void NoteOwn(int64_t seq, int64_t now_ms, Emit emit);
 
   // True when messages have been held for `gap_wait_ms` and no fill runs.
   bool FillDue(int64_t now_ms, int64_t gap_wait_ms) const;
-  // Marks a fill running and returns what it reads: the messages between
-  // last_seq() and the first held one, at most `page_max` (at least 1).
-  // Only when held() > 0.
+  // Marks a fill running and returns what it reads: the messages after
+  // last_seq() up to the last held one (every gap between them in one
+  // read), at most `page_max` (at least 1). Only when held() > 0.
   FillRange StartFill(int page_max);
   // The fill's read failed: the gap waits another gap_wait_ms from `now_ms`
   // and is filled again (nothing is skipped while the store may have it).
   void FillFailed(int64_t now_ms);
   // The fill's answer, ascending by seq (`has_more`: the store has more
-  // after it). Emits the messages that are next (not own ones), skips past
-  // what the store did not have, then releases what was held. Returns true
-  // when the page was full (has_more, every message of it next) and ended
-  // before the gap did: nothing was skipped then, and the owner fills again
-  // at once.
+  // after it). Emits its messages in order (a held copy where one was
+  // pushed; not own ones), skips what the store did not have up to the
+  // last message held when the fill began (what was held after it may
+  // follow messages committed after the read: they get their own fill),
+  // then releases what was held. Returns true when the page was full
+  // (has_more) and ended before the gaps did: the owner fills again at once.
   [[nodiscard]] bool ApplyFill(const std::vector<std::shared_ptr<const OutMessage>>& fill,
                                bool has_more, int64_t now_ms, Emit emit);
 
@@ -87,6 +98,10 @@ class ConversationOrder {
   std::map<int64_t, std::shared_ptr<const OutMessage>> held_;
   int64_t gap_since_ms_ = 0;
   bool filling_ = false;
+  int fill_limit_ = 1;     // the running fill's page size
+  int64_t fill_upto_ = 0;  // the last message held when the running fill began
+  bool started_ = false;   // last_seq_ is the socket's start or later
+  bool starting_ = false;  // the owner is reading the start
 };
 
 }  // namespace mpim::gateway

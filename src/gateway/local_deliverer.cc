@@ -19,8 +19,37 @@ core::Counter& LookupFailures() {
   static core::Counter& c =
       core::DefaultRegistry()
           .Counter("mpim_delivery_route_failures_total",
-                   "Deliveries dropped because the route table did not answer (clients catch "
-                   "up through hello and sync).")
+                   "Route lookups that failed: only this node's own sessions were reached "
+                   "(other nodes' clients catch up through hello and sync).")
+          .With({});
+  return c;
+}
+
+core::Counter& ForwardFailures() {
+  static core::Counter& c =
+      core::DefaultRegistry()
+          .Counter("mpim_delivery_forward_failures_total",
+                   "Envelopes to another node that the bus did not take (clients catch up "
+                   "through hello and sync).")
+          .With({});
+  return c;
+}
+
+core::Counter& StaleRoutes() {
+  static core::Counter& c =
+      core::DefaultRegistry()
+          .Counter("mpim_delivery_stale_routes_total",
+                   "Recipient connections skipped because the session holding that id is "
+                   "another user's (a route of a previous process).")
+          .With({});
+  return c;
+}
+
+core::Counter& BadEnvelopes() {
+  static core::Counter& c =
+      core::DefaultRegistry()
+          .Counter("mpim_delivery_bad_envelopes_total",
+                   "Inbox payloads that were not a delivery envelope (dropped).")
           .With({});
   return c;
 }
@@ -29,34 +58,76 @@ core::Counter& LookupFailures() {
 
 void LocalDeliverer::WithSessions(const std::vector<int64_t>& users, route::ConnId exclude,
                                   BatchesFn fn) {
-  routes_.Lookup(users, [this, exclude, fn = std::move(fn)](
+  routes_.Lookup(users, [this, users, exclude, fn = std::move(fn)](
                             core::StatusOr<std::vector<route::Route>> routes) mutable {
     if (!routes.ok()) {
+      // This node's own sessions are still reached; other nodes' are not
+      // (their clients catch up by seq).
       LookupFailures().Inc();
-      return std::move(fn)({});
+      routes = routes_.LocalRoutes(users);
     }
-    std::vector<route::ConnId> conns;
-    conns.reserve(routes->size());
+    std::vector<Target> targets;
+    targets.reserve(routes->size());
     for (const route::Route& r : *routes) {
-      if (r.conn != exclude) conns.push_back(r.conn);
+      if (r.conn != exclude) targets.push_back(Target{r.conn, r.user_id});
     }
-    std::move(fn)(ByLoop(conns));
+    Remote remote;
+    std::vector<Batch> batches = ByLoop(targets, forward_ ? &remote : nullptr);
+    std::move(fn)(std::move(batches), std::move(remote));
   });
 }
 
+std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(const std::vector<Target>& targets,
+                                                          Remote* remote) const {
+  std::vector<Envelope::Target> local;
+  local.reserve(targets.size());
+  for (const Target& t : targets) {
+    if (t.conn.node == node_) {
+      local.push_back({t.conn.local, t.user});
+    } else if (remote) {  // a handful of nodes: searched linearly
+      auto it = std::find_if(remote->begin(), remote->end(),
+                             [&](const auto& n) { return n.first == t.conn.node; });
+      if (it == remote->end()) it = remote->insert(remote->end(), {t.conn.node, {}});
+      it->second.push_back({t.conn.local, t.user});
+    }
+  }
+  return ByLoop(local);
+}
+
 std::vector<LocalDeliverer::Batch> LocalDeliverer::ByLoop(
-    const std::vector<route::ConnId>& conns) const {
+    const std::vector<Envelope::Target>& local) const {
   std::vector<Batch> batches;  // one per io thread: a handful, searched linearly
-  for (route::ConnId c : conns) {
-    if (c.node != node_) continue;  // another node's: reached through a bus only
-    auto session = registry_.Find(c.local);
+  for (const Envelope::Target& t : local) {
+    auto session = registry_.Find(t.conn);
     if (!session) continue;
+    // A stale route (a restarted process's, or a reused id) names a
+    // connection that is now someone else's: never deliver to it.
+    if (t.user != 0 && session->user_id() != t.user) {
+      StaleRoutes().Inc();
+      continue;
+    }
     auto it = std::find_if(batches.begin(), batches.end(),
                            [&](const Batch& b) { return b.loop == session->loop(); });
     if (it == batches.end()) it = batches.insert(batches.end(), Batch{session->loop(), {}});
     it->sessions.push_back(std::move(session));
   }
   return batches;
+}
+
+void LocalDeliverer::ForwardAll(const Remote& remote, Envelope envelope,
+                                std::function<void()> taken) {
+  if (remote.empty()) {
+    if (taken) taken();
+    return;
+  }
+  auto left = std::make_shared<std::atomic<size_t>>(remote.size());
+  for (size_t i = 0; i < remote.size(); ++i) {
+    envelope.conns = remote[i].second;
+    forward_(remote[i].first, envelope.Encode(), [left, taken](core::Status s) {
+      if (!s.ok()) ForwardFailures().Inc();
+      if (left->fetch_sub(1) == 1 && taken) taken();
+    });
+  }
 }
 
 void LocalDeliverer::Message(const std::vector<int64_t>& users, route::ConnId exclude_conn,
@@ -81,9 +152,30 @@ void LocalDeliverer::SendTo(const std::vector<int64_t>& users, route::ConnId exc
                             std::vector<Encoded> msgs, bool qos1, service::Priority priority,
                             std::function<void()> taken) {
   WithSessions(users, exclude,
-               [msgs = std::move(msgs), qos1, priority,
-                taken = std::move(taken)](std::vector<Batch> batches) mutable {
-                 Send(std::move(batches), std::move(msgs), qos1, priority, std::move(taken));
+               [this, msgs = std::move(msgs), qos1, priority, taken = std::move(taken)](
+                   std::vector<Batch> batches, Remote remote) mutable {
+                 if (remote.empty()) {
+                   return Send(std::move(batches), std::move(msgs), qos1, priority,
+                               std::move(taken));
+                 }
+                 // Both halves count down to `taken`.
+                 std::function<void()> half;
+                 if (taken) {
+                   auto left = std::make_shared<std::atomic<int>>(2);
+                   half = [left, taken = std::move(taken)] {
+                     if (left->fetch_sub(1) == 1) taken();
+                   };
+                 }
+                 Envelope envelope;
+                 envelope.kind = Envelope::Kind::kMessages;
+                 envelope.priority = priority;
+                 envelope.qos1 = qos1;
+                 envelope.msgs.reserve(msgs.size());
+                 for (const Encoded& m : msgs) {
+                   envelope.msgs.push_back({m.conv_id, m.seq, m.ts, m.frame});
+                 }
+                 ForwardAll(remote, std::move(envelope), half);
+                 Send(std::move(batches), std::move(msgs), qos1, priority, half);
                });
 }
 
@@ -135,12 +227,22 @@ void LocalDeliverer::Send(std::vector<Batch> batches, std::vector<Encoded> msgs,
 void LocalDeliverer::Event(const std::vector<int64_t>& users, route::ConnId exclude_conn,
                            std::string frame, service::Priority priority) {
   WithSessions(users, exclude_conn,
-               [frame = std::make_shared<const std::string>(std::move(frame)),
-                priority](std::vector<Batch> batches) {
-                 for (Batch& b : batches) {
-                   WsSession::DeliverEvent(std::move(b.sessions), frame, priority);
+               [this, frame = std::make_shared<const std::string>(std::move(frame)), priority](
+                   std::vector<Batch> batches, Remote remote) {
+                 if (!remote.empty()) {
+                   Envelope envelope;
+                   envelope.kind = Envelope::Kind::kEvent;
+                   envelope.priority = priority;
+                   envelope.frame = *frame;
+                   ForwardAll(remote, std::move(envelope), nullptr);
                  }
+                 EventTo(std::move(batches), frame, priority);
                });
+}
+
+void LocalDeliverer::EventTo(std::vector<Batch> batches, std::shared_ptr<const std::string> frame,
+                             service::Priority priority) {
+  for (Batch& b : batches) WsSession::DeliverEvent(std::move(b.sessions), frame, priority);
 }
 
 void LocalDeliverer::Receipt(const std::vector<int64_t>& users, route::ConnId exclude_conn,
@@ -157,9 +259,17 @@ void LocalDeliverer::Typing(const std::vector<int64_t>& users, const std::string
 void LocalDeliverer::Presence(const std::vector<route::ConnId>& conns, int64_t user, bool online,
                               int64_t last_seen) {
   auto frame = std::make_shared<const std::string>(frames::Presence(user, online, last_seen));
-  for (Batch& b : ByLoop(conns)) {
-    WsSession::DeliverEvent(std::move(b.sessions), frame, service::Priority::kNormal);
+  std::vector<Target> targets;
+  targets.reserve(conns.size());
+  for (route::ConnId c : conns) targets.push_back(Target{c, 0});  // followers: any user
+  Remote remote;
+  std::vector<Batch> batches = ByLoop(targets, forward_ ? &remote : nullptr);
+  if (!remote.empty()) {
+    Envelope envelope;
+    envelope.frame = *frame;
+    ForwardAll(remote, std::move(envelope), nullptr);
   }
+  EventTo(std::move(batches), frame, service::Priority::kNormal);
 }
 
 void LocalDeliverer::Conv(const std::vector<int64_t>& users, const std::string& conv_id,
@@ -173,14 +283,60 @@ void LocalDeliverer::Recall(const std::vector<int64_t>& users, const std::string
 }
 
 void LocalDeliverer::Kick(int64_t user_id, int64_t session_id, const std::string& reason) {
-  routes_.Lookup({user_id}, [this, session_id,
+  routes_.Lookup({user_id}, [this, user_id, session_id,
                              reason](core::StatusOr<std::vector<route::Route>> routes) {
-    if (!routes.ok()) return LookupFailures().Inc();  // the token is refused all the same
+    if (!routes.ok()) {  // the token is refused all the same; this node's sockets still close
+      LookupFailures().Inc();
+      routes = routes_.LocalRoutes({user_id});
+    }
+    std::vector<Target> targets;
     for (const route::Route& r : *routes) {
-      if (r.session_id != session_id || r.conn.node != node_) continue;
-      if (auto session = registry_.Find(r.conn.local)) session->DeliverKick(reason);
+      if (r.session_id == session_id) targets.push_back(Target{r.conn, r.user_id});
+    }
+    Remote remote;
+    std::vector<Batch> batches = ByLoop(targets, forward_ ? &remote : nullptr);
+    if (!remote.empty()) {
+      Envelope envelope;
+      envelope.kind = Envelope::Kind::kKick;
+      envelope.priority = service::Priority::kUrgent;
+      envelope.frame = reason;
+      ForwardAll(remote, std::move(envelope), nullptr);
+    }
+    for (Batch& b : batches) {
+      for (auto& session : b.sessions) session->DeliverKick(reason);
     }
   });
+}
+
+bool LocalDeliverer::DeliverEnvelope(std::string_view bytes) {
+  std::optional<Envelope> envelope = Envelope::Decode(bytes);
+  if (!envelope) {
+    BadEnvelopes().Inc();
+    return false;
+  }
+  std::vector<Batch> batches = ByLoop(envelope->conns);
+  switch (envelope->kind) {
+    case Envelope::Kind::kMessages: {
+      std::vector<Encoded> msgs;
+      msgs.reserve(envelope->msgs.size());
+      for (Envelope::Msg& m : envelope->msgs) {
+        msgs.push_back(Encoded{std::move(m.conv_id), m.seq, m.ts, std::move(m.frame)});
+      }
+      Send(std::move(batches), std::move(msgs), envelope->qos1, envelope->priority, nullptr);
+      break;
+    }
+    case Envelope::Kind::kEvent:
+      EventTo(std::move(batches),
+              std::make_shared<const std::string>(std::move(envelope->frame)),
+              envelope->priority);
+      break;
+    case Envelope::Kind::kKick:
+      for (Batch& b : batches) {
+        for (auto& session : b.sessions) session->DeliverKick(envelope->frame);
+      }
+      break;
+  }
+  return true;
 }
 
 }  // namespace mpim::gateway

@@ -46,6 +46,7 @@ struct WsMetrics {
   core::Counter& frames_in;
   core::CounterFamily& closes;
   core::Histogram& send_seconds;
+  core::Counter& start_failures;
 };
 
 // Real elapsed time for the latency histogram only (sub-millisecond
@@ -70,6 +71,10 @@ WsMetrics& Metrics() {
                   {"code"}),
         r.Histogram("mpim_ws_send_seconds",
                     "From a send frame read to its reply queued (durable), by the server's clock.")
+            .With({}),
+        r.Counter("mpim_ws_start_failures_total",
+                  "Conversations whose start on a socket could not be read (live delivery "
+                  "went on from the first message held).")
             .With({}),
     };
   }();
@@ -304,6 +309,7 @@ void WsSession::Activate(service::Principal principal, std::optional<int64_t> ri
   state_ = State::kAuthenticating;
   auth_slot_.Release();
   principal_ = principal;
+  user_id_.store(principal.user_id, std::memory_order_release);
   hello_rid_ = rid;
   // Registered for live delivery before the hello list is computed, so no
   // message falls between the two: the hello is read once the route table
@@ -345,7 +351,6 @@ void WsSession::ReadHello() {
           std::string fields =
               frames::HelloFields(self->principal_.user_id, self->principal_.session_id, *pending);
           self->state_ = State::kActive;
-          self->activated_wall_ms_ = self->ctx_.clock.NowMs();
           // A listed conversation goes on live from the last_seq the hello
           // gives (the client syncs up to it): what it covers is not pushed
           // again, and a later message pushed ahead of last_seq + 1 (fan-outs
@@ -434,6 +439,7 @@ void WsSession::OnSendResult(std::optional<int64_t> rid,
     // message of the conversation is no gap.
     Conversation& conv = convs_[r->conv_id];
     conv.order.NoteOwn(r->seq, now_ms, [&](const OutMessage& m) { EnqueueMessage(conv, m); });
+    if (conv.order.NeedsStart()) AskStart(r->conv_id, conv);
     return Reply(rid, frames::SendResultFields(r->msg_id, r->conv_id, r->seq, r->ts));
   }
   ReplyError(rid, r.status());
@@ -581,8 +587,25 @@ void WsSession::ReplyError(std::optional<int64_t> rid, const core::Status& statu
 
 void WsSession::AcceptMessage(const std::shared_ptr<const OutMessage>& msg, int64_t now) {
   Conversation& conv = convs_[msg->conv_id];
-  conv.order.Accept(msg, now, activated_wall_ms_,
-                    [&](const OutMessage& m) { EnqueueMessage(conv, m); });
+  conv.order.Accept(msg, now, [&](const OutMessage& m) { EnqueueMessage(conv, m); });
+  if (conv.order.NeedsStart()) AskStart(msg->conv_id, conv);
+}
+
+void WsSession::AskStart(const std::string& conv_id, Conversation& conv) {
+  conv.order.StartAsked();
+  ctx_.conversations.StartSeq(
+      principal_, conv_id, [self = shared_from_this(), conv_id](core::StatusOr<int64_t> start) {
+        self->OnThread([conv_id, start = std::move(start)](WsSession& s) {
+          auto it = s.convs_.find(conv_id);
+          if (it == s.convs_.end()) return;
+          Conversation& conv = it->second;
+          const int64_t now = s.ctx_.clock.SteadyMs();
+          auto emit = [&](const OutMessage& m) { s.EnqueueMessage(conv, m); };
+          if (start.ok()) return conv.order.Start(*start, now, emit);
+          Metrics().start_failures.Inc();
+          conv.order.StartFailed(now, emit);
+        });
+      });
 }
 
 void WsSession::FillGap(const std::string& conv_id, Conversation& conv) {

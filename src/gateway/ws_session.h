@@ -17,6 +17,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -88,6 +89,8 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   route::ConnId conn_id() const { return conn_id_; }
   // The io thread the session lives on (net::WsConnection::loop()).
   const void* loop() const { return loop_; }
+  // The authenticated user (0 before); any thread.
+  int64_t user_id() const { return user_id_.load(std::memory_order_acquire); }
 
   // net::WsHandler
   void OnOpen() override;
@@ -141,6 +144,8 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void AcceptMessage(const std::shared_ptr<const OutMessage>& msg, int64_t now_ms);
   // Reads the messages missing before `conv`'s held ones from the store.
   void FillGap(const std::string& conv_id, Conversation& conv);
+  // Reads where a conversation the hello did not list starts on this socket.
+  void AskStart(const std::string& conv_id, Conversation& conv);
   // Queues a msg event of `conv` (what its ConversationOrder emits).
   void EnqueueMessage(Conversation& conv, const OutMessage& msg);
   // Queues an event frame outside conversations.
@@ -161,6 +166,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   const void* const loop_;
   State state_ = State::kAwaitingAuth;
   service::Principal principal_;
+  std::atomic<int64_t> user_id_{0};  // principal_.user_id, for other threads
   int64_t auth_deadline_ms_ = 0;
   UnauthenticatedCap::Slot auth_slot_;  // held until authenticated (no token on the upgrade)
   bool registered_ = false;             // in the route table and the registry
@@ -173,9 +179,6 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   SendWindow sends_;
   int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
   int64_t draining_since_ms_ = 0;
-  // Set by hello: this device (login session) acked, in the conversations
-  // the hello did not list, all that was made before it.
-  int64_t activated_wall_ms_ = 0;
   // Pushed after registration, before the hello went out.
   std::vector<std::shared_ptr<const OutMessage>> early_;
 };

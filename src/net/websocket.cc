@@ -88,7 +88,21 @@ std::string HandshakeError(int status, std::string_view reason, const core::Stat
   return out;
 }
 
-std::atomic<uint64_t> g_next_conn_id{1};
+// Connection ids are never reused, within a process or across its restarts:
+// a route of the previous process may still name an id for a moment after a
+// restart (in a cluster's route table, until the new process's heartbeat)
+// and must not reach someone else's new connection. They start at the
+// process's start time in microseconds shifted left 12 bits, so a restart
+// starts above every id its predecessor gave unless that one made more than
+// 4,096 connections per microsecond it lived.
+uint64_t FirstConnId() {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return (static_cast<uint64_t>(us) << 12) + 1;
+}
+
+std::atomic<uint64_t> g_next_conn_id{FirstConnId()};
 
 class WsConnectionImpl;
 

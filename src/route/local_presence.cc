@@ -38,33 +38,16 @@ UserPresence LocalPresence::Get(int64_t user) const {
 }
 
 void LocalPresence::Subscribe(ConnId conn, const std::vector<int64_t>& users) {
-  for (int64_t u : users) {
-    Shard& s = ShardOf(u);
-    std::lock_guard lock(s.mu);
-    s.followers[u].insert(conn);
-  }
+  followers_.Add(conn, users);
 }
 
 void LocalPresence::Unsubscribe(ConnId conn, const std::vector<int64_t>& users) {
-  for (int64_t u : users) {
-    Shard& s = ShardOf(u);
-    std::lock_guard lock(s.mu);
-    auto it = s.followers.find(u);
-    if (it == s.followers.end()) continue;
-    it->second.erase(conn);
-    if (it->second.empty()) s.followers.erase(it);
-  }
+  followers_.Remove(conn, users);
 }
 
 void LocalPresence::Notify(int64_t user, bool online, int64_t last_seen) {
-  std::vector<ConnId> conns;
-  {
-    Shard& s = ShardOf(user);
-    std::lock_guard lock(s.mu);
-    auto it = s.followers.find(user);
-    if (it == s.followers.end()) return;
-    conns.assign(it->second.begin(), it->second.end());
-  }
+  std::vector<ConnId> conns = followers_.Of(user);
+  if (conns.empty()) return;
   if (listener_) listener_(conns, user, online, last_seen);
 }
 

@@ -1,13 +1,13 @@
-// Presence for one process: online counts, last_seen and followers in
-// memory, sharded 32 ways. last_seen is also written to the store when a
+// Presence for one process: online counts and last_seen in memory, sharded
+// 32 ways; followers in route/followers.h. last_seen is also written to the store when a
 // connection ends (best effort), so it survives restarts.
 #pragma once
 
 #include <array>
 #include <mutex>
 #include <unordered_map>
-#include <unordered_set>
 
+#include "route/followers.h"
 #include "route/presence.h"
 #include "store/user_store.h"
 
@@ -33,13 +33,13 @@ class LocalPresence final : public Presence {
     mutable std::mutex mu;  // guards the maps below
     std::unordered_map<int64_t, size_t> connections;  // online users only
     std::unordered_map<int64_t, int64_t> last_seen;
-    std::unordered_map<int64_t, std::unordered_set<ConnId, ConnIdHash>> followers;
   };
   Shard& ShardOf(int64_t user) const { return shards_[static_cast<uint64_t>(user) % kShards]; }
 
   store::UserStore& users_;
   const Listener listener_;
   mutable std::array<Shard, kShards> shards_;
+  Followers followers_;
 };
 
 }  // namespace mpim::route

@@ -30,7 +30,12 @@ void MemoryRouteTable::Remove(int64_t user_id, ConnId conn, core::Callback<size_
   std::move(done)(left);
 }
 
-void MemoryRouteTable::Lookup(std::vector<int64_t> users, core::Callback<std::vector<Route>> done) {
+void MemoryRouteTable::Lookup(const std::vector<int64_t>& users,
+                              core::Callback<std::vector<Route>> done) {
+  std::move(done)(LocalRoutes(users));
+}
+
+std::vector<Route> MemoryRouteTable::LocalRoutes(const std::vector<int64_t>& users) {
   std::vector<Route> out;
   for (int64_t user : users) {
     Shard& s = ShardOf(user);
@@ -38,7 +43,7 @@ void MemoryRouteTable::Lookup(std::vector<int64_t> users, core::Callback<std::ve
     auto it = s.routes.find(user);
     if (it != s.routes.end()) out.insert(out.end(), it->second.begin(), it->second.end());
   }
-  std::move(done)(std::move(out));
+  return out;
 }
 
 }  // namespace mpim::route

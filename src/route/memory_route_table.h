@@ -15,7 +15,8 @@ class MemoryRouteTable final : public RouteTable {
  public:
   void Add(const Route& route, core::Callback<size_t> done) override;
   void Remove(int64_t user_id, ConnId conn, core::Callback<size_t> done) override;
-  void Lookup(std::vector<int64_t> users, core::Callback<std::vector<Route>> done) override;
+  void Lookup(const std::vector<int64_t>& users, core::Callback<std::vector<Route>> done) override;
+  std::vector<Route> LocalRoutes(const std::vector<int64_t>& users) override;
 
  private:
   static constexpr size_t kShards = 64;

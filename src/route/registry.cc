@@ -1,9 +1,43 @@
 #include "route/registry.h"
 
+#include "redis/client.h"
 #include "route/local_presence.h"
 #include "route/memory_route_table.h"
+#include "route/redis_presence.h"
+#include "route/redis_route_table.h"
 
 namespace mpim::route {
+
+namespace {
+
+// Engine redis: one client (its own thread) for the table and presence,
+// which both keep it alive. Start-up does not wait for Redis.
+core::StatusOr<RouteParts> OpenRedis(const core::Config& config, store::UserStore& users,
+                                     Presence::Listener listener) {
+  redis::ClientOptions options;
+  options.url = config.route.redis_url;
+  options.timeout = std::chrono::milliseconds(config.route.redis_timeout_ms);
+  auto client = redis::Client::Start(options);
+  if (!client.ok()) {
+    return absl::InvalidArgumentError("route.redis_url: " + std::string(client.status().message()));
+  }
+  std::shared_ptr<redis::Client> shared = std::move(*client);
+  RedisRouteOptions table;
+  table.node = static_cast<uint32_t>(config.server.node_id);
+  table.prefix = config.route.redis_prefix;
+  table.node_ttl = std::chrono::milliseconds(config.route.node_ttl_ms);
+  // The users a dead node's sweep took offline: their last_seen (best effort).
+  table.on_swept = [&users](const std::vector<int64_t>& offline, int64_t ts_ms) {
+    for (int64_t user : offline) users.TouchLastSeen(user, ts_ms, [](core::Status) {});
+  };
+  RouteParts parts;
+  parts.routes = std::make_unique<RedisRouteTable>(shared, std::move(table));
+  parts.presence = std::make_unique<RedisPresence>(shared, config.route.redis_prefix, users,
+                                                   std::move(listener));
+  return parts;
+}
+
+}  // namespace
 
 core::StatusOr<RouteParts> OpenRoutes(const core::Config& config, store::UserStore& users,
                                       Presence::Listener listener) {
@@ -13,10 +47,11 @@ core::StatusOr<RouteParts> OpenRoutes(const core::Config& config, store::UserSto
     parts.presence = std::make_unique<LocalPresence>(users, std::move(listener));
     return parts;
   }
+  if (config.route.engine == "redis") return OpenRedis(config, users, std::move(listener));
   return absl::InvalidArgumentError("route.engine: unknown engine \"" + config.route.engine +
                                     "\"");
 }
 
-std::vector<std::string> RouteEngines() { return {"memory"}; }
+std::vector<std::string> RouteEngines() { return {"memory", "redis"}; }
 
 }  // namespace mpim::route

@@ -19,8 +19,11 @@ struct RouteParts {
 };
 
 // The route table and presence of config.route.engine. `users` keeps
-// last_seen; `listener` tells followers of presence changes.
-// kInvalidArgument for an unknown engine.
+// last_seen; `listener` tells followers of presence changes. Engine redis
+// (route/redis_route_table.h, route/redis_presence.h): one Redis client for
+// both, owned by them (either may be destroyed first); it does not wait
+// for Redis to be up. kInvalidArgument for an unknown engine or a bad
+// route.redis_url.
 core::StatusOr<RouteParts> OpenRoutes(const core::Config& config, store::UserStore& users,
                                       Presence::Listener listener);
 

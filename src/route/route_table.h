@@ -49,7 +49,13 @@ class RouteTable {
   virtual void Remove(int64_t user_id, ConnId conn, core::Callback<size_t> done) = 0;
   // The connections of every user in `users` (any order; users without
   // connections contribute nothing).
-  virtual void Lookup(std::vector<int64_t> users, core::Callback<std::vector<Route>> done) = 0;
+  virtual void Lookup(const std::vector<int64_t>& users,
+                      core::Callback<std::vector<Route>> done) = 0;
+  // The routes of `users` that this table added (this process's own
+  // connections), from memory: no round trip, never fails. What a deliverer
+  // still reaches when Lookup failed (a remote table that cannot be
+  // reached must not stop delivery within the node).
+  virtual std::vector<Route> LocalRoutes(const std::vector<int64_t>& users) = 0;
 };
 
 }  // namespace mpim::route

@@ -73,6 +73,10 @@ class ConversationService {
   // Conversations with messages this session has not acked (for hello).
   virtual void Pending(Principal who,
                        core::Callback<std::vector<store::PendingConversation>> done) = 0;
+  // For a conversation the hello did not list: the seq after which this
+  // session's socket goes on live (store::ConversationStore::StartSeq, with
+  // this node's acks not yet written). kNotFound if not a member.
+  virtual void StartSeq(Principal who, std::string conv_id, core::Callback<int64_t> done) = 0;
 };
 
 }  // namespace mpim::service

@@ -117,6 +117,13 @@ class ConversationStore {
   virtual void ListPending(int64_t user_id, int64_t session_id,
                            Callback<std::vector<PendingConversation>> done) = 0;
 
+  // Where live delivery of `conv_id` starts for a socket of the session
+  // that hello did not list it to: the highest of the session's
+  // delivered_seq (0 if never acked) and the user's joined_seq. kNotFound
+  // if the user does not take part.
+  virtual void StartSeq(int64_t user_id, int64_t session_id, const std::string& conv_id,
+                        Callback<int64_t> done) = 0;
+
   // kNotFound if the user does not take part.
   virtual void SetMuted(int64_t user_id, const std::string& conv_id, bool muted,
                         DoneCallback done) = 0;

@@ -120,6 +120,12 @@ class GroupStore {
   // The user's groups ascending by group id, starting after `after_group`.
   virtual void ListForUser(int64_t user_id, int64_t after_group, int limit,
                            Callback<Page<Group>> done) = 0;
+
+  // The ids of the groups whose conversations saw a message most recently,
+  // newest first, at most `limit` ([1, kMaxPageLimit]): the hot groups whose
+  // caches a node warms at start (cache/cached_store.h). One pass over the
+  // conversations; not for the message path.
+  virtual void ListActive(int limit, Callback<std::vector<int64_t>> done) = 0;
 };
 
 }  // namespace mpim::store

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "store/common.h"
+#include "store/conv_id.h"
 
 namespace mpim::store {
 
@@ -105,5 +106,9 @@ class MessageStore {
   virtual void Recall(int64_t msg_id, const std::string& tombstone_body,
                       Callback<Message> done) = 0;
 };
+
+// The argument checks every engine's Append makes (see Append): sets *ref
+// to the parsed conv_id.
+core::Status ValidateAppend(const AppendRequest& request, ConvRef* ref);
 
 }  // namespace mpim::store

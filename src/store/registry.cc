@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "store/mysql/mysql_store.h"
+#include "store/mysql/schema.h"
 #include "store/sqlite/schema.h"
 #include "store/sqlite/sqlite_store.h"
 
@@ -18,6 +20,17 @@ struct Engine {
 constexpr Engine kEngines[] = {
     {"sqlite", [](const core::Config& c) { return sqlite::Open(sqlite::OptionsFrom(c)); },
      [](const core::Config& c) { return sqlite::Migrate(sqlite::OptionsFrom(c)); }},
+    {"mysql",
+     [](const core::Config& c) -> core::StatusOr<std::unique_ptr<Store>> {
+       auto options = mysql::OptionsFrom(c);
+       if (!options.ok()) return options.status();
+       return mysql::Open(*options);
+     },
+     [](const core::Config& c) -> core::StatusOr<int> {
+       auto options = mysql::OptionsFrom(c);
+       if (!options.ok()) return options.status();
+       return mysql::Migrate(*options);
+     }},
 };
 
 const Engine* Find(std::string_view name) {

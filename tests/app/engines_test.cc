@@ -1,13 +1,15 @@
 // The engine names (core/engines.cc) and the registries agree: every name
 // the config schema accepts opens, and no registry knows a name the schema
 // does not list.
+#include "core/engines.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
 #include "app/all_in_one.h"
 #include "cache/registry.h"
-#include "core/engines.h"
+#include "discovery/registry.h"
 #include "route/registry.h"
 #include "store/registry.h"
 
@@ -31,6 +33,7 @@ TEST(EnginesTest, EveryRegistryKnowsExactlyTheListedNames) {
   EXPECT_EQ(Names("cache.engine"), Sorted(cache::CacheEngines()));
   EXPECT_EQ(Names("route.engine"), Sorted(route::RouteEngines()));
   EXPECT_EQ(Names("bus.engine"), Sorted(app::DelivererEngines()));
+  EXPECT_EQ(Names("discovery.engine"), Sorted(discovery::DiscoveryEngines()));
 }
 
 TEST(EnginesTest, DefaultsAreTheFirstListed) {
@@ -39,10 +42,12 @@ TEST(EnginesTest, DefaultsAreTheFirstListed) {
   EXPECT_EQ(config.cache.engine, core::EngineNames("cache.engine").front());
   EXPECT_EQ(config.route.engine, core::EngineNames("route.engine").front());
   EXPECT_EQ(config.bus.engine, core::EngineNames("bus.engine").front());
+  EXPECT_EQ(config.discovery.engine, core::EngineNames("discovery.engine").front());
 }
 
 TEST(EnginesTest, TheConfigSchemaRefusesUnknownEngines) {
-  for (const char* key : {"store.engine", "cache.engine", "route.engine", "bus.engine"}) {
+  for (const char* key :
+       {"store.engine", "cache.engine", "route.engine", "bus.engine", "discovery.engine"}) {
     core::ConfigSources sources;
     sources.overrides.emplace_back(key, "nosuch");
     auto config = core::LoadConfig(sources);

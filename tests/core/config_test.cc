@@ -99,31 +99,110 @@ TEST_P(ConfigErrorTest, StopsWithAMessageNamingTheKey) {
 INSTANTIATE_TEST_SUITE_P(
     AllErrors, ConfigErrorTest,
     ::testing::Values(
-        BadCase{"UnknownKeyInFile", "[server]\nlistn = \"x:1\"\n", {}, {}, "server.listn: unknown key"},
-        BadCase{"UnknownSection", "[servre]\nlisten = \"x:1\"\n", {}, {}, "servre: unknown section"},
+        BadCase{
+            "UnknownKeyInFile", "[server]\nlistn = \"x:1\"\n", {}, {}, "server.listn: unknown key"},
+        BadCase{
+            "UnknownSection", "[servre]\nlisten = \"x:1\"\n", {}, {}, "servre: unknown section"},
         BadCase{"SectionNotATable", "server = 3\n", {}, {}, "server: expected a table"},
-        BadCase{"WrongTypeInt", "[server]\nio_threads = \"four\"\n", {}, {},
+        BadCase{"WrongTypeInt",
+                "[server]\nio_threads = \"four\"\n",
+                {},
+                {},
                 "server.io_threads: expected an integer"},
-        BadCase{"WrongTypeString", "[server]\nlisten = 8080\n", {}, {},
+        BadCase{"WrongTypeString",
+                "[server]\nlisten = 8080\n",
+                {},
+                {},
                 "server.listen: expected a string"},
-        BadCase{"OutOfRange", "[server]\nnode_id = 1024\n", {}, {},
+        BadCase{"OutOfRange",
+                "[server]\nnode_id = 1024\n",
+                {},
+                {},
                 "server.node_id: must be between 0 and 1023, got 1024"},
         BadCase{"NotAChoice", "[log]\nlevel = \"loud\"\n", {}, {}, "log.level: must be one of"},
-        BadCase{"BadListen", "[server]\nlisten = \"localhost\"\n", {}, {}, "server.listen: expected host:port"},
+        BadCase{"BadListen",
+                "[server]\nlisten = \"localhost\"\n",
+                {},
+                {},
+                "server.listen: expected host:port"},
         BadCase{"BadPort", "[server]\nlisten = \"127.0.0.1:70000\"\n", {}, {}, "port 0-65535"},
         BadCase{"TomlSyntax", "[server\nlisten = 1\n", {}, {}, "line 1"},
-        BadCase{"EmptyDataDir", "", {{"MPIM_SERVER_DATA_DIR", ""}}, {}, "server.data_dir: must not be empty"},
-        BadCase{"EnvUnknownKey", "", {{"MPIM_LIMITS_SEND_PER_MINUTE", "5"}}, {},
+        BadCase{"EmptyDataDir",
+                "",
+                {{"MPIM_SERVER_DATA_DIR", ""}},
+                {},
+                "server.data_dir: must not be empty"},
+        BadCase{"EnvUnknownKey",
+                "",
+                {{"MPIM_LIMITS_SEND_PER_MINUTE", "5"}},
+                {},
                 "environment MPIM_LIMITS_SEND_PER_MINUTE: limits.send_per_minute: unknown key"},
-        BadCase{"EnvNotAnInteger", "", {{"MPIM_LIMITS_PAGE_MAX", "12x"}}, {},
+        BadCase{"EnvNotAnInteger",
+                "",
+                {{"MPIM_LIMITS_PAGE_MAX", "12x"}},
+                {},
                 "limits.page_max: expected an integer, got \"12x\""},
-        BadCase{"EnvOutOfRange", "", {{"MPIM_LIMITS_PAGE_MAX", "0"}}, {},
+        BadCase{"EnvOutOfRange",
+                "",
+                {{"MPIM_LIMITS_PAGE_MAX", "0"}},
+                {},
                 "limits.page_max: must be between"},
-        BadCase{"FlagUnknownKey", "", {}, {{"server.nope", "1"}}, "command line: server.nope: unknown key"},
+        BadCase{"FlagUnknownKey",
+                "",
+                {},
+                {{"server.nope", "1"}},
+                "command line: server.nope: unknown key"},
         BadCase{"FlagNoDot", "", {}, {{"listen", "1"}}, "expected section.key"},
-        BadCase{"FlagBadValue", "", {}, {{"store.sqlite_synchronous", "off"}},
-                "store.sqlite_synchronous: must be one of normal, full"}),
+        BadCase{"FlagBadValue",
+                "",
+                {},
+                {{"store.sqlite_synchronous", "off"}},
+                "store.sqlite_synchronous: must be one of normal, full"},
+        BadCase{"ListNotAnArray",
+                "[discovery]\netcd_endpoints = \"127.0.0.1:2379\"\n",
+                {},
+                {},
+                "discovery.etcd_endpoints: expected an array of strings"},
+        BadCase{"ListBadElement",
+                "",
+                {{"MPIM_DISCOVERY_ETCD_ENDPOINTS", "127.0.0.1:2379,nohost"}},
+                {},
+                "discovery.etcd_endpoints: \"nohost\": expected host:port"},
+        BadCase{"StaticNodeBadRole",
+                "",
+                {},
+                {{"discovery.static_nodes", "edge=10.0.0.1:1"}},
+                "discovery.static_nodes: \"edge=10.0.0.1:1\": role must be"},
+        BadCase{"EtcdWithoutEndpoints",
+                "",
+                {},
+                {{"discovery.engine", "etcd"}},
+                "discovery.etcd_endpoints: required when discovery.engine is \"etcd\""}),
     [](const auto& info) { return info.param.name; });
+
+TEST_F(ConfigTest, ListsComeFromTomlArraysOrCommaSeparatedText) {
+  ConfigSources sources;
+  sources.file =
+      WriteFile("[discovery]\nstatic_nodes = [\"logic=10.0.0.2:7001\", \"task=10.0.0.3:7002\"]\n");
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->discovery.static_nodes,
+            (std::vector<std::string>{"logic=10.0.0.2:7001", "task=10.0.0.3:7002"}));
+  // The environment and --set: comma-separated, optionally as ["a", "b"].
+  sources.env = {{"MPIM_DISCOVERY_ETCD_ENDPOINTS", "127.0.0.1:2379, 127.0.0.1:2380"}};
+  sources.overrides = {{"discovery.static_nodes", R"(["logic=10.0.0.9:7001"])"}};
+  config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->discovery.etcd_endpoints,
+            (std::vector<std::string>{"127.0.0.1:2379", "127.0.0.1:2380"}));
+  EXPECT_EQ(config->discovery.static_nodes, (std::vector<std::string>{"logic=10.0.0.9:7001"}));
+  // Shown as TOML arrays.
+  const std::string shown = ShowConfig(*config);
+  EXPECT_NE(shown.find(R"(etcd_endpoints = ["127.0.0.1:2379", "127.0.0.1:2380"])"),
+            std::string::npos)
+      << shown;
+  EXPECT_NE(shown.find("static_nodes = [\"logic=10.0.0.9:7001\"]"), std::string::npos);
+}
 
 TEST_F(ConfigTest, MissingFileIsAnError) {
   ConfigSources sources;

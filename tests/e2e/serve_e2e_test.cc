@@ -212,6 +212,16 @@ TEST(ServeE2eTest, BadConfigurationStopsStartupNamingTheKey) {
     EXPECT_EQ(code, 2) << key;
     EXPECT_NE(out.find(key), std::string::npos) << out;
   }
+  // An engine without its URL stops start-up naming the URL's key.
+  for (auto [engine, url_key] : {std::pair{"store.engine=mysql", "store.mysql_url"},
+                                 std::pair{"cache.engine=redis", "cache.redis_url"},
+                                 std::pair{"route.engine=redis", "route.redis_url"},
+                                 std::pair{"bus.engine=redis-pubsub", "bus.redis_url"},
+                                 std::pair{"bus.engine=redis-streams", "bus.redis_url"}}) {
+    out = RunCommand(testing::MpimBinary() + " serve --set " + engine + " 2>&1", &code);
+    EXPECT_EQ(code, 2) << engine;
+    EXPECT_NE(out.find(url_key), std::string::npos) << out;
+  }
 }
 
 TEST(ServeE2eTest, VersionAndConfigCommands) {

@@ -22,10 +22,8 @@
 #include <fstream>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "client/http_client.h"
 #include "support/api_client.h"
 #include "support/group_helpers.h"
 #include "support/server_process.h"
@@ -46,27 +44,13 @@ using testing::ServerProcess;
 using testing::Str;
 using testing::TextSend;
 using testing::UniqueName;
+using testing::WaitForReadyz;
 using testing::WsConn;
 
 namespace json = boost::json;
 
 // How long the server gets to notice a change of the disk.
 constexpr Ms kNotice{10000};
-
-// GET /readyz until it answers `status`; false at the deadline.
-bool WaitForReadyz(uint16_t port, int status, Ms deadline, int* last = nullptr) {
-  client::HttpClient http("127.0.0.1", port, Ms(2000));
-  auto until = std::chrono::steady_clock::now() + deadline;
-  int seen = 0;
-  while (std::chrono::steady_clock::now() < until) {
-    auto r = http.Get("/readyz");
-    seen = r.ok() ? r->status : 0;
-    if (seen == status) return true;
-    std::this_thread::sleep_for(Ms(50));  // poll interval, not a sync
-  }
-  if (last) *last = seen;
-  return false;
-}
 
 // The data dir on a file system mounted for the test, and a server on it
 // whose log goes next to the mount point (not onto the failing disk).

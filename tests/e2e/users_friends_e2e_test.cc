@@ -336,9 +336,7 @@ TEST_F(UsersFriendsE2eTest, PrefixSearchDefaultLimitIs50) {
   Account caller = New("searcher");
   const std::string base = UniqueName("many") + ".";
   for (int i = 0; i < 51; ++i) {
-    char suffix[8];
-    std::snprintf(suffix, sizeof suffix, "%02d", i);
-    api_->Register(base + suffix);
+    api_->Register(base + (i < 10 ? "0" : "") + std::to_string(i));
   }
   json::object first = Ok(api_->Get("/users?prefix=" + UrlEncode(base), caller.token()));
   ASSERT_TRUE(first.contains("users"));

@@ -117,6 +117,40 @@ TEST_F(WsSessionOrderTest, AListedConversationGoesOnFromTheHellosLastSeqEvenIfPu
   EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
 }
 
+TEST_F(WsSessionOrderTest, AnUnlistedConversationStartsFromTheStoresCursorNotTheFirstPush) {
+  // Issue 19: across nodes, pushes of one conversation from different
+  // senders' nodes cross. 12 arrives before 11 in a conversation the hello
+  // did not list: the session asks where it starts (StartSeq) and holds
+  // both until the answer, instead of starting at 12 and dropping 11.
+  OpenWithEmptyHello();
+  Push("g:7", 12);
+  conn_->RunPosted();
+  ASSERT_EQ(conversations_.starts.size(), 1u);
+  EXPECT_EQ(conversations_.starts[0].conv_id, "g:7");
+  Push("g:7", 11);
+  Push("g:7", 10);
+  conn_->RunPosted();
+  EXPECT_EQ(conversations_.starts.size(), 1u) << "asked once";
+  EXPECT_EQ(conn_->Ops(), Ops{"hello"});
+  std::move(conversations_.start_done[0])(int64_t{10});  // acked up to 10 earlier
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
+  Push("g:7", 13);
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12", "msg 13"}));
+}
+
+TEST_F(WsSessionOrderTest, AnUnreadableStartGoesOnFromTheFirstHeldPush) {
+  OpenWithEmptyHello();
+  Push("g:7", 12);
+  Push("g:7", 11);
+  conn_->RunPosted();
+  ASSERT_EQ(conversations_.start_done.size(), 1u);
+  std::move(conversations_.start_done[0])(absl::UnavailableError("store down"));
+  conn_->RunPosted();
+  EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 11", "msg 12"}));
+}
+
 TEST_F(WsSessionOrderTest, PushesBeforeTheHelloAreOrderedFromItsLastSeqToo) {
   Open({{"g:5", /*last_seq=*/10, /*read_seq=*/0, /*delivered_seq=*/4}});
   // Pushed while the hello list is read (registered, no hello yet).
@@ -140,7 +174,7 @@ TEST_F(WsSessionOrderTest, AGapIsFilledFromTheStoreAfterGapWait) {
   ASSERT_EQ(conversations_.syncs.size(), 1u);
   EXPECT_EQ(conversations_.syncs[0].conv_id, "g:5");
   EXPECT_EQ(conversations_.syncs[0].after_seq, 10);
-  EXPECT_EQ(conversations_.syncs[0].limit, 1);
+  EXPECT_EQ(conversations_.syncs[0].limit, 2) << "up to the held message";
   Tick(1000);
   EXPECT_EQ(conversations_.syncs.size(), 1u) << "one fill at a time";
   conversations_.AnswerSync(0, Page(11, 11));
@@ -153,7 +187,7 @@ TEST_F(WsSessionOrderTest, AGapIsFilledFromTheStoreAfterGapWait) {
 
 TEST_F(WsSessionOrderTest, WhatTheStoreDoesNotHaveIsSkipped) {
   HoldUntilFill(13);
-  EXPECT_EQ(conversations_.syncs[0].limit, 2);
+  EXPECT_EQ(conversations_.syncs[0].limit, 3);
   conversations_.AnswerSync(0, service::MessagePage{});
   conn_->RunPosted();
   EXPECT_EQ(conn_->Ops(), (Ops{"hello", "msg 13"}));
@@ -187,7 +221,7 @@ TEST_F(WsSessionOrderTest, AGapLongerThanAPageIsFilledPageByPage) {
   conn_->RunPosted();
   ASSERT_EQ(conversations_.syncs.size(), 2u) << "the next page at once";
   EXPECT_EQ(conversations_.syncs[1].after_seq, 210);
-  EXPECT_EQ(conversations_.syncs[1].limit, 189);
+  EXPECT_EQ(conversations_.syncs[1].limit, 190);
   conversations_.AnswerSync(1, Page(211, 399, /*has_more=*/true));
   conn_->RunPosted();
   Ops ops = conn_->Ops();

@@ -23,6 +23,8 @@ core::StatusOr<T> Await(Call call) {
   return future.get();
 }
 
+}  // namespace
+
 core::StatusOr<size_t> Add(RouteTable& t, const Route& r) {
   return Await<size_t>([&](auto cb) { t.Add(r, std::move(cb)); });
 }
@@ -33,13 +35,13 @@ core::StatusOr<std::vector<Route>> Lookup(RouteTable& t, std::vector<int64_t> us
   return Await<std::vector<Route>>([&](auto cb) { t.Lookup(std::move(users), std::move(cb)); });
 }
 
-// (user, node, local, session) of each route, sorted: implementations
-// answer in any order.
-std::set<std::tuple<int64_t, uint32_t, uint64_t, int64_t>> Keys(const std::vector<Route>& routes) {
-  std::set<std::tuple<int64_t, uint32_t, uint64_t, int64_t>> out;
+RouteKeys Keys(const std::vector<Route>& routes) {
+  RouteKeys out;
   for (const Route& r : routes) out.emplace(r.user_id, r.conn.node, r.conn.local, r.session_id);
   return out;
 }
+
+namespace {
 
 TEST_P(RouteTableContract, CountsConnectionsAcrossNodes) {
   EXPECT_EQ(*Add(*table_, {1001, {1, 10}, 500}), 1u);  // came online
@@ -68,6 +70,17 @@ TEST_P(RouteTableContract, LookupIsABatchOverUsers) {
   ASSERT_TRUE(Remove(*table_, 1001, {2, 20}).ok());
   EXPECT_EQ(Keys(*Lookup(*table_, {1001})),
             (std::set<std::tuple<int64_t, uint32_t, uint64_t, int64_t>>{{1001, 1, 10, 500}}));
+}
+
+TEST_P(RouteTableContract, LocalRoutesAnswerFromMemoryWhatThisTableAdded) {
+  ASSERT_TRUE(Add(*table_, {1001, {1, 10}, 500}).ok());
+  ASSERT_TRUE(Add(*table_, {1001, {1, 12}, 501}).ok());
+  ASSERT_TRUE(Add(*table_, {1002, {1, 11}, 502}).ok());
+  using Set = std::set<std::tuple<int64_t, uint32_t, uint64_t, int64_t>>;
+  EXPECT_EQ(Keys(table_->LocalRoutes({1001, 9999})), (Set{{1001, 1, 10, 500}, {1001, 1, 12, 501}}));
+  ASSERT_TRUE(Remove(*table_, 1001, {1, 10}).ok());
+  EXPECT_EQ(Keys(table_->LocalRoutes({1001, 1002})), (Set{{1001, 1, 12, 501}, {1002, 1, 11, 502}}));
+  EXPECT_TRUE(table_->LocalRoutes({}).empty());
 }
 
 TEST_P(RouteTableContract, FiveThousandUsersInOneLookup) {

@@ -207,7 +207,7 @@ TEST(SqliteOpenTest, OpenAndMigrateErrors) {
   config.store.engine = "sqlite";
   EXPECT_EQ(*MigrateStore(config), sqlite::LatestSchemaVersion());
   EXPECT_TRUE(OpenStore(config).ok());
-  EXPECT_EQ(StoreEngines(), std::vector<std::string>{"sqlite"});
+  EXPECT_EQ(StoreEngines(), (std::vector<std::string>{"sqlite", "mysql"}));
   sqlite::SqliteOptions bad = options;
   bad.synchronous = "off";
   EXPECT_EQ(sqlite::Open(bad).status().code(), StatusCode::kInvalidArgument);

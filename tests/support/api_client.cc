@@ -7,6 +7,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cctype>
+#include <chrono>
+#include <thread>
 
 #include "client/http_client.h"
 #include "support/metrics_text.h"
@@ -191,6 +193,20 @@ void SharedServerTest::TearDownTestSuite() {
 void SharedServerTest::SetUp() {
   ASSERT_TRUE(start_error_.empty()) << start_error_;
   api_ = std::make_unique<ApiClient>(server_->port());
+}
+
+bool WaitForReadyz(uint16_t port, int status, std::chrono::milliseconds deadline, int* last) {
+  client::HttpClient http("127.0.0.1", port, std::chrono::milliseconds(2000));
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  int seen = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    auto r = http.Get("/readyz");
+    seen = r.ok() ? r->status : 0;
+    if (seen == status) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // poll interval, not a sync
+  }
+  if (last) *last = seen;
+  return false;
 }
 
 std::string UniqueName(std::string_view prefix) {

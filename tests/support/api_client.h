@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -118,6 +119,12 @@ class SharedServerTest : public ::testing::Test {
   static std::string start_error_;
   std::unique_ptr<ApiClient> api_;
 };
+
+// GET /readyz on `port` (every 50 ms or so, each request given 2 s) until it
+// answers `status`; false at the deadline, with the last status seen (0: no
+// answer) in `*last`.
+bool WaitForReadyz(uint16_t port, int status, std::chrono::milliseconds deadline,
+                   int* last = nullptr);
 
 // A fresh valid username (3-32 chars of [a-z0-9_.-]) starting with `prefix`
 // (at most 20 chars), unique within this process.

@@ -162,6 +162,7 @@ class FaultGroups final : public Decorator<store::GroupStore> {
                      (int64_t user_id, int64_t after_group, int limit,
                       Callback<Page<store::Group>> done),
                      user_id, after_group, limit)
+  MPIM_FAULT_FORWARD(ListActive, (int limit, Callback<std::vector<int64_t>> done), limit)
 };
 
 class FaultConversations final : public Decorator<store::ConversationStore> {
@@ -195,6 +196,10 @@ class FaultConversations final : public Decorator<store::ConversationStore> {
                      (int64_t user_id, int64_t session_id,
                       Callback<std::vector<store::PendingConversation>> done),
                      user_id, session_id)
+  MPIM_FAULT_FORWARD(StartSeq,
+                     (int64_t user_id, int64_t session_id, const std::string& conv_id,
+                      Callback<int64_t> done),
+                     user_id, session_id, conv_id)
   MPIM_FAULT_FORWARD(SetMuted,
                      (int64_t user_id, const std::string& conv_id, bool muted, DoneCallback done),
                      user_id, conv_id, muted)

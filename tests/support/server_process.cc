@@ -4,17 +4,21 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "client/http_client.h"
+#include "support/mariadb_server.h"
+#include "support/redis_server.h"
 
 namespace mpim::testing {
 
@@ -62,6 +66,96 @@ std::string RunCommand(const std::string& cmd, int* exit_code) {
   return out;
 }
 
+pid_t SpawnEngine(const std::vector<std::string>& args, const std::string& output,
+                  std::string* error) {
+  std::vector<std::string> all = {"setpriv", "--pdeathsig", "KILL"};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t io;
+  posix_spawn_file_actions_init(&io);
+  posix_spawn_file_actions_addopen(&io, 0, "/dev/null", O_RDONLY, 0);
+  const std::string out = output.empty() ? "/dev/null" : output;
+  posix_spawn_file_actions_addopen(&io, 1, out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&io, 1, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawnp(&pid, "setpriv", &io, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&io);
+  if (rc != 0) {
+    *error = "cannot run setpriv " + (args.empty() ? std::string() : args[0]) + ": " +
+             std::string(std::strerror(rc));
+    return -1;
+  }
+  return pid;
+}
+
+std::optional<int> WaitForExit(pid_t pid, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) return -WTERMSIG(status);
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// What names a data dir's own database (and cache key prefix): "t_" + the
+// FNV-1a hash of its absolute path in hex, a valid MariaDB identifier.
+std::string DataDirKey(const std::filesystem::path& data_dir) {
+  uint64_t h = 14695981039346656037ull;
+  for (char c : std::filesystem::absolute(data_dir).lexically_normal().string()) {
+    h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return "t_" + std::string(hex);
+}
+
+// The engine flags of a server on `data_dir`, from the environment, so the
+// e2e suites run unchanged on other engines (the *_mysql ctest entries):
+//   MPIM_TEST_STORE=mysql  the store in database DataDirKey(data_dir) of the
+//                          process's shared MariaDB (SharedMariaDb()): servers
+//                          on one dir (a ServerSeries, a restart) share it,
+//                          two dirs never do. Any other non-empty value is
+//                          passed on as store.engine.
+//   MPIM_TEST_CACHE=redis  the cache on the process's shared redis-server
+//                          (SharedRedis()), its keys under the prefix
+//                          DataDirKey(data_dir) + ":", so servers on two
+//                          dirs (two databases, same ids) never share one.
+//                          Any other non-empty value is passed on as
+//                          cache.engine.
+std::vector<std::string> EngineArgs(const std::filesystem::path& data_dir) {
+  std::vector<std::string> args;
+  const std::string store = std::getenv("MPIM_TEST_STORE") ? std::getenv("MPIM_TEST_STORE") : "";
+  if (store == "mysql") {
+    args = {"--set", "store.engine=mysql", "--set",
+            "store.mysql_url=" + SharedMariaDb().CreateDatabase(DataDirKey(data_dir))};
+  } else if (!store.empty()) {
+    args = {"--set", "store.engine=" + store};
+  }
+  const std::string cache = std::getenv("MPIM_TEST_CACHE") ? std::getenv("MPIM_TEST_CACHE") : "";
+  if (cache == "redis") {
+    for (std::string arg :
+         {std::string("cache.engine=redis"), "cache.redis_url=" + SharedRedis().Url(),
+          "cache.redis_prefix=" + DataDirKey(data_dir) + ":"}) {
+      args.push_back("--set");
+      args.push_back(std::move(arg));
+    }
+  } else if (!cache.empty()) {
+    args.insert(args.end(), {"--set", "cache.engine=" + cache});
+  }
+  return args;
+}
+
+}  // namespace
+
 ServerProcess::ServerProcess() : ServerProcess(Options{}) {}
 
 ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
@@ -73,6 +167,9 @@ ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
     std::filesystem::create_directories(data_dir_);
   }
   log_file_ = options_.log_file.empty() ? data_dir_ / "server.log" : options_.log_file;
+  // Before the test's own flags, which may override them.
+  std::vector<std::string> engine_args = EngineArgs(data_dir_);
+  options_.extra_args.insert(options_.extra_args.begin(), engine_args.begin(), engine_args.end());
 }
 
 ServerProcess::~ServerProcess() {
@@ -139,18 +236,9 @@ void ServerProcess::Signal(int signo) {
 
 std::optional<int> ServerProcess::Wait(std::chrono::milliseconds deadline) {
   if (pid_ <= 0) return std::nullopt;
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return -WTERMSIG(status);
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return std::nullopt;
+  std::optional<int> code = WaitForExit(pid_, deadline);
+  if (code) pid_ = -1;
+  return code;
 }
 
 std::string ServerProcess::Logs() const {
@@ -158,6 +246,11 @@ std::string ServerProcess::Logs() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string ServerProcess::LogTail(size_t bytes) const {
+  std::string logs = Logs();
+  return logs.size() > bytes ? logs.substr(logs.size() - bytes) : logs;
 }
 
 ServerSeries::ServerSeries(ServerProcess::Options options)

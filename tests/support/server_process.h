@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -27,6 +28,18 @@ std::filesystem::path FreshTempDir(const std::string& prefix);
 // Runs `cmd` with /bin/sh and returns its stdout (add 2>&1 for stderr);
 // `exit_code` gets its exit status, or -1 if it did not exit normally.
 std::string RunCommand(const std::string& cmd, int* exit_code);
+
+// Starts `args` (args[0] looked up on PATH) under setpriv (util-linux,
+// always installed) with a parent-death SIGKILL, so that a test process
+// that dies leaves no engine running; stdin from /dev/null, stdout and
+// stderr appended to `output` (empty: /dev/null). The child's pid, or -1
+// with `error` set.
+pid_t SpawnEngine(const std::vector<std::string>& args, const std::string& output,
+                  std::string* error);
+
+// Reaps child `pid` once it exits: its exit code, or -signal if a signal
+// killed it; nullopt if it has not exited within `deadline`.
+std::optional<int> WaitForExit(pid_t pid, std::chrono::milliseconds deadline);
 
 class ServerProcess {
  public:
@@ -57,7 +70,8 @@ class ServerProcess {
   uint16_t port() const { return port_; }
   pid_t pid() const { return pid_; }
   const std::filesystem::path& data_dir() const { return data_dir_; }
-  std::string Logs() const;  // stdout + stderr so far
+  std::string Logs() const;                 // stdout + stderr so far
+  std::string LogTail(size_t bytes) const;  // the last `bytes` of Logs()
   const std::string& error() const { return error_; }
 
  private:

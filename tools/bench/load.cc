@@ -253,7 +253,9 @@ class Driver : public WsListener {
       if (s.attempts == 0) s.connect_start = storming_ ? storm_t0_ : NowNs();
       auto source = asio::ip::address_v4(0x7f000002u + static_cast<uint32_t>(s.source_index));
       ++inflight_;
-      s.ws.Connect(io_, this, i, params_.target, source, s.spec->token);
+      const size_t node = static_cast<size_t>(s.spec->node);
+      s.ws.Connect(io_, this, i, node < params_.targets.size() ? params_.targets[node] : params_.target,
+                   source, s.spec->token);
     }
   }
 

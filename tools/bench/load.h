@@ -32,11 +32,13 @@ struct SessionSpec {
   std::string token;
   std::string to_json;  // what `send` goes to: {"user":"7"} / {"group":"9"}; "" sends nothing
   bool sender = false;  // sends during the load phase (chat, group)
+  int node = 0;         // which of LoadParams::targets it connects to (--nodes)
 };
 
 struct LoadParams {
   Scenario scenario = Scenario::kConnect;
   WsTarget target;
+  std::vector<WsTarget> targets;  // several nodes: SessionSpec::node picks one (else `target`)
   int source_addrs = 8;            // 127.0.0.2 ... 127.0.0.(1+n)
   int threads = 1;                 // io threads per worker process
   int connect_concurrency = 1000;  // upgrades in flight per worker process

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/engines.h"
 #include "bench/load.h"
 #include "bench/report.h"
 #include "bench/setup.h"
@@ -60,6 +61,15 @@ struct Options {
   std::string label;     // what server build this is (shown in the results)
   bool targets = false;  // compare with the targets (the standard suite does)
   bool one_way = false;  // chat: only the first user of each pair sends
+  // Several nodes on shared engines (session 9): each count in `nodes` runs
+  // the scenario once, back to back; empty: one server with its defaults.
+  std::vector<int> nodes;
+  std::vector<double> rates;  // chat, group: run each of these instead of --rate
+  std::string bus_engine = "redis-pubsub";
+  std::string redis_url;  // "": a redis-server of the bench's own per scenario
+  std::string mysql_url;  // "": a database per scenario on a mariadbd of the bench's own
+  int redis_pid = 0;      // with --redis-url / --mysql-url: whose CPU to count
+  int mysql_pid = 0;
 };
 
 // One scenario run: what Options says for a single --scenario.
@@ -75,6 +85,7 @@ struct Config {
   int backlog = 0;
   bool targets = false;
   bool one_way = false;
+  int nodes = 0;  // 0: one server with its defaults; N: N nodes on shared engines
 };
 
 const char* KindName(Scenario s) {
@@ -157,43 +168,112 @@ std::string CommandFor(const Options& o, const Config& c) {
       cmd << " --sessions " << c.count << " --backlog " << c.backlog;
       break;
   }
+  if (c.nodes > 0) {
+    cmd << " --nodes " << c.nodes << " --bus-engine " << o.bus_engine;
+    if (!o.redis_url.empty()) cmd << " --redis-url " << o.redis_url;
+    if (!o.mysql_url.empty()) cmd << " --mysql-url " << o.mysql_url;
+  }
   cmd << " --threads " << ThreadsFor(o, c.kind) << " --qos " << o.qos << " --ack-interval-ms "
       << o.ack_interval_ms;
   if (c.targets) cmd << " --targets";
   return cmd.str();
 }
 
-// CPU used over an interval by the server, the load workers and the whole
-// machine (from /proc/stat), in cores.
+std::string LoadAvg() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+// A process whose CPU is measured: a server node, an engine.
+struct Proc {
+  std::string name;  // "server", "node 1", "redis-server", "mariadbd"
+  pid_t pid = 0;
+  bool server = false;  // an `mpim serve` (counted in server_cpu_cores)
+};
+
+// CPU used over an interval by the server(s), the engines, the load workers
+// and the whole machine (from /proc/stat), in cores.
 class CpuMeter {
  public:
-  CpuMeter(pid_t server, std::vector<pid_t> workers)
-      : server_(server), workers_(std::move(workers)) {}
+  CpuMeter(std::vector<Proc> procs, std::vector<pid_t> workers)
+      : procs_(std::move(procs)), workers_(std::move(workers)) {}
 
-  void Start() { Read(server0_, workers0_, busy0_, total0_), wall0_ = NowNs(); }
+  void Start() { Read(procs0_, workers0_, busy0_, total0_), wall0_ = NowNs(); }
 
-  // Adds {server,generator,others}_cpu figures and a table row.
+  // Adds {server,generator,others}_cpu figures (and cpu_cores per process
+  // when there is more than the server) and a table row.
   void Stop(ScenarioResult& r) {
-    double server1 = 0, workers1 = 0, busy1 = 0, total1 = 0;
-    Read(server1, workers1, busy1, total1);
+    std::vector<double> procs1;
+    double workers1 = 0, busy1 = 0, total1 = 0;
+    Read(procs1, workers1, busy1, total1);
     const double wall = static_cast<double>(NowNs() - wall0_) / 1e9;
     if (wall <= 0 || total1 <= total0_) return;
-    const double cores = static_cast<double>(std::thread::hardware_concurrency());
-    const double server = (server1 - server0_) / wall, gen = (workers1 - workers0_) / wall;
-    const double busy = (busy1 - busy0_) / (total1 - total0_) * cores;
-    const double others = std::max(0.0, busy - server - gen);
+    const double ncores = static_cast<double>(std::thread::hardware_concurrency());
+    double server = 0, measured = 0;
+    cores_.clear();
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      const double used = (procs1[i] - procs0_[i]) / wall;
+      cores_.push_back(used);
+      measured += used;
+      if (procs_[i].server) server += used;
+    }
+    const double gen = (workers1 - workers0_) / wall;
+    const double busy = (busy1 - busy0_) / (total1 - total0_) * ncores;
+    const double others = std::max(0.0, busy - measured - gen);
     r.figures["server_cpu_cores"] = server;
     r.figures["generator_cpu_cores"] = gen;
     r.figures["other_processes_cpu_cores"] = others;
-    r.table.push_back(
-        {"CPU cores used: server / load generator / other processes",
-         Num(server, 2) + " / " + Num(gen, 2) + " / " + Num(others, 2) + " of " + Num(cores), "",
-         ""});
+    if (procs_.size() == 1 && procs_[0].name == "server") {
+      r.table.push_back(
+          {"CPU cores used: server / load generator / other processes",
+           Num(server, 2) + " / " + Num(gen, 2) + " / " + Num(others, 2) + " of " + Num(ncores),
+           "", ""});
+      return;
+    }
+    json::object per;
+    std::string names, values;
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      per[procs_[i].name] = cores_[i];
+      names += procs_[i].name + " / ";
+      values += Num(cores_[i], 2) + " / ";
+    }
+    r.figures["cpu_cores"] = std::move(per);
+    r.table.push_back({"CPU cores used: " + names + "load generator / other processes",
+                       values + Num(gen, 2) + " / " + Num(others, 2) + " of " + Num(ncores), "",
+                       ""});
+  }
+
+  // After Stop: CPU microseconds per unit of work (`per_s` units a second)
+  // of each process and of all servers together, as figures[key] and a row.
+  void PerUnit(ScenarioResult& r, const std::string& key, const std::string& unit,
+               double per_s) const {
+    if (cores_.empty() || per_s <= 0) return;
+    json::object per;
+    std::string names, values;
+    double servers = 0, all = 0;
+    int nservers = 0;
+    for (size_t i = 0; i < procs_.size(); ++i) {
+      const double us = cores_[i] * 1e6 / per_s;
+      per[procs_[i].name] = us;
+      names += procs_[i].name + " / ";
+      values += Num(us, 1) + " / ";
+      all += us;
+      if (procs_[i].server) servers += us, ++nservers;
+    }
+    per["servers"] = servers;
+    per["all"] = all;
+    r.figures[key] = std::move(per);
+    if (nservers > 1) names += "all nodes / ", values += Num(servers, 1) + " / ";
+    r.table.push_back({"CPU per " + unit + " (us): " + names + "all measured",
+                       values + Num(all, 1), "", ""});
   }
 
  private:
-  void Read(double& server, double& workers, double& busy, double& total) {
-    server = server_ > 0 ? CpuSeconds(server_) : 0;
+  void Read(std::vector<double>& procs, double& workers, double& busy, double& total) {
+    procs.clear();
+    for (const Proc& p : procs_) procs.push_back(p.pid > 0 ? CpuSeconds(p.pid) : 0);
     workers = 0;
     for (pid_t p : workers_) workers += CpuSeconds(p);
     std::ifstream in("/proc/stat");
@@ -206,9 +286,11 @@ class CpuMeter {
     busy = total - v[3] - v[4];  // minus idle and iowait
   }
 
-  pid_t server_;
+  std::vector<Proc> procs_;
   std::vector<pid_t> workers_;
-  double server0_ = 0, workers0_ = 0, busy0_ = 0, total0_ = 0;
+  std::vector<double> procs0_;
+  std::vector<double> cores_;  // after Stop
+  double workers0_ = 0, busy0_ = 0, total0_ = 0;
   uint64_t wall0_ = 0;
 };
 
@@ -232,10 +314,11 @@ class Runner {
     }
     ClearProgress();
     workers_.reset();
-    if (server_) {
-      server_->Stop();
-      server_.reset();
-    }
+    for (auto& server : servers_) server->Stop();
+    servers_.clear();
+    redis_.reset();
+    if (mariadb_ && !database_.empty()) mariadb_->DropDatabase(database_);
+    database_.clear();
     return r;
   }
 
@@ -255,21 +338,30 @@ class Runner {
     std::string host = "127.0.0.1";
     uint16_t port = 0;
     pid_t pid = o_.server_pid;
-    if (!o_.server_bin.empty()) {
-      std::vector<std::pair<std::string, std::string>> env;
-      for (const auto& kv : o_.server_env) {
-        size_t eq = kv.find('=');
-        if (eq != std::string::npos) env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-      }
-      server_ = std::make_unique<ServerProc>();
-      if (!server_->Start(o_.server_bin, env, &error)) throw Failure(error);
-      port = server_->port();
-      pid = server_->pid();
+    std::vector<WsTarget> targets;
+    procs_.clear();
+    const std::string load_start = LoadAvg();
+    if (c.nodes > 0) {
+      StartNodes(c, r, &targets);
+      port = servers_[0]->port();
+      pid = servers_[0]->pid();
+    } else if (!o_.server_bin.empty()) {
+      servers_.push_back(std::make_unique<ServerProc>());
+      if (!servers_[0]->Start(o_.server_bin, ServerEnv(), &error)) throw Failure(error);
+      port = servers_[0]->port();
+      pid = servers_[0]->pid();
     } else {
       ParseUrl(o_.url, &host, &port);
     }
-    server_pid_ = pid;
-    auto rss = [&]() -> uint64_t { return pid > 0 ? RssKib(pid) : MetricsRssKib(host, port); };
+    if (c.nodes == 0) procs_.push_back({"server", pid, true});
+    auto rss = [&]() -> uint64_t {
+      if (servers_.size() > 1) {
+        uint64_t sum = 0;
+        for (const auto& s : servers_) sum += RssKib(s->pid());
+        return sum;
+      }
+      return pid > 0 ? RssKib(pid) : MetricsRssKib(host, port);
+    };
 
     // Users, logins and the group (setup: not what is measured).
     const bool group = c.kind == Scenario::kGroup;
@@ -306,6 +398,10 @@ class Runner {
         s.to_json = "{\"group\":\"" + std::to_string(group_id) + "\"}";
         s.sender = i < c.senders;
       }
+      // Several nodes: session i on node i % N, so the two users of a chat
+      // pair (i, i ^ 1) are always on different nodes and a group's online
+      // members (and its senders) are spread evenly.
+      s.node = c.nodes > 1 ? i % c.nodes : 0;
       senders += s.sender;
       sessions.push_back(std::move(s));
     }
@@ -315,6 +411,7 @@ class Runner {
     p.scenario = c.kind;
     p.target.server = boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(host), port);
     p.target.host = host + ":" + std::to_string(port);
+    p.targets = targets;
     p.source_addrs = o_.source_addrs;
     p.threads = ThreadsFor(o_, c.kind);
     p.connect_concurrency = o_.connect_concurrency;
@@ -330,7 +427,7 @@ class Runner {
     // Connect every session.
     const uint64_t n = sessions.size();
     const uint64_t connect_start = NowNs();
-    CpuMeter connect_cpu(server_pid_, workers_->pids());
+    CpuMeter connect_cpu(procs_, workers_->pids());
     connect_cpu.Start();
     workers_->Broadcast("connect");
     WaitFor(
@@ -375,6 +472,11 @@ class Runner {
                       ") took " + Num(setup_s, 1) +
                       " s with cheap Argon2 parameters (opslimit 1, 8 KiB); it is not measured.");
 
+    r.figures["loadavg_at_start"] = load_start;
+    if (c.nodes > 0) {
+      r.params["nodes"] = c.nodes;
+      r.params["bus_engine"] = o_.bus_engine;
+    }
     if (c.kind == Scenario::kConnect) connect_cpu.Stop(r);  // over the connect phase
     switch (c.kind) {
       case Scenario::kConnect:
@@ -450,11 +552,12 @@ class Runner {
                         std::to_string(measure_from));
     WaitFor(
         c.name, [&](const Counters&) { return NowNs() >= measure_from; }, c.warmup + 5, 0);
-    CpuMeter cpu(server_pid_, workers_->pids());
+    CpuMeter cpu(procs_, workers_->pids());
     cpu.Start();
     WaitFor(
         c.name, [&](const Counters&) { return NowNs() >= t_end; }, c.duration + 5, 0);
     cpu.Stop(r);
+    const std::string load_end = LoadAvg();
     // Drain: wait for what was sent to arrive (or stop arriving).
     uint64_t last = 0, last_change = NowNs();
     WaitFor(
@@ -531,6 +634,13 @@ class Runner {
     }
     r.table.push_back({"send-to-receive latency", LatencyText(h.delivery), target, verdict});
     r.table.push_back({"send-to-ok-reply (durable) latency", LatencyText(h.persist), "", ""});
+    cpu.PerUnit(r, "cpu_us_per_message", "message persisted", persisted_rate);
+    if (group) cpu.PerUnit(r, "cpu_us_per_delivery", "delivery", delivered_rate);
+    r.figures["loadavg_after_window"] = load_end;
+    r.table.push_back({"load average (1, 5, 15 min) at the start / after the measured window",
+                       r.figures["loadavg_at_start"].as_string().c_str() + std::string(" / ") +
+                           load_end,
+                       "", ""});
     r.table.push_back({"all deliveries (incl. warm-up and drain) / expected",
                        Thousands(static_cast<double>(t.delivered)) + " / " +
                            Thousands(static_cast<double>(expected)),
@@ -557,7 +667,7 @@ class Runner {
     Idle(c.name, 0.5);
     Counters before = workers_->Total();
     const uint64_t t0 = NowNs() + 200000000;
-    CpuMeter cpu(server_pid_, workers_->pids());
+    CpuMeter cpu(procs_, workers_->pids());
     cpu.Start();
     workers_->Broadcast("storm " + std::to_string(t0));
     WaitFor(
@@ -668,9 +778,73 @@ class Runner {
   bool progress_;
   std::string run_id_;
   int scenario_index_ = 0;
-  std::unique_ptr<ServerProc> server_;
+  std::vector<std::pair<std::string, std::string>> ServerEnv() const {
+    std::vector<std::pair<std::string, std::string>> env;
+    for (const auto& kv : o_.server_env) {
+      size_t eq = kv.find('=');
+      if (eq != std::string::npos) env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    return env;
+  }
+
+  // The engines (a fresh redis-server and database per scenario unless
+  // given by URL; one mariadbd for the whole run) and c.nodes nodes on them,
+  // started one after the other (the first creates the schema).
+  void StartNodes(const Config& c, ScenarioResult& r, std::vector<WsTarget>* targets) {
+    std::string error;
+    std::string redis_url = o_.redis_url, mysql_url = o_.mysql_url;
+    if (redis_url.empty()) {
+      redis_ = std::make_unique<RedisProc>();
+      Status("[" + c.name + "] starting redis-server");
+      if (!redis_->Start(&error)) throw Failure(error);
+      redis_url = redis_->Url();
+    } else {
+      // Whatever an earlier run left (routes, presence, cache) goes.
+      std::string flush = "redis-cli -u '" + redis_url + "' flushall >/dev/null 2>&1";
+      if (std::system(flush.c_str()) != 0) r.notes.push_back("FLUSHALL on " + redis_url + " failed");
+    }
+    if (mysql_url.empty()) {
+      if (!mariadb_) {
+        Status("[" + c.name + "] starting mariadbd");
+        mariadb_ = std::make_unique<MariaDbProc>();
+        if (!mariadb_->Start(&error)) {
+          mariadb_.reset();
+          throw Failure(error);
+        }
+      }
+      database_ = "b" + run_id_ + "_" + std::to_string(scenario_index_ + 1);
+      mysql_url = mariadb_->CreateDatabase(database_, &error);
+      if (mysql_url.empty()) throw Failure(error);
+    }
+    if (token_key_.empty()) token_key_ = RandomTokenKey();
+    for (int i = 0; i < c.nodes; ++i) {
+      Status("[" + c.name + "] starting node " + std::to_string(i + 1));
+      auto env = NodeEnv(i, mysql_url, redis_url, o_.bus_engine, token_key_);
+      for (auto& kv : ServerEnv()) env.push_back(std::move(kv));
+      servers_.push_back(std::make_unique<ServerProc>());
+      if (!servers_.back()->Start(o_.server_bin, env, &error)) {
+        throw Failure("node " + std::to_string(i + 1) + ": " + error);
+      }
+      WsTarget t;
+      t.server = boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                servers_.back()->port());
+      t.host = "127.0.0.1:" + std::to_string(servers_.back()->port());
+      targets->push_back(std::move(t));
+      procs_.push_back({"node " + std::to_string(i + 1), servers_.back()->pid(), true});
+    }
+    const pid_t redis_pid = redis_ ? redis_->pid() : o_.redis_pid;
+    const pid_t mysql_pid = o_.mysql_url.empty() ? mariadb_->pid() : o_.mysql_pid;
+    if (redis_pid > 0) procs_.push_back({"redis-server", redis_pid, false});
+    if (mysql_pid > 0) procs_.push_back({"mariadbd", mysql_pid, false});
+  }
+
+  std::vector<std::unique_ptr<ServerProc>> servers_;
   std::unique_ptr<WorkerSet> workers_;
-  pid_t server_pid_ = 0;
+  std::vector<Proc> procs_;  // whose CPU each scenario measures
+  std::unique_ptr<RedisProc> redis_;      // this scenario's (own engines)
+  std::unique_ptr<MariaDbProc> mariadb_;  // the whole run's (own engines)
+  std::string database_;                  // this scenario's, dropped after it
+  std::string token_key_;
 };
 
 Config FromOptions(const Options& o) {
@@ -700,6 +874,78 @@ Config FromOptions(const Options& o) {
     c.count = o.sessions;
   }
   return c;
+}
+
+// --rates and --nodes: the scenario once per rate and, for each rate, once
+// per node count, back to back ("chat-5000-2-nodes").
+std::vector<Config> Expand(const Options& o, const Config& base) {
+  const bool load = base.kind == Scenario::kChat || base.kind == Scenario::kGroup;
+  std::vector<double> rates = load && !o.rates.empty() ? o.rates : std::vector<double>{base.rate};
+  std::vector<int> nodes = o.nodes.empty() ? std::vector<int>{0} : o.nodes;
+  std::vector<Config> out;
+  for (double rate : rates) {
+    for (int n : nodes) {
+      Config c = base;
+      c.rate = rate;
+      c.nodes = n;
+      if (rates.size() > 1) c.name += "-" + Num(rate);
+      if (n > 0) c.name += "-" + std::to_string(n) + (n == 1 ? "-node" : "-nodes");
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+// With --nodes: one row per scenario, the node counts side by side.
+std::string NodesTable(const Report& report) {
+  auto num = [](const json::object& f, const char* key) {
+    const json::value* v = f.if_contains(key);
+    return v && v->is_number() ? v->to_number<double>() : 0.0;
+  };
+  auto sub = [](const json::object& f, const char* key, const char* name) {
+    const json::value* v = f.if_contains(key);
+    if (!v || !v->is_object()) return 0.0;
+    const json::value* x = v->get_object().if_contains(name);
+    return x && x->is_number() ? x->to_number<double>() : 0.0;
+  };
+  std::ostringstream md;
+  md << "| scenario | nodes | offered sends/s | persisted msgs/s | delivered/s | p50 / p99 ms | "
+        "CPU cores: nodes / redis / mariadb / generator | CPU us per delivery: nodes / redis / "
+        "mariadb | load avg at start |\n|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& s : report.scenarios) {
+    const json::value* nodes = s.params.if_contains("nodes");
+    if (!nodes) continue;
+    const json::object& f = s.figures;
+    std::string node_cores;
+    const json::value* cores = f.if_contains("cpu_cores");
+    if (cores && cores->is_object()) {
+      for (const auto& [k, v] : cores->get_object()) {
+        if (std::string_view(k).rfind("node ", 0) == 0 && v.is_number()) {
+          node_cores += (node_cores.empty() ? "" : " + ") + Num(v.to_number<double>(), 2);
+        }
+      }
+    }
+    double p50 = 0, p99 = 0;
+    if (const json::value* l = f.if_contains("delivery_latency"); l && l->is_object()) {
+      if (const json::value* x = l->get_object().if_contains("p50_ms"); x && x->is_number())
+        p50 = x->to_number<double>();
+      if (const json::value* x = l->get_object().if_contains("p99_ms"); x && x->is_number())
+        p99 = x->to_number<double>();
+    }
+    const json::value* load = f.if_contains("loadavg_at_start");
+    // Group: per delivery; chat: a message is one delivery.
+    const char* per = f.contains("cpu_us_per_delivery") ? "cpu_us_per_delivery" : "cpu_us_per_message";
+    md << "| " << s.name << " | " << nodes->to_number<int64_t>() << " | "
+       << Thousands(num(f, "offered_sends_per_s")) << " | " << Thousands(num(f, "persisted_per_s"))
+       << " | " << Thousands(num(f, "delivered_per_s")) << " | " << Num(p50, 2) << " / "
+       << Num(p99, 2) << " | " << node_cores << " / " << Num(sub(f, "cpu_cores", "redis-server"), 2)
+       << " / " << Num(sub(f, "cpu_cores", "mariadbd"), 2) << " / "
+       << Num(num(f, "generator_cpu_cores"), 2) << " | "
+       << Num(sub(f, per, "servers"), 1) << " / " << Num(sub(f, per, "redis-server"), 1) << " / "
+       << Num(sub(f, per, "mariadbd"), 1) << " | "
+       << (load && load->is_string() ? std::string(load->get_string()) : "") << " |\n";
+  }
+  return md.str();
 }
 
 // The suites: "standard" (make bench, the targets) and "smoke"
@@ -797,6 +1043,23 @@ int Main(int argc, char** argv) {
   app.add_option("--ack-interval-ms", o.ack_interval_ms, "batched acks (0: never)")
       ->capture_default_str();
   app.add_flag("--one-way", o.one_way, "chat: only one user of each pair sends");
+  app.add_option("--rates", o.rates, "chat, group: run once per rate (comma-separated)")
+      ->delimiter(',');
+  app.add_option("--nodes", o.nodes,
+                 "N nodes on shared engines (MariaDB store, Redis cache, routes and bus); "
+                 "several counts (1,2) run one after the other")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64));
+  app.add_option("--bus-engine", o.bus_engine, "with --nodes: bus.engine")
+      ->check(CLI::IsMember({"redis-pubsub", "redis-streams"}))
+      ->capture_default_str();
+  app.add_option("--redis-url", o.redis_url,
+                 "with --nodes: a running Redis (FLUSHALL before each scenario) instead of one "
+                 "the bench starts");
+  app.add_option("--mysql-url", o.mysql_url,
+                 "with --nodes: a database on a running MariaDB instead of one the bench starts");
+  app.add_option("--redis-pid", o.redis_pid, "with --redis-url: its pid, for its CPU");
+  app.add_option("--mysql-pid", o.mysql_pid, "with --mysql-url: its pid, for its CPU");
   app.add_flag("--targets", o.targets, "compare with the issue's targets");
   app.add_option("--out-dir", o.out_dir, "write <stem>.json/.md/.svg here (default: stdout only)");
   app.add_option("--stem", o.stem, "file name stem (default: the UTC date)");
@@ -807,6 +1070,10 @@ int Main(int argc, char** argv) {
   }
   if (o.scenario.empty() && o.suite.empty()) {
     std::cerr << "mpim-bench: give --scenario or --suite\n";
+    return 2;
+  }
+  if (!o.nodes.empty() && o.server_bin.empty()) {
+    std::cerr << "mpim-bench: --nodes starts the nodes: give --server-bin\n";
     return 2;
   }
   const uint64_t fds = RaiseFdLimit();
@@ -835,8 +1102,25 @@ int Main(int argc, char** argv) {
       "Latency is measured from each message's scheduled send time (open loop: the schedule never "
       "waits for replies), so a stalled generator or server shows up as latency instead of "
       "slowing the load down. Times are CLOCK_MONOTONIC, shared by all processes.");
-  std::vector<Config> configs =
-      o.suite.empty() ? std::vector<Config>{FromOptions(o)} : Suite(o.suite);
+  std::vector<Config> configs;
+  for (const Config& c : o.suite.empty() ? std::vector<Config>{FromOptions(o)} : Suite(o.suite)) {
+    for (Config& e : Expand(o, c)) configs.push_back(std::move(e));
+  }
+  if (!o.nodes.empty()) {
+    report.notes.push_back(
+        "Nodes on shared engines: every `mpim serve` node with store.engine=mysql (a fresh "
+        "database per scenario" +
+        std::string(o.mysql_url.empty() ? " on a mariadbd the bench started: durable commits, "
+                                          "128 MB buffer pool, no binlog"
+                                        : "") +
+        "), cache, route and bus engines on " +
+        (o.redis_url.empty() ? "a redis-server the bench started per scenario (no persistence)"
+                             : o.redis_url) +
+        ", bus.engine=" + o.bus_engine +
+        ", one auth.token_key, server.node_id 1..N. Users are registered on node 1; session i "
+        "connects to node i % N, so the two users of a chat pair are on different nodes and a "
+        "group's online members and senders are spread evenly.");
+  }
   Runner runner(o);
   bool ok = true;
   for (const auto& c : configs) {
@@ -851,6 +1135,10 @@ int Main(int argc, char** argv) {
     for (const auto& n : r.notes) std::fprintf(stderr, "  - %s\n", n.c_str());
     ok = ok && r.ok;
     report.scenarios.push_back(std::move(r));
+  }
+  if (!o.nodes.empty()) {
+    report.appendix = "## Nodes side by side\n\n" + NodesTable(report);
+    std::fprintf(stderr, "\n%s\n", report.appendix.c_str());
   }
   if (!o.out_dir.empty()) {
     std::string error;

@@ -302,6 +302,7 @@ bool WriteReport(const Report& report, const std::string& dir, const std::string
       md << "![" << s.name << " latency distribution](" << latency << ")\n\n";
     }
   }
+  if (!report.appendix.empty()) md << report.appendix << "\n";
   md << "## Commands\n\n```sh\n";
   for (const auto& c : report.commands) md << c << "\n";
   md << "```\n";

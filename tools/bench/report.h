@@ -49,6 +49,7 @@ struct Report {
   std::vector<std::string> commands;
   std::vector<std::string> notes;
   std::vector<ScenarioResult> scenarios;
+  std::string appendix;  // Markdown after the scenarios (e.g. nodes side by side)
 };
 
 // A JSON object of a histogram's summary in milliseconds.

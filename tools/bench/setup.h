@@ -35,6 +35,9 @@ class ServerProc {
   uint16_t port_ = 0;
 };
 
+// A free TCP port on 127.0.0.1 (bound and released: the caller binds it next).
+uint16_t FreePort();
+
 // Resident memory of a process in KiB (VmRSS of /proc/<pid>/status), 0 if unknown.
 uint64_t RssKib(pid_t pid);
 // process_resident_memory_bytes from the server's /metrics, in KiB; 0 if unknown.

@@ -382,4 +382,19 @@ void ConversationServiceImpl::Pending(
       });
 }
 
+void ConversationServiceImpl::StartSeq(Principal who, std::string conv_id,
+                                       core::Callback<int64_t> done) {
+  // Taken before the read, as in Pending.
+  DeliveredCursors::SessionCursors unwritten = cursors_.Snapshot(who.session_id);
+  int64_t acked = 0;
+  if (auto it = unwritten.find(conv_id); it != unwritten.end()) acked = it->second;
+  store_.conversations().StartSeq(
+      who.user_id, who.session_id, conv_id,
+      [acked, done = std::move(done)](core::StatusOr<int64_t> r) mutable {
+        if (r.status().code() == absl::StatusCode::kNotFound) return std::move(done)(r.status());
+        if (!r.ok()) return std::move(done)(StorageError(r.status()));
+        std::move(done)(std::max(*r, acked));
+      });
+}
+
 }  // namespace mpim::service

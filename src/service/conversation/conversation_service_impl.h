@@ -40,6 +40,7 @@ class ConversationServiceImpl final : public ConversationService {
               core::Callback<std::vector<store::Message>> done) override;
   void Pending(Principal who,
                core::Callback<std::vector<store::PendingConversation>> done) override;
+  void StartSeq(Principal who, std::string conv_id, core::Callback<int64_t> done) override;
 
   // What a user may see of a conversation: the seq spans (inclusive) they
   // were present for. A current member sees one span, from their latest

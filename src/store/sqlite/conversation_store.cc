@@ -2,78 +2,17 @@
 
 #include <string>
 
+#include "store/sql_queries.h"
 #include "store/sqlite/rows.h"
 
 namespace mpim::store::sqlite {
-namespace {
-
-#define CONV_COLUMNS "c.conv_id, c.type, c.last_seq, c.last_msg_id, c.last_activity, c.created_at"
-
-Conversation ReadConversation(const Stmt& row) {
-  Conversation c;
-  c.conv_id = row.Text(0);
-  c.type = static_cast<ConvType>(row.Int(1));
-  c.last_seq = row.Int(2);
-  c.last_msg_id = row.Int(3);
-  c.last_activity = row.Int(4);
-  c.created_at = row.Int(5);
-  return c;
-}
-
-core::StatusOr<Conversation> LoadConversation(Connection& c, const std::string& conv_id) {
-  MPIM_ASSIGN_OR_RETURN(
-      Stmt st,
-      c.Query("SELECT " CONV_COLUMNS " FROM conversations c WHERE c.conv_id = ?", conv_id));
-  MPIM_ASSIGN_OR_RETURN(bool row, st.Next());
-  if (!row) return absl::NotFoundError("conversation " + conv_id + " not found");
-  return ReadConversation(st);
-}
-
-// A user's view of conversations: CONV_COLUMNS (0-5), read_seq, muted,
-// pinned, unread (6-9), then the last message's columns (10-).
-const std::string& SelectUserConversations() {
-  static const std::string kSql =
-      std::string("SELECT " CONV_COLUMNS
-                  ", uc.read_seq, uc.muted, uc.pinned,"
-                  " (SELECT count(*) FROM messages m WHERE m.conv_id = c.conv_id"
-                  "   AND m.seq > uc.read_seq AND m.sender <> uc.user_id), ") +
-      MessageColumns("lm") +
-      " FROM user_conversations uc JOIN conversations c ON c.conv_id = uc.conv_id"
-      " LEFT JOIN messages lm ON lm.msg_id = c.last_msg_id ";
-  return kSql;
-}
-
-UserConversation ReadUserConversation(const Stmt& row) {
-  UserConversation uc;
-  uc.conversation = ReadConversation(row);
-  uc.read_seq = row.Int(6);
-  uc.muted = row.Bool(7);
-  uc.pinned = row.Bool(8);
-  uc.unread = row.Int(9);
-  if (!row.IsNull(10)) uc.last_message = ReadMessage(row, 10);
-  return uc;
-}
-
-core::Status NotTakingPart(int64_t user_id, const std::string& conv_id) {
-  return absl::NotFoundError("user " + std::to_string(user_id) + " has no conversation " + conv_id);
-}
-
-}  // namespace
 
 void SqliteConversationStore::EnsurePrivate(int64_t user_a, int64_t user_b,
                                             Callback<Conversation> done) {
   int64_t now = exec_.NowMs();
   exec_.Write<core::StatusOr<Conversation>>(
-      [user_a, user_b, now](Connection& c) -> core::StatusOr<Conversation> {
-        if (user_a == user_b || user_a <= 0 || user_b <= 0) {
-          return absl::InvalidArgumentError("a private conversation needs two distinct users");
-        }
-        std::string conv_id = PrivateConvId(user_a, user_b);
-        auto existing = LoadConversation(c, conv_id);
-        if (existing.status().code() != absl::StatusCode::kNotFound) return existing;
-        MPIM_RETURN_IF_ERROR(InsertPrivateConversation(c, conv_id, std::min(user_a, user_b),
-                                                       std::max(user_a, user_b), now));
-        return LoadConversation(c, conv_id);
+      [user_a, user_b, now](Connection& c) {
+        return EnsurePrivateConversation(c, user_a, user_b, now);
       },
       std::move(done));
 }
@@ -86,14 +25,7 @@ void SqliteConversationStore::Get(const std::string& conv_id, Callback<Conversat
 void SqliteConversationStore::GetForUser(int64_t user_id, const std::string& conv_id,
                                          Callback<UserConversation> done) {
   exec_.Read<core::StatusOr<UserConversation>>(
-      [user_id, conv_id](Connection& c) -> core::StatusOr<UserConversation> {
-        MPIM_ASSIGN_OR_RETURN(
-            Stmt st, c.Query(SelectUserConversations() + "WHERE uc.user_id = ? AND uc.conv_id = ?",
-                             user_id, conv_id));
-        MPIM_ASSIGN_OR_RETURN(bool row, st.Next());
-        if (!row) return NotTakingPart(user_id, conv_id);
-        return ReadUserConversation(st);
-      },
+      [user_id, conv_id](Connection& c) { return LoadUserConversation(c, user_id, conv_id); },
       std::move(done));
 }
 
@@ -101,30 +33,8 @@ void SqliteConversationStore::ListForUser(int64_t user_id,
                                           const std::optional<ConversationCursor>& after, int limit,
                                           Callback<ConversationPage> done) {
   exec_.Read<core::StatusOr<ConversationPage>>(
-      [user_id, after, limit](Connection& c) -> core::StatusOr<ConversationPage> {
-        MPIM_RETURN_IF_ERROR(CheckLimit(limit));
-        // Keyset paging on (pinned DESC, last_activity DESC, conv_id ASC).
-        const ConversationCursor cur = after.value_or(ConversationCursor{});
-        MPIM_ASSIGN_OR_RETURN(
-            Stmt st,
-            c.Query(SelectUserConversations() +
-                        "WHERE uc.user_id = ?1 AND (?2 = 0 OR uc.pinned < ?3"
-                        "  OR (uc.pinned = ?3 AND (c.last_activity < ?4"
-                        "   OR (c.last_activity = ?4 AND c.conv_id > ?5))))"
-                        " ORDER BY uc.pinned DESC, c.last_activity DESC, c.conv_id LIMIT ?6",
-                    user_id, after.has_value(), cur.pinned, cur.last_activity, cur.conv_id,
-                    limit + 1));
-        Page<UserConversation> page;
-        MPIM_RETURN_IF_ERROR(FillPage(st, limit, &page, ReadUserConversation));
-        ConversationPage result;
-        result.items = std::move(page.items);
-        result.has_more = page.has_more;
-        if (result.has_more) {
-          const UserConversation& last = result.items.back();
-          result.next = ConversationCursor{last.pinned, last.conversation.last_activity,
-                                           last.conversation.conv_id};
-        }
-        return result;
+      [user_id, after, limit](Connection& c) {
+        return ListUserConversations(c, user_id, after, limit);
       },
       std::move(done));
 }
@@ -205,13 +115,20 @@ void SqliteConversationStore::ListPending(int64_t user_id, int64_t session_id,
       std::move(done));
 }
 
+void SqliteConversationStore::StartSeq(int64_t user_id, int64_t session_id,
+                                      const std::string& conv_id, Callback<int64_t> done) {
+  exec_.Read<core::StatusOr<int64_t>>(
+      [user_id, session_id, conv_id](Connection& c) {
+        return LoadStartSeq(c, user_id, session_id, conv_id);
+      },
+      std::move(done));
+}
+
 void SqliteConversationStore::SetFlag(const char* sql, int64_t user_id, const std::string& conv_id,
                                       bool value, DoneCallback done) {
   exec_.Write<core::Status>(
-      [sql, user_id, conv_id, value](Connection& c) -> core::Status {
-        MPIM_RETURN_IF_ERROR(c.Exec(sql, value, user_id, conv_id));
-        if (c.Changes() == 0) return NotTakingPart(user_id, conv_id);
-        return core::Status();
+      [sql, user_id, conv_id, value](Connection& c) {
+        return SetConversationFlag(c, sql, user_id, conv_id, value);
       },
       std::move(done));
 }

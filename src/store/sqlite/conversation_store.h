@@ -23,6 +23,8 @@ class SqliteConversationStore final : public ConversationStore {
   void MarkDeliveredMany(std::vector<DeliveredCursor> cursors, DoneCallback done) override;
   void ListPending(int64_t user_id, int64_t session_id,
                    Callback<std::vector<PendingConversation>> done) override;
+  void StartSeq(int64_t user_id, int64_t session_id, const std::string& conv_id,
+                Callback<int64_t> done) override;
   void SetMuted(int64_t user_id, const std::string& conv_id, bool muted,
                 DoneCallback done) override;
   void SetPinned(int64_t user_id, const std::string& conv_id, bool pinned,

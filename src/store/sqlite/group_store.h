@@ -26,6 +26,7 @@ class SqliteGroupStore final : public GroupStore {
                      Callback<std::vector<MembershipSpan>> done) override;
   void ListForUser(int64_t user_id, int64_t after_group, int limit,
                    Callback<Page<Group>> done) override;
+  void ListActive(int limit, Callback<std::vector<int64_t>> done) override;
 
  private:
   Executor& exec_;

@@ -4,47 +4,11 @@
 #include <string>
 
 #include "store/conv_id.h"
+#include "store/sql_queries.h"
 #include "store/sqlite/rows.h"
 
 namespace mpim::store::sqlite {
 namespace {
-
-constexpr size_t kMaxClientMsgIdBytes = 64;
-
-const std::string& SelectMessage() {
-  static const std::string kSql = std::string("SELECT ") + kMessageColumns + " FROM messages ";
-  return kSql;
-}
-
-// The message matching `where` (bound to `args`), or nullopt.
-template <typename... Args>
-core::StatusOr<std::optional<Message>> FindMessage(Connection& c, const char* where,
-                                                   const Args&... args) {
-  MPIM_ASSIGN_OR_RETURN(Stmt st, c.Query(SelectMessage() + where, args...));
-  MPIM_ASSIGN_OR_RETURN(bool row, st.Next());
-  if (!row) return std::optional<Message>();
-  return std::optional<Message>(ReadMessage(st));
-}
-
-core::StatusOr<Message> LoadMessage(Connection& c, int64_t msg_id) {
-  MPIM_ASSIGN_OR_RETURN(auto m, FindMessage(c, "WHERE msg_id = ?", msg_id));
-  if (!m) return absl::NotFoundError("message " + std::to_string(msg_id) + " not found");
-  return std::move(*m);
-}
-
-core::Status Validate(const AppendRequest& r, ConvRef* ref) {
-  auto parsed = ParseConvId(r.conv_id);
-  if (!parsed) return absl::InvalidArgumentError("malformed conv_id: " + r.conv_id);
-  *ref = *parsed;
-  if (r.msg_id <= 0) return absl::InvalidArgumentError("msg_id must be > 0");
-  if (r.type != "text" && r.type != "custom" && r.type != "system") {
-    return absl::InvalidArgumentError("unknown message type: " + r.type);
-  }
-  if (r.client_msg_id.size() > kMaxClientMsgIdBytes) {
-    return absl::InvalidArgumentError("client_msg_id longer than 64 bytes");
-  }
-  return core::Status();
-}
 
 // The hot path: one insert for a new message; last_seq comes from the tails
 // (read from the row on a miss) and the row is advanced once per batch
@@ -53,7 +17,7 @@ core::Status Validate(const AppendRequest& r, ConvRef* ref) {
 // a duplicate key; a msg_id already in use fails it before anything changed.
 core::StatusOr<AppendResult> AppendOne(Connection& c, ConvTails& tails, const AppendRequest& r) {
   ConvRef ref;
-  MPIM_RETURN_IF_ERROR(Validate(r, &ref));
+  MPIM_RETURN_IF_ERROR(ValidateAppend(r, &ref));
   std::optional<std::string> client_msg_id;
   if (!r.client_msg_id.empty()) client_msg_id = r.client_msg_id;
   std::optional<int64_t> last_seq = tails.LastSeq(r.conv_id);
@@ -140,23 +104,7 @@ void SqliteMessageStore::Append(const AppendRequest& request, Callback<AppendRes
 void SqliteMessageStore::Read(const std::string& conv_id, const RangeQuery& query,
                               Callback<Page<Message>> done) {
   exec_.Read<core::StatusOr<Page<Message>>>(
-      [conv_id, query](Connection& c) -> core::StatusOr<Page<Message>> {
-        MPIM_RETURN_IF_ERROR(CheckLimit(query.limit));
-        const int64_t after = std::max<int64_t>(query.after_seq.value_or(0), 0);
-        const int64_t before = query.before_seq.value_or(INT64_MAX);
-        // Without after_seq we want the newest messages below `before`.
-        const bool newest = !query.after_seq.has_value();
-        std::string sql = SelectMessage() +
-                          "WHERE conv_id = ? AND seq > ? AND seq < ? ORDER BY seq" +
-                          (newest ? " DESC" : "") + " LIMIT ?";
-        MPIM_ASSIGN_OR_RETURN(Stmt st, c.Query(sql, conv_id, after, before, query.limit + 1));
-        Page<Message> page;
-        MPIM_RETURN_IF_ERROR(
-            FillPage(st, query.limit, &page, [](const Stmt& row) { return ReadMessage(row); }));
-        if (newest) std::reverse(page.items.begin(), page.items.end());
-        return page;
-      },
-      std::move(done));
+      [conv_id, query](Connection& c) { return ReadMessages(c, conv_id, query); }, std::move(done));
 }
 
 void SqliteMessageStore::Get(int64_t msg_id, Callback<Message> done) {
@@ -167,11 +115,8 @@ void SqliteMessageStore::Get(int64_t msg_id, Callback<Message> done) {
 void SqliteMessageStore::GetByClientMsgId(int64_t sender, const std::string& client_msg_id,
                                           Callback<Message> done) {
   exec_.Read<core::StatusOr<Message>>(
-      [sender, client_msg_id](Connection& c) -> core::StatusOr<Message> {
-        MPIM_ASSIGN_OR_RETURN(auto m, FindMessage(c, "WHERE sender = ? AND client_msg_id = ?",
-                                                  sender, client_msg_id));
-        if (!m) return absl::NotFoundError("no message with this client_msg_id");
-        return std::move(*m);
+      [sender, client_msg_id](Connection& c) {
+        return LoadMessageByClientMsgId(c, sender, client_msg_id);
       },
       std::move(done));
 }

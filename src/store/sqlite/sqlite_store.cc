@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "store/sql_store.h"
 #include "store/sqlite/conversation_store.h"
 #include "store/sqlite/executor.h"
 #include "store/sqlite/friend_store.h"
@@ -24,64 +25,10 @@ SqliteOptions OptionsFrom(const core::Config& config) {
   options.batch_delay = std::chrono::microseconds(config.store.sqlite_batch_delay_us);
   return options;
 }
-namespace {
 
-class SqliteStore final : public Store {
- public:
-  explicit SqliteStore(std::unique_ptr<Executor> exec)
-      : exec_(std::move(exec)),
-        users_(*exec_),
-        sessions_(*exec_),
-        friends_(*exec_),
-        groups_(*exec_),
-        conversations_(*exec_),
-        messages_(*exec_),
-        search_(*exec_),
-        jobs_(*exec_) {}
-  ~SqliteStore() override { Close(); }
-
-  UserStore& users() override { return users_; }
-  SessionStore& sessions() override { return sessions_; }
-  FriendStore& friends() override { return friends_; }
-  GroupStore& groups() override { return groups_; }
-  ConversationStore& conversations() override { return conversations_; }
-  MessageStore& messages() override { return messages_; }
-  SearchStore& search() override { return search_; }
-  JobStore& jobs() override { return jobs_; }
-
-  // A read, then a one-row write through the writer (so it shares a batch
-  // with the writes under way): a full or read-only disk fails the write,
-  // not the read, and once the cause is gone the write succeeds again, with
-  // or without client traffic.
-  void Ping(DoneCallback done) override {
-    Executor* exec = exec_.get();
-    exec_->Read<core::Status>(
-        [](Connection& c) { return c.QueryInt("SELECT version FROM schema_version").status(); },
-        [exec, done = std::move(done)](core::Status read) mutable {
-          if (!read.ok()) return std::move(done)(read);
-          exec->Write<core::Status>(
-              [](Connection& c) {
-                return c.Exec("UPDATE store_probe SET writes = writes + 1 WHERE id = 1");
-              },
-              std::move(done));
-        });
-  }
-
-  void Close() override { exec_->Close(); }
-
- private:
-  std::unique_ptr<Executor> exec_;
-  SqliteUserStore users_;
-  SqliteSessionStore sessions_;
-  SqliteFriendStore friends_;
-  SqliteGroupStore groups_;
-  SqliteConversationStore conversations_;
-  SqliteMessageStore messages_;
-  SqliteSearchStore search_;
-  SqliteJobStore jobs_;
-};
-
-}  // namespace
+using SqliteStore =
+    SqlStore<Executor, SqliteUserStore, SqliteSessionStore, SqliteFriendStore, SqliteGroupStore,
+             SqliteConversationStore, SqliteMessageStore, SqliteSearchStore, SqliteJobStore>;
 
 core::StatusOr<std::unique_ptr<Store>> Open(const SqliteOptions& options) {
   if (options.synchronous != "normal" && options.synchronous != "full") {

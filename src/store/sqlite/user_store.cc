@@ -2,34 +2,11 @@
 
 #include <string>
 
+#include "store/sql_queries.h"
 #include "store/sqlite/rows.h"
 
 namespace mpim::store::sqlite {
 namespace {
-
-constexpr const char* kColumns =
-    "user_id, username, password_hash, display_name, avatar_url, created_at, last_seen";
-
-User ReadUser(const Stmt& row) {
-  User u;
-  u.user_id = row.Int(0);
-  u.username = row.Text(1);
-  u.password_hash = row.Text(2);
-  u.display_name = row.Text(3);
-  u.avatar_url = row.Text(4);
-  u.created_at = row.Int(5);
-  u.last_seen = row.Int(6);
-  return u;
-}
-
-core::StatusOr<User> LoadUser(Connection& c, int64_t user_id) {
-  MPIM_ASSIGN_OR_RETURN(
-      Stmt st,
-      c.Query(std::string("SELECT ") + kColumns + " FROM users WHERE user_id = ?", user_id));
-  MPIM_ASSIGN_OR_RETURN(bool row, st.Next());
-  if (!row) return absl::NotFoundError("user " + std::to_string(user_id) + " not found");
-  return ReadUser(st);
-}
 
 // The smallest string greater than every string starting with `prefix`. A
 // lone 0xff byte (never in UTF-8) stands for "no end".
@@ -49,20 +26,8 @@ std::string PrefixEnd(std::string prefix) {
 
 void SqliteUserStore::Create(const NewUser& user, Callback<User> done) {
   int64_t now = exec_.NowMs();
-  exec_.Write<core::StatusOr<User>>(
-      [user, now](Connection& c) -> core::StatusOr<User> {
-        if (user.username.empty()) return absl::InvalidArgumentError("empty username");
-        auto st = c.Exec(
-            "INSERT INTO users (username, password_hash, display_name, avatar_url, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            user.username, user.password_hash, user.display_name, user.avatar_url, now);
-        if (st.code() == absl::StatusCode::kAlreadyExists) {
-          return absl::AlreadyExistsError("username " + user.username + " is taken");
-        }
-        MPIM_RETURN_IF_ERROR(st);
-        return LoadUser(c, sqlite3_last_insert_rowid(c.raw()));
-      },
-      std::move(done));
+  exec_.Write<core::StatusOr<User>>([user, now](Connection& c) { return CreateUser(c, user, now); },
+                                    std::move(done));
 }
 
 void SqliteUserStore::Get(int64_t user_id, Callback<User> done) {
@@ -72,15 +37,7 @@ void SqliteUserStore::Get(int64_t user_id, Callback<User> done) {
 
 void SqliteUserStore::GetByUsername(const std::string& username, Callback<User> done) {
   exec_.Read<core::StatusOr<User>>(
-      [username](Connection& c) -> core::StatusOr<User> {
-        MPIM_ASSIGN_OR_RETURN(
-            Stmt st, c.Query(std::string("SELECT ") + kColumns + " FROM users WHERE username = ?",
-                             username));
-        MPIM_ASSIGN_OR_RETURN(bool row, st.Next());
-        if (!row) return absl::NotFoundError("user " + username + " not found");
-        return ReadUser(st);
-      },
-      std::move(done));
+      [username](Connection& c) { return LoadUserByName(c, username); }, std::move(done));
 }
 
 void SqliteUserStore::GetMany(const std::vector<int64_t>& user_ids,
@@ -98,7 +55,7 @@ void SqliteUserStore::GetMany(const std::vector<int64_t>& user_ids,
         }
         ids += ']';
         MPIM_ASSIGN_OR_RETURN(
-            Stmt st, c.Query(std::string("SELECT ") + kColumns +
+            Stmt st, c.Query(std::string("SELECT ") + kUserColumns +
                                  " FROM users WHERE user_id IN (SELECT value FROM json_each(?))"
                                  " ORDER BY user_id",
                              ids));
@@ -109,15 +66,7 @@ void SqliteUserStore::GetMany(const std::vector<int64_t>& user_ids,
 
 void SqliteUserStore::Update(int64_t user_id, const UserUpdate& update, Callback<User> done) {
   exec_.Write<core::StatusOr<User>>(
-      [user_id, update](Connection& c) -> core::StatusOr<User> {
-        MPIM_RETURN_IF_ERROR(c.Exec(
-            "UPDATE users SET display_name = coalesce(?, display_name),"
-            " avatar_url = coalesce(?, avatar_url), password_hash = coalesce(?, password_hash)"
-            " WHERE user_id = ?",
-            update.display_name, update.avatar_url, update.password_hash, user_id));
-        return LoadUser(c, user_id);
-      },
-      std::move(done));
+      [user_id, update](Connection& c) { return UpdateUser(c, user_id, update); }, std::move(done));
 }
 
 void SqliteUserStore::TouchLastSeen(int64_t user_id, int64_t ts_ms, DoneCallback done) {
@@ -141,7 +90,7 @@ void SqliteUserStore::SearchByPrefix(const std::string& prefix, const std::strin
         // wildcards, and it uses the index.
         std::string end = PrefixEnd(prefix);
         bool after = !after_username.empty() && after_username >= prefix;
-        std::string sql = std::string("SELECT ") + kColumns + " FROM users WHERE username " +
+        std::string sql = std::string("SELECT ") + kUserColumns + " FROM users WHERE username " +
                           (after ? ">" : ">=") + " ?1 AND username < ?2 ORDER BY username LIMIT ?3";
         return QueryPage<User>(c, sql, limit, ReadUser, after ? after_username : prefix, end);
       },

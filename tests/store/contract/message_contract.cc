@@ -341,6 +341,29 @@ TEST_P(MessageContract, DeliveredCursorPerSessionAndPendingList) {
   EXPECT_EQ(pending(bob_, 1)->size(), 1u);
 }
 
+TEST_P(MessageContract, StartSeqIsTheSessionsCursorOrTheJoinPoint) {
+  AppendN(4);
+  auto start = [&](int64_t user, int64_t session, const std::string& conv) {
+    return Call(store().conversations(), &ConversationStore::StartSeq, user, session, conv);
+  };
+  EXPECT_EQ(*start(bob_, 1, conv_), 0) << "never acked";
+  ASSERT_TRUE(
+      Call(store().conversations(), &ConversationStore::MarkDelivered, int64_t{1}, conv_, int64_t{3})
+          .ok());
+  EXPECT_EQ(*start(bob_, 1, conv_), 3);
+  EXPECT_EQ(*start(bob_, 2, conv_), 0) << "per session";
+  EXPECT_EQ(start(bob_, 1, "g:4242").status().code(), StatusCode::kNotFound);
+  // A group joined after two messages starts at the join point.
+  auto g = Call(store().groups(), &GroupStore::Create, NewGroup{"g", "", alice_, false, {}});
+  ASSERT_TRUE(Append(TextMessage(g->conv_id, alice_, g->group_id, "x", "s1")).ok());
+  ASSERT_TRUE(Append(TextMessage(g->conv_id, alice_, g->group_id, "x", "s2")).ok());
+  EXPECT_EQ(start(bob_, 1, g->conv_id).status().code(), StatusCode::kNotFound) << "not a member";
+  ASSERT_TRUE(
+      Call(store().groups(), &GroupStore::AddMembers, g->group_id, std::vector<int64_t>{bob_})
+          .ok());
+  EXPECT_EQ(*start(bob_, 1, g->conv_id), 2);
+}
+
 TEST_P(MessageContract, DeliveredCursorsInOneWrite) {
   AppendN(4);
   auto pending = [&](int64_t session) {

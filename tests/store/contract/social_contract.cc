@@ -330,4 +330,30 @@ TEST_P(StoreContractTest, GroupMemberPagingAndUserGroups) {
 }
 
 }  // namespace
+TEST_P(StoreContractTest, ActiveGroupsNewestFirstWithoutPrivateChats) {
+  int64_t a = MakeUser("a"), b = MakeUser("b");
+  std::vector<int64_t> groups;
+  for (int i = 0; i < 3; ++i) {
+    auto g = Call(store().groups(), &GroupStore::Create, NewGroup{"g", "", a, false, {b}});
+    ASSERT_TRUE(g.ok()) << g.status();
+    groups.push_back(g->group_id);
+  }
+  // Activity: group 0 last, group 2 before it, group 1 never (its creation).
+  AdvanceMs(10);
+  ASSERT_TRUE(Append(TextMessage(GroupConvId(groups[2]), a, groups[2], "x", "k1")).ok());
+  AdvanceMs(10);
+  ASSERT_TRUE(Append(TextMessage(PrivateConvId(a, b), a, b, "x", "k2")).ok());
+  AdvanceMs(10);
+  ASSERT_TRUE(Append(TextMessage(GroupConvId(groups[0]), a, groups[0], "x", "k3")).ok());
+  auto active = Call(store().groups(), &GroupStore::ListActive, 10);
+  ASSERT_TRUE(active.ok()) << active.status();
+  ASSERT_EQ(active->size(), 3u);
+  EXPECT_EQ((*active)[0], groups[0]);
+  EXPECT_EQ((*active)[1], groups[2]);
+  EXPECT_EQ((*active)[2], groups[1]);
+  EXPECT_EQ(Call(store().groups(), &GroupStore::ListActive, 1)->size(), 1u);
+  EXPECT_EQ(Call(store().groups(), &GroupStore::ListActive, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace mpim::store::testing

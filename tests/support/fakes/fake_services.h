@@ -102,6 +102,11 @@ class FakeConversations : public service::ConversationService {
     pending_done = std::move(done);
   }
 
+  void StartSeq(service::Principal, std::string conv_id, core::Callback<int64_t> done) override {
+    starts.push_back(SyncCall{std::move(conv_id), 0, 0, nullptr});
+    start_done.push_back(std::move(done));
+  }
+
   // Answers the hello's Pending query with `pending`.
   void AnswerPending() { std::move(pending_done)(pending); }
   // Answers Sync call `i` with `answer` (a page or an error).
@@ -112,6 +117,8 @@ class FakeConversations : public service::ConversationService {
   std::vector<store::PendingConversation> pending;
   core::Callback<std::vector<store::PendingConversation>> pending_done;
   std::vector<SyncCall> syncs;
+  std::vector<SyncCall> starts;  // StartSeq: conv_id only
+  std::vector<core::Callback<int64_t>> start_done;
   std::vector<SeqCall> reads;
   std::vector<core::Callback<int64_t>> read_done;
   std::vector<SeqCall> acks;

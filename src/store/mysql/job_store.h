@@ -1,0 +1,25 @@
+// JobStore on MySQL/MariaDB.
+#pragma once
+
+#include "store/job_store.h"
+#include "store/mysql/executor.h"
+
+namespace mpim::store::mysql {
+
+class MysqlJobStore final : public JobStore {
+ public:
+  explicit MysqlJobStore(Executor& exec) : exec_(exec) {}
+
+  void Enqueue(const NewJob& job, Callback<int64_t> done) override;
+  void Lease(const std::string& worker, int max_jobs, int64_t lease_ms,
+             Callback<std::vector<Job>> done) override;
+  void Ack(int64_t job_id, int attempt, DoneCallback done) override;
+  void Fail(int64_t job_id, int attempt, const std::string& error, Callback<Job> done) override;
+  void ListDead(int64_t after_job, int limit, Callback<Page<Job>> done) override;
+  void Requeue(int64_t job_id, DoneCallback done) override;
+
+ private:
+  Executor& exec_;
+};
+
+}  // namespace mpim::store::mysql
