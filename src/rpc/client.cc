@@ -9,7 +9,6 @@
 #include <random>
 #include <unordered_set>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
 #include "grpc/health/v1/health.pb.h"
@@ -30,10 +29,6 @@ const core::Logger& Log() {
 }
 
 constexpr std::string_view kHealthCheck = "/grpc.health.v1.Health/Check";
-
-std::string CodeLabel(absl::StatusCode code) {
-  return absl::AsciiStrToLower(absl::StatusCodeToString(code));
-}
 
 std::chrono::system_clock::time_point WallDeadline(int64_t remaining_ms) {
   return std::chrono::system_clock::now() +

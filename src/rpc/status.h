@@ -1,6 +1,8 @@
 // Status across the RPC layer: absl::Status (what services return) and
-// grpc::Status (what travels between roles) map one to one, code and
-// message, since both use the canonical codes of google.rpc.Code; the
+// grpc::Status (what travels between roles) map one to one: code and
+// message (both use the canonical codes of google.rpc.Code), and payloads
+// (such as rate_limited's retry_after_ms) as the details of a
+// google.rpc.Status in the binary error details (proto/google/rpc); the
 // protocol's error codes come from the absl code as before
 // (service/errors.h), so a gateway answers a client the same whether the
 // service ran in its process or behind gRPC.
@@ -10,11 +12,16 @@
 
 #include <grpcpp/support/status.h>
 
+#include <string>
+
 #include "core/status.h"
 
 namespace mpim::rpc {
 
 grpc::Status ToGrpc(const core::Status& status);
 core::Status FromGrpc(const grpc::Status& status);
+
+// The code as a metrics label: "ok", "unavailable", "deadline_exceeded", ...
+std::string CodeLabel(absl::StatusCode code);
 
 }  // namespace mpim::rpc

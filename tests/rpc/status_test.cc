@@ -1,0 +1,46 @@
+// absl::Status <-> grpc::Status (rpc/status.h): every code, the message and
+// the payloads cross one to one.
+#include "rpc/status.h"
+
+#include "gtest/gtest.h"
+
+namespace mpim::rpc {
+namespace {
+
+TEST(RpcStatus, EveryCodeAndMessageCrossUnchanged) {
+  for (int code = 0; code <= static_cast<int>(absl::StatusCode::kUnauthenticated); ++code) {
+    core::Status before(static_cast<absl::StatusCode>(code),
+                        code == 0 ? "" : "why " + std::to_string(code));
+    grpc::Status wire = ToGrpc(before);
+    EXPECT_EQ(static_cast<int>(wire.error_code()), code);
+    EXPECT_EQ(FromGrpc(wire), before) << code;
+  }
+}
+
+TEST(RpcStatus, RateLimitedKeepsItsRetryAfter) {
+  core::Status before = core::RateLimitedError("slow down", 1234);
+  grpc::Status wire = ToGrpc(before);
+  EXPECT_EQ(wire.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_FALSE(wire.error_details().empty());
+  core::Status after = FromGrpc(wire);
+  EXPECT_EQ(after.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(after.message(), "slow down");
+  EXPECT_EQ(core::RetryAfterMs(after), 1234);
+}
+
+TEST(RpcStatus, UnknownCodesAndBadDetailsAreHandled) {
+  EXPECT_EQ(FromGrpc(grpc::Status(static_cast<grpc::StatusCode>(99), "odd")).code(),
+            absl::StatusCode::kUnknown);
+  core::Status garbled = FromGrpc(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down", "\xff\xff"));
+  EXPECT_EQ(garbled.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(garbled.message(), "down");
+  EXPECT_FALSE(core::RetryAfterMs(garbled).has_value());
+}
+
+TEST(RpcStatus, CodeLabelsAreLowerSnakeCase) {
+  EXPECT_EQ(CodeLabel(absl::StatusCode::kOk), "ok");
+  EXPECT_EQ(CodeLabel(absl::StatusCode::kDeadlineExceeded), "deadline_exceeded");
+}
+
+}  // namespace
+}  // namespace mpim::rpc
