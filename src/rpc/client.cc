@@ -151,16 +151,7 @@ core::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config,
   client->timer_thread_ = std::thread([c = client.get()] { c->TimerLoop(); });
   client->watch_id_ = discovery.Watch(
       [c = client.get()](const std::vector<discovery::Node>& nodes) { c->OnNodes(nodes); });
-  if (client->config_.health_interval_ms > 0) {
-    Client* c = client.get();
-    auto schedule = std::make_shared<std::function<void(bool)>>();
-    *schedule = [c, schedule](bool cancelled) {
-      if (cancelled) return;
-      c->CheckHealth();
-      c->At(c->clock_.SteadyMs() + c->config_.health_interval_ms, *schedule);
-    };
-    c->At(c->clock_.SteadyMs() + c->config_.health_interval_ms, *schedule);
-  }
+  if (client->config_.health_interval_ms > 0) client->HealthTick(false);
   return client;
 }
 
@@ -390,6 +381,12 @@ core::Status Client::CallAndWait(std::string method, const Message& request, Mes
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return result.has_value(); });
   return *result;
+}
+
+void Client::HealthTick(bool cancelled) {
+  if (cancelled) return;
+  if (!first_tick_.exchange(false)) CheckHealth();
+  At(clock_.SteadyMs() + config_.health_interval_ms, [this](bool c) { HealthTick(c); });
 }
 
 void Client::CheckHealth() {

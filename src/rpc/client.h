@@ -132,6 +132,9 @@ class Client {
   std::shared_ptr<const Snapshot> snapshot() const;
   void Attempt(const std::shared_ptr<CallState>& call);
   void Finish(const std::shared_ptr<CallState>& call, core::Status status);
+  // Checks every endpoint's health (not on the first tick, at start-up),
+  // then schedules the next tick.
+  void HealthTick(bool cancelled);
   void CheckHealth();
   void TimerLoop();
   // Runs `task` on the timer thread at `steady_ms` (clock_.SteadyMs()), or
@@ -161,6 +164,7 @@ class Client {
   std::condition_variable timer_cv_;
   std::multimap<int64_t, std::function<void(bool)>> timers_;
   bool stopping_ = false;
+  std::atomic<bool> first_tick_{true};
   std::thread timer_thread_;
 };
 
