@@ -283,32 +283,37 @@ void Client::Attempt(const std::shared_ptr<CallState>& call) {
     Finish(call, absl::UnavailableError(absl::StrCat("no ", config_.role, " node is known")));
     return;
   }
-  // The balancer's choice first, then the others from the least loaded;
-  // endpoints this call already tried go last. The first whose breaker
-  // admits the call takes it.
+  // The balancer's choice first; only when it was tried already or its
+  // breaker refuses, the others from the least loaded, endpoints this call
+  // already tried last. The first whose breaker admits the call takes it.
   lb::PickContext pick{.has_key = call->options.key.has_value(),
                        .key_hash = call->options.key ? lb::KeyHash(*call->options.key) : 0,
                        .load = snap.get()};
-  int first = (call->options.key ? snap->keyed : snap->plain)->Pick(pick);
-  std::vector<size_t> order;
-  order.push_back(static_cast<size_t>(first));
-  if (call->attempts > 0 || snap->endpoints.size() > 1) {
-    for (size_t i = 0; i < snap->endpoints.size(); ++i) {
-      if (i != static_cast<size_t>(first)) order.push_back(i);
-    }
-    auto tried = [&](size_t i) { return call->tried.count(snap->endpoints[i]->name) > 0; };
-    std::stable_sort(order.begin() + 1, order.end(),
-                     [&](size_t a, size_t b) { return snap->InFlight(a) < snap->InFlight(b); });
-    std::stable_partition(order.begin(), order.end(), [&](size_t i) { return !tried(i); });
-  }
+  auto first = static_cast<size_t>((call->options.key ? snap->keyed : snap->plain)->Pick(pick));
+  auto tried = [&](size_t i) { return call->tried.count(snap->endpoints[i]->name) > 0; };
   std::shared_ptr<Endpoint> endpoint;
   CircuitBreaker::Permit permit;
-  for (size_t i : order) {
+  auto admit = [&](size_t i) {
     permit = snap->endpoints[i]->breaker->Allow();
-    if (permit) {
-      endpoint = snap->endpoints[i];
-      break;
+    if (permit) endpoint = snap->endpoints[i];
+    return static_cast<bool>(permit);
+  };
+  bool first_tried = call->attempts > 0 && tried(first);
+  if ((first_tried || !admit(first)) && snap->endpoints.size() > 1) {
+    std::vector<size_t> order;
+    if (first_tried) order.push_back(first);  // first among the tried ones
+    size_t rest = order.size();
+    for (size_t i = 0; i < snap->endpoints.size(); ++i) {
+      if (i != first) order.push_back(i);
     }
+    std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(rest), order.end(),
+                     [&](size_t a, size_t b) { return snap->InFlight(a) < snap->InFlight(b); });
+    std::stable_partition(order.begin(), order.end(), [&](size_t i) { return !tried(i); });
+    for (size_t i : order) {
+      if (admit(i)) break;
+    }
+  } else if (first_tried) {
+    admit(first);
   }
   if (!endpoint) {
     Finish(call, absl::UnavailableError(
