@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "app/all_in_one.h"
+#include "app/node.h"
 #include "app/serve.h"
 #include "core/config.h"
 #include "service/auth/token_keys.h"
@@ -17,12 +17,14 @@ struct CommonOptions {
   std::string config_file;
   std::string listen;
   std::string data_dir;
+  std::string role;
   std::vector<std::string> sets;
 
   void AddTo(CLI::App* cmd) {
     cmd->add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
     cmd->add_option("--listen", listen, "HOST:PORT of the HTTP and WebSocket listener");
     cmd->add_option("--data-dir", data_dir, "Directory for the embedded store");
+    cmd->add_option("--role", role, "all | gateway | logic | task (server.role)");
     cmd->add_option("--set", sets, "Set any key: --set section.key=value (repeatable)");
   }
 
@@ -41,6 +43,7 @@ struct CommonOptions {
     }
     if (!listen.empty()) sources.overrides.emplace_back("server.listen", listen);
     if (!data_dir.empty()) sources.overrides.emplace_back("server.data_dir", data_dir);
+    if (!role.empty()) sources.overrides.emplace_back("server.role", role);
     auto config = mpim::core::LoadConfig(sources);
     if (!config.ok()) {
       std::fprintf(stderr, "mpim: configuration error: %s\n",

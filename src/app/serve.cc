@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "app/all_in_one.h"
+#include "app/node.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/process_metrics.h"
@@ -27,7 +27,7 @@ const core::Logger& Log() {
 }
 
 // The operational endpoints (protocol.md section 2, "Operations").
-void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining, AllInOne& node) {
+void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining, Node& node) {
   router.Add("GET", "/healthz", [](net::HttpRequest, net::HttpResponder respond) {
     respond(net::HttpResponse::Json(200, R"({"status":"ok"})"));
   });
@@ -39,7 +39,7 @@ void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining, 
     node.CheckReady([respond = std::move(respond)](core::Status s) mutable {
       if (!s.ok()) {
         return respond(net::HttpResponse::Error(
-            absl::UnavailableError("storage unavailable: " + std::string(s.message()))));
+            absl::UnavailableError("not ready: " + std::string(s.message()))));
       }
       respond(net::HttpResponse::Json(200, R"({"status":"ready"})"));
     });
@@ -111,30 +111,16 @@ int RunServe(const core::Config& config) {
     return 1;
   }
 
-  // Discovery: this node joins the cluster's list of nodes; engine etcd
-  // hands out its snowflake node id (unique while its lease lives).
+  // Discovery: the node joins the cluster's list of nodes as it starts;
+  // engine etcd hands out its snowflake node id (unique while its lease
+  // lives).
   auto discovery = discovery::OpenDiscovery(config.discovery);
   if (!discovery.ok()) {
     Log().Error("cannot open discovery", {{"error", std::string(discovery.status().message())}});
     return 1;
   }
-  core::Config effective = config;
-  {
-    discovery::Node self;
-    self.role = config.server.role;
-    self.address = config.server.listen;
-    self.name = self.role + "@" + self.address;
-    self.node_id = config.server.node_id > 0 ? config.server.node_id : -1;
-    auto id = (*discovery)->Register(self);
-    if (!id.ok()) {
-      Log().Error("cannot join the cluster", {{"discovery", config.discovery.engine},
-                                              {"error", std::string(id.status().message())}});
-      return 1;
-    }
-    if (*id >= 0) effective.server.node_id = *id;
-  }
 
-  auto node = AllInOne::Start(effective);
+  auto node = StartNode(config, **discovery);
   if (!node.ok()) {
     Log().Error("cannot start", {{"error", std::string(node.status().message())}});
     return 1;
@@ -145,7 +131,8 @@ int RunServe(const core::Config& config) {
   AddOperationRoutes(router, draining, **node);
   (*node)->AddRoutes(router);
   std::unique_ptr<gateway::StaticFiles> web;
-  if (config.web.root != "off") {
+  const bool serves_clients = config.server.role == "all" || config.server.role == "gateway";
+  if (serves_clients && config.web.root != "off") {
     std::string root = gateway::FindWebRoot(config.web.root);
     if (!root.empty()) {
       auto files = gateway::StaticFiles::Load(root);
@@ -193,7 +180,7 @@ int RunServe(const core::Config& config) {
   std::string base = "http://" + listen->first + ":" + std::to_string(server.port());
   Log().Info("serving", {{"url", base},
                          {"role", config.server.role},
-                         {"node_id", effective.server.node_id},
+                         {"node_id", (*node)->node_id()},
                          {"data_dir", config.server.data_dir},
                          {"io_threads", static_cast<int64_t>(pool.size())}});
   std::printf(
@@ -206,6 +193,7 @@ int RunServe(const core::Config& config) {
   Log().Info("draining", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                           {"timeout_ms", config.server.drain_timeout_ms}});
   draining.store(true);
+  (*node)->StartDrain();
   // Out of the cluster's lists first, so that nobody new is sent here.
   (*discovery)->Stop();
   server.StartDrain();

@@ -116,9 +116,11 @@ const std::vector<Field>& Schema() {
   static const std::vector<Field> schema = {
       // [server]
       Str(
-          "server", "role", {"all"}, [](Config& c) { return &c.server.role; },
-          "Which role this process runs. `all` runs every role in one process "
-          "(the only one so far)."),
+          "server", "role", {"all", "gateway", "logic", "task"},
+          [](Config& c) { return &c.server.role; },
+          "Which role this process runs: `all` (every role in one process), `gateway` "
+          "(client connections), `logic` (the services, over gRPC) or `task` (background "
+          "jobs). docs/cluster.md."),
       Str(
           "server", "listen", {}, [](Config& c) { return &c.server.listen; },
           "Address of the HTTP and WebSocket listener, HOST:PORT.", CheckListen),
@@ -400,6 +402,45 @@ const std::vector<Field>& Schema() {
           "discovery", "etcd_timeout_ms", 100, 60000,
           [](Config& c) { return &c.discovery.etcd_timeout_ms; },
           "Engine etcd: one call without an answer within this time fails."),
+      // [rpc]
+      Str(
+          "rpc", "listen", {}, [](Config& c) { return &c.rpc.listen; },
+          "Role logic: the internal gRPC address, HOST:PORT (port 0: any free port; "
+          "discovery carries the bound one).",
+          CheckListen),
+      Int(
+          "rpc", "deadline_ms", 10, 600000, [](Config& c) { return &c.rpc.deadline_ms; },
+          "A call to another role (every attempt included) fails with deadline_exceeded "
+          "after this long."),
+      Int(
+          "rpc", "max_attempts", 1, 10, [](Config& c) { return &c.rpc.max_attempts; },
+          "Attempts of a call that is safe to repeat (reads, sends) when a node is "
+          "unavailable, each on another node where there is one."),
+      Str(
+          "rpc", "balancer", EngineNames("rpc.balancer"),
+          [](Config& c) { return &c.rpc.balancer; },
+          "Which logic node gets a call without a key: " + EngineHelp("rpc.balancer") + "."),
+      Str(
+          "rpc", "key_balancer", EngineNames("rpc.key_balancer"),
+          [](Config& c) { return &c.rpc.key_balancer; },
+          "Which logic node gets a conversation's sends, acks and start seqs: " +
+              EngineHelp("rpc.key_balancer") + "."),
+      Int(
+          "rpc", "channels_per_endpoint", 1, 64,
+          [](Config& c) { return &c.rpc.channels_per_endpoint; },
+          "HTTP/2 connections to each logic node, opened at once and replaced when broken."),
+      Int(
+          "rpc", "health_interval_ms", 0, 600000,
+          [](Config& c) { return &c.rpc.health_interval_ms; },
+          "How often each logic node's grpc.health.v1 is checked; 0: never."),
+      Int(
+          "rpc", "max_in_flight", 1, 1000000, [](Config& c) { return &c.rpc.max_in_flight; },
+          "Role logic: calls served at once; beyond it calls are refused with unavailable "
+          "(and retried on another node), never queued."),
+      Int(
+          "rpc", "rate_per_sec", 0, 10000000, [](Config& c) { return &c.rpc.rate_per_sec; },
+          "Role logic: calls accepted per second (GCRA, burst of one second); beyond it "
+          "rate_limited. 0: no limit."),
       // [log]
       Str(
           "log", "level", {"trace", "debug", "info", "warn", "error"},
@@ -722,6 +763,25 @@ StatusOr<Config> LoadConfig(const ConfigSources& sources) {
   if (config.discovery.engine == "etcd" && config.discovery.etcd_endpoints.empty()) {
     return Invalid("config", "discovery.etcd_endpoints",
                    "required when discovery.engine is \"etcd\"");
+  }
+  // The cluster roles share everything through the engines: a role that
+  // kept state in its own process would split the cluster.
+  const std::string& role = config.server.role;
+  if (role != "all") {
+    const std::string why = " in role \"" + role + "\" (cluster roles share it between nodes)";
+    if ((role == "logic" || role == "task") && config.store.engine != "mysql") {
+      return Invalid("config", "store.engine", "must be \"mysql\"" + why);
+    }
+    if (config.route.engine != "redis") {
+      return Invalid("config", "route.engine", "must be \"redis\"" + why);
+    }
+    if (config.bus.engine == "memory") {
+      return Invalid("config", "bus.engine", "must be a redis engine" + why);
+    }
+    if (role != "task" && config.auth.token_key.empty()) {
+      return Invalid("config", "auth.token_key",
+                     "required" + why + ": every node signs and checks tokens with it");
+    }
   }
   return config;
 }

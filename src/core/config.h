@@ -30,7 +30,7 @@
 namespace mpim::core {
 
 struct ServerConfig {
-  std::string role = "all";  // all | gateway | logic | task (cluster roles come later)
+  std::string role = "all";  // all | gateway | logic | task
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./data";
   int64_t node_id = 0;                 // snowflake node id, 0..1023
@@ -129,6 +129,22 @@ struct DiscoveryConfig {
   int64_t etcd_timeout_ms = 2000;           // one etcd call; then unavailable
 };
 
+// Calls between roles (docs/rpc.md): the client a gateway holds for the
+// logic role, and the server of a logic node.
+struct RpcConfig {
+  // Role logic: the internal gRPC address, HOST:PORT; port 0: any free
+  // port (discovery carries the bound one).
+  std::string listen = "127.0.0.1:0";
+  int64_t deadline_ms = 2000;  // a call's deadline, all attempts included
+  int64_t max_attempts = 3;    // attempts of a retryable call
+  std::string balancer = "least_loaded";   // calls without a key
+  std::string key_balancer = "ring_hash";  // calls keyed by a conversation
+  int64_t channels_per_endpoint = 2;       // HTTP/2 connections per logic node
+  int64_t health_interval_ms = 1000;       // grpc.health.v1 checks; 0: none
+  int64_t max_in_flight = 1000;            // server: calls at once, then unavailable
+  int64_t rate_per_sec = 0;                // server: calls per second (GCRA); 0: no limit
+};
+
 struct LogConfig {
   std::string level = "info";   // trace | debug | info | warn | error
   std::string format = "auto";  // auto (text on a terminal, else json) | json | text
@@ -175,6 +191,7 @@ struct Config {
   RouteConfig route;
   BusConfig bus;
   DiscoveryConfig discovery;
+  RpcConfig rpc;
   LogConfig log;
   LimitsConfig limits;
 };

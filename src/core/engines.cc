@@ -12,12 +12,27 @@ const std::vector<EngineName>& Engines() {
       {"route.engine", "memory", "this process's memory (one node)"},
       {"route.engine", "redis", "Redis at route.redis_url, shared by the nodes"},
       {"bus.engine", "memory", "direct calls within this process (one node)"},
-      {"bus.engine", "redis-pubsub", "Redis Pub/Sub at bus.redis_url: at most once, lowest latency"},
+      {"bus.engine", "redis-pubsub",
+       "Redis Pub/Sub at bus.redis_url: at most once, lowest latency"},
       {"bus.engine", "redis-streams",
        "Redis Streams at bus.redis_url: a node's inbox survives its reconnects"},
       {"discovery.engine", "static", "the nodes listed in discovery.static_nodes"},
       {"discovery.engine", "etcd",
        "etcd v3 at discovery.etcd_endpoints: nodes register under leases and watch"},
+      // The RPC client's balancers (rpc/lb/registry.h), for calls without
+      // and with a key (a conversation id).
+      {"rpc.balancer", "least_loaded", "the fewer calls in flight of two endpoints at random"},
+      {"rpc.balancer", "round_robin", "each endpoint in turn"},
+      {"rpc.balancer", "random", "uniform"},
+      {"rpc.balancer", "weighted_random", "in proportion to the endpoints' weights"},
+      {"rpc.balancer", "ring_hash", "consistent hash, 150 points per endpoint"},
+      {"rpc.balancer", "maglev", "Maglev consistent hash, 65,537 slots"},
+      {"rpc.balancer", "bounded_load",
+       "ring_hash, passing a key on from an endpoint at 1.25x the mean load"},
+      {"rpc.key_balancer", "ring_hash", "consistent hash, 150 points per endpoint"},
+      {"rpc.key_balancer", "maglev", "Maglev consistent hash, 65,537 slots"},
+      {"rpc.key_balancer", "bounded_load",
+       "ring_hash, passing a key on from an endpoint at 1.25x the mean load"},
   };
   return engines;
 }

@@ -390,8 +390,7 @@ void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid) {
   auto request = ParseSendRequest(frame);
   if (!request.ok()) return ReplyError(rid, request.status());
   request->origin_conn = conn_id_;
-  core::Status queued =
-      sends_.Queue(SendWindow::Send{std::move(*request), rid, SteadyNs()});
+  core::Status queued = sends_.Queue(SendWindow::Send{std::move(*request), rid, SteadyNs()});
   if (!queued.ok()) return ReplyError(rid, queued);
   StartNextSend();
 }
@@ -458,7 +457,14 @@ void WsSession::OpAck(boost::json::object& frame) {
     queue_.Ack(it->second.stream, *seq, ctx_.clock, ctx_.config.ack_timeout_ms);
   }
   ctx_.conversations.Ack(principal_, *conv_id, *seq, [self = shared_from_this()](core::Status s) {
-    if (s.ok()) return;
+    // `ack` has no reply (protocol.md): only a bad ack is told, never a
+    // cursor that could not be recorded just now (a logic node away). The
+    // next ack is cumulative, and what this one would have saved costs at
+    // most a re-delivery the client drops by seq.
+    if (s.ok() || s.code() == absl::StatusCode::kUnavailable ||
+        s.code() == absl::StatusCode::kDeadlineExceeded) {
+      return;
+    }
     self->OnThread([s](WsSession& session) { session.ReplyError(std::nullopt, s); });
   });
 }
@@ -513,8 +519,8 @@ void WsSession::OpSync(boost::json::object& frame, std::optional<int64_t> rid) {
           page->has_more = true;
         }
         // Encoded off the io thread; only the queueing happens there.
-        auto text = std::make_shared<const std::string>(MessagePageText(
-            frames::ReplyOkPrefix(rid), page->messages, page->has_more));
+        auto text = std::make_shared<const std::string>(
+            MessagePageText(frames::ReplyOkPrefix(rid), page->messages, page->has_more));
         self->OnThread([text](WsSession& ws) {
           --ws.pending_replies_;
           ws.EnqueueReply(text);

@@ -24,7 +24,7 @@ void LocalPresence::Disconnected(int64_t user, int64_t now_ms) {
       last = true;
     }
   }
-  users_.TouchLastSeen(user, now_ms, [](core::Status) {});  // best effort
+  if (last_seen_) last_seen_(user, now_ms);
   if (last) Notify(user, false, now_ms);
 }
 

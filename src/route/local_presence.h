@@ -15,8 +15,8 @@ namespace mpim::route {
 
 class LocalPresence final : public Presence {
  public:
-  LocalPresence(store::UserStore& users, Listener listener)
-      : users_(users), listener_(std::move(listener)) {}
+  LocalPresence(LastSeenSink last_seen, Listener listener)
+      : last_seen_(std::move(last_seen)), listener_(std::move(listener)) {}
 
   void Connected(int64_t user, int64_t now_ms) override;
   void Disconnected(int64_t user, int64_t now_ms) override;
@@ -36,7 +36,7 @@ class LocalPresence final : public Presence {
   };
   Shard& ShardOf(int64_t user) const { return shards_[static_cast<uint64_t>(user) % kShards]; }
 
-  store::UserStore& users_;
+  LastSeenSink last_seen_;
   const Listener listener_;
   mutable std::array<Shard, kShards> shards_;
   Followers followers_;

@@ -35,6 +35,10 @@ class Presence {
   // followers: the connections subscribed to `user`.
   using Listener = std::function<void(const std::vector<ConnId>& followers, int64_t user,
                                       bool online, int64_t last_seen)>;
+  // Where a user's last_seen is kept when they go offline (best effort, any
+  // thread, never blocks): the store's users, directly or through a logic
+  // node (route/registry.h: LastSeenInStore).
+  using LastSeenSink = std::function<void(int64_t user, int64_t ts_ms)>;
 
   virtual ~Presence() = default;
 

@@ -63,12 +63,15 @@ bool ParseEvent(std::string_view m, Event* ev) {
 }  // namespace
 
 struct RedisPresence::View : std::enable_shared_from_this<View> {
-  View(redis::Client* redis, std::string prefix, store::UserStore& users, Listener listener)
-      : redis(redis), prefix(std::move(prefix)), users(users), listener(std::move(listener)) {}
+  View(redis::Client* redis, std::string prefix, LastSeenSink last_seen, Listener listener)
+      : redis(redis),
+        prefix(std::move(prefix)),
+        last_seen_sink(std::move(last_seen)),
+        listener(std::move(listener)) {}
 
   redis::Client* const redis;  // used on its own thread only (handlers, replies)
   const std::string prefix;
-  store::UserStore& users;
+  LastSeenSink last_seen_sink;
   const Listener listener;
 
   static constexpr size_t kShards = 32;
@@ -203,9 +206,10 @@ struct RedisPresence::View : std::enable_shared_from_this<View> {
 };
 
 RedisPresence::RedisPresence(std::shared_ptr<redis::Client> redis, std::string prefix,
-                             store::UserStore& users, Listener listener)
+                             LastSeenSink last_seen, Listener listener)
     : redis_(std::move(redis)),
-      view_(std::make_shared<View>(redis_.get(), std::move(prefix), users, std::move(listener))) {
+      view_(std::make_shared<View>(redis_.get(), std::move(prefix), std::move(last_seen),
+                                   std::move(listener))) {
   std::shared_ptr<View> view = view_;
   redis_->Subscribe(
       view->prefix + "presence",
@@ -236,7 +240,7 @@ void RedisPresence::Disconnected(int64_t user, int64_t now_ms) {
   // node hears with one time: a value of this node's own would make its
   // GET /users/{id} disagree with the others' by the milliseconds between
   // the route's removal and this call.
-  view_->users.TouchLastSeen(user, now_ms, [](core::Status) {});  // best effort
+  if (view_->last_seen_sink) view_->last_seen_sink(user, now_ms);  // best effort
 }
 
 UserPresence RedisPresence::Get(int64_t user) const {

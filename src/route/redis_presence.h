@@ -41,7 +41,7 @@ class RedisPresence final : public Presence {
  public:
   // Subscribes with `redis` (shared with the route table; kept alive here).
   // `prefix`: route.redis_prefix.
-  RedisPresence(std::shared_ptr<redis::Client> redis, std::string prefix, store::UserStore& users,
+  RedisPresence(std::shared_ptr<redis::Client> redis, std::string prefix, LastSeenSink last_seen,
                 Listener listener);
   ~RedisPresence() override;
 

@@ -12,7 +12,7 @@ namespace {
 
 // Engine redis: one client (its own thread) for the table and presence,
 // which both keep it alive. Start-up does not wait for Redis.
-core::StatusOr<RouteParts> OpenRedis(const core::Config& config, store::UserStore& users,
+core::StatusOr<RouteParts> OpenRedis(const core::Config& config, Presence::LastSeenSink last_seen,
                                      Presence::Listener listener) {
   redis::ClientOptions options;
   options.url = config.route.redis_url;
@@ -27,27 +27,34 @@ core::StatusOr<RouteParts> OpenRedis(const core::Config& config, store::UserStor
   table.prefix = config.route.redis_prefix;
   table.node_ttl = std::chrono::milliseconds(config.route.node_ttl_ms);
   // The users a dead node's sweep took offline: their last_seen (best effort).
-  table.on_swept = [&users](const std::vector<int64_t>& offline, int64_t ts_ms) {
-    for (int64_t user : offline) users.TouchLastSeen(user, ts_ms, [](core::Status) {});
+  table.on_swept = [last_seen](const std::vector<int64_t>& offline, int64_t ts_ms) {
+    if (!last_seen) return;
+    for (int64_t user : offline) last_seen(user, ts_ms);
   };
   RouteParts parts;
   parts.routes = std::make_unique<RedisRouteTable>(shared, std::move(table));
-  parts.presence = std::make_unique<RedisPresence>(shared, config.route.redis_prefix, users,
+  parts.presence = std::make_unique<RedisPresence>(shared, config.route.redis_prefix, last_seen,
                                                    std::move(listener));
   return parts;
 }
 
 }  // namespace
 
-core::StatusOr<RouteParts> OpenRoutes(const core::Config& config, store::UserStore& users,
+Presence::LastSeenSink LastSeenInStore(store::UserStore& users) {
+  return [&users](int64_t user, int64_t ts_ms) {
+    users.TouchLastSeen(user, ts_ms, [](core::Status) {});
+  };
+}
+
+core::StatusOr<RouteParts> OpenRoutes(const core::Config& config, Presence::LastSeenSink last_seen,
                                       Presence::Listener listener) {
   if (config.route.engine == "memory") {
     RouteParts parts;
     parts.routes = std::make_unique<MemoryRouteTable>();
-    parts.presence = std::make_unique<LocalPresence>(users, std::move(listener));
+    parts.presence = std::make_unique<LocalPresence>(std::move(last_seen), std::move(listener));
     return parts;
   }
-  if (config.route.engine == "redis") return OpenRedis(config, users, std::move(listener));
+  if (config.route.engine == "redis") return OpenRedis(config, std::move(last_seen), std::move(listener));
   return absl::InvalidArgumentError("route.engine: unknown engine \"" + config.route.engine +
                                     "\"");
 }

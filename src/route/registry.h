@@ -18,14 +18,18 @@ struct RouteParts {
   std::unique_ptr<Presence> presence;
 };
 
-// The route table and presence of config.route.engine. `users` keeps
-// last_seen; `listener` tells followers of presence changes. Engine redis
+// The route table and presence of config.route.engine. `last_seen` keeps
+// users' last_seen; `listener` tells followers of presence changes. Engine redis
 // (route/redis_route_table.h, route/redis_presence.h): one Redis client for
 // both, owned by them (either may be destroyed first); it does not wait
 // for Redis to be up. kInvalidArgument for an unknown engine or a bad
 // route.redis_url.
-core::StatusOr<RouteParts> OpenRoutes(const core::Config& config, store::UserStore& users,
+core::StatusOr<RouteParts> OpenRoutes(const core::Config& config,
+                                      Presence::LastSeenSink last_seen,
                                       Presence::Listener listener);
+
+// last_seen written to `users` (which must outlive the presence).
+Presence::LastSeenSink LastSeenInStore(store::UserStore& users);
 
 // The engine names OpenRoutes knows.
 std::vector<std::string> RouteEngines();

@@ -7,10 +7,11 @@
 
 #include <algorithm>
 
-#include "app/all_in_one.h"
+#include "app/node.h"
 #include "cache/registry.h"
 #include "discovery/registry.h"
 #include "route/registry.h"
+#include "rpc/lb/registry.h"
 #include "store/registry.h"
 
 namespace mpim {
@@ -34,6 +35,22 @@ TEST(EnginesTest, EveryRegistryKnowsExactlyTheListedNames) {
   EXPECT_EQ(Names("route.engine"), Sorted(route::RouteEngines()));
   EXPECT_EQ(Names("bus.engine"), Sorted(app::DelivererEngines()));
   EXPECT_EQ(Names("discovery.engine"), Sorted(discovery::DiscoveryEngines()));
+}
+
+// rpc.balancer takes every balancer the RPC client knows; rpc.key_balancer
+// the hashing ones (a key must land on one node).
+TEST(EnginesTest, TheBalancerKeysNameTheRegistrysBalancers) {
+  std::vector<std::string> all;
+  std::vector<std::string> hashing;
+  for (std::string_view name : rpc::lb::BalancerNames()) {
+    all.emplace_back(name);
+    if (rpc::lb::IsHashing(name)) hashing.emplace_back(name);
+  }
+  EXPECT_EQ(Names("rpc.balancer"), Sorted(all));
+  EXPECT_EQ(Names("rpc.key_balancer"), Sorted(hashing));
+  core::Config config;
+  EXPECT_EQ(config.rpc.balancer, core::EngineNames("rpc.balancer").front());
+  EXPECT_EQ(config.rpc.key_balancer, core::EngineNames("rpc.key_balancer").front());
 }
 
 TEST(EnginesTest, DefaultsAreTheFirstListed) {

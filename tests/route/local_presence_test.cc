@@ -2,6 +2,7 @@
 // connection and the last disconnection only, last_seen kept here and in
 // the store.
 #include "route/local_presence.h"
+#include "route/registry.h"
 
 #include <gtest/gtest.h>
 
@@ -25,7 +26,7 @@ class LocalPresenceTest : public mpim::testing::SqliteStoreTest {
     SqliteStoreTest::SetUp();
     user_ = MakeUser("alice");
     presence_ = std::make_unique<LocalPresence>(
-        store_->users(), [this](const std::vector<ConnId>& f, int64_t u, bool on, int64_t seen) {
+        LastSeenInStore(store_->users()), [this](const std::vector<ConnId>& f, int64_t u, bool on, int64_t seen) {
           std::lock_guard lock(mu_);
           events_.push_back({f, u, on, seen});
         });

@@ -125,7 +125,7 @@ class RedisRoutesTest : public mpim::testing::SqliteStoreTest {
  protected:
   std::unique_ptr<RedisPresence> MakePresence(std::shared_ptr<redis::Client> client,
                                               const std::string& prefix, Recorder& recorder) {
-    auto p = std::make_unique<RedisPresence>(std::move(client), prefix, store_->users(),
+    auto p = std::make_unique<RedisPresence>(std::move(client), prefix, mpim::route::LastSeenInStore(store_->users()),
                                              recorder.Listener());
     EXPECT_TRUE(WaitUntil([&] { return p->ready(); })) << "presence never loaded";
     return p;
@@ -382,14 +382,14 @@ TEST_F(RedisRoutesTest, OpenRoutesMakesTheRedisEngine) {
   core::Config config;
   config.route.engine = "redis";
   config.route.redis_url = "http://nope";
-  auto bad = OpenRoutes(config, store_->users(), nullptr);
+  auto bad = OpenRoutes(config, mpim::route::LastSeenInStore(store_->users()), nullptr);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
 
   // Redis not there yet: start-up does not wait, calls fail kUnavailable.
   config.route.redis_url = "redis://127.0.0.1:1";
   config.route.redis_timeout_ms = 200;
   const auto start = Clock::now();
-  auto down = OpenRoutes(config, store_->users(), nullptr);
+  auto down = OpenRoutes(config, mpim::route::LastSeenInStore(store_->users()), nullptr);
   ASSERT_TRUE(down.ok()) << down.status();
   EXPECT_LT(Clock::now() - start, milliseconds(500));
   EXPECT_TRUE(absl::IsUnavailable(Add(*down->routes, {1, {1, 1}, 1}).status()));
@@ -398,7 +398,7 @@ TEST_F(RedisRoutesTest, OpenRoutesMakesTheRedisEngine) {
   config.route.redis_prefix = prefix_;
   config.server.node_id = 3;
   Recorder heard;
-  auto parts = OpenRoutes(config, store_->users(), heard.Listener());
+  auto parts = OpenRoutes(config, mpim::route::LastSeenInStore(store_->users()), heard.Listener());
   ASSERT_TRUE(parts.ok()) << parts.status();
   parts->presence->Subscribe({3, 1}, {71});
   ASSERT_TRUE(WaitUntil([&] {

@@ -13,6 +13,7 @@ NodeCluster::NodeCluster(NodeClusterOptions options) : options_(std::move(option
 NodeCluster::~NodeCluster() {
   nodes_.clear();  // SIGKILLs what still runs
   redis_.Kill();
+  etcd_.reset();
   if (!db_name_.empty()) SharedMariaDb().DropDatabase(db_name_);
   std::error_code ec;
   for (const auto& dir : dirs_) std::filesystem::remove_all(dir, ec);
@@ -39,6 +40,25 @@ ServerProcess::Options NodeCluster::NodeOptions(int i) const {
       "auth.token_key=" + key,
       "auth.token_key_id=cluster",
   };
+  const std::string& role = roles_.at(static_cast<size_t>(i));
+  settings.push_back("server.role=" + role);
+  if (role == "logic") {
+    settings.push_back("rpc.listen=127.0.0.1:" +
+                       std::to_string(rpc_ports_.at(static_cast<size_t>(i))));
+  }
+  if (options_.discovery == "etcd") {
+    settings.push_back("discovery.engine=etcd");
+    settings.push_back("discovery.etcd_endpoints=" + etcd_->Endpoint());
+    settings.push_back("discovery.lease_ttl_s=2");
+  } else {
+    std::string logic;
+    for (size_t j = 0; j < roles_.size(); ++j) {
+      if (roles_[j] != "logic") continue;
+      if (!logic.empty()) logic += ",";
+      logic += "logic=127.0.0.1:" + std::to_string(rpc_ports_[j]);
+    }
+    if (!logic.empty()) settings.push_back("discovery.static_nodes=" + logic);
+  }
   settings.insert(settings.end(), options_.settings.begin(), options_.settings.end());
   for (const std::string& s : settings) {
     o.extra_args.push_back("--set");
@@ -59,15 +79,74 @@ bool NodeCluster::Start() {
     error_ = "no database on the shared MariaDB";
     return false;
   }
-  for (int i = 0; i < options_.nodes; ++i) {
-    dirs_.push_back(FreshTempDir("mpim-node" + std::to_string(i + 1) + "-"));
-    nodes_.push_back(std::make_unique<ServerProcess>(NodeOptions(i)));
-    if (!nodes_.back()->Start(std::chrono::seconds(60))) {
-      error_ = "node " + std::to_string(i + 1) + " did not start: " + nodes_.back()->error();
+  if (options_.discovery == "etcd") {
+    etcd_ = std::make_unique<EtcdServer>();
+    if (!etcd_->Start()) {
+      error_ = "etcd did not start: " + etcd_->error();
       return false;
     }
   }
+  roles_ = options_.roles;
+  if (roles_.empty()) roles_.assign(static_cast<size_t>(options_.nodes), "all");
+  for (const std::string& role : roles_) rpc_ports_.push_back(role == "logic" ? FreePort() : 0);
+  // Logic nodes first: a gateway is ready once it reaches one.
+  std::vector<int> order;
+  for (int i = 0; i < size(); ++i) {
+    if (roles_[static_cast<size_t>(i)] == "logic") order.push_back(i);
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (roles_[static_cast<size_t>(i)] != "logic") order.push_back(i);
+  }
+  dirs_.resize(roles_.size());
+  nodes_.resize(roles_.size());
+  for (int i : order) {
+    if (!StartNode(i)) return false;
+  }
   return true;
+}
+
+int NodeCluster::size() const { return static_cast<int>(roles_.size()); }
+
+bool NodeCluster::StartNode(int i) {
+  auto index = static_cast<size_t>(i);
+  dirs_[index] = FreshTempDir("mpim-" + roles_[index] + std::to_string(i + 1) + "-");
+  nodes_[index] = std::make_unique<ServerProcess>(NodeOptions(i));
+  if (!nodes_[index]->Start(std::chrono::seconds(60))) {
+    error_ = roles_[index] + " node " + std::to_string(i + 1) +
+             " did not start: " + nodes_[index]->error();
+    return false;
+  }
+  return true;
+}
+
+int NodeCluster::AddNode(const std::string& role) {
+  roles_.push_back(role);
+  rpc_ports_.push_back(role == "logic" ? FreePort() : 0);
+  dirs_.emplace_back();
+  nodes_.emplace_back();
+  int i = size() - 1;
+  return StartNode(i) ? i : -1;
+}
+
+int NodeCluster::clients() const {
+  int n = 0;
+  for (const std::string& r : roles_) n += (r == "all" || r == "gateway") ? 1 : 0;
+  return n;
+}
+
+int NodeCluster::client(int k) const {
+  for (int i = 0; i < size(); ++i) {
+    const std::string& r = roles_[static_cast<size_t>(i)];
+    if ((r == "all" || r == "gateway") && k-- == 0) return i;
+  }
+  return -1;
+}
+
+int NodeCluster::Nth(const std::string& role, int k) const {
+  for (int i = 0; i < size(); ++i) {
+    if (roles_[static_cast<size_t>(i)] == role && k-- == 0) return i;
+  }
+  return -1;
 }
 
 void NodeCluster::Kill(int i) {

@@ -7,6 +7,7 @@
 
 #include "core/snowflake.h"
 #include "route/local_presence.h"
+#include "route/registry.h"
 #include "service/conversation/conversation_service_impl.h"
 #include "service/friend/block_cache.h"
 #include "service/friend/friend_service_impl.h"
@@ -18,13 +19,14 @@
 
 namespace mpim::testing {
 
-// Built in the order of app/all_in_one.cc; destroyed in reverse.
+// Built in the order of app/parts.cc (OpenLogic); destroyed in reverse.
 struct Services::Parts {
   Parts(store::Store& store, service::Deliverer& deliverer, core::Clock& clock,
         const ServiceOptions& options)
       : options(options),
         ids(std::move(core::SnowflakeGenerator::Create(1, clock)).value()),
-        presence(store.users(), [](const std::vector<route::ConnId>&, int64_t, bool, int64_t) {}),
+        presence(route::LastSeenInStore(store.users()),
+                 [](const std::vector<route::ConnId>&, int64_t, bool, int64_t) {}),
         blocks(store.friends()),
         friends(store, page_max(), &presence, &blocks),
         member_cache(store, options.groups.fanout_threshold),

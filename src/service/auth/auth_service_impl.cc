@@ -6,7 +6,6 @@
 #include <charconv>
 #include <chrono>
 
-#include "cache/local_cache.h"
 #include "core/logging.h"
 #include "service/errors.h"
 #include "service/validation.h"
@@ -56,7 +55,7 @@ AuthServiceImpl::AuthServiceImpl(const core::AuthConfig& config, TokenKeys keys,
                                  std::unique_ptr<cache::Cache<int64_t, bool>> revoked)
     : config_(config),
       keys_(std::move(keys)),
-      verify_keys_(keys_.All()),
+      verifier_(config, keys_, clock, std::move(revoked)),
       store_(store),
       hash_pool_(hash_pool),
       ids_(ids),
@@ -67,13 +66,10 @@ AuthServiceImpl::AuthServiceImpl(const core::AuthConfig& config, TokenKeys keys,
       login_by_user_(static_cast<double>(config.login_per_min_user) / 60.0,
                      static_cast<double>(config.login_per_min_user)),
       login_by_address_(static_cast<double>(config.login_per_min_address) / 60.0,
-                        static_cast<double>(config.login_per_min_address)),
-      revoked_(revoked ? std::move(revoked)
-                       : std::make_unique<cache::LocalCache<int64_t, bool>>(
-                             cache::LocalCacheOptions{.max_entries = SIZE_MAX}, clock)) {}
+                        static_cast<double>(config.login_per_min_address)) {}
 
 core::Status AuthServiceImpl::LoadRevocations() {
-  int64_t since = clock_.NowMs() - (config_.access_ttl_s + 60) * 1000;
+  int64_t since = verifier_.RelevantSinceMs();
   int64_t after = 0;
   for (;;) {
     auto page = store::Await<store::Page<store::Session>>([&](auto cb) {
@@ -85,7 +81,7 @@ core::Status AuthServiceImpl::LoadRevocations() {
     since = page->items.back().revoked_at;
     after = page->items.back().session_id;
   }
-  Log().Info("revocation cache loaded", {{"sessions", static_cast<int64_t>(revoked_->size())}});
+  Log().Info("revocation cache loaded", {{"sessions", static_cast<int64_t>(verifier_.revoked_count())}});
   return absl::OkStatus();
 }
 
@@ -217,16 +213,7 @@ void AuthServiceImpl::Logout(Principal principal, core::DoneCallback done) {
 }
 
 core::StatusOr<Principal> AuthServiceImpl::Authenticate(std::string_view access_token) const {
-  auto claims = VerifyAccessToken(access_token, verify_keys_, NowS());
-  if (!claims.ok()) return claims.status();
-  if (revoked_->Peek(claims->session_id)) {
-    return absl::UnauthenticatedError("session revoked");
-  }
-  return Principal{claims->user_id, claims->session_id};
-}
-
-void AuthServiceImpl::NoteRevoked(int64_t session_id) {
-  revoked_->Put(session_id, true, (config_.access_ttl_s + 60) * 1000);
+  return verifier_.Authenticate(access_token);
 }
 
 TokenPair AuthServiceImpl::IssueTokens(int64_t user_id, int64_t session_id,

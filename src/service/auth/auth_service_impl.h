@@ -15,6 +15,7 @@
 #include "core/worker_pool.h"
 #include "service/auth/password_hasher.h"
 #include "service/auth/token_keys.h"
+#include "service/auth/token_verifier.h"
 #include "service/auth_service.h"
 #include "store/store.h"
 
@@ -42,7 +43,7 @@ class AuthServiceImpl final : public AuthService {
 
   // Marks a session revoked for token checks (also used by the gateway when
   // a revocation is learned elsewhere).
-  void NoteRevoked(int64_t session_id);
+  void NoteRevoked(int64_t session_id) { verifier_.NoteRevoked(session_id); }
 
   // Called (on a store thread) when this service revokes a session: logout
   // or refresh-token reuse. The gateway kicks the session's sockets. Set
@@ -60,7 +61,7 @@ class AuthServiceImpl final : public AuthService {
 
   const core::AuthConfig config_;
   const TokenKeys keys_;
-  const std::vector<TokenKey> verify_keys_;
+  TokenVerifier verifier_;
   store::Store& store_;
   core::WorkerPool& hash_pool_;
   core::SnowflakeGenerator& ids_;
@@ -68,9 +69,6 @@ class AuthServiceImpl final : public AuthService {
   std::shared_ptr<PasswordHasher> hasher_;
   core::KeyedRateLimiter<std::string> login_by_user_;
   core::KeyedRateLimiter<std::string> login_by_address_;
-  // Sessions revoked within the last access-token lifetime (an access token
-  // of a revoked session expires at most that long after the revocation).
-  std::unique_ptr<cache::Cache<int64_t, bool>> revoked_;
   std::function<void(int64_t, int64_t)> on_revoked_;
 };
 

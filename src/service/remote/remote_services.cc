@@ -1,0 +1,547 @@
+#include "service/remote/remote_services.h"
+
+#include <utility>
+
+#include "service/remote/convert.h"
+#include "store/conv_id.h"
+
+namespace mpim::service::remote {
+namespace {
+
+// Full method names of proto/mpim/logic.proto.
+std::string Method(const char* service, const char* method) {
+  return std::string("/mpim.logic.") + service + "/" + method;
+}
+
+rpc::CallOptions Once() { return {}; }
+rpc::CallOptions Retryable() { return {.retryable = true}; }
+rpc::CallOptions Keyed(std::string conv_id, bool retryable) {
+  return {.key = std::move(conv_id), .retryable = retryable};
+}
+
+// What a client may read of a failed call: the services' own errors as
+// they are; a transport failure (gRPC's text names internal addresses) or a
+// logic node's shedding as one plain sentence.
+core::Status ForClients(core::Status s) {
+  if (s.code() == absl::StatusCode::kUnavailable) {
+    return absl::UnavailableError("service unavailable, try again");
+  }
+  if (s.code() == absl::StatusCode::kDeadlineExceeded) {
+    return absl::DeadlineExceededError("the service did not answer in time");
+  }
+  return s;
+}
+
+template <typename Request, typename Response>
+struct Exchange {
+  Request request;
+  Response response;
+};
+
+// Calls `method` with `request`; a reply goes through `convert` into `done`.
+template <typename Response, typename T, typename Request, typename Convert>
+void Invoke(rpc::Client& client, const std::string& method, Request request,
+            rpc::CallOptions options, core::Callback<T> done, Convert convert) {
+  auto x = std::make_shared<Exchange<Request, Response>>();
+  x->request = std::move(request);
+  auto cb = std::make_shared<core::Callback<T>>(std::move(done));
+  client.Call(method, x->request, &x->response, std::move(options),
+              [x, cb, convert = std::move(convert)](core::Status s) {
+                if (!s.ok()) return std::move(*cb)(ForClients(std::move(s)));
+                std::move (*cb)(convert(x->response));
+              });
+}
+
+// For methods that answer Empty.
+template <typename Request>
+void InvokeDone(rpc::Client& client, const std::string& method, Request request,
+                rpc::CallOptions options, core::DoneCallback done) {
+  auto x = std::make_shared<Exchange<Request, pb::Empty>>();
+  x->request = std::move(request);
+  auto cb = std::make_shared<core::DoneCallback>(std::move(done));
+  client.Call(method, x->request, &x->response, std::move(options),
+              [x, cb](core::Status s) { std::move (*cb)(ForClients(std::move(s))); });
+}
+
+int64_t Int64Of(const pb::Int64Value& v) { return v.value(); }
+
+pb::FriendPairRequest Pair(int64_t user_id, int64_t other) {
+  pb::FriendPairRequest r;
+  r.set_user_id(user_id);
+  r.set_other(other);
+  return r;
+}
+
+pb::FriendListRequest FriendList(int64_t user_id, int64_t after, int limit) {
+  pb::FriendListRequest r;
+  r.set_user_id(user_id);
+  r.set_after(after);
+  r.set_limit(limit);
+  return r;
+}
+
+pb::GroupRequest GroupOf(Principal who, int64_t group_id) {
+  pb::GroupRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_group_id(group_id);
+  return r;
+}
+
+pb::ConvRequest ConvOf(Principal who, const std::string& conv_id) {
+  pb::ConvRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_conv_id(conv_id);
+  return r;
+}
+
+// The conversation a send goes to (its balancing key).
+std::string SendConvId(const Principal& who, const SendRequest& request) {
+  return request.to_group ? store::GroupConvId(request.to_id)
+                          : store::PrivateConvId(who.user_id, request.to_id);
+}
+
+}  // namespace
+
+// ---- Auth ----
+
+RemoteAuthService::RemoteAuthService(rpc::Client& client, const core::AuthConfig& config,
+                                     const auth::TokenKeys& keys, core::Clock& clock)
+    : client_(client), verifier_(config, keys, clock) {}
+
+core::Status RemoteAuthService::LoadRevocations() {
+  pb::RevokedRequest request;
+  request.set_since_ms(verifier_.RelevantSinceMs());
+  for (;;) {
+    pb::RevokedPage page;
+    core::Status s = client_.CallAndWait(Method("Auth", "Revoked"), request, &page, Retryable());
+    if (!s.ok()) return s;
+    for (const pb::RevokedSession& r : page.sessions()) verifier_.NoteRevoked(r.session_id());
+    if (!page.has_more() || page.sessions().empty()) break;
+    request.set_since_ms(page.sessions().rbegin()->revoked_at());
+    request.set_after_session(page.sessions().rbegin()->session_id());
+  }
+  return absl::OkStatus();
+}
+
+void RemoteAuthService::Register(RegisterRequest request, core::Callback<int64_t> done) {
+  pb::RegisterRequest r;
+  r.set_username(std::move(request.username));
+  r.set_password(std::move(request.password));
+  r.set_display_name(std::move(request.display_name));
+  r.set_client_address(std::move(request.client_address));
+  Invoke<pb::Int64Value>(client_, Method("Auth", "Register"), std::move(r), Once(), std::move(done),
+                         Int64Of);
+}
+
+void RemoteAuthService::Login(LoginRequest request, core::Callback<LoginResult> done) {
+  pb::LoginRequest r;
+  r.set_username(std::move(request.username));
+  r.set_password(std::move(request.password));
+  r.set_device(std::move(request.device));
+  r.set_client_address(std::move(request.client_address));
+  Invoke<pb::LoginResult>(client_, Method("Auth", "Login"), std::move(r), Once(), std::move(done),
+                          [](const pb::LoginResult& x) {
+                            return LoginResult{x.user_id(), x.session_id(), FromProto(x.tokens())};
+                          });
+}
+
+void RemoteAuthService::Refresh(std::string refresh_token, core::Callback<TokenPair> done) {
+  pb::RefreshRequest r;
+  r.set_refresh_token(std::move(refresh_token));
+  Invoke<pb::TokenPair>(client_, Method("Auth", "Refresh"), std::move(r), Once(), std::move(done),
+                        [](const pb::TokenPair& x) { return FromProto(x); });
+}
+
+void RemoteAuthService::Logout(Principal principal, core::DoneCallback done) {
+  pb::Principal r;
+  ToProto(principal, &r);
+  // Refused here at once, not only once the bus brings the revocation back.
+  InvokeDone(client_, Method("Auth", "Logout"), std::move(r), Retryable(),
+             [this, principal, done = std::move(done)](core::Status s) mutable {
+               if (s.ok()) verifier_.NoteRevoked(principal.session_id);
+               std::move(done)(std::move(s));
+             });
+}
+
+core::StatusOr<Principal> RemoteAuthService::Authenticate(std::string_view access_token) const {
+  return verifier_.Authenticate(access_token);
+}
+
+// ---- Users ----
+
+route::Presence::LastSeenSink RemoteLastSeen(rpc::Client& client) {
+  return [&client](int64_t user, int64_t ts_ms) {
+    pb::LastSeen r;
+    r.set_user_id(user);
+    r.set_ts_ms(ts_ms);
+    InvokeDone(client, Method("Users", "TouchLastSeen"), std::move(r), Retryable(),
+               [](core::Status) {});
+  };
+}
+
+void RemoteUserService::Get(int64_t user_id, core::Callback<UserProfile> done) {
+  pb::UserGetRequest r;
+  r.set_user_id(user_id);
+  Invoke<pb::UserProfile>(client_, Method("Users", "Get"), std::move(r), Retryable(),
+                          std::move(done), [](const pb::UserProfile& x) { return FromProto(x); });
+}
+
+void RemoteUserService::Update(int64_t user_id, ProfileUpdate update,
+                               core::Callback<UserProfile> done) {
+  pb::UserUpdateRequest r;
+  r.set_user_id(user_id);
+  if (update.display_name) r.set_display_name(std::move(*update.display_name));
+  if (update.avatar_url) r.set_avatar_url(std::move(*update.avatar_url));
+  Invoke<pb::UserProfile>(client_, Method("Users", "Update"), std::move(r), Retryable(),
+                          std::move(done), [](const pb::UserProfile& x) { return FromProto(x); });
+}
+
+void RemoteUserService::Search(std::string prefix, std::string after_username, int limit,
+                               core::Callback<UserPage> done) {
+  pb::UserSearchRequest r;
+  r.set_prefix(std::move(prefix));
+  r.set_after_username(std::move(after_username));
+  r.set_limit(limit);
+  Invoke<pb::UserPage>(client_, Method("Users", "Search"), std::move(r), Retryable(),
+                       std::move(done), [](const pb::UserPage& x) {
+                         UserPage page;
+                         page.users.reserve(static_cast<size_t>(x.users_size()));
+                         for (const pb::UserProfile& u : x.users()) {
+                           page.users.push_back(FromProto(u));
+                         }
+                         page.has_more = x.has_more();
+                         return page;
+                       });
+}
+
+// ---- Friends ----
+
+namespace {
+FriendPage PageOf(const pb::FriendPage& x) { return FromProto(x); }
+}  // namespace
+
+void RemoteFriendService::List(int64_t user_id, int64_t after, int limit,
+                               core::Callback<FriendPage> done) {
+  Invoke<pb::FriendPage>(client_, Method("Friends", "List"), FriendList(user_id, after, limit),
+                         Retryable(), std::move(done), PageOf);
+}
+
+void RemoteFriendService::Request(int64_t from, int64_t to, core::Callback<FriendOutcome> done) {
+  Invoke<pb::FriendOutcome>(client_, Method("Friends", "Request"), Pair(from, to), Once(),
+                            std::move(done), [](const pb::FriendOutcome& x) {
+                              return x.outcome() == 1 ? FriendOutcome::kFriends
+                                                      : FriendOutcome::kRequested;
+                            });
+}
+
+void RemoteFriendService::Remove(int64_t user_id, int64_t other, core::DoneCallback done) {
+  InvokeDone(client_, Method("Friends", "Remove"), Pair(user_id, other), Once(), std::move(done));
+}
+
+void RemoteFriendService::Requests(int64_t user_id, int limit,
+                                   core::Callback<FriendRequests> done) {
+  pb::FriendRequestsRequest r;
+  r.set_user_id(user_id);
+  r.set_limit(limit);
+  Invoke<pb::FriendRequests>(client_, Method("Friends", "Requests"), std::move(r), Retryable(),
+                             std::move(done), [](const pb::FriendRequests& x) {
+                               FriendRequests out;
+                               for (const pb::FriendEntry& e : x.incoming()) {
+                                 out.incoming.push_back(FromProto(e));
+                               }
+                               for (const pb::FriendEntry& e : x.outgoing()) {
+                                 out.outgoing.push_back(FromProto(e));
+                               }
+                               return out;
+                             });
+}
+
+void RemoteFriendService::Block(int64_t blocker, int64_t blocked, core::DoneCallback done) {
+  InvokeDone(client_, Method("Friends", "Block"), Pair(blocker, blocked), Retryable(),
+             std::move(done));
+}
+
+void RemoteFriendService::Unblock(int64_t blocker, int64_t blocked, core::DoneCallback done) {
+  InvokeDone(client_, Method("Friends", "Unblock"), Pair(blocker, blocked), Retryable(),
+             std::move(done));
+}
+
+void RemoteFriendService::ListBlocked(int64_t blocker, int64_t after, int limit,
+                                      core::Callback<FriendPage> done) {
+  Invoke<pb::FriendPage>(client_, Method("Friends", "ListBlocked"),
+                         FriendList(blocker, after, limit), Retryable(), std::move(done), PageOf);
+}
+
+// ---- Groups ----
+
+namespace {
+GroupView ViewOf(const pb::GroupView& x) { return FromProto(x); }
+}  // namespace
+
+void RemoteGroupService::Create(Principal who, NewGroupRequest request,
+                                core::Callback<store::Group> done) {
+  pb::GroupCreateRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_name(std::move(request.name));
+  r.mutable_members()->Add(request.members.begin(), request.members.end());
+  r.set_is_public(request.is_public);
+  Invoke<pb::Group>(client_, Method("Groups", "Create"), std::move(r), Once(), std::move(done),
+                    [](const pb::Group& x) { return FromProto(x); });
+}
+
+void RemoteGroupService::Get(Principal who, int64_t group_id, core::Callback<GroupView> done) {
+  Invoke<pb::GroupView>(client_, Method("Groups", "Get"), GroupOf(who, group_id), Retryable(),
+                        std::move(done), ViewOf);
+}
+
+void RemoteGroupService::Update(Principal who, int64_t group_id, std::optional<std::string> name,
+                                std::optional<bool> is_public, core::Callback<GroupView> done) {
+  pb::GroupUpdateRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_group_id(group_id);
+  if (name) r.set_name(std::move(*name));
+  if (is_public) r.set_is_public(*is_public);
+  // Not retried: a rename posts a system message.
+  Invoke<pb::GroupView>(client_, Method("Groups", "Update"), std::move(r), Once(), std::move(done),
+                        ViewOf);
+}
+
+void RemoteGroupService::Delete(Principal who, int64_t group_id, core::DoneCallback done) {
+  InvokeDone(client_, Method("Groups", "Delete"), GroupOf(who, group_id), Once(), std::move(done));
+}
+
+void RemoteGroupService::ListMembers(Principal who, int64_t group_id, int64_t after, int limit,
+                                     core::Callback<MemberPage> done) {
+  pb::GroupMembersRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_group_id(group_id);
+  r.set_after(after);
+  r.set_limit(limit);
+  Invoke<pb::MemberPage>(client_, Method("Groups", "ListMembers"), std::move(r), Retryable(),
+                         std::move(done), [](const pb::MemberPage& x) {
+                           MemberPage page;
+                           page.members.reserve(static_cast<size_t>(x.members_size()));
+                           for (const pb::MemberView& m : x.members()) {
+                             page.members.push_back(FromProto(m));
+                           }
+                           page.has_more = x.has_more();
+                           return page;
+                         });
+}
+
+void RemoteGroupService::AddMembers(Principal who, int64_t group_id, std::vector<int64_t> user_ids,
+                                    core::Callback<std::vector<int64_t>> done) {
+  pb::GroupAddRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_group_id(group_id);
+  r.mutable_user_ids()->Add(user_ids.begin(), user_ids.end());
+  Invoke<pb::UserIds>(client_, Method("Groups", "AddMembers"), std::move(r), Once(),
+                      std::move(done), [](const pb::UserIds& x) {
+                        return std::vector<int64_t>(x.user_ids().begin(), x.user_ids().end());
+                      });
+}
+
+void RemoteGroupService::RemoveMember(Principal who, int64_t group_id, int64_t user_id,
+                                      core::DoneCallback done) {
+  pb::GroupMemberRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_group_id(group_id);
+  r.set_user_id(user_id);
+  InvokeDone(client_, Method("Groups", "RemoveMember"), std::move(r), Once(), std::move(done));
+}
+
+void RemoteGroupService::SetRole(Principal who, int64_t group_id, int64_t user_id,
+                                 store::GroupRole role, core::Callback<store::GroupMember> done) {
+  pb::GroupMemberRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_group_id(group_id);
+  r.set_user_id(user_id);
+  r.set_role(static_cast<int32_t>(role));
+  Invoke<pb::GroupMember>(client_, Method("Groups", "SetRole"), std::move(r), Once(),
+                          std::move(done), [](const pb::GroupMember& x) { return FromProto(x); });
+}
+
+void RemoteGroupService::ListMine(Principal who, core::Callback<std::vector<GroupView>> done) {
+  pb::Principal r;
+  ToProto(who, &r);
+  Invoke<pb::GroupViews>(client_, Method("Groups", "ListMine"), std::move(r), Retryable(),
+                         std::move(done), [](const pb::GroupViews& x) {
+                           std::vector<GroupView> out;
+                           out.reserve(static_cast<size_t>(x.groups_size()));
+                           for (const pb::GroupView& g : x.groups()) out.push_back(FromProto(g));
+                           return out;
+                         });
+}
+
+// ---- Conversations ----
+
+namespace {
+MessagePage MessagePageOf(const pb::MessagePage& x) { return FromProto(x); }
+}  // namespace
+
+void RemoteConversationService::List(Principal who, int limit,
+                                     core::Callback<std::vector<ConversationView>> done) {
+  pb::ConvListRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_limit(limit);
+  Invoke<pb::ConversationViews>(client_, Method("Conversations", "List"), std::move(r), Retryable(),
+                                std::move(done), [](const pb::ConversationViews& x) {
+                                  std::vector<ConversationView> out;
+                                  out.reserve(static_cast<size_t>(x.conversations_size()));
+                                  for (const pb::ConversationView& c : x.conversations()) {
+                                    out.push_back(FromProto(c));
+                                  }
+                                  return out;
+                                });
+}
+
+void RemoteConversationService::History(Principal who, std::string conv_id,
+                                        std::optional<int64_t> before_seq,
+                                        std::optional<int64_t> after_seq, int limit,
+                                        core::Callback<MessagePage> done) {
+  pb::HistoryRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_conv_id(std::move(conv_id));
+  if (before_seq) r.set_before_seq(*before_seq);
+  if (after_seq) r.set_after_seq(*after_seq);
+  r.set_limit(limit);
+  Invoke<pb::MessagePage>(client_, Method("Conversations", "History"), std::move(r), Retryable(),
+                          std::move(done), MessagePageOf);
+}
+
+void RemoteConversationService::Sync(Principal who, std::string conv_id, int64_t after_seq,
+                                     int limit, core::Callback<MessagePage> done) {
+  pb::SyncRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_conv_id(std::move(conv_id));
+  r.set_after_seq(after_seq);
+  r.set_limit(limit);
+  Invoke<pb::MessagePage>(client_, Method("Conversations", "Sync"), std::move(r), Retryable(),
+                          std::move(done), MessagePageOf);
+}
+
+void RemoteConversationService::Read(Principal who, std::string conv_id, int64_t seq,
+                                     route::ConnId origin_conn, core::Callback<int64_t> done) {
+  pb::CursorRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_conv_id(conv_id);
+  r.set_seq(seq);
+  ToProto(origin_conn, r.mutable_origin_conn());
+  Invoke<pb::Int64Value>(client_, Method("Conversations", "Read"), std::move(r),
+                         Keyed(std::move(conv_id), true), std::move(done), Int64Of);
+}
+
+void RemoteConversationService::Ack(Principal who, std::string conv_id, int64_t seq,
+                                    core::DoneCallback done) {
+  pb::CursorRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_conv_id(conv_id);
+  r.set_seq(seq);
+  InvokeDone(client_, Method("Conversations", "Ack"), std::move(r), Keyed(std::move(conv_id), true),
+             std::move(done));
+}
+
+void RemoteConversationService::Typing(Principal who, std::string conv_id,
+                                       core::DoneCallback done) {
+  InvokeDone(client_, Method("Conversations", "Typing"), ConvOf(who, conv_id), Once(),
+             std::move(done));
+}
+
+void RemoteConversationService::Update(Principal who, std::string conv_id,
+                                       std::optional<bool> muted, std::optional<bool> pinned,
+                                       core::DoneCallback done) {
+  pb::ConvUpdateRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_conv_id(std::move(conv_id));
+  if (muted) r.set_muted(*muted);
+  if (pinned) r.set_pinned(*pinned);
+  InvokeDone(client_, Method("Conversations", "Update"), std::move(r), Retryable(),
+             std::move(done));
+}
+
+void RemoteConversationService::Search(Principal who, std::string query,
+                                       std::optional<std::string> conv_id, int limit,
+                                       core::Callback<std::vector<store::Message>> done) {
+  pb::SearchRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_query(std::move(query));
+  if (conv_id) r.set_conv_id(std::move(*conv_id));
+  r.set_limit(limit);
+  Invoke<pb::MessageList>(client_, Method("Conversations", "Search"), std::move(r), Retryable(),
+                          std::move(done), [](const pb::MessageList& x) {
+                            std::vector<store::Message> out;
+                            out.reserve(static_cast<size_t>(x.messages_size()));
+                            for (const pb::Message& m : x.messages()) out.push_back(FromProto(m));
+                            return out;
+                          });
+}
+
+void RemoteConversationService::Pending(
+    Principal who, core::Callback<std::vector<store::PendingConversation>> done) {
+  pb::Principal r;
+  ToProto(who, &r);
+  Invoke<pb::PendingList>(client_, Method("Conversations", "Pending"), std::move(r), Retryable(),
+                          std::move(done), [](const pb::PendingList& x) {
+                            std::vector<store::PendingConversation> out;
+                            out.reserve(static_cast<size_t>(x.conversations_size()));
+                            for (const pb::PendingConversation& c : x.conversations()) {
+                              out.push_back(FromProto(c));
+                            }
+                            return out;
+                          });
+}
+
+void RemoteConversationService::StartSeq(Principal who, std::string conv_id,
+                                         core::Callback<int64_t> done) {
+  pb::ConvRequest r = ConvOf(who, conv_id);
+  Invoke<pb::Int64Value>(client_, Method("Conversations", "StartSeq"), std::move(r),
+                         Keyed(std::move(conv_id), true), std::move(done), Int64Of);
+}
+
+// ---- Messages ----
+
+void RemoteMessageService::Send(Principal who, SendRequest request, core::Callback<SendResult> done,
+                                OrderedCallback ordered) {
+  std::string key = SendConvId(who, request);
+  pb::SendRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_to_group(request.to_group);
+  r.set_to_id(request.to_id);
+  r.set_client_msg_id(std::move(request.client_msg_id));
+  r.set_type(std::move(request.type));
+  r.set_body(std::move(request.body));
+  r.set_qos1(request.qos1);
+  r.set_priority(static_cast<int32_t>(request.priority));
+  ToProto(request.origin_conn, r.mutable_origin_conn());
+  // Sends are idempotent by client_msg_id: a retry returns the first result.
+  auto shared_ordered = std::make_shared<OrderedCallback>(std::move(ordered));
+  Invoke<pb::SendResult>(
+      client_, Method("Messages", "Send"), std::move(r), Keyed(std::move(key), true),
+      core::Callback<SendResult>(
+          [shared_ordered, done = std::move(done)](core::StatusOr<SendResult> result) mutable {
+            if (result.ok() && *shared_ordered) std::move (*shared_ordered)();
+            std::move(done)(std::move(result));
+          }),
+      [](const pb::SendResult& x) { return FromProto(x); });
+}
+
+void RemoteMessageService::PostSystem(int64_t group_id, int64_t by, std::string body_json,
+                                      core::Callback<store::Message> done) {
+  pb::PostSystemRequest r;
+  r.set_group_id(group_id);
+  r.set_by(by);
+  r.set_body_json(std::move(body_json));
+  Invoke<pb::Message>(client_, Method("Messages", "PostSystem"), std::move(r), Once(),
+                      std::move(done), [](const pb::Message& x) { return FromProto(x); });
+}
+
+void RemoteMessageService::Recall(Principal who, int64_t msg_id,
+                                  core::Callback<store::Message> done) {
+  pb::RecallRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_msg_id(msg_id);
+  Invoke<pb::Message>(client_, Method("Messages", "Recall"), std::move(r), Once(), std::move(done),
+                      [](const pb::Message& x) { return FromProto(x); });
+}
+
+}  // namespace mpim::service::remote
