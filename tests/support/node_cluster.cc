@@ -22,6 +22,7 @@ NodeCluster::~NodeCluster() {
 ServerProcess::Options NodeCluster::NodeOptions(int i) const {
   ServerProcess::Options o;
   o.env = FastAuthEnv();
+  o.env.insert(o.env.end(), options_.env.begin(), options_.env.end());
   o.data_dir = dirs_.at(static_cast<size_t>(i));
   const std::string redis = redis_.Url();
   // One signing key for every node: a token from one is good on all.

@@ -32,6 +32,8 @@ struct NodeClusterOptions {
   int64_t node_ttl_ms = 3000;  // route.node_ttl_ms: how soon a dead node's users go offline
   // More `--set k=v` for every node (e.g. "groups.fanout_threshold=20").
   std::vector<std::string> settings;
+  // More environment for every node (MPIM_<SECTION>_<KEY>=...).
+  std::vector<std::pair<std::string, std::string>> env;
 };
 
 class NodeCluster {

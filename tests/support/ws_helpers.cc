@@ -1,11 +1,18 @@
 #include "support/ws_helpers.h"
 
+#include <cstdlib>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "support/api_client.h"
 
 namespace mpim::testing {
+
+bool ClusterTarget() {
+  const char* target = std::getenv("MPIM_E2E_TARGET");
+  return target && std::string_view(target) == "cluster";
+}
 
 namespace json = boost::json;
 using client::WsClock;

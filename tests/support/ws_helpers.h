@@ -25,6 +25,7 @@
 #include "client/ws_client.h"
 #include "core/status.h"
 #include "support/api_client.h"
+#include "support/node_cluster.h"
 #include "support/server_process.h"
 
 namespace mpim::testing {
@@ -163,24 +164,43 @@ std::vector<boost::json::object> SyncAll(WsConn& conn, const std::string& conv_i
 std::vector<std::pair<std::string, std::string>> WsEnv(
     std::vector<std::pair<std::string, std::string>> extra);
 
+// The target of the suites built on WsServerTest: `mpim serve` (the
+// default), or with MPIM_E2E_TARGET=cluster a cluster with the roles apart
+// (one gateway, two logic nodes, a task node; NodeCluster), the same tests
+// talking to the gateway.
+bool ClusterTarget();
+
 // A fixture whose tests share one server started with `Config::Env()` (a
 // static function returning environment pairs; see WsEnv) and get a fresh
-// ApiClient. One server per fixture type.
+// ApiClient. One server (or cluster, ClusterTarget()) per fixture type.
 template <typename Config>
 class WsServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     start_error_.clear();
+    if (ClusterTarget()) {
+      cluster_ = std::make_unique<NodeCluster>(
+          NodeClusterOptions{.roles = {"gateway", "logic", "logic", "task"},
+                             .bus_engine = "redis-streams",
+                             .env = Config::Env()});
+      if (!cluster_->Start()) start_error_ = "cluster did not start: " + cluster_->error();
+      port_ = start_error_.empty() ? cluster_->port(cluster_->client(0)) : 0;
+      return;
+    }
     server_ = std::make_unique<ServerProcess>(ServerProcess::Options{.env = Config::Env()});
     if (!server_->Start()) start_error_ = "server did not start: " + server_->error();
+    port_ = server_->port();
   }
-  static void TearDownTestSuite() { server_.reset(); }
+  static void TearDownTestSuite() {
+    server_.reset();
+    cluster_.reset();
+  }
   void SetUp() override {
     ASSERT_TRUE(start_error_.empty()) << start_error_;
-    api_ = std::make_unique<ApiClient>(server_->port());
+    api_ = std::make_unique<ApiClient>(port());
   }
 
-  uint16_t port() const { return server_->port(); }
+  uint16_t port() const { return port_; }
   Account NewAccount(std::string_view prefix) { return api_->NewAccount(UniqueName(prefix)); }
   // Two fresh accounts and their private conversation.
   struct Pair {
@@ -205,7 +225,9 @@ class WsServerTest : public ::testing::Test {
     return conn;
   }
 
-  static inline std::unique_ptr<ServerProcess> server_;
+  static inline std::unique_ptr<ServerProcess> server_;  // null on a cluster
+  static inline std::unique_ptr<NodeCluster> cluster_;
+  static inline uint16_t port_ = 0;
   static inline std::string start_error_;
   std::unique_ptr<ApiClient> api_;
 };
