@@ -19,6 +19,8 @@ PACKAGES=(
   # c-ares for DNS SRV discovery, and etcd for discovery and the config centre
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libc-ares-dev
   etcd-server etcd-client
+  # a DNS server with SRV records for the tests of discovery engine dns
+  dnsmasq-base
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)

@@ -61,6 +61,7 @@ class AllInOne final : public Node {
   net::WsAcceptFn WebSocketAcceptor() override { return front_->WebSocketAcceptor(); }
   void CheckReady(core::DoneCallback done) override { store_.store->Ping(std::move(done)); }
   int64_t node_id() const override { return config_.server.node_id; }
+  void ApplyLive(const core::Config& now) override { logic_.ApplyLive(now); }
 
   void Stop() override {
     if (stopped_) return;

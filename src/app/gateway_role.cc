@@ -85,6 +85,12 @@ class GatewayNode final : public Node {
   net::WsAcceptFn WebSocketAcceptor() override { return front_->WebSocketAcceptor(); }
   int64_t node_id() const override { return config_.server.node_id; }
 
+  void ApplyLive(const core::Config& now) override {
+    core::Status s = client_->Update({now.rpc.balancer, now.rpc.key_balancer, now.rpc.deadline_ms,
+                                      static_cast<int>(now.rpc.max_attempts)});
+    if (!s.ok()) Log().Warn("rpc settings refused", {{"error", std::string(s.message())}});
+  }
+
   void CheckReady(core::DoneCallback done) override {
     if (!revocations_loaded_.load()) {
       return std::move(done)(absl::UnavailableError("waiting for a logic node"));

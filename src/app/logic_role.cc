@@ -69,6 +69,7 @@ class LogicNode final : public Node {
     if (server_) server_->SetServing(false);
   }
   int64_t node_id() const override { return config_.server.node_id; }
+  void ApplyLive(const core::Config& now) override { logic_.ApplyLive(now); }
 
   void Stop() override {
     if (stopped_) return;

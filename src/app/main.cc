@@ -7,6 +7,7 @@
 #include "app/node.h"
 #include "app/serve.h"
 #include "core/config.h"
+#include "discovery/config_centre.h"
 #include "service/auth/token_keys.h"
 #include "store/registry.h"
 
@@ -75,6 +76,21 @@ int main(int argc, char** argv) {
       "show", "Print the effective configuration (defaults, file, environment, flags)");
   show_options.AddTo(show);
   config_cmd->add_subcommand("example", "Print a commented example configuration file");
+  CommonOptions set_options;
+  std::string set_key, set_value;
+  CLI::App* set_cmd = config_cmd->add_subcommand(
+      "set",
+      "Change a run-time setting for every node of the cluster (the configuration centre in "
+      "etcd; docs/configuration.md, \"Changing settings at run time\")");
+  set_options.AddTo(set_cmd);
+  set_cmd->add_option("key", set_key, "section.key")->required();
+  set_cmd->add_option("value", set_value, "the value, as --set takes it")->required();
+  CommonOptions unset_options;
+  std::string unset_key;
+  CLI::App* unset_cmd = config_cmd->add_subcommand(
+      "unset", "Remove a run-time setting from etcd: every node goes back to its own value");
+  unset_options.AddTo(unset_cmd);
+  unset_cmd->add_option("key", unset_key, "section.key")->required();
 
   CommonOptions migrate_options;
   CLI::App* migrate = app.add_subcommand(
@@ -135,8 +151,33 @@ int main(int argc, char** argv) {
       std::fputs(mpim::core::ExampleConfig().c_str(), stdout);
       return 0;
     }
+    if (set_cmd->parsed() || unset_cmd->parsed()) {
+      auto config = (set_cmd->parsed() ? set_options : unset_options).Load();
+      if (!config) return 2;
+      const std::string& key = set_cmd->parsed() ? set_key : unset_key;
+      mpim::core::Status s = set_cmd->parsed()
+                                 ? mpim::discovery::ConfigCentre::Set(*config, key, set_value)
+                                 : mpim::discovery::ConfigCentre::Unset(*config, key);
+      if (!s.ok()) {
+        std::fprintf(stderr, "mpim: config %s: %s\n", set_cmd->parsed() ? "set" : "unset",
+                     std::string(s.message()).c_str());
+        return s.code() == absl::StatusCode::kUnavailable ? 1 : 2;
+      }
+      return 0;
+    }
     auto config = show_options.Load();
     if (!config) return 2;
+    // With the configuration centre, what the nodes run with: etcd's
+    // settings on top (each marked "# etcd").
+    if (config->discovery.engine == "etcd") {
+      auto overlaid = mpim::discovery::ConfigCentre::Overlay(*config);
+      if (overlaid.ok()) {
+        config = *overlaid;
+      } else {
+        std::fprintf(stderr, "mpim: config show: etcd not read (%s); its settings are not shown\n",
+                     std::string(overlaid.status().message()).c_str());
+      }
+    }
     std::fputs(mpim::core::ShowConfig(*config).c_str(), stdout);
     return 0;
   }

@@ -42,6 +42,10 @@ class Node {
   virtual void StartDrain() {}
   // Finishes the work in flight and releases everything. Idempotent.
   virtual void Stop() = 0;
+  // Settings changed at run time (the configuration centre): `now` is the
+  // whole configuration, validated; the node applies the core::LiveKeys()
+  // it uses (serve.cc applies the HTTP server's and the log level).
+  virtual void ApplyLive(const core::Config& /*now*/) {}
   // The snowflake node id this process runs with.
   virtual int64_t node_id() const = 0;
 };

@@ -131,6 +131,11 @@ std::unique_ptr<bus::Handle> SubscribeRevocations(bus::Bus& bus,
       std::move(on_missed));
 }
 
+void LogicParts::ApplyLive(const core::Config& now) {
+  if (messages) messages->SetSendRate(now.limits.send_per_sec, now.limits.send_burst);
+  if (auth) auth->SetLoginLimits(now.auth.login_per_min_user, now.auth.login_per_min_address);
+}
+
 void LogicParts::Stop() {
   if (cursors) cursors->Stop();  // writes the pending acks
   if (indexer) indexer->Stop();

@@ -101,6 +101,8 @@ struct LogicParts {
 
   // Writes the pending acks and the index, stops the hashing pool. Idempotent.
   void Stop();
+  // The run-time settings these services read (send and login limits).
+  void ApplyLive(const core::Config& now);
 };
 
 // Builds and starts the logic services on `store` and `delivery` (both

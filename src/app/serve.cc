@@ -7,11 +7,14 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 
 #include "app/node.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/process_metrics.h"
+#include "discovery/config_centre.h"
 #include "discovery/registry.h"
 #include "gateway/static_files.h"
 #include "net/http_server.h"
@@ -120,7 +123,29 @@ int RunServe(const core::Config& config) {
     return 1;
   }
 
-  auto node = StartNode(config, **discovery);
+  // The configuration centre (discovery engine etcd): the cluster's
+  // run-time settings on top of this node's own, from the start; changes
+  // reach `live` (set once the node and its listener exist).
+  std::mutex live_mu;
+  std::function<void(const core::Config&)> live;
+  std::unique_ptr<discovery::ConfigCentre> centre;
+  core::Config effective = config;
+  if (config.discovery.engine == "etcd") {
+    auto started = discovery::ConfigCentre::Start(config, [&](const core::Config& now) {
+      std::lock_guard lock(live_mu);
+      if (live) live(now);
+    });
+    if (!started.ok()) {
+      Log().Error("cannot start the configuration centre",
+                  {{"error", std::string(started.status().message())}});
+      return 1;
+    }
+    centre = std::move(*started);
+    effective = centre->Current();
+    core::SetLogLevel(core::ParseLogLevel(effective.log.level));
+  }
+
+  auto node = StartNode(effective, **discovery);
   if (!node.ok()) {
     Log().Error("cannot start", {{"error", std::string(node.status().message())}});
     return 1;
@@ -163,8 +188,9 @@ int RunServe(const core::Config& config) {
       static_cast<uint32_t>(config.limits.connections_per_address);
   http_options.max_pending_requests = static_cast<uint32_t>(config.server.max_pending_requests);
   http_options.requests_per_sec_address =
-      static_cast<double>(config.limits.requests_per_sec_address);
-  http_options.requests_burst_address = static_cast<double>(config.limits.requests_burst_address);
+      static_cast<double>(effective.limits.requests_per_sec_address);
+  http_options.requests_burst_address =
+      static_cast<double>(effective.limits.requests_burst_address);
   http_options.on_websocket = (*node)->WebSocketAcceptor();
   http_options.websocket.max_message_bytes = static_cast<uint64_t>(config.limits.frame_max_bytes);
   http_options.websocket.ping_interval_ms = config.gateway.ping_interval_ms;
@@ -176,6 +202,19 @@ int RunServe(const core::Config& config) {
     return 1;
   }
   pool.Start();
+  if (centre) {
+    Node* started = node->get();
+    {
+      std::lock_guard lock(live_mu);
+      live = [started, &server](const core::Config& now) {
+        core::SetLogLevel(core::ParseLogLevel(now.log.level));
+        server.SetRequestRate(static_cast<double>(now.limits.requests_per_sec_address),
+                              static_cast<double>(now.limits.requests_burst_address));
+        started->ApplyLive(now);
+      };
+      live(centre->Current());  // what changed while the node started
+    }
+  }
 
   std::string base = "http://" + listen->first + ":" + std::to_string(server.port());
   Log().Info("serving", {{"url", base},
@@ -196,6 +235,7 @@ int RunServe(const core::Config& config) {
   (*node)->StartDrain();
   // Out of the cluster's lists first, so that nobody new is sent here.
   (*discovery)->Stop();
+  if (centre) centre->Stop();  // no more changes while the node winds down
   server.StartDrain();
   bool drained = server.WaitDrained(std::chrono::milliseconds(config.server.drain_timeout_ms));
   if (!drained) {

@@ -107,6 +107,19 @@ Status CheckStaticNode(const std::string& value) {
   return ParseHostPort(value.substr(eq + 1)).status();
 }
 
+// ROLE=NAME of discovery.dns_srv.
+Status CheckSrvEntry(const std::string& value) {
+  size_t eq = value.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == value.size()) {
+    return absl::InvalidArgumentError("expected ROLE=NAME");
+  }
+  const std::string role = value.substr(0, eq);
+  if (role != "gateway" && role != "logic" && role != "task" && role != "all") {
+    return absl::InvalidArgumentError("role must be gateway, logic, task or all");
+  }
+  return absl::OkStatus();
+}
+
 Status CheckNotEmpty(const std::string& value) {
   if (value.empty()) return absl::InvalidArgumentError("must not be empty");
   return absl::OkStatus();
@@ -402,6 +415,20 @@ const std::vector<Field>& Schema() {
           "discovery", "etcd_timeout_ms", 100, 60000,
           [](Config& c) { return &c.discovery.etcd_timeout_ms; },
           "Engine etcd: one call without an answer within this time fails."),
+      List(
+          "discovery", "dns_srv", [](Config& c) { return &c.discovery.dns_srv; },
+          "Engine dns: the SRV names of the other roles' nodes, each ROLE=NAME (e.g. "
+          "logic=_grpc._tcp.mpim-logic.default.svc.cluster.local).",
+          CheckSrvEntry),
+      List(
+          "discovery", "dns_servers", [](Config& c) { return &c.discovery.dns_servers; },
+          "Engine dns: the DNS servers to ask, each HOST:PORT; empty: the system's "
+          "(/etc/resolv.conf).",
+          CheckListen),
+      Int(
+          "discovery", "dns_refresh_ms", 100, 3600000,
+          [](Config& c) { return &c.discovery.dns_refresh_ms; },
+          "Engine dns: the SRV records are read again this often."),
       // [rpc]
       Str(
           "rpc", "listen", {}, [](Config& c) { return &c.rpc.listen; },
@@ -417,13 +444,13 @@ const std::vector<Field>& Schema() {
           "Attempts of a call that is safe to repeat (reads, sends) when a node is "
           "unavailable, each on another node where there is one."),
       Str(
-          "rpc", "balancer", EngineNames("rpc.balancer"),
-          [](Config& c) { return &c.rpc.balancer; },
+          "rpc", "balancer", EngineNames("rpc.balancer"), [](Config& c) { return &c.rpc.balancer; },
           "Which logic node gets a call without a key: " + EngineHelp("rpc.balancer") + "."),
       Str(
           "rpc", "key_balancer", EngineNames("rpc.key_balancer"),
           [](Config& c) { return &c.rpc.key_balancer; },
-          "Which logic node gets a conversation's sends, acks and start seqs: " +
+          "Which logic node gets a call with a key (a conversation's sends by its id, a user's "
+          "acks and hello by the user id): " +
               EngineHelp("rpc.key_balancer") + "."),
       Int(
           "rpc", "channels_per_endpoint", 1, 64,
@@ -598,6 +625,7 @@ Status ApplyFile(const std::string& path, Config& config) {
       if (Status s = SetFromToml(*f, config, value); !s.ok()) {
         return Invalid(source, f->Name(), std::string(s.message()));
       }
+      config.origins[f->Name()] = "file " + path;
     }
   }
   return absl::OkStatus();
@@ -636,6 +664,7 @@ Status ApplyEnv(const std::vector<std::pair<std::string, std::string>>& env, Con
     if (Status s = SetFromText(*found, config, value); !s.ok()) {
       return Invalid(source, found->Name(), std::string(s.message()));
     }
+    config.origins[found->Name()] = source;
   }
   return absl::OkStatus();
 }
@@ -651,6 +680,7 @@ Status ApplyOverrides(const std::vector<std::pair<std::string, std::string>>& ov
     if (Status s = SetFromText(*f, config, value); !s.ok()) {
       return Invalid(source, f->Name(), std::string(s.message()));
     }
+    config.origins[f->Name()] = source;
   }
   return absl::OkStatus();
 }
@@ -673,7 +703,7 @@ std::string FormatValue(const Field& f, const Config& config, bool mask) {
   return Quote(*std::get<std::string*>(ref));
 }
 
-std::string Render(const Config& config, bool with_help) {
+std::string Render(const Config& config, bool with_help, bool with_origins = false) {
   std::string out;
   std::string_view section;
   for (const Field& f : Schema()) {
@@ -691,7 +721,12 @@ std::string Render(const Config& config, bool with_help) {
       }
       out += "# Environment: MPIM_" + Upper(f.section) + "_" + Upper(f.key) + "\n";
     }
-    out += std::string(f.key) + " = " + FormatValue(f, config, /*mask=*/true) + "\n";
+    out += std::string(f.key) + " = " + FormatValue(f, config, /*mask=*/true);
+    if (with_origins) {
+      auto origin = config.origins.find(f.Name());
+      if (origin != config.origins.end()) out += "  # " + origin->second;
+    }
+    out += "\n";
   }
   return out;
 }
@@ -726,6 +761,8 @@ StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text
   return std::make_pair(host, static_cast<uint16_t>(value));
 }
 
+Status ValidateAll(const Config& config);
+
 StatusOr<Config> LoadConfig(const ConfigSources& sources) {
   Config config;
   if (!sources.file.empty()) {
@@ -733,9 +770,14 @@ StatusOr<Config> LoadConfig(const ConfigSources& sources) {
   }
   if (Status s = ApplyEnv(sources.env, config); !s.ok()) return s;
   if (Status s = ApplyOverrides(sources.overrides, config); !s.ok()) return s;
+  if (Status s = ValidateAll(config); !s.ok()) return s;
+  return config;
+}
+
+Status ValidateAll(const Config& config) {
   // Defaults are validated too, so a bad default cannot ship unnoticed.
   for (const Field& f : Schema()) {
-    if (Status s = Validate(f, config); !s.ok()) {
+    if (Status s = Validate(f, const_cast<Config&>(config)); !s.ok()) {
       return Invalid("config", f.Name(), std::string(s.message()));
     }
   }
@@ -764,6 +806,9 @@ StatusOr<Config> LoadConfig(const ConfigSources& sources) {
     return Invalid("config", "discovery.etcd_endpoints",
                    "required when discovery.engine is \"etcd\"");
   }
+  if (config.discovery.engine == "dns" && config.discovery.dns_srv.empty()) {
+    return Invalid("config", "discovery.dns_srv", "required when discovery.engine is \"dns\"");
+  }
   // The cluster roles share everything through the engines: a role that
   // kept state in its own process would split the cluster.
   const std::string& role = config.server.role;
@@ -783,6 +828,51 @@ StatusOr<Config> LoadConfig(const ConfigSources& sources) {
                      "required" + why + ": every node signs and checks tokens with it");
     }
   }
+  return absl::OkStatus();
+}
+
+const std::vector<std::string>& LiveKeys() {
+  // Each is read by its user at every use, or pushed to it by the node's
+  // wiring (app/serve.cc, Node::ApplyLive) when the config centre changes it.
+  static const std::vector<std::string> keys = {
+      "log.level",
+      "limits.send_per_sec",
+      "limits.send_burst",
+      "limits.requests_per_sec_address",
+      "limits.requests_burst_address",
+      "auth.login_per_min_user",
+      "auth.login_per_min_address",
+      "rpc.balancer",
+      "rpc.key_balancer",
+      "rpc.deadline_ms",
+      "rpc.max_attempts",
+  };
+  return keys;
+}
+
+bool IsLiveKey(std::string_view name) {
+  const auto& keys = LiveKeys();
+  return std::find(keys.begin(), keys.end(), name) != keys.end();
+}
+
+StatusOr<Config> WithValue(const Config& base, std::string_view name, std::string_view value,
+                           const std::string& origin, bool live_only) {
+  size_t dot = name.find('.');
+  const Field* f = dot == std::string_view::npos
+                       ? nullptr
+                       : FindField(name.substr(0, dot), name.substr(dot + 1));
+  if (!f) return Invalid(origin, std::string(name), "unknown key");
+  if (live_only && !IsLiveKey(name)) {
+    return absl::FailedPreconditionError(
+        origin + ": " + std::string(name) +
+        ": cannot change while a node runs (set it in the node's configuration and restart it)");
+  }
+  Config config = base;
+  if (Status s = SetFromText(*f, config, std::string(value)); !s.ok()) {
+    return Invalid(origin, f->Name(), std::string(s.message()));
+  }
+  if (Status s = ValidateAll(config); !s.ok()) return s;
+  config.origins[f->Name()] = origin;
   return config;
 }
 
@@ -797,7 +887,7 @@ std::vector<std::pair<std::string, std::string>> ProcessEnvironment() {
   return env;
 }
 
-std::string ShowConfig(const Config& config) { return Render(config, /*with_help=*/false); }
+std::string ShowConfig(const Config& config) { return Render(config, /*with_help=*/false, true); }
 
 std::string ExampleConfig() {
   return "# MPIM configuration file (TOML). Every key is shown at its default.\n"

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -127,6 +128,10 @@ struct DiscoveryConfig {
   std::string etcd_prefix = "/mpim/";       // every etcd key starts with it
   int64_t lease_ttl_s = 10;                 // a dead node's keys go after this long
   int64_t etcd_timeout_ms = 2000;           // one etcd call; then unavailable
+  // engine dns: ROLE=_service._proto.name each (SRV records)
+  std::vector<std::string> dns_srv;
+  std::vector<std::string> dns_servers;  // HOST:PORT; empty: the system's resolvers
+  int64_t dns_refresh_ms = 5000;         // the records are read again this often
 };
 
 // Calls between roles (docs/rpc.md): the client a gateway holds for the
@@ -194,6 +199,11 @@ struct Config {
   RpcConfig rpc;
   LogConfig log;
   LimitsConfig limits;
+
+  // Where each value came from, by "section.key": "file PATH",
+  // "environment NAME", "command line", "etcd" (the config centre). A key
+  // not listed has its default.
+  std::map<std::string, std::string> origins;
 };
 
 struct ConfigSources {
@@ -212,8 +222,21 @@ StatusOr<Config> LoadConfig(const ConfigSources& sources);
 // The environment of this process, for ConfigSources::env.
 std::vector<std::pair<std::string, std::string>> ProcessEnvironment();
 
-// The effective configuration as TOML, secrets masked (`mpim config show`).
+// The effective configuration as TOML, secrets masked, each value not at
+// its default followed by where it came from (`mpim config show`).
 std::string ShowConfig(const Config& config);
+
+// The keys the configuration centre may change while a node runs
+// (docs/configuration.md, "Changing settings at run time").
+const std::vector<std::string>& LiveKeys();
+bool IsLiveKey(std::string_view name);
+
+// `base` with `name` ("section.key") set to `value` (text as for --set),
+// validated as a whole, the key's origin set to `origin`. invalid_argument
+// for an unknown key or a bad value; failed_precondition for a key that
+// cannot change at run time (unless `live_only` is false).
+StatusOr<Config> WithValue(const Config& base, std::string_view name, std::string_view value,
+                           const std::string& origin, bool live_only = true);
 
 // A commented example file with every key at its default (`mpim config example`).
 std::string ExampleConfig();

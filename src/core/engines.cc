@@ -19,6 +19,8 @@ const std::vector<EngineName>& Engines() {
       {"discovery.engine", "static", "the nodes listed in discovery.static_nodes"},
       {"discovery.engine", "etcd",
        "etcd v3 at discovery.etcd_endpoints: nodes register under leases and watch"},
+      {"discovery.engine", "dns",
+       "DNS SRV records (discovery.dns_srv), read again every discovery.dns_refresh_ms"},
       // The RPC client's balancers (rpc/lb/registry.h), for calls without
       // and with a key (a conversation id).
       {"rpc.balancer", "least_loaded", "the fewer calls in flight of two endpoints at random"},

@@ -93,6 +93,8 @@ LogFormat ParseLogFormat(std::string_view name) {
   return isatty(STDERR_FILENO) ? LogFormat::kText : LogFormat::kJson;
 }
 
+void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+
 void InitLogging(LogLevel level, LogFormat format) {
   g_level.store(static_cast<int>(level), std::memory_order_relaxed);
   g_format.store(static_cast<int>(format), std::memory_order_relaxed);

@@ -45,6 +45,8 @@ LogLevel ParseLogLevel(std::string_view name);
 LogFormat ParseLogFormat(std::string_view name);
 
 void InitLogging(LogLevel level, LogFormat format);
+// The lowest level written, from now on (run-time configuration).
+void SetLogLevel(LogLevel level);
 
 // Formats one line without writing it (exposed for tests).
 std::string FormatLogLine(LogFormat format, int64_t unix_ms, LogLevel level,

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -25,20 +26,27 @@ class KeyedRateLimiter {
   // rate_per_sec > 0, burst >= 1.
   KeyedRateLimiter(double rate_per_sec, double burst) : rate_(rate_per_sec), burst_(burst) {}
 
+  // A new rate and burst from now on (run-time configuration); buckets keep
+  // their tokens, capped at the new burst as they refill.
+  void SetRate(double rate_per_sec, double burst) {
+    rate_.store(rate_per_sec, std::memory_order_relaxed);
+    burst_.store(burst, std::memory_order_relaxed);
+  }
+
   // Takes one token for `key`. Returns 0 when allowed; otherwise the
   // milliseconds until a token is available (nothing is taken).
   int64_t TryAcquire(const Key& key, int64_t now_ms) {
     Shard& shard = shards_[Hash{}(key) % kShards];
     std::lock_guard lock(shard.mu);
     if (++shard.calls % kSweepEvery == 0) Sweep(shard, now_ms);
-    auto [it, inserted] = shard.buckets.try_emplace(key, Bucket{burst_, now_ms});
+    auto [it, inserted] = shard.buckets.try_emplace(key, Bucket{burst(), now_ms});
     Bucket& b = it->second;
     if (!inserted) Refill(b, now_ms);
     if (b.tokens >= 1.0) {
       b.tokens -= 1.0;
       return 0;
     }
-    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1.0 - b.tokens) * 1000.0 / rate_)));
+    return std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1.0 - b.tokens) * 1000.0 / rate())));
   }
 
   // Buckets currently held (for tests and metrics).
@@ -67,7 +75,7 @@ class KeyedRateLimiter {
 
   void Refill(Bucket& b, int64_t now_ms) const {
     if (now_ms > b.updated_ms) {
-      b.tokens = std::min(burst_, b.tokens + (now_ms - b.updated_ms) * rate_ / 1000.0);
+      b.tokens = std::min(burst(), b.tokens + (now_ms - b.updated_ms) * rate() / 1000.0);
       b.updated_ms = now_ms;
     }
   }
@@ -75,7 +83,7 @@ class KeyedRateLimiter {
   void Sweep(Shard& shard, int64_t now_ms) const {
     for (auto it = shard.buckets.begin(); it != shard.buckets.end();) {
       Refill(it->second, now_ms);
-      if (it->second.tokens >= burst_) {
+      if (it->second.tokens >= burst()) {
         it = shard.buckets.erase(it);
       } else {
         ++it;
@@ -83,8 +91,11 @@ class KeyedRateLimiter {
     }
   }
 
-  const double rate_;
-  const double burst_;
+  double rate() const { return rate_.load(std::memory_order_relaxed); }
+  double burst() const { return burst_.load(std::memory_order_relaxed); }
+
+  std::atomic<double> rate_;
+  std::atomic<double> burst_;
   std::array<Shard, kShards> shards_;
 };
 

@@ -79,10 +79,13 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
                            .With({})),
         refused_per_address_(RefusedCounter(metrics, "per_address")),
         refused_pending_(RefusedCounter(metrics, "pending_requests")) {
-    if (options_.requests_per_sec_address > 0) {
-      request_rate_ = std::make_unique<core::KeyedRateLimiter<std::string>>(
-          options_.requests_per_sec_address, std::max(1.0, options_.requests_burst_address));
-    }
+    request_rate_ = std::make_unique<core::KeyedRateLimiter<std::string>>(1.0, 1.0);
+    SetRequestRate(options_.requests_per_sec_address, options_.requests_burst_address);
+  }
+
+  void SetRequestRate(double per_sec, double burst) {
+    if (per_sec > 0) request_rate_->SetRate(per_sec, std::max(1.0, burst));
+    rate_limited_.store(per_sec > 0, std::memory_order_relaxed);
   }
 
   core::Status Start() {
@@ -226,7 +229,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
 
   // A 429 for a request from `address` over its rate, or nothing.
   std::optional<HttpResponse> RateLimit(const std::string& address) {
-    if (!request_rate_) return std::nullopt;
+    if (!rate_limited_.load(std::memory_order_relaxed)) return std::nullopt;
     int64_t now_ms = core::SystemClock().SteadyMs();
     int64_t retry_ms = request_rate_->TryAcquire(address, now_ms);
     if (retry_ms == 0) return std::nullopt;
@@ -479,7 +482,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
   core::Counter& refused_per_address_;
   core::Counter& refused_pending_;
   std::atomic<uint32_t> pending_{0};  // connections with pending == true
-  std::unique_ptr<core::KeyedRateLimiter<std::string>> request_rate_;  // null: no limit
+  std::unique_ptr<core::KeyedRateLimiter<std::string>> request_rate_;
+  std::atomic<bool> rate_limited_{false};  // false: request_rate_ is not asked
 
   mutable std::mutex mu_;  // guards conns_ and per_address_
   std::condition_variable drained_cv_;
@@ -496,6 +500,9 @@ HttpServer::~HttpServer() = default;
 core::Status HttpServer::Start() { return impl_->Start(); }
 uint16_t HttpServer::port() const { return impl_->port(); }
 void HttpServer::StartDrain() { impl_->StartDrain(); }
+void HttpServer::SetRequestRate(double per_sec, double burst) {
+  impl_->SetRequestRate(per_sec, burst);
+}
 bool HttpServer::WaitDrained(std::chrono::milliseconds timeout) {
   return impl_->WaitDrained(timeout);
 }

@@ -76,6 +76,10 @@ class HttpServer {
 
   size_t open_connections() const;
 
+  // Requests per second (and burst) allowed per client address from now on;
+  // 0: no limit (run-time configuration; any thread).
+  void SetRequestRate(double per_sec, double burst);
+
  private:
   class Impl;
   std::shared_ptr<Impl> impl_;

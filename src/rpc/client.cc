@@ -172,6 +172,10 @@ Client::Client(ClientConfig config, discovery::Discovery& discovery, core::Clock
       breaker_state_(metrics.Gauge("mpim_rpc_client_breaker_state",
                                    "Circuit breaker per endpoint: 0 closed, 1 open, 2 half-open.",
                                    {"role", "endpoint"})),
+      deadline_ms_(config_.deadline_ms),
+      max_attempts_(config_.max_attempts),
+      balancer_(config_.balancer),
+      key_balancer_(config_.key_balancer),
       snapshot_(std::make_shared<Snapshot>()) {}
 
 Client::~Client() {
@@ -236,8 +240,8 @@ void Client::Rebalance() {
   for (const auto& e : snap->endpoints) named.push_back({e->name, 1});
   // The names are unique (discovery keys nodes by name) and the config was
   // validated, so the balancers build.
-  snap->plain = std::move(*lb::CreateBalancer(config_.balancer, named, config_.lb));
-  snap->keyed = std::move(*lb::CreateBalancer(config_.key_balancer, named, config_.lb));
+  snap->plain = std::move(*lb::CreateBalancer(balancer_, named, config_.lb));
+  snap->keyed = std::move(*lb::CreateBalancer(key_balancer_, named, config_.lb));
   snapshot_ = std::move(snap);
 }
 
@@ -259,7 +263,7 @@ void Client::Call(std::string method, const Message& request, Message* response,
                                                *options.deadline - std::chrono::steady_clock::now())
                                                .count();
   } else {
-    call->deadline_ms = call->started_ms + config_.deadline_ms;
+    call->deadline_ms = call->started_ms + deadline_ms_.load(std::memory_order_relaxed);
   }
   call->options = std::move(options);
   {
@@ -340,7 +344,7 @@ void Client::Attempt(const std::shared_ptr<CallState>& call) {
         call->last = result;
         bool retry = !result.ok() && call->options.retryable &&
                      result.code() == absl::StatusCode::kUnavailable &&
-                     call->attempts < config_.max_attempts;
+                     call->attempts < max_attempts_.load(std::memory_order_relaxed);
         if (!retry) {
           Finish(call, std::move(result));
           return;
@@ -483,6 +487,30 @@ void Client::TimerLoop() {
     task(false);
     lock.lock();
   }
+}
+
+core::Status Client::Update(const LiveSettings& settings) {
+  ClientConfig check = config_;
+  check.balancer = settings.balancer;
+  check.key_balancer = settings.key_balancer;
+  check.deadline_ms = settings.deadline_ms;
+  check.max_attempts = settings.max_attempts;
+  if (core::Status s = check.Validate(); !s.ok()) return s;
+  if (!lb::IsHashing(settings.key_balancer)) {
+    return absl::InvalidArgumentError("rpc client: key_balancer '" + settings.key_balancer +
+                                      "' does not hash keys");
+  }
+  deadline_ms_.store(settings.deadline_ms, std::memory_order_relaxed);
+  max_attempts_.store(settings.max_attempts, std::memory_order_relaxed);
+  bool rebuild = false;
+  {
+    std::lock_guard lock(mu_);
+    rebuild = balancer_ != settings.balancer || key_balancer_ != settings.key_balancer;
+    balancer_ = settings.balancer;
+    key_balancer_ = settings.key_balancer;
+  }
+  if (rebuild) Rebalance();
+  return absl::OkStatus();
 }
 
 std::vector<EndpointInfo> Client::Endpoints() const {

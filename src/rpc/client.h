@@ -119,6 +119,17 @@ class Client {
 
   std::vector<EndpointInfo> Endpoints() const;
 
+  // What may change while the client runs (the config centre).
+  struct LiveSettings {
+    std::string balancer;
+    std::string key_balancer;  // a hashing balancer (lb::IsHashing)
+    int64_t deadline_ms = 2000;
+    int max_attempts = 3;
+  };
+  // Validates, then applies to calls from now on (balancers are rebuilt
+  // at once); invalid_argument naming the bad field leaves all as it was.
+  core::Status Update(const LiveSettings& settings);
+
   struct Endpoint;  // defined in client.cc
   struct Snapshot;
   struct CallState;
@@ -151,7 +162,11 @@ class Client {
   core::HistogramFamily& latency_;
   core::GaugeFamily& breaker_state_;
 
-  mutable std::mutex mu_;                             // guards endpoints_ and snapshot_
+  std::atomic<int64_t> deadline_ms_;
+  std::atomic<int> max_attempts_;
+  mutable std::mutex mu_;  // guards endpoints_, snapshot_ and the balancer names
+  std::string balancer_;
+  std::string key_balancer_;
   std::vector<std::shared_ptr<Endpoint>> endpoints_;  // by name
   std::shared_ptr<const Snapshot> snapshot_;
 

@@ -30,13 +30,17 @@ struct UserProfile {
   bool online = false;
 };
 
-// Sets online and the freshest last_seen on a profile from `presence`
-// (this node's view; null: left as the store has them).
+// Sets online and last_seen on a profile from `presence` (this node's
+// view; null: left as the store has them). The view's last_seen, when it
+// has one, wins over the store's: every node's view holds the same value
+// (the offline event's time), while the store's was written a few
+// milliseconds later by the node the user left, so answering the fresher
+// one would make nodes disagree.
 inline void DecoratePresence(const route::Presence* presence, UserProfile& user) {
   if (!presence) return;
   route::UserPresence p = presence->Get(user.user_id);
   user.online = p.online;
-  if (p.last_seen > user.last_seen) user.last_seen = p.last_seen;
+  if (p.last_seen > 0) user.last_seen = p.last_seen;
 }
 
 struct ProfileUpdate {

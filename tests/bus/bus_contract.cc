@@ -44,8 +44,9 @@ core::StatusOr<std::string> AppendNow(Bus& bus, const std::string& stream,
                                       const std::string& payload) {
   return Within<core::StatusOr<std::string>>(
       [&](auto promise) {
-        bus.Append(stream, payload,
-                   [promise](core::StatusOr<std::string> id) { promise->set_value(std::move(id)); });
+        bus.Append(stream, payload, [promise](core::StatusOr<std::string> id) {
+          promise->set_value(std::move(id));
+        });
       },
       absl::DeadlineExceededError("Append: no answer within 10 s"));
 }
@@ -54,7 +55,8 @@ core::Status AckNow(Bus& bus, const std::string& stream, const std::string& grou
                     std::vector<std::string> ids) {
   return Within<core::Status>(
       [&](auto promise) {
-        bus.Ack(stream, group, std::move(ids), [promise](core::Status s) { promise->set_value(s); });
+        bus.Ack(stream, group, std::move(ids),
+                [promise](core::Status s) { promise->set_value(s); });
       },
       absl::DeadlineExceededError("Ack: no answer within 10 s"));
 }
@@ -101,7 +103,8 @@ size_t EntryLog::size() const {
 }
 bool EntryLog::HasPayload(std::string_view payload) const {
   std::lock_guard lock(mu_);
-  return std::any_of(got_.begin(), got_.end(), [&](const Entry& e) { return e.payload == payload; });
+  return std::any_of(got_.begin(), got_.end(),
+                     [&](const Entry& e) { return e.payload == payload; });
 }
 uint32_t EntryLog::MaxDeliveries(std::string_view payload) const {
   std::lock_guard lock(mu_);
@@ -368,7 +371,8 @@ TEST_P(BusContract, AnEntryNeverAckedGoesToTheDeadLettersAfterMaxDeliveries) {
   auto c = bus_->Consume("s", Group("g", "c", kIdle, 3), never.Handler());
   ASSERT_TRUE(AppendNow(*bus_, "s", "poison").ok());
   EntryLog dead;
-  auto d = bus_->Consume("s.dead", Group("audit", "a"), dead.Handler(bus_.get(), "s.dead", "audit"));
+  auto d =
+      bus_->Consume("s.dead", Group("audit", "a"), dead.Handler(bus_.get(), "s.dead", "audit"));
   ASSERT_TRUE(WaitUntil([&] { return dead.size() >= 1; }, 15s)) << never.size();
   EXPECT_EQ(dead.Got()[0].payload, "poison");
   EXPECT_EQ(never.MaxDeliveries("poison"), 3u);
@@ -377,7 +381,11 @@ TEST_P(BusContract, AnEntryNeverAckedGoesToTheDeadLettersAfterMaxDeliveries) {
   ASSERT_TRUE(WaitUntil([&] { return never.HasPayload("marker"); }));
   std::this_thread::sleep_for(kIdle * 3);  // room for a wrong redelivery
   EXPECT_EQ(never.MaxDeliveries("poison"), 3u);
-  EXPECT_EQ(dead.size(), 1u);
+  // The poison is dead once. (The marker, never acked either, may follow
+  // it there within the sleep: not what this test counts.)
+  int poison = 0;
+  for (const Entry& e : dead.Got()) poison += e.payload == "poison" ? 1 : 0;
+  EXPECT_EQ(poison, 1);
 }
 
 TEST_P(BusContract, StreamsKeepAboutMaxLenEntries) {
@@ -385,7 +393,8 @@ TEST_P(BusContract, StreamsKeepAboutMaxLenEntries) {
   for (int i = 0; i < kEntries; ++i) bus_->Append("s", std::to_string(i), nullptr);
   ASSERT_TRUE(AppendNow(*bus_, "s", std::to_string(kEntries)).ok());
   EntryLog log;
-  auto c = bus_->Consume("s", Group("late", "c", 60s, 5, 256), log.Handler(bus_.get(), "s", "late"));
+  auto c =
+      bus_->Consume("s", Group("late", "c", 60s, 5, 256), log.Handler(bus_.get(), "s", "late"));
   ASSERT_TRUE(WaitUntil([&] { return log.HasPayload(std::to_string(kEntries)); }));
   const size_t kept = log.size();
   EXPECT_GE(kept, size_t{kContractMaxLen});

@@ -46,6 +46,46 @@ TEST_F(ConfigTest, DefaultsGiveAWorkingAllInOneServer) {
   EXPECT_EQ(config->limits.connections_per_address, 5000);
 }
 
+// `mpim config show` says where each value came from.
+TEST_F(ConfigTest, EachValueKnowsWhereItCameFrom) {
+  ConfigSources sources;
+  sources.file = WriteFile("[limits]\npage_max = 10\n");
+  sources.env = {{"MPIM_LIMITS_SEND_BURST", "7"}};
+  sources.overrides = {{"log.level", "debug"}};
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->origins.at("limits.page_max"), "file " + sources.file);
+  EXPECT_EQ(config->origins.at("limits.send_burst"), "environment MPIM_LIMITS_SEND_BURST");
+  EXPECT_EQ(config->origins.at("log.level"), "command line");
+  EXPECT_FALSE(config->origins.contains("limits.send_per_sec"));
+  const std::string shown = ShowConfig(*config);
+  EXPECT_NE(shown.find("page_max = 10  # file "), std::string::npos) << shown;
+  EXPECT_NE(shown.find("send_burst = 7  # environment MPIM_LIMITS_SEND_BURST"), std::string::npos);
+  EXPECT_NE(shown.find("send_per_sec = 50\n"), std::string::npos) << "a default has no origin";
+}
+
+// The configuration centre's rules: only run-time keys, validated whole.
+TEST_F(ConfigTest, RunTimeValuesAreCheckedLikeAnyOther) {
+  auto base = LoadConfig({});
+  ASSERT_TRUE(base.ok());
+  auto next = WithValue(*base, "limits.send_per_sec", "5", "etcd");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->limits.send_per_sec, 5);
+  EXPECT_EQ(next->origins.at("limits.send_per_sec"), "etcd");
+  EXPECT_EQ(base->limits.send_per_sec, 50) << "the base is left alone";
+  EXPECT_EQ(WithValue(*base, "store.engine", "mysql", "etcd").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(WithValue(*base, "limits.send_per_sec", "-1", "etcd").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WithValue(*base, "log.level", "loud", "etcd").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WithValue(*base, "nosuch.key", "1", "etcd").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Not live, but allowed when the caller says so.
+  EXPECT_TRUE(WithValue(*base, "limits.page_max", "20", "test", /*live_only=*/false).ok());
+  for (const std::string& key : LiveKeys()) EXPECT_TRUE(IsLiveKey(key)) << key;
+}
+
 TEST_F(ConfigTest, FlagsBeatEnvBeatFileBeatDefaults) {
   std::string file = WriteFile(R"(
 [server]
@@ -219,6 +259,7 @@ TEST_F(ConfigTest, ExampleIsAValidFileThatLoadsToTheDefaults) {
   sources.file = WriteFile(example);
   auto config = LoadConfig(sources);
   ASSERT_TRUE(config.ok()) << config.status();
+  config->origins.clear();  // every value is from the file; compare the values
   EXPECT_EQ(ShowConfig(*config), ShowConfig(Config{}));
 }
 

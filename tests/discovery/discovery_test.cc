@@ -12,10 +12,12 @@
 #include <set>
 #include <thread>
 
+#include "discovery/dns_discovery.h"
 #include "discovery/etcd_client.h"
 #include "discovery/etcd_discovery.h"
 #include "discovery/registry.h"
 #include "discovery/static_discovery.h"
+#include "support/dns_server.h"
 #include "support/etcd_server.h"
 
 namespace mpim::discovery {
@@ -254,6 +256,82 @@ TEST_F(EtcdTest, RegisteringWithoutEtcdFailsUnavailableInTime) {
   auto id = d.Register(MakeNode("logic", "127.0.0.1:7001"));
   EXPECT_EQ(id.status().code(), absl::StatusCode::kUnavailable) << id.status();
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+}
+
+// Engine dns against a real DNS server (dnsmasq) holding SRV records.
+class DnsTest : public ::testing::Test {
+ protected:
+  using Srv = testing::DnsServer::Srv;
+  using Host = testing::DnsServer::Host;
+  static constexpr char kLogic[] = "_grpc._tcp.logic.test";
+
+  std::unique_ptr<DnsDiscovery> Make() {
+    return std::make_unique<DnsDiscovery>(
+        DnsDiscoveryOptions{.srv = {std::string("logic=") + kLogic, "task=_grpc._tcp.task.test"},
+                            .servers = {dns_.Endpoint()},
+                            .refresh_ms = 100,
+                            .timeout_ms = 1000});
+  }
+
+  // The nodes of `role`, as "name address weight".
+  static std::set<std::string> Of(const std::vector<Node>& nodes, const std::string& role) {
+    std::set<std::string> out;
+    for (const Node& n : nodes) {
+      if (n.role == role) out.insert(n.name + " " + n.address + " " + std::to_string(n.weight));
+    }
+    return out;
+  }
+
+  testing::DnsServer dns_;
+};
+
+TEST_F(DnsTest, TheTargetsOfEachRolesSrvRecordAreItsNodesAndChangesAreFollowed) {
+  ASSERT_TRUE(dns_.Start({{kLogic, "l1.test", 7001, 1}, {kLogic, "l2.test", 7002, 3}},
+                         {{"l1.test", "127.0.0.1"}, {"l2.test", "127.0.0.2"}}))
+      << dns_.error();
+  auto d = Make();
+  Node self{.name = "gateway@127.0.0.1:8080",
+            .role = "gateway",
+            .address = "127.0.0.1:8080",
+            .node_id = 5};
+  auto id = d->Register(self);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, 5);
+  // Known when Register returns: a node starts knowing its peers.
+  const std::vector<Node> nodes = d->Nodes();
+  EXPECT_EQ(Of(nodes, "logic"), (std::set<std::string>{"logic@l1.test:7001 127.0.0.1:7001 1",
+                                                       "logic@l2.test:7002 127.0.0.2:7002 3"}));
+  EXPECT_TRUE(Of(nodes, "task").empty()) << "a name without records has no nodes";
+  EXPECT_EQ(Of(nodes, "gateway"),
+            (std::set<std::string>{"gateway@127.0.0.1:8080 127.0.0.1:8080 1"}));
+
+  std::atomic<int> changes{0};
+  int watch = d->Watch([&](const std::vector<Node>&) { ++changes; });
+  ASSERT_TRUE(dns_.Start({{kLogic, "l2.test", 7002, 3}, {kLogic, "l3.test", 7003, 0}},
+                         {{"l2.test", "127.0.0.2"}, {"l3.test", "127.0.0.3"}}))
+      << dns_.error();
+  const std::set<std::string> after{"logic@l2.test:7002 127.0.0.2:7002 3",
+                                    "logic@l3.test:7003 127.0.0.3:7003 1"};
+  EXPECT_TRUE(WaitFor([&] { return Of(d->Nodes(), "logic") == after; }, milliseconds(5000)))
+      << "the new records were not read";
+  EXPECT_GE(changes.load(), 2);  // once at Watch, once for the change
+  d->Unwatch(watch);
+
+  // The DNS server gone: lookups fail, the last list stays.
+  dns_.Kill();
+  std::this_thread::sleep_for(milliseconds(1500));  // pacing: several refreshes fail
+  d->Refresh();
+  EXPECT_EQ(Of(d->Nodes(), "logic"), after);
+  d->Stop();
+}
+
+TEST(DnsDiscoveryRegistryTest, EngineDnsOpensByName) {
+  core::DiscoveryConfig config;
+  config.engine = "dns";
+  config.dns_srv = {"logic=_grpc._tcp.logic.test"};
+  auto d = OpenDiscovery(config);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_NE(dynamic_cast<DnsDiscovery*>(d->get()), nullptr);
 }
 
 }  // namespace

@@ -108,7 +108,8 @@ TEST_P(MultiNodeE2eTest, PrivateChatWithEachUserOnAnotherNode) {
   EXPECT_EQ(Int(MsgOf(*m), "seq"), 1);
   EXPECT_EQ(MsgOf(*m).at("body").as_object().at("text"), json::value("hello from node 1"));
   ASSERT_TRUE(wb->Ack(conv, 1));
-  ASSERT_TRUE(IsSendResult(wb->Request(TextSend(a.id(), "r1", "and back from node 2 \xf0\x9f\x98\x80"))));
+  ASSERT_TRUE(
+      IsSendResult(wb->Request(TextSend(a.id(), "r1", "and back from node 2 \xf0\x9f\x98\x80"))));
   auto r = wa->NextMsg(conv);
   ASSERT_TRUE(r) << wa->last_error();
   EXPECT_EQ(Int(MsgOf(*r), "seq"), 2);
@@ -169,16 +170,17 @@ TEST_P(MultiNodeE2eTest, GroupsFanOutToMembersOnEveryNodeInlineAndByJob) {
   for (int size : {50, 1000}) {
     SCOPED_TRACE("group of " + std::to_string(size));
     Account owner = New("gf_o", 0);
-    auto members = testing::RegisterMany(Port(size % 3), "gf" + std::to_string(size), size - 1,
-                                         4, false);
+    auto members =
+        testing::RegisterMany(Port(size % 3), "gf" + std::to_string(size), size - 1, 4, false);
     ASSERT_EQ(members.size(), static_cast<size_t>(size - 1));
     std::vector<std::string> ids;
     for (const Account& m : members) ids.push_back(m.id());
     testing::GroupRef g = testing::CreateGroup(Api(0), owner.token(), "fan", {});
     ASSERT_FALSE(g.group_id.empty());
     for (size_t at = 0; at < ids.size(); at += 400) {
-      std::vector<std::string> part(ids.begin() + static_cast<long>(at),
-                                    ids.begin() + static_cast<long>(std::min(at + 400, ids.size())));
+      std::vector<std::string> part(
+          ids.begin() + static_cast<long>(at),
+          ids.begin() + static_cast<long>(std::min(at + 400, ids.size())));
       ASSERT_EQ(testing::AddMembers(Api(0), owner.token(), g.group_id, part).status, 200);
     }
     // 12 members online, four on each node.
@@ -208,8 +210,8 @@ TEST_P(MultiNodeE2eTest, PresenceTypingReceiptsAndRecallCrossNodes) {
   const std::string conv = testing::PrivateConvId(a.id(), b.id());
   auto ww = Open(2, watcher.token());
   ASSERT_TRUE(ww);
-  ASSERT_TRUE(IsOkReply(
-      ww->Request(json::object{{"op", "presence.sub"}, {"users", json::array{a.id()}}})));
+  ASSERT_TRUE(
+      IsOkReply(ww->Request(json::object{{"op", "presence.sub"}, {"users", json::array{a.id()}}})));
   auto state = ww->NextEvent("presence");
   ASSERT_TRUE(state) << ww->last_error();
   EXPECT_EQ(state->at("online"), json::value(false));
@@ -299,8 +301,8 @@ TEST_P(MultiNodeE2eTest, ConvEventsReachEverySessionOfTheMemberOnEveryNode) {
 TEST_P(MultiNodeE2eTest, LogoutOnOneNodeKicksTheSessionOnAnotherAndRevokesItEverywhere) {
   Account a = New("lo_a", 0);
   testing::Session other = Login(a, 1);
-  auto w2 = Open(1, a.token());               // the session logging out, on node 2
-  auto w3 = Open(2, other.access_token);      // another session, on node 3
+  auto w2 = Open(1, a.token());           // the session logging out, on node 2
+  auto w3 = Open(2, other.access_token);  // another session, on node 3
   ASSERT_TRUE(w2 && w3);
   ASSERT_EQ(Api(0).Post("/auth/logout", "", a.token()).status, 204);
   auto kick = w2->NextEvent("kick");
@@ -313,6 +315,20 @@ TEST_P(MultiNodeE2eTest, LogoutOnOneNodeKicksTheSessionOnAnotherAndRevokesItEver
         [&] { return Api(n).Get("/users/" + a.id(), a.token()).status == 401; }, Ms(3000)))
         << "node " << n + 1;
   }
+}
+
+// Node ids come from the configuration here (discovery static): a second
+// live process with a node's id would mint the same message ids and take
+// over its routes, so it refuses to start; a restart of the node itself
+// (killed, then started again) takes over, as the fault suites do.
+TEST_P(MultiNodeE2eTest, ASecondProcessWithALiveNodesIdRefusesToStart) {
+  auto twin = cluster_->Twin(cluster_->client(1));
+  EXPECT_FALSE(twin->Start(Ms(15000))) << "a twin of node 2 started";
+  EXPECT_NE(twin->Logs().find("is held by another live node"), std::string::npos)
+      << twin->LogTail(2000);
+  // The node itself goes on.
+  auto ws = Open(1, New("twin_a", 1).token());
+  EXPECT_TRUE(ws);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bus, MultiNodeE2eTest,

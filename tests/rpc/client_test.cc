@@ -384,5 +384,25 @@ TEST_F(ClientTest, ManyCallsAtOnceFromManyThreadsAllComplete) {
   client.reset();  // waits for nothing: every call is done
 }
 
+// The configuration centre's path: balancers, deadline and attempts change
+// while the client runs; a bad setting is refused whole.
+TEST_F(ClientTest, LiveSettingsSwapTheBalancersAndAreValidatedFirst) {
+  Serve(3);
+  auto client = Make();
+  ASSERT_TRUE(client);
+  EXPECT_FALSE(client->Update({"round_robin", "round_robin", 2000, 3}).ok())
+      << "a key balancer that does not hash";
+  EXPECT_FALSE(client->Update({"nosuch", "ring_hash", 2000, 3}).ok());
+  EXPECT_FALSE(client->Update({"round_robin", "ring_hash", 0, 3}).ok());
+  EXPECT_FALSE(client->Update({"round_robin", "ring_hash", 2000, 0}).ok());
+  ASSERT_TRUE(client->Update({"round_robin", "maglev", 2000, 3}).ok());
+  // round_robin: each endpoint in turn.
+  auto spread = Spread(*client, 30);
+  ASSERT_EQ(spread.size(), 3u);
+  for (const auto& [server, calls] : spread) EXPECT_EQ(calls, 10) << server;
+  // Keyed calls still land on one endpoint.
+  EXPECT_EQ(Spread(*client, 10, {.key = "g:1001"}).size(), 1u);
+}
+
 }  // namespace
 }  // namespace mpim::rpc

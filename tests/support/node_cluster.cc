@@ -111,13 +111,25 @@ int NodeCluster::size() const { return static_cast<int>(roles_.size()); }
 bool NodeCluster::StartNode(int i) {
   auto index = static_cast<size_t>(i);
   dirs_[index] = FreshTempDir("mpim-" + roles_[index] + std::to_string(i + 1) + "-");
-  nodes_[index] = std::make_unique<ServerProcess>(NodeOptions(i));
-  if (!nodes_[index]->Start(std::chrono::seconds(60))) {
-    error_ = roles_[index] + " node " + std::to_string(i + 1) +
-             " did not start: " + nodes_[index]->error();
-    return false;
+  // A logic node's gRPC port is chosen here (FreePort) and may be taken by
+  // another process before the node binds it: then it gets another one.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    nodes_[index] = std::make_unique<ServerProcess>(NodeOptions(i));
+    if (nodes_[index]->Start(std::chrono::seconds(60))) return true;
+    const bool port_taken = roles_[index] == "logic" &&
+                            nodes_[index]->Logs().find("cannot listen on") != std::string::npos;
+    if (!port_taken) break;
+    rpc_ports_[index] = FreePort();
   }
-  return true;
+  error_ = roles_[index] + " node " + std::to_string(i + 1) +
+           " did not start: " + nodes_[index]->error();
+  return false;
+}
+
+std::unique_ptr<ServerProcess> NodeCluster::Twin(int i) const {
+  ServerProcess::Options options = NodeOptions(i);
+  options.data_dir.clear();  // a temp dir of its own
+  return std::make_unique<ServerProcess>(std::move(options));
 }
 
 int NodeCluster::AddNode(const std::string& role) {

@@ -56,6 +56,9 @@ class NodeCluster {
   int client(int k) const;
   // The index of the k-th node of `role`; -1 if none.
   int Nth(const std::string& role, int k) const;
+  // A process set up as node i (its role, node id, settings, rpc port) on a
+  // fresh data dir, not started: a misconfigured twin.
+  std::unique_ptr<ServerProcess> Twin(int i) const;
   // Starts one more node of `role` (discovery etcd: the others find it);
   // its index, or -1 with error().
   int AddNode(const std::string& role);

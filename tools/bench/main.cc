@@ -64,6 +64,9 @@ struct Options {
   // Several nodes on shared engines (session 9): each count in `nodes` runs
   // the scenario once, back to back; empty: one server with its defaults.
   std::vector<int> nodes;
+  // With --nodes: one role per node (gateway, logic, task) instead of `all`:
+  // the sessions connect to the gateways (session 12).
+  std::vector<std::string> roles;
   std::vector<double> rates;  // chat, group: run each of these instead of --rate
   std::string bus_engine = "redis-pubsub";
   std::string redis_url;  // "": a redis-server of the bench's own per scenario
@@ -170,6 +173,10 @@ std::string CommandFor(const Options& o, const Config& c) {
   }
   if (c.nodes > 0) {
     cmd << " --nodes " << c.nodes << " --bus-engine " << o.bus_engine;
+    if (!o.roles.empty()) {
+      cmd << " --roles ";
+      for (size_t i = 0; i < o.roles.size(); ++i) cmd << (i ? "," : "") << o.roles[i];
+    }
     if (!o.redis_url.empty()) cmd << " --redis-url " << o.redis_url;
     if (!o.mysql_url.empty()) cmd << " --mysql-url " << o.mysql_url;
   }
@@ -228,8 +235,8 @@ class CpuMeter {
     if (procs_.size() == 1 && procs_[0].name == "server") {
       r.table.push_back(
           {"CPU cores used: server / load generator / other processes",
-           Num(server, 2) + " / " + Num(gen, 2) + " / " + Num(others, 2) + " of " + Num(ncores),
-           "", ""});
+           Num(server, 2) + " / " + Num(gen, 2) + " / " + Num(others, 2) + " of " + Num(ncores), "",
+           ""});
       return;
     }
     json::object per;
@@ -266,8 +273,8 @@ class CpuMeter {
     per["all"] = all;
     r.figures[key] = std::move(per);
     if (nservers > 1) names += "all nodes / ", values += Num(servers, 1) + " / ";
-    r.table.push_back({"CPU per " + unit + " (us): " + names + "all measured",
-                       values + Num(all, 1), "", ""});
+    r.table.push_back(
+        {"CPU per " + unit + " (us): " + names + "all measured", values + Num(all, 1), "", ""});
   }
 
  private:
@@ -316,6 +323,8 @@ class Runner {
     workers_.reset();
     for (auto& server : servers_) server->Stop();
     servers_.clear();
+    for (auto& backend : backends_) backend->Stop();
+    backends_.clear();
     redis_.reset();
     if (mariadb_ && !database_.empty()) mariadb_->DropDatabase(database_);
     database_.clear();
@@ -355,9 +364,10 @@ class Runner {
     }
     if (c.nodes == 0) procs_.push_back({"server", pid, true});
     auto rss = [&]() -> uint64_t {
-      if (servers_.size() > 1) {
+      if (servers_.size() + backends_.size() > 1) {
         uint64_t sum = 0;
         for (const auto& s : servers_) sum += RssKib(s->pid());
+        for (const auto& s : backends_) sum += RssKib(s->pid());
         return sum;
       }
       return pid > 0 ? RssKib(pid) : MetricsRssKib(host, port);
@@ -401,7 +411,7 @@ class Runner {
       // Several nodes: session i on node i % N, so the two users of a chat
       // pair (i, i ^ 1) are always on different nodes and a group's online
       // members (and its senders) are spread evenly.
-      s.node = c.nodes > 1 ? i % c.nodes : 0;
+      s.node = targets.size() > 1 ? static_cast<int>(i % targets.size()) : 0;
       senders += s.sender;
       sessions.push_back(std::move(s));
     }
@@ -476,6 +486,11 @@ class Runner {
     if (c.nodes > 0) {
       r.params["nodes"] = c.nodes;
       r.params["bus_engine"] = o_.bus_engine;
+      if (!o_.roles.empty()) {
+        std::string roles;
+        for (const std::string& role : o_.roles) roles += (roles.empty() ? "" : ",") + role;
+        r.params["roles"] = roles;
+      }
     }
     if (c.kind == Scenario::kConnect) connect_cpu.Stop(r);  // over the connect phase
     switch (c.kind) {
@@ -637,10 +652,10 @@ class Runner {
     cpu.PerUnit(r, "cpu_us_per_message", "message persisted", persisted_rate);
     if (group) cpu.PerUnit(r, "cpu_us_per_delivery", "delivery", delivered_rate);
     r.figures["loadavg_after_window"] = load_end;
-    r.table.push_back({"load average (1, 5, 15 min) at the start / after the measured window",
-                       r.figures["loadavg_at_start"].as_string().c_str() + std::string(" / ") +
-                           load_end,
-                       "", ""});
+    r.table.push_back(
+        {"load average (1, 5, 15 min) at the start / after the measured window",
+         r.figures["loadavg_at_start"].as_string().c_str() + std::string(" / ") + load_end, "",
+         ""});
     r.table.push_back({"all deliveries (incl. warm-up and drain) / expected",
                        Thousands(static_cast<double>(t.delivered)) + " / " +
                            Thousands(static_cast<double>(expected)),
@@ -801,7 +816,8 @@ class Runner {
     } else {
       // Whatever an earlier run left (routes, presence, cache) goes.
       std::string flush = "redis-cli -u '" + redis_url + "' flushall >/dev/null 2>&1";
-      if (std::system(flush.c_str()) != 0) r.notes.push_back("FLUSHALL on " + redis_url + " failed");
+      if (std::system(flush.c_str()) != 0)
+        r.notes.push_back("FLUSHALL on " + redis_url + " failed");
     }
     if (mysql_url.empty()) {
       if (!mariadb_) {
@@ -817,10 +833,46 @@ class Runner {
       if (mysql_url.empty()) throw Failure(error);
     }
     if (token_key_.empty()) token_key_ = RandomTokenKey();
-    for (int i = 0; i < c.nodes; ++i) {
-      Status("[" + c.name + "] starting node " + std::to_string(i + 1));
+    // --roles: logic nodes on fixed gRPC ports that every node lists
+    // (discovery static), started first; the sessions' targets are the
+    // gateways only.
+    std::vector<std::string> roles = o_.roles;
+    if (roles.empty()) roles.assign(static_cast<size_t>(c.nodes), "all");
+    std::vector<uint16_t> rpc_ports(roles.size(), 0);
+    std::string logic_nodes;
+    for (size_t i = 0; i < roles.size(); ++i) {
+      if (roles[i] != "logic") continue;
+      rpc_ports[i] = FreePort();
+      logic_nodes += (logic_nodes.empty() ? "" : ",") + std::string("logic=127.0.0.1:") +
+                     std::to_string(rpc_ports[i]);
+    }
+    std::vector<int> order;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int i = 0; i < static_cast<int>(roles.size()); ++i) {
+        const bool client_facing =
+            roles[static_cast<size_t>(i)] == "all" || roles[static_cast<size_t>(i)] == "gateway";
+        if (client_facing == (pass == 1)) order.push_back(i);
+      }
+    }
+    for (int i : order) {
+      const std::string& role = roles[static_cast<size_t>(i)];
+      Status("[" + c.name + "] starting " + role + " node " + std::to_string(i + 1));
       auto env = NodeEnv(i, mysql_url, redis_url, o_.bus_engine, token_key_);
+      env.emplace_back("MPIM_SERVER_ROLE", role);
+      if (role == "logic") {
+        env.emplace_back("MPIM_RPC_LISTEN",
+                         "127.0.0.1:" + std::to_string(rpc_ports[static_cast<size_t>(i)]));
+      }
+      if (!logic_nodes.empty()) env.emplace_back("MPIM_DISCOVERY_STATIC_NODES", logic_nodes);
       for (auto& kv : ServerEnv()) env.push_back(std::move(kv));
+      if (role != "all" && role != "gateway") {
+        backends_.push_back(std::make_unique<ServerProc>());
+        if (!backends_.back()->Start(o_.server_bin, env, &error)) {
+          throw Failure(role + " node " + std::to_string(i + 1) + ": " + error);
+        }
+        procs_.push_back({role + " " + std::to_string(i + 1), backends_.back()->pid(), true});
+        continue;
+      }
       servers_.push_back(std::make_unique<ServerProc>());
       if (!servers_.back()->Start(o_.server_bin, env, &error)) {
         throw Failure("node " + std::to_string(i + 1) + ": " + error);
@@ -830,7 +882,9 @@ class Runner {
                                                 servers_.back()->port());
       t.host = "127.0.0.1:" + std::to_string(servers_.back()->port());
       targets->push_back(std::move(t));
-      procs_.push_back({"node " + std::to_string(i + 1), servers_.back()->pid(), true});
+      procs_.push_back(
+          {role == "all" ? "node " + std::to_string(i + 1) : role + " " + std::to_string(i + 1),
+           servers_.back()->pid(), true});
     }
     const pid_t redis_pid = redis_ ? redis_->pid() : o_.redis_pid;
     const pid_t mysql_pid = o_.mysql_url.empty() ? mariadb_->pid() : o_.mysql_pid;
@@ -838,9 +892,10 @@ class Runner {
     if (mysql_pid > 0) procs_.push_back({"mariadbd", mysql_pid, false});
   }
 
-  std::vector<std::unique_ptr<ServerProc>> servers_;
+  std::vector<std::unique_ptr<ServerProc>> servers_;   // client-facing: all, gateway
+  std::vector<std::unique_ptr<ServerProc>> backends_;  // logic and task nodes (--roles)
   std::unique_ptr<WorkerSet> workers_;
-  std::vector<Proc> procs_;  // whose CPU each scenario measures
+  std::vector<Proc> procs_;               // whose CPU each scenario measures
   std::unique_ptr<RedisProc> redis_;      // this scenario's (own engines)
   std::unique_ptr<MariaDbProc> mariadb_;  // the whole run's (own engines)
   std::string database_;                  // this scenario's, dropped after it
@@ -882,6 +937,7 @@ std::vector<Config> Expand(const Options& o, const Config& base) {
   const bool load = base.kind == Scenario::kChat || base.kind == Scenario::kGroup;
   std::vector<double> rates = load && !o.rates.empty() ? o.rates : std::vector<double>{base.rate};
   std::vector<int> nodes = o.nodes.empty() ? std::vector<int>{0} : o.nodes;
+  if (!o.roles.empty()) nodes = {static_cast<int>(o.roles.size())};
   std::vector<Config> out;
   for (double rate : rates) {
     for (int n : nodes) {
@@ -889,7 +945,11 @@ std::vector<Config> Expand(const Options& o, const Config& base) {
       c.rate = rate;
       c.nodes = n;
       if (rates.size() > 1) c.name += "-" + Num(rate);
-      if (n > 0) c.name += "-" + std::to_string(n) + (n == 1 ? "-node" : "-nodes");
+      if (!o.roles.empty()) {
+        c.name += "-roles";
+      } else if (n > 0) {
+        c.name += "-" + std::to_string(n) + (n == 1 ? "-node" : "-nodes");
+      }
       out.push_back(std::move(c));
     }
   }
@@ -934,15 +994,15 @@ std::string NodesTable(const Report& report) {
     }
     const json::value* load = f.if_contains("loadavg_at_start");
     // Group: per delivery; chat: a message is one delivery.
-    const char* per = f.contains("cpu_us_per_delivery") ? "cpu_us_per_delivery" : "cpu_us_per_message";
+    const char* per =
+        f.contains("cpu_us_per_delivery") ? "cpu_us_per_delivery" : "cpu_us_per_message";
     md << "| " << s.name << " | " << nodes->to_number<int64_t>() << " | "
        << Thousands(num(f, "offered_sends_per_s")) << " | " << Thousands(num(f, "persisted_per_s"))
        << " | " << Thousands(num(f, "delivered_per_s")) << " | " << Num(p50, 2) << " / "
        << Num(p99, 2) << " | " << node_cores << " / " << Num(sub(f, "cpu_cores", "redis-server"), 2)
        << " / " << Num(sub(f, "cpu_cores", "mariadbd"), 2) << " / "
-       << Num(num(f, "generator_cpu_cores"), 2) << " | "
-       << Num(sub(f, per, "servers"), 1) << " / " << Num(sub(f, per, "redis-server"), 1) << " / "
-       << Num(sub(f, per, "mariadbd"), 1) << " | "
+       << Num(num(f, "generator_cpu_cores"), 2) << " | " << Num(sub(f, per, "servers"), 1) << " / "
+       << Num(sub(f, per, "redis-server"), 1) << " / " << Num(sub(f, per, "mariadbd"), 1) << " | "
        << (load && load->is_string() ? std::string(load->get_string()) : "") << " |\n";
   }
   return md.str();
@@ -1050,6 +1110,11 @@ int Main(int argc, char** argv) {
                  "several counts (1,2) run one after the other")
       ->delimiter(',')
       ->check(CLI::Range(1, 64));
+  app.add_option("--roles", o.roles,
+                 "one role per node (gateway, logic, task), e.g. gateway,logic,logic,task: the "
+                 "roles apart instead of N nodes of role all; sets --nodes")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"gateway", "logic", "task", "all"}));
   app.add_option("--bus-engine", o.bus_engine, "with --nodes: bus.engine")
       ->check(CLI::IsMember({"redis-pubsub", "redis-streams"}))
       ->capture_default_str();
@@ -1072,6 +1137,7 @@ int Main(int argc, char** argv) {
     std::cerr << "mpim-bench: give --scenario or --suite\n";
     return 2;
   }
+  if (!o.roles.empty()) o.nodes = {static_cast<int>(o.roles.size())};
   if (!o.nodes.empty() && o.server_bin.empty()) {
     std::cerr << "mpim-bench: --nodes starts the nodes: give --server-bin\n";
     return 2;
@@ -1120,6 +1186,12 @@ int Main(int argc, char** argv) {
         ", one auth.token_key, server.node_id 1..N. Users are registered on node 1; session i "
         "connects to node i % N, so the two users of a chat pair are on different nodes and a "
         "group's online members and senders are spread evenly.");
+    if (!o.roles.empty()) {
+      report.notes.push_back(
+          "Roles apart (--roles): each node runs one role (server.role); logic nodes serve the "
+          "services over gRPC on fixed ports that every node lists (discovery.static_nodes), and "
+          "the sessions connect to the gateways only (session i to gateway i % G).");
+    }
   }
   Runner runner(o);
   bool ok = true;

@@ -45,6 +45,15 @@ class AuthServiceImpl final : public AuthService {
   // a revocation is learned elsewhere).
   void NoteRevoked(int64_t session_id) { verifier_.NoteRevoked(session_id); }
 
+  // auth.login_per_min_user and auth.login_per_min_address from now on
+  // (run-time configuration; any thread).
+  void SetLoginLimits(int64_t per_min_user, int64_t per_min_address) {
+    login_by_user_.SetRate(static_cast<double>(per_min_user) / 60.0,
+                           static_cast<double>(per_min_user));
+    login_by_address_.SetRate(static_cast<double>(per_min_address) / 60.0,
+                              static_cast<double>(per_min_address));
+  }
+
   // Called (on a store thread) when this service revokes a session: logout
   // or refresh-token reuse. The gateway kicks the session's sockets. Set
   // before serving.

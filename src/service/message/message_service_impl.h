@@ -27,6 +27,12 @@ class MessageServiceImpl final : public MessageService {
                   core::Callback<store::Message> done) override;
   void Recall(Principal who, int64_t msg_id, core::Callback<store::Message> done) override;
 
+  // limits.send_per_sec and limits.send_burst from now on (run-time
+  // configuration; any thread).
+  void SetSendRate(int64_t per_sec, int64_t burst) {
+    send_limiter_.SetRate(static_cast<double>(per_sec), static_cast<double>(burst));
+  }
+
  private:
   // Appends, then fans out; `done` gets the stored message (the original
   // one for a duplicate, which is not delivered again).

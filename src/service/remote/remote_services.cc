@@ -15,9 +15,12 @@ std::string Method(const char* service, const char* method) {
 
 rpc::CallOptions Once() { return {}; }
 rpc::CallOptions Retryable() { return {.retryable = true}; }
-rpc::CallOptions Keyed(std::string conv_id, bool retryable) {
-  return {.key = std::move(conv_id), .retryable = retryable};
+rpc::CallOptions Keyed(std::string key, bool retryable) {
+  return {.key = std::move(key), .retryable = retryable};
 }
+
+// The balancing key of a user's delivered cursors (ack, hello, start seq).
+std::string UserKey(const Principal& who) { return "u:" + std::to_string(who.user_id); }
 
 // What a client may read of a failed call: the services' own errors as
 // they are; a transport failure (gRPC's text names internal addresses) or a
@@ -437,7 +440,7 @@ void RemoteConversationService::Ack(Principal who, std::string conv_id, int64_t 
   ToProto(who, r.mutable_who());
   r.set_conv_id(conv_id);
   r.set_seq(seq);
-  InvokeDone(client_, Method("Conversations", "Ack"), std::move(r), Keyed(std::move(conv_id), true),
+  InvokeDone(client_, Method("Conversations", "Ack"), std::move(r), Keyed(UserKey(who), true),
              std::move(done));
 }
 
@@ -480,8 +483,8 @@ void RemoteConversationService::Pending(
     Principal who, core::Callback<std::vector<store::PendingConversation>> done) {
   pb::Principal r;
   ToProto(who, &r);
-  Invoke<pb::PendingList>(client_, Method("Conversations", "Pending"), std::move(r), Retryable(),
-                          std::move(done), [](const pb::PendingList& x) {
+  Invoke<pb::PendingList>(client_, Method("Conversations", "Pending"), std::move(r),
+                          Keyed(UserKey(who), true), std::move(done), [](const pb::PendingList& x) {
                             std::vector<store::PendingConversation> out;
                             out.reserve(static_cast<size_t>(x.conversations_size()));
                             for (const pb::PendingConversation& c : x.conversations()) {
@@ -495,7 +498,7 @@ void RemoteConversationService::StartSeq(Principal who, std::string conv_id,
                                          core::Callback<int64_t> done) {
   pb::ConvRequest r = ConvOf(who, conv_id);
   Invoke<pb::Int64Value>(client_, Method("Conversations", "StartSeq"), std::move(r),
-                         Keyed(std::move(conv_id), true), std::move(done), Int64Of);
+                         Keyed(UserKey(who), true), std::move(done), Int64Of);
 }
 
 // ---- Messages ----

@@ -14,13 +14,14 @@
 // reply would answer `already_exists` or `not_found` for a change that
 // happened.
 //
-// Keys (rpc::CallOptions::key): a conversation's sends, acks and start
-// seqs go to one logic node by a hash of the conversation id, so that its
-// send pipeline runs in one place and its delivered cursors, kept in that
-// node's memory between flushes, are the ones StartSeq reads. Correctness
-// never depends on it (seqs are assigned in the store; a cursor read on
-// another node is at most one flush interval behind, and clients dedup by
-// seq).
+// Keys (rpc::CallOptions::key): a conversation's sends (and reads) go to
+// one logic node by a hash of the conversation id, so that its send
+// pipeline runs in one place; a user's acks, hello (Pending) and start
+// seqs go to one logic node by a hash of the user id, so that the delivered
+// cursors an ack leaves in that node's memory until the next flush are the
+// ones hello and StartSeq read. Correctness never depends on it (seqs are
+// assigned in the store; a cursor read on another node is at most one flush
+// interval behind, and clients dedup by seq).
 //
 // Deadlines: each call gets rpc.deadline_ms from now (the gateway's client
 // requests carry no deadline of their own); the logic node receives it
