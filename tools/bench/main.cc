@@ -980,7 +980,10 @@ std::string NodesTable(const Report& report) {
     const json::value* cores = f.if_contains("cpu_cores");
     if (cores && cores->is_object()) {
       for (const auto& [k, v] : cores->get_object()) {
-        if (std::string_view(k).rfind("node ", 0) == 0 && v.is_number()) {
+        const std::string_view name(k);
+        const bool node = name.rfind("node ", 0) == 0 || name.rfind("gateway ", 0) == 0 ||
+                          name.rfind("logic ", 0) == 0 || name.rfind("task ", 0) == 0;
+        if (node && v.is_number()) {
           node_cores += (node_cores.empty() ? "" : " + ") + Num(v.to_number<double>(), 2);
         }
       }
