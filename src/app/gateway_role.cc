@@ -24,6 +24,16 @@ const core::Logger& Log() {
   return log;
 }
 
+rpc::policy::CircuitBreakerConfig BreakerConfig(const core::RpcConfig& rpc) {
+  rpc::policy::CircuitBreakerConfig b;
+  b.window_ms = rpc.breaker_window_ms;
+  b.min_calls = rpc.breaker_min_calls;
+  b.error_rate = static_cast<double>(rpc.breaker_error_percent) / 100.0;
+  b.open_ms = rpc.breaker_open_ms;
+  b.max_open_ms = rpc.breaker_max_open_ms;
+  return b;
+}
+
 rpc::ClientConfig LogicClientConfig(const core::Config& config) {
   rpc::ClientConfig c;
   c.role = "logic";
@@ -31,6 +41,7 @@ rpc::ClientConfig LogicClientConfig(const core::Config& config) {
   c.key_balancer = config.rpc.key_balancer;
   c.deadline_ms = config.rpc.deadline_ms;
   c.max_attempts = static_cast<int>(config.rpc.max_attempts);
+  c.breaker = BreakerConfig(config.rpc);
   c.channels_per_endpoint = static_cast<int>(config.rpc.channels_per_endpoint);
   c.health_interval_ms = config.rpc.health_interval_ms;
   return c;
@@ -86,8 +97,9 @@ class GatewayNode final : public Node {
   int64_t node_id() const override { return config_.server.node_id; }
 
   void ApplyLive(const core::Config& now) override {
-    core::Status s = client_->Update({now.rpc.balancer, now.rpc.key_balancer, now.rpc.deadline_ms,
-                                      static_cast<int>(now.rpc.max_attempts)});
+    core::Status s =
+        client_->Update({now.rpc.balancer, now.rpc.key_balancer, now.rpc.deadline_ms,
+                         static_cast<int>(now.rpc.max_attempts), BreakerConfig(now.rpc)});
     if (!s.ok()) Log().Warn("rpc settings refused", {{"error", std::string(s.message())}});
   }
 

@@ -461,6 +461,28 @@ const std::vector<Field>& Schema() {
           [](Config& c) { return &c.rpc.health_interval_ms; },
           "How often each logic node's grpc.health.v1 is checked; 0: never."),
       Int(
+          "rpc", "breaker_window_ms", 100, 600000,
+          [](Config& c) { return &c.rpc.breaker_window_ms; },
+          "The circuit breaker of each logic node counts outcomes over this sliding window "
+          "(ten slices; a multiple of 10)."),
+      Int(
+          "rpc", "breaker_min_calls", 1, 1000000,
+          [](Config& c) { return &c.rpc.breaker_min_calls; },
+          "Calls in the window before a breaker may open."),
+      Int(
+          "rpc", "breaker_error_percent", 1, 100,
+          [](Config& c) { return &c.rpc.breaker_error_percent; },
+          "A breaker opens when this share (percent) of the window's calls failed (unavailable, "
+          "deadline_exceeded, internal, resource_exhausted)."),
+      Int(
+          "rpc", "breaker_open_ms", 1, 600000, [](Config& c) { return &c.rpc.breaker_open_ms; },
+          "How long an open breaker refuses calls before letting probes through; doubles each "
+          "time the probes fail."),
+      Int(
+          "rpc", "breaker_max_open_ms", 1, 3600000,
+          [](Config& c) { return &c.rpc.breaker_max_open_ms; },
+          "The longest open period (at least rpc.breaker_open_ms)."),
+      Int(
           "rpc", "max_in_flight", 1, 1000000, [](Config& c) { return &c.rpc.max_in_flight; },
           "Role logic: calls served at once; beyond it calls are refused with unavailable "
           "(and retried on another node), never queued."),
@@ -806,6 +828,12 @@ Status ValidateAll(const Config& config) {
     return Invalid("config", "discovery.etcd_endpoints",
                    "required when discovery.engine is \"etcd\"");
   }
+  if (config.rpc.breaker_window_ms % 10 != 0) {
+    return Invalid("config", "rpc.breaker_window_ms", "must be a multiple of 10");
+  }
+  if (config.rpc.breaker_max_open_ms < config.rpc.breaker_open_ms) {
+    return Invalid("config", "rpc.breaker_max_open_ms", "must be at least rpc.breaker_open_ms");
+  }
   if (config.discovery.engine == "dns" && config.discovery.dns_srv.empty()) {
     return Invalid("config", "discovery.dns_srv", "required when discovery.engine is \"dns\"");
   }
@@ -846,6 +874,11 @@ const std::vector<std::string>& LiveKeys() {
       "rpc.key_balancer",
       "rpc.deadline_ms",
       "rpc.max_attempts",
+      "rpc.breaker_window_ms",
+      "rpc.breaker_min_calls",
+      "rpc.breaker_error_percent",
+      "rpc.breaker_open_ms",
+      "rpc.breaker_max_open_ms",
   };
   return keys;
 }

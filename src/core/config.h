@@ -146,6 +146,12 @@ struct RpcConfig {
   std::string key_balancer = "ring_hash";  // calls keyed by a conversation
   int64_t channels_per_endpoint = 2;       // HTTP/2 connections per logic node
   int64_t health_interval_ms = 1000;       // grpc.health.v1 checks; 0: none
+  // The circuit breaker per logic node (rpc/policy/circuit_breaker.h).
+  int64_t breaker_window_ms = 10000;    // outcomes counted over this sliding window
+  int64_t breaker_min_calls = 20;       // calls in the window before it may trip
+  int64_t breaker_error_percent = 50;   // trips at this share of failures
+  int64_t breaker_open_ms = 1000;       // first open period (doubles while probes fail)
+  int64_t breaker_max_open_ms = 30000;  // cap of the open period
   int64_t max_in_flight = 1000;            // server: calls at once, then unavailable
   int64_t rate_per_sec = 0;                // server: calls per second (GCRA); 0: no limit
 };

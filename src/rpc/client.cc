@@ -176,6 +176,7 @@ Client::Client(ClientConfig config, discovery::Discovery& discovery, core::Clock
       max_attempts_(config_.max_attempts),
       balancer_(config_.balancer),
       key_balancer_(config_.key_balancer),
+      breaker_(config_.breaker),
       snapshot_(std::make_shared<Snapshot>()) {}
 
 Client::~Client() {
@@ -209,7 +210,7 @@ void Client::OnNodes(const std::vector<discovery::Node>& nodes) {
       core::Gauge& state = breaker_state_.With({config_.role, node.name});
       state.Set(0);
       auto breaker =
-          CircuitBreaker::Create(config_.breaker, clock_,
+          CircuitBreaker::Create(breaker_, clock_,
                                  [&state, name = node.name, role = config_.role](
                                      CircuitBreaker::State from, CircuitBreaker::State to) {
                                    state.Set(static_cast<double>(to));
@@ -495,6 +496,7 @@ core::Status Client::Update(const LiveSettings& settings) {
   check.key_balancer = settings.key_balancer;
   check.deadline_ms = settings.deadline_ms;
   check.max_attempts = settings.max_attempts;
+  check.breaker = settings.breaker;
   if (core::Status s = check.Validate(); !s.ok()) return s;
   if (!lb::IsHashing(settings.key_balancer)) {
     return absl::InvalidArgumentError("rpc client: key_balancer '" + settings.key_balancer +
@@ -508,6 +510,9 @@ core::Status Client::Update(const LiveSettings& settings) {
     rebuild = balancer_ != settings.balancer || key_balancer_ != settings.key_balancer;
     balancer_ = settings.balancer;
     key_balancer_ = settings.key_balancer;
+    breaker_ = settings.breaker;
+    // Each breaker keeps its state (an open one stays open until its period ends).
+    for (const auto& e : endpoints_) (void)e->breaker->UpdateConfig(settings.breaker);
   }
   if (rebuild) Rebalance();
   return absl::OkStatus();

@@ -125,6 +125,7 @@ class Client {
     std::string key_balancer;  // a hashing balancer (lb::IsHashing)
     int64_t deadline_ms = 2000;
     int max_attempts = 3;
+    policy::CircuitBreakerConfig breaker;  // every endpoint's, and new ones'
   };
   // Validates, then applies to calls from now on (balancers are rebuilt
   // at once); invalid_argument naming the bad field leaves all as it was.
@@ -167,6 +168,7 @@ class Client {
   mutable std::mutex mu_;  // guards endpoints_, snapshot_ and the balancer names
   std::string balancer_;
   std::string key_balancer_;
+  policy::CircuitBreakerConfig breaker_;              // for endpoints made from now on
   std::vector<std::shared_ptr<Endpoint>> endpoints_;  // by name
   std::shared_ptr<const Snapshot> snapshot_;
 

@@ -402,6 +402,25 @@ TEST_F(ClientTest, LiveSettingsSwapTheBalancersAndAreValidatedFirst) {
   for (const auto& [server, calls] : spread) EXPECT_EQ(calls, 10) << server;
   // Keyed calls still land on one endpoint.
   EXPECT_EQ(Spread(*client, 10, {.key = "g:1001"}).size(), 1u);
+
+  // Breaker thresholds: refused when bad; applied to every endpoint's
+  // breaker at once (one failure in one call trips it).
+  policy::CircuitBreakerConfig bad;
+  bad.error_rate = 0;
+  EXPECT_FALSE(client->Update({"round_robin", "maglev", 2000, 1, bad}).ok());
+  policy::CircuitBreakerConfig touchy;
+  touchy.min_calls = 1;
+  touchy.error_rate = 0.01;
+  touchy.open_ms = 60000;
+  touchy.max_open_ms = 60000;
+  ASSERT_TRUE(client->Update({"round_robin", "maglev", 2000, 1, touchy}).ok());
+  servers_[0]->Fail(grpc::StatusCode::UNAVAILABLE);
+  Spread(*client, 6);
+  bool open = false;
+  for (const EndpointInfo& e : client->Endpoints()) {
+    if (e.name == "logic-0") open = e.breaker == policy::CircuitBreaker::State::kOpen;
+  }
+  EXPECT_TRUE(open) << "the new thresholds did not apply to an existing endpoint";
 }
 
 }  // namespace
