@@ -3,11 +3,12 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 DATA_DIR   ?= ./data
+CLUSTER_DIR ?= ./cluster
 LISTEN     ?= 127.0.0.1:8080
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps configure build run test test-asan test-tsan fuzz clean format
+.PHONY: all deps configure build run cluster test test-asan test-tsan fuzz clean format
 
 all: build
 
@@ -24,6 +25,11 @@ build: configure
 
 run: build
 	$(BUILD)/bin/mpim serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+# A whole cluster on this machine (docs/cluster.md): redis-server, mariadbd,
+# etcd, 2 gateways, 2 logic nodes and a task node, data kept in CLUSTER_DIR.
+cluster: build
+	$(BUILD)/bin/mpim cluster up --dir $(CLUSTER_DIR)
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

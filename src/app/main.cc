@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "app/cluster_up.h"
 #include "app/node.h"
 #include "app/serve.h"
 #include "core/config.h"
@@ -106,7 +107,40 @@ int main(int argc, char** argv) {
       "(restart the server to use it)");
   rotate_options.AddTo(rotate);
 
+  CLI::App* cluster_cmd = app.add_subcommand("cluster", "A whole cluster on this machine");
+  cluster_cmd->require_subcommand(1);
+  mpim::app::ClusterUpOptions up_options;
+  std::string up_dir;
+  int64_t up_timeout_s = up_options.timeout.count();
+  CLI::App* up = cluster_cmd->add_subcommand(
+      "up",
+      "Start redis-server, mariadbd, etcd and the nodes under DIR, print one JSON line once "
+      "every node is ready, run until SIGTERM or SIGINT (docs/cluster.md)");
+  up->add_option("--dir", up_dir, "Directory for the engines' data, the nodes' configs and logs")
+      ->required();
+  up->add_option("--gateways", up_options.gateways, "Gateway nodes")->capture_default_str();
+  up->add_option("--logic", up_options.logic, "Logic nodes")->capture_default_str();
+  up->add_option("--task", up_options.task, "Task nodes")->capture_default_str();
+  up->add_option("--edge", up_options.edge, "Edge nodes (the edge role is not built yet)")
+      ->capture_default_str();
+  up->add_option("--set", up_options.settings,
+                 "A setting for every node: --set section.key=value (repeatable)");
+  up->add_option("--timeout", up_timeout_s, "Seconds the cluster may take to be ready")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+
+  if (up->parsed()) {
+    up_options.dir = up_dir;
+    up_options.timeout = std::chrono::seconds(up_timeout_s);
+    for (const std::string& s : up_options.settings) {
+      if (s.find('=') == std::string::npos) {
+        std::fprintf(stderr, "mpim: --set %s: expected section.key=value\n", s.c_str());
+        return 2;
+      }
+    }
+    return mpim::app::RunClusterUp(up_options);
+  }
 
   if (migrate->parsed()) {
     auto config = migrate_options.Load();

@@ -17,26 +17,14 @@
 #include <thread>
 
 #include "client/http_client.h"
+#include "core/child_process.h"
+#include "core/ports.h"
 #include "support/mariadb_server.h"
 #include "support/redis_server.h"
 
 namespace mpim::testing {
 
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+uint16_t FreePort() { return core::FreeLoopbackPort(); }
 
 std::string MpimBinary() {
   if (const char* env = std::getenv("MPIM_BINARY")) return env;
@@ -91,17 +79,7 @@ pid_t SpawnEngine(const std::vector<std::string>& args, const std::string& outpu
 }
 
 std::optional<int> WaitForExit(pid_t pid, std::chrono::milliseconds deadline) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return -WTERMSIG(status);
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return std::nullopt;
+  return core::WaitForExit(pid, deadline);
 }
 
 namespace {

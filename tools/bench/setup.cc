@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "client/http_client.h"
+#include "core/ports.h"
 
 namespace mpim::bench {
 
@@ -56,20 +57,7 @@ std::string StringField(const std::string& body, const char* field) {
 
 }  // namespace
 
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
+uint16_t FreePort() { return core::FreeLoopbackPort(); }
 
 std::vector<std::pair<std::string, std::string>> ServerProc::LoadEnv() {
   return {
