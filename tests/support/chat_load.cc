@@ -446,6 +446,20 @@ bool ChatLoadRun::StartClients(uint16_t port, const std::string& prefix, const C
          << Laggards([](const ChatLoadClient& c) { return c.unacked() == 0; });
 }
 
+std::optional<Ms> ChatLoadRun::WaitEverySenderAcked(int64_t n, Ms deadline) {
+  std::map<const ChatLoadClient*, int64_t> acked;
+  for (const auto& c : clients_) acked[c.get()] = c->acked();
+  const auto t0 = Clock::now();
+  const auto again = [&](const ChatLoadClient& c) {
+    return !c.sends() || c.acked() >= acked[&c] + n;
+  };
+  if (!WaitAll(again, deadline)) {
+    ADD_FAILURE() << "senders not acknowledged again" << Laggards(again);
+    return std::nullopt;
+  }
+  return std::chrono::duration_cast<Ms>(Clock::now() - t0);
+}
+
 ChatLoadSummary ChatLoadRun::Finish(uint16_t port, Ms deadline) {
   ChatLoadSummary summary;
   const auto since = [t0 = Clock::now()] {

@@ -45,6 +45,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -290,6 +291,11 @@ class ChatLoadRun {
   ::testing::AssertionResult WaitConnected(std::chrono::milliseconds deadline);
   // Waits until `n` more sends than now are acknowledged.
   ::testing::AssertionResult WaitAcks(int64_t n, std::chrono::milliseconds deadline);
+  // Waits until every sending client has `n` more of its own sends
+  // acknowledged than now (after a fault: each sender is served again); the
+  // time it took, or nullopt after a recorded failure naming the laggards.
+  std::optional<std::chrono::milliseconds> WaitEverySenderAcked(int64_t n,
+                                                                std::chrono::milliseconds deadline);
 
   // Stops new sends, lets the late members connect, waits until every send
   // is acknowledged, reads every conversation back over REST from `port`,
