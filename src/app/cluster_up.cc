@@ -20,6 +20,7 @@
 
 #include "app/local_engines.h"
 #include "core/child_process.h"
+#include "core/ports.h"
 #include "service/auth/jwt.h"
 
 namespace mpim::app {
@@ -43,37 +44,6 @@ std::string RandomText(size_t bytes) {
   std::string raw(bytes, '\0');
   randombytes_buf(raw.data(), raw.size());
   return service::auth::Base64UrlEncode(raw);
-}
-
-bool PortFree(uint16_t port) {
-  if (port == 0) return false;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return free;
-}
-
-uint16_t EphemeralPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
 }
 
 // One line on a terminal's stderr, rewritten in place while the cluster
@@ -194,8 +164,8 @@ uint16_t ClusterUp::Port(const std::string& key) {
   if (const json::value* v = ports.if_contains(key); v != nullptr && v->is_int64()) {
     port = static_cast<uint16_t>(v->as_int64());
   }
-  for (int i = 0; (port == 0 || taken_.count(port) || !PortFree(port)) && i < 100; ++i) {
-    port = EphemeralPort();
+  for (int i = 0; (port == 0 || taken_.count(port) || !core::LoopbackPortFree(port)) && i < 100; ++i) {
+    port = core::FreeLoopbackPort();
   }
   taken_.insert(port);
   ports[key] = port;

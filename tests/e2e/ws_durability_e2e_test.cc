@@ -2,7 +2,10 @@
 // section 3: "A reply with ok:true means the message is durable", idempotent
 // `send` "even after ... a server restart", close code 1012;
 // docs/protocol.md: SIGTERM closes every socket with 1012). Each test runs
-// its own servers on a data dir it keeps across restarts.
+// its own server on data it keeps across restarts: `mpim serve` on a data
+// dir, or with MPIM_E2E_TARGET=cluster a `mpim cluster up` whose every node
+// is killed or stopped and restarted (support/restart_target.h; the two
+// users of a conversation on two gateways).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -13,6 +16,7 @@
 
 #include "support/api_client.h"
 #include "support/group_helpers.h"
+#include "support/restart_target.h"
 #include "support/server_process.h"
 #include "support/ws_helpers.h"
 
@@ -26,7 +30,6 @@ using testing::IsSendResult;
 using testing::Ms;
 using testing::MsgOf;
 using testing::PrivateConvId;
-using testing::ServerProcess;
 using testing::Str;
 using testing::TextSend;
 using testing::UniqueName;
@@ -37,16 +40,20 @@ namespace json = boost::json;
 
 class WsDurabilityE2eTest : public ::testing::Test {
  protected:
-  // A server on the kept data dir (earlier ones stay around, stopped).
-  ServerProcess* Start() {
-    ServerProcess* s = servers_.Start();
-    if (!s) ADD_FAILURE() << "server did not start: " << servers_.error();
-    return s;
+  void TearDown() override {
+    if (HasFailure()) std::printf("server logs:\n%s\n", target_.Logs().c_str());
   }
 
-  std::unique_ptr<WsConn> Open(ServerProcess& s, const std::string& token,
-                               WsAuth how = WsAuth::kHeader) {
-    auto ws = std::make_unique<WsConn>(s.port());
+  // The server on the kept data (the first time, or again).
+  bool Start() {
+    if (target_.Start()) return true;
+    ADD_FAILURE() << "server did not start: " << target_.error();
+    return false;
+  }
+
+  // A session on the k-th client-facing port (gateways in turn).
+  std::unique_ptr<WsConn> Open(size_t k, const std::string& token, WsAuth how = WsAuth::kHeader) {
+    auto ws = std::make_unique<WsConn>(target_.port(k));
     if (auto ok = ws->Open(token, how); !ok) {
       ADD_FAILURE() << ok.message();
       return nullptr;
@@ -58,23 +65,22 @@ class WsDurabilityE2eTest : public ::testing::Test {
     Account a, b;
     std::string conv;
   };
-  static Pair NewPair(ServerProcess& s, std::string_view prefix) {
-    ApiClient api(s.port());
+  Pair NewPair(std::string_view prefix) {
+    ApiClient api(target_.port());
     Pair p{api.NewAccount(UniqueName(std::string(prefix) + "_a")),
            api.NewAccount(UniqueName(std::string(prefix) + "_b")), ""};
     p.conv = PrivateConvId(p.a.id(), p.b.id());
     return p;
   }
 
-  testing::ServerSeries servers_{{.env = testing::WsEnv({{"MPIM_LIMITS_SEND_PER_SEC", "100000"},
-                                                         {"MPIM_LIMITS_SEND_BURST", "100000"}})}};
+  testing::RestartTarget target_{testing::WsEnv(
+      {{"MPIM_LIMITS_SEND_PER_SEC", "100000"}, {"MPIM_LIMITS_SEND_BURST", "100000"}})};
 };
 
 TEST_F(WsDurabilityE2eTest, EveryAcknowledgedMessageSurvivesKillNine) {
-  ServerProcess* s1 = Start();
-  ASSERT_TRUE(s1);
-  auto [a, b, conv] = NewPair(*s1, "k9");
-  auto wa = Open(*s1, a.token());
+  ASSERT_TRUE(Start());
+  auto [a, b, conv] = NewPair("k9");
+  auto wa = Open(0, a.token());
   ASSERT_TRUE(wa);
   // Pipeline 400 sends; kill -9 once 200 replies are in, with the rest in
   // flight, then keep every reply that made it out.
@@ -90,8 +96,7 @@ TEST_F(WsDurabilityE2eTest, EveryAcknowledgedMessageSurvivesKillNine) {
     ASSERT_TRUE(IsSendResult(r)) << i << " " << wa->last_error();
     acked["k" + std::to_string(i)] = *r;
   }
-  s1->Signal(SIGKILL);
-  ASSERT_EQ(s1->Wait(Ms(10000)), -SIGKILL);
+  ASSERT_TRUE(target_.Kill());
   for (int i = 201; i <= kSent; ++i) {
     auto r = wa->ReplyTo(i, Ms(2000));
     if (!r) break;  // the connection is gone
@@ -99,9 +104,8 @@ TEST_F(WsDurabilityE2eTest, EveryAcknowledgedMessageSurvivesKillNine) {
   }
   wa.reset();
 
-  ServerProcess* s2 = Start();
-  ASSERT_TRUE(s2);
-  ApiClient api(s2->port());
+  ASSERT_TRUE(Start());
+  ApiClient api(target_.port(1));
   auto history = testing::History(api, b.token(), conv);
   std::map<std::string, json::object> stored;
   for (size_t i = 0; i < history.size(); ++i) {
@@ -121,34 +125,31 @@ TEST_F(WsDurabilityE2eTest, EveryAcknowledgedMessageSurvivesKillNine) {
   }
   EXPECT_EQ(missing, 0) << "acknowledged messages lost by kill -9 (of " << acked.size() << ")";
   // Resending an acknowledged client_msg_id after the crash: the same result.
-  auto wa2 = Open(*s2, a.token(), WsAuth::kQuery);
+  auto wa2 = Open(0, a.token(), WsAuth::kQuery);
   ASSERT_TRUE(wa2);
   auto again = wa2->Request(TextSend(b.id(), "k1", "survive 1"));
   ASSERT_TRUE(IsSendResult(again));
   EXPECT_EQ(Str(*again, "msg_id"), Str(acked["k1"], "msg_id"));
   EXPECT_EQ(Int(*again, "seq"), 1);
   // And the recipient's hello lists the conversation at the stored last seq.
-  auto wb = Open(*s2, b.token());
+  auto wb = Open(1, b.token());
   ASSERT_TRUE(wb);
   EXPECT_EQ(wb->HelloLastSeq(conv), static_cast<int64_t>(history.size()));
 }
 
 TEST_F(WsDurabilityE2eTest, SameClientMsgIdAfterARestartIsTheSameMessage) {
-  ServerProcess* s1 = Start();
-  ASSERT_TRUE(s1);
-  auto [a, b, conv] = NewPair(*s1, "rs");
-  auto wa = Open(*s1, a.token());
+  ASSERT_TRUE(Start());
+  auto [a, b, conv] = NewPair("rs");
+  auto wa = Open(0, a.token());
   ASSERT_TRUE(wa);
   auto first = wa->Request(TextSend(b.id(), "restart-1", "before"));
   ASSERT_TRUE(IsSendResult(first));
   wa.reset();
-  s1->Signal(SIGTERM);
-  ASSERT_EQ(s1->Wait(Ms(15000)), 0);
+  ASSERT_EQ(target_.Terminate(), 0);
 
-  ServerProcess* s2 = Start();
-  ASSERT_TRUE(s2);
-  auto wb = Open(*s2, b.token());
-  wa = Open(*s2, a.token(), WsAuth::kFrame);
+  ASSERT_TRUE(Start());
+  auto wb = Open(1, b.token());
+  wa = Open(0, a.token(), WsAuth::kFrame);
   ASSERT_TRUE(wa && wb);
   auto again = wa->Request(TextSend(b.id(), "restart-1", "before"));
   ASSERT_TRUE(IsSendResult(again));
@@ -162,29 +163,27 @@ TEST_F(WsDurabilityE2eTest, SameClientMsgIdAfterARestartIsTheSameMessage) {
   auto m = wb->NextMsg(conv);
   ASSERT_TRUE(m) << wb->last_error();
   EXPECT_EQ(Str(MsgOf(*m), "client_msg_id"), "restart-2");
-  ApiClient api(s2->port());
+  ApiClient api(target_.port());
   auto history = testing::History(api, a.token(), conv);
   ASSERT_EQ(history.size(), 2u);
   EXPECT_EQ(Str(history[0], "client_msg_id"), "restart-1");
 }
 
 TEST_F(WsDurabilityE2eTest, SigtermClosesEverySocketWith1012AndExitsZero) {
-  ServerProcess* s = Start();
-  ASSERT_TRUE(s);
-  auto [a, b, conv] = NewPair(*s, "term");
-  auto w1 = Open(*s, a.token());
-  auto w2 = Open(*s, b.token(), WsAuth::kQuery);
-  auto w3 = Open(*s, a.token(), WsAuth::kFrame);
-  WsConn unauthenticated(s->port());
+  ASSERT_TRUE(Start());
+  auto [a, b, conv] = NewPair("term");
+  auto w1 = Open(0, a.token());
+  auto w2 = Open(1, b.token(), WsAuth::kQuery);
+  auto w3 = Open(2, a.token(), WsAuth::kFrame);
+  WsConn unauthenticated(target_.port(3));
   ASSERT_TRUE(w1 && w2 && w3);
   ASSERT_TRUE(unauthenticated.Connect().ok());
-  s->Signal(SIGTERM);
+  EXPECT_EQ(target_.Terminate(), 0);
   for (WsConn* ws : {w1.get(), w2.get(), w3.get(), &unauthenticated}) {
     auto code = ws->CloseCode(Ms(10000));
     ASSERT_TRUE(code) << ws->last_error();
     EXPECT_EQ(*code, 1012);
   }
-  EXPECT_EQ(s->Wait(Ms(15000)), 0) << s->Logs();
 }
 
 }  // namespace

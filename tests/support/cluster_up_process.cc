@@ -34,6 +34,11 @@ bool Alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH
 
 }  // namespace
 
+bool ClusterTarget() {
+  const char* target = std::getenv("MPIM_E2E_TARGET");
+  return target != nullptr && std::string_view(target) == "cluster";
+}
+
 ClusterUpProcess::ClusterUpProcess(Options options) : options_(std::move(options)) {
   dir_ = options_.dir;
   if (dir_.empty()) {
@@ -174,15 +179,52 @@ bool ClusterUpProcess::Kill(const std::string& name) {
 
 std::optional<int> ClusterUpProcess::Terminate(const std::string& name,
                                                std::chrono::milliseconds deadline) {
+  Signal(name, SIGTERM);
+  return AwaitExit(name, deadline);
+}
+
+void ClusterUpProcess::Signal(const std::string& name, int signo) {
+  Node& n = node(name);
+  if (n.pid > 0) ::kill(n.pid, signo);
+}
+
+std::optional<int> ClusterUpProcess::AwaitExit(const std::string& name,
+                                               std::chrono::milliseconds deadline) {
   Node& n = node(name);
   if (n.pid <= 0) return std::nullopt;
-  ::kill(n.pid, SIGTERM);
   if (n.restarted) {
     std::optional<int> code = core::WaitForExit(n.pid, deadline);
     if (code) n.pid = -1;
     return code;
   }
-  return Gone(n, deadline) ? std::optional<int>(0) : std::nullopt;
+  const pid_t pid = n.pid;
+  if (!Gone(n, deadline)) return std::nullopt;
+  return ReportedExit(name, pid, std::chrono::seconds(5));
+}
+
+std::optional<int> ClusterUpProcess::ReportedExit(const std::string& name, pid_t pid,
+                                                  std::chrono::milliseconds deadline) const {
+  // "<name> (pid <pid>) exited with code N; ..." or "... killed by SIGX; ..."
+  const std::string head = name + " (pid " + std::to_string(pid) + ") ";
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  for (;;) {
+    const std::string err = Stderr();
+    const size_t at = err.find(head);
+    if (at != std::string::npos) {
+      const std::string rest = err.substr(at + head.size(), 40);
+      if (rest.rfind("exited with code ", 0) == 0) return std::stoi(rest.substr(17));
+      if (rest.rfind("killed by SIG", 0) == 0) {
+        const std::string sig = rest.substr(13, rest.find(';') - 13);
+        for (int signo = 1; signo < 32; ++signo) {
+          const char* abbrev = sigabbrev_np(signo);
+          if (abbrev != nullptr && sig == abbrev) return -signo;
+        }
+        return -255;
+      }
+    }
+    if (std::chrono::steady_clock::now() > until) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll interval
+  }
 }
 
 bool ClusterUpProcess::Restart(const std::string& name, std::chrono::milliseconds deadline) {

@@ -23,6 +23,12 @@
 
 namespace mpim::testing {
 
+// The target of the suites that run on `mpim serve` and on a cluster
+// (WsServerTest in support/ws_helpers.h, RestartTarget): `mpim serve` by
+// default, the cluster of `mpim cluster up` (two gateways, two logic nodes,
+// a task node) with MPIM_E2E_TARGET=cluster.
+bool ClusterTarget();
+
 class ClusterUpProcess {
  public:
   struct Options {
@@ -57,6 +63,7 @@ class ClusterUpProcess {
 
   const boost::json::object& ready_line() const { return ready_; }
   std::vector<Node>& nodes() { return nodes_; }
+  const std::vector<Node>& nodes() const { return nodes_; }
   Node& node(const std::string& name);
   // The gateways' ports, as "gateways" lists them.
   std::vector<uint16_t> gateway_ports() const;
@@ -66,9 +73,15 @@ class ClusterUpProcess {
   // kill -9 and wait until the process is gone (reaped by cluster up, or
   // here when restarted here).
   bool Kill(const std::string& name);
-  // SIGTERM and wait until it exits; its exit code when restarted here
-  // (cluster up reaps the others: 0 then means "gone").
+  // SIGTERM and wait until it exits; its exit code (for a node cluster up
+  // started, as cluster up reports it on stderr), nullopt if it did not
+  // exit (or was not reported) in time.
   std::optional<int> Terminate(const std::string& name,
+                               std::chrono::milliseconds deadline = std::chrono::seconds(60));
+  // Terminate in two halves, to stop several nodes at once: the signal,
+  // then the wait (as Terminate).
+  void Signal(const std::string& name, int signo);
+  std::optional<int> AwaitExit(const std::string& name,
                                std::chrono::milliseconds deadline = std::chrono::seconds(60));
   // Starts a (dead) node again with its argv, waits for /readyz 200.
   bool Restart(const std::string& name,
@@ -83,6 +96,10 @@ class ClusterUpProcess {
 
  private:
   bool Gone(Node& n, std::chrono::milliseconds deadline);
+  // The exit code cluster up reported for `name` (pid `pid`), waiting for
+  // the report up to `deadline`; -signal for a kill.
+  std::optional<int> ReportedExit(const std::string& name, pid_t pid,
+                                  std::chrono::milliseconds deadline) const;
 
   Options options_;
   std::filesystem::path dir_;

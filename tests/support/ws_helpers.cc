@@ -9,10 +9,6 @@
 
 namespace mpim::testing {
 
-bool ClusterTarget() {
-  const char* target = std::getenv("MPIM_E2E_TARGET");
-  return target && std::string_view(target) == "cluster";
-}
 
 namespace json = boost::json;
 using client::WsClock;

@@ -25,7 +25,7 @@
 #include "client/ws_client.h"
 #include "core/status.h"
 #include "support/api_client.h"
-#include "support/node_cluster.h"
+#include "support/cluster_up_process.h"
 #include "support/server_process.h"
 
 namespace mpim::testing {
@@ -164,32 +164,35 @@ std::vector<boost::json::object> SyncAll(WsConn& conn, const std::string& conv_i
 std::vector<std::pair<std::string, std::string>> WsEnv(
     std::vector<std::pair<std::string, std::string>> extra);
 
-// The target of the suites built on WsServerTest: `mpim serve` (the
-// default), or with MPIM_E2E_TARGET=cluster a cluster with the roles apart
-// (one gateway, two logic nodes, a task node; NodeCluster), the same tests
-// talking to the gateway.
-bool ClusterTarget();
+// The target of the suites built on WsServerTest: ClusterTarget()
+// (support/cluster_up_process.h).
 
 // A fixture whose tests share one server started with `Config::Env()` (a
 // static function returning environment pairs; see WsEnv) and get a fresh
-// ApiClient. One server (or cluster, ClusterTarget()) per fixture type.
+// ApiClient. One server (or cluster, ClusterTarget()) per fixture type. On
+// a cluster, REST goes to the first gateway and OpenWs takes the gateways in
+// turn, so the users of a conversation sit on different gateways.
 template <typename Config>
 class WsServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     start_error_.clear();
     if (ClusterTarget()) {
-      cluster_ = std::make_unique<NodeCluster>(
-          NodeClusterOptions{.roles = {"gateway", "logic", "logic", "task"},
-                             .bus_engine = "redis-streams",
-                             .env = Config::Env()});
-      if (!cluster_->Start()) start_error_ = "cluster did not start: " + cluster_->error();
-      port_ = start_error_.empty() ? cluster_->port(cluster_->client(0)) : 0;
+      cluster_ =
+          std::make_unique<ClusterUpProcess>(ClusterUpProcess::Options{.env = Config::Env()});
+      if (!cluster_->Start()) {
+        start_error_ = "mpim cluster up did not start: " + cluster_->error();
+        return;
+      }
+      gateways_ = cluster_->gateway_ports();
+      port_ = gateways_.empty() ? 0 : gateways_.front();
+      if (port_ == 0) start_error_ = "mpim cluster up listed no gateway";
       return;
     }
     server_ = std::make_unique<ServerProcess>(ServerProcess::Options{.env = Config::Env()});
     if (!server_->Start()) start_error_ = "server did not start: " + server_->error();
     port_ = server_->port();
+    gateways_ = {port_};
   }
   static void TearDownTestSuite() {
     server_.reset();
@@ -217,7 +220,7 @@ class WsServerTest : public ::testing::Test {
   // An authenticated connection, or nullptr (with a recorded failure).
   std::unique_ptr<WsConn> OpenWs(const std::string& token, WsAuth how = WsAuth::kHeader,
                                  client::WsOptions options = {}) {
-    auto conn = std::make_unique<WsConn>(port(), options);
+    auto conn = std::make_unique<WsConn>(NextGateway(), options);
     if (auto ok = conn->Open(token, how); !ok) {
       ADD_FAILURE() << "open ws (" << WsAuthName(how) << "): " << ok.message();
       return nullptr;
@@ -225,9 +228,14 @@ class WsServerTest : public ::testing::Test {
     return conn;
   }
 
+  // The client-facing ports in turn (one on `mpim serve`).
+  uint16_t NextGateway() { return gateways_.at(next_gateway_++ % gateways_.size()); }
+
   static inline std::unique_ptr<ServerProcess> server_;  // null on a cluster
-  static inline std::unique_ptr<NodeCluster> cluster_;
+  static inline std::unique_ptr<ClusterUpProcess> cluster_;
   static inline uint16_t port_ = 0;
+  static inline std::vector<uint16_t> gateways_;
+  size_t next_gateway_ = 0;
   static inline std::string start_error_;
   std::unique_ptr<ApiClient> api_;
 };
