@@ -8,6 +8,22 @@ namespace mpim::core {
 namespace {
 
 constexpr absl::string_view kRetryAfterUrl = "mpim/retry_after_ms";
+constexpr absl::string_view kRevokedSessionUrl = "mpim/revoked_session";
+
+Status WithIntegerPayload(Status s, absl::string_view url, int64_t value) {
+  s.SetPayload(url, absl::Cord(std::to_string(value)));
+  return s;
+}
+
+std::optional<int64_t> IntegerPayload(const Status& status, absl::string_view url) {
+  auto payload = status.GetPayload(url);
+  if (!payload) return std::nullopt;
+  std::string text(*payload);
+  int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
 
 // Debian's Abseil is built with its own string_view type, not std's.
 absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
@@ -19,19 +35,21 @@ Status PayloadTooLargeError(std::string_view message) {
 }
 
 Status RateLimitedError(std::string_view message, int64_t retry_after_ms) {
-  Status s = absl::ResourceExhaustedError(ToAbsl(message));
-  s.SetPayload(kRetryAfterUrl, absl::Cord(std::to_string(retry_after_ms)));
-  return s;
+  return WithIntegerPayload(absl::ResourceExhaustedError(ToAbsl(message)), kRetryAfterUrl,
+                            retry_after_ms);
 }
 
 std::optional<int64_t> RetryAfterMs(const Status& status) {
-  auto payload = status.GetPayload(kRetryAfterUrl);
-  if (!payload) return std::nullopt;
-  std::string text(*payload);
-  int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
-  return value;
+  return IntegerPayload(status, kRetryAfterUrl);
+}
+
+Status SessionRevokedError(std::string_view message, int64_t session_id) {
+  return WithIntegerPayload(absl::UnauthenticatedError(ToAbsl(message)), kRevokedSessionUrl,
+                            session_id);
+}
+
+std::optional<int64_t> RevokedSession(const Status& status) {
+  return IntegerPayload(status, kRevokedSessionUrl);
 }
 
 namespace {

@@ -42,6 +42,14 @@ Status RateLimitedError(std::string_view message, int64_t retry_after_ms);
 // The retry hint attached by RateLimitedError, if any.
 std::optional<int64_t> RetryAfterMs(const Status& status);
 
+// `unauthenticated` that also says the call revoked session `session_id`
+// (a reused refresh token), so that a gateway that checks tokens itself
+// refuses the session's tokens at once (the payload crosses gRPC; clients
+// never see it).
+Status SessionRevokedError(std::string_view message, int64_t session_id);
+// The session SessionRevokedError named, if any.
+std::optional<int64_t> RevokedSession(const Status& status);
+
 // The protocol's name for the status's code, e.g. "not_found". "ok" for OK.
 std::string_view ErrorCodeName(const Status& status);
 

@@ -38,6 +38,10 @@ export async function freePort() {
   });
 }
 
+// The target, as the C++ suites take it: MPIM_E2E_TARGET=cluster runs the
+// suites against `mpim cluster up` (ClusterServer below) instead of `mpim serve`.
+export const CLUSTER = process.env.MPIM_E2E_TARGET === 'cluster';
+
 export class Server {
   // env: extra environment for mpim serve (configuration keys, MPIM_<SECTION>_<KEY>).
   constructor(env = {}) {
@@ -49,6 +53,8 @@ export class Server {
   }
 
   get url() { return `http://127.0.0.1:${this.port}`; }
+  // Where the next client's page goes (one server: always here).
+  nextUrl() { return this.url; }
 
   async start() {
     if (!this.port) this.port = await freePort();
@@ -99,14 +105,131 @@ export class Server {
 
   // Direct REST calls (test set-up and checks outside the UI).
   async api(method, p, body, token) {
-    const headers = {};
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const r = await fetch(`${this.url}/api/v1${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await r.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-    return data;
+    return restCall(this.url, method, p, body, token);
+  }
+
+  async login(username, password = 'password123') {
+    return this.api('POST', '/auth/login', { username, password });
+  }
+}
+
+async function restCall(base, method, p, body, token) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(`${base}/api/v1${p}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
+  return data;
+}
+
+async function waitReady(url, deadlineMs, log) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/readyz`);
+      if (r.ok) return;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`${url} not ready in ${deadlineMs} ms:\n${log()}`);
+    await sleep(100);
+  }
+}
+
+function alive(pid) {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+// The cluster of `mpim cluster up` (two gateways, two logic nodes, a task
+// node) in a temporary dir, driven as an operator would: kill() kills every
+// node, start() again restarts each with its argv (logic, task, then the
+// gateways). Clients' pages go to the gateways in turn (nextUrl), REST to
+// the first.
+export class ClusterServer {
+  constructor(env = {}) {
+    this.env = env;
+    this.bin = requireTools();
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpim-browser-cluster-'));
+    this.up = null;
+    this.nodes = [];  // {name, role, pid, http, argv, proc}
+    this.gateways = [];
+    this.turn = 0;
+    this.log = [];
+  }
+
+  get url() { return `http://${this.gateways[0]}`; }
+  nextUrl() { return `http://${this.gateways[this.turn++ % this.gateways.length]}`; }
+
+  childEnv() {
+    return {
+      ...process.env,
+      MPIM_AUTH_ARGON2_OPSLIMIT: '1',
+      MPIM_AUTH_ARGON2_MEMLIMIT_KIB: '8',
+      MPIM_LOG_LEVEL: process.env.MPIM_LOG_LEVEL || 'warn',
+      ...this.env,
+    };
+  }
+
+  async start() {
+    if (this.up) return this.restartNodes();
+    const args = ['cluster', 'up', '--dir', this.dir];
+    if (process.env.MPIM_WEB_ROOT) args.push('--set', `web.root=${process.env.MPIM_WEB_ROOT}`);
+    const up = spawn(this.bin, args, { env: this.childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.up = up;
+    this.upExited = new Promise((resolve) => up.once('exit', (code, sig) => resolve({ code, sig })));
+    up.stderr.on('data', (d) => { this.log.push(d.toString()); if (this.log.length > 400) this.log.shift(); });
+    const line = await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`mpim cluster up not ready in 180 s:\n${this.log.join('')}`)), 180_000);
+      up.stdout.on('data', (d) => {
+        out += d.toString();
+        const eol = out.indexOf('\n');
+        if (eol >= 0) { clearTimeout(timer); resolve(out.slice(0, eol)); }
+      });
+      up.once('exit', () => { clearTimeout(timer); reject(new Error(`mpim cluster up exited:\n${this.log.join('')}`)); });
+    });
+    const ready = JSON.parse(line);
+    this.gateways = ready.gateways;
+    this.nodes = ready.nodes.map((n) => ({ ...n, proc: null }));
+  }
+
+  async restartNodes() {
+    for (const role of ['logic', 'task', 'gateway']) {
+      for (const n of this.nodes.filter((x) => x.role === role && !alive(x.pid))) {
+        const proc = spawn(n.argv[0], n.argv.slice(1), { env: this.childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+        proc.stderr.on('data', (d) => { this.log.push(d.toString()); if (this.log.length > 400) this.log.shift(); });
+        n.proc = proc;
+        n.pid = proc.pid;
+        n.exited = new Promise((resolve) => proc.once('exit', resolve));
+        await waitReady(`http://${n.http}`, 60_000, () => this.log.join(''));
+      }
+    }
+  }
+
+  // Every node (as a crash of the whole service would).
+  async kill(signal = 'SIGKILL') {
+    for (const n of this.nodes) {
+      try { process.kill(n.pid, signal); } catch { /* gone already */ }
+    }
+    for (const n of this.nodes) {
+      if (n.proc) { await n.exited; n.proc = null; continue; }
+      while (alive(n.pid)) await sleep(20);  // reaped by cluster up
+    }
+  }
+
+  async stop() {
+    for (const n of this.nodes) {
+      if (n.proc) { n.proc.kill('SIGTERM'); await n.exited; n.proc = null; }
+    }
+    if (this.up && this.up.exitCode === null) {
+      this.up.kill('SIGTERM');
+      await this.upExited;
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async api(method, p, body, token) {
+    return restCall(this.url, method, p, body, token);
   }
 
   async login(username, password = 'password123') {
@@ -159,7 +282,7 @@ export class Client {
     const page = await ctx.newPage();
     page.setDefaultTimeout(10_000);
     const c = new Client(server, page, username);
-    await page.goto(server.url);
+    await page.goto(server.nextUrl());
     if (register) await c.register(); else await c.login();
     return c;
   }
@@ -245,7 +368,7 @@ export function suite(env, { allow } = {}) {
     },
   };
   before(async () => {
-    ctx.server = new Server(env);
+    ctx.server = CLUSTER ? new ClusterServer(env) : new Server(env);
     await ctx.server.start();
     ctx.browser = await launchBrowser();
   });

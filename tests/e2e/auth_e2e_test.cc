@@ -20,6 +20,7 @@
 
 #include "support/api_client.h"
 #include "support/server_process.h"
+#include "support/shared_server.h"
 
 namespace mpim {
 namespace {
@@ -666,7 +667,7 @@ std::vector<int> RunConcurrently(uint16_t port, int n, Call call) {
 
 TEST_F(AuthE2eTest, ConcurrentRegistrationsOfOneNameCreateOneAccount) {
   std::string name = UniqueName("race");
-  auto statuses = RunConcurrently(server_->port(), 8, [&](ApiClient& c, int i) {
+  auto statuses = RunConcurrently(port(), 8, [&](ApiClient& c, int i) {
     return c.RegisterRaw(name, "password number " + std::to_string(i));
   });
   EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 201), 1);
@@ -677,7 +678,7 @@ TEST_F(AuthE2eTest, ConcurrentRefreshesOfOneTokenSucceedOnce) {
   std::string name = UniqueName("race");
   api_->Register(name);
   Session s = api_->Login(name);
-  auto statuses = RunConcurrently(server_->port(), 6,
+  auto statuses = RunConcurrently(port(), 6,
                                   [&](ApiClient& c, int) { return c.RefreshRaw(s.refresh_token); });
   EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), 1) << "refresh tokens work once";
   EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 401), 5);
@@ -692,7 +693,7 @@ TEST_F(AuthE2eTest, SecretsAreNeverLogged) {
   json::object r = RefreshOk(*api_, s.refresh_token);
   Me(Str(r, "access_token"));
   api_->Post("/auth/logout", "", Str(r, "access_token"));
-  std::string logs = server_->Logs();
+  std::string logs = Logs();
   for (const std::string& secret : {password, s.access_token, s.refresh_token,
                                     Str(r, "access_token"), Str(r, "refresh_token")}) {
     ASSERT_FALSE(secret.empty());

@@ -25,6 +25,7 @@
 
 #include "support/api_client.h"
 #include "support/group_helpers.h"
+#include "support/restart_target.h"
 #include "support/server_process.h"
 #include "support/ws_helpers.h"
 
@@ -39,7 +40,6 @@ using testing::Int;
 using testing::IsOkReply;
 using testing::Ms;
 using testing::MsgOf;
-using testing::ServerProcess;
 using testing::Str;
 using testing::WsConn;
 
@@ -50,19 +50,16 @@ constexpr int kOnline = 100;
 constexpr int kThreshold = 100;  // far below kMembers: the job path
 constexpr int kBatch = 100;      // 20 pages per message
 
-// Fan-out jobs done so far.
-double FanoutJobsOk(ApiClient& api) {
-  return api.Metric(R"(mpim_jobs_total{kind="fanout",outcome="ok"})");
-}
-
 class GroupsFanoutE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     setup_error_.clear();
-    std::random_device rd;
-    dir_ = std::filesystem::temp_directory_path() /
-           ("mpim-fanout-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(dir_);
+    server_ = std::make_unique<testing::RestartTarget>(
+        testing::WsEnv({{"MPIM_LIMITS_SEND_PER_SEC", "100000"},
+                        {"MPIM_LIMITS_SEND_BURST", "100000"},
+                        {"MPIM_GATEWAY_ACK_TIMEOUT_MS", "60000"},
+                        {"MPIM_GROUPS_FANOUT_THRESHOLD", std::to_string(kThreshold)},
+                        {"MPIM_GROUPS_FANOUT_BATCH", std::to_string(kBatch)}}));
     if (!StartServer()) return;
     const uint16_t port = server_->port();
     ApiClient api(port);
@@ -93,21 +90,14 @@ class GroupsFanoutE2eTest : public ::testing::Test {
       }
     }
   }
-  static void TearDownTestSuite() {
-    server_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+  static void TearDownTestSuite() { server_.reset(); }
+  void TearDown() override {
+    if (HasFailure() && server_) std::printf("server logs:\n%s\n", server_->Logs().c_str());
   }
   void SetUp() override { ASSERT_TRUE(setup_error_.empty()) << setup_error_; }
 
-  // (Re)starts the server on the kept data dir.
+  // (Re)starts the server on its kept data.
   static bool StartServer() {
-    auto env = testing::WsEnv({{"MPIM_LIMITS_SEND_PER_SEC", "100000"},
-                               {"MPIM_LIMITS_SEND_BURST", "100000"},
-                               {"MPIM_GATEWAY_ACK_TIMEOUT_MS", "60000"},
-                               {"MPIM_GROUPS_FANOUT_THRESHOLD", std::to_string(kThreshold)},
-                               {"MPIM_GROUPS_FANOUT_BATCH", std::to_string(kBatch)}});
-    server_ = std::make_unique<ServerProcess>(ServerProcess::Options{.env = env, .data_dir = dir_});
     if (!server_->Start()) {
       setup_error_ = "server did not start: " + server_->error();
       return false;
@@ -115,11 +105,17 @@ class GroupsFanoutE2eTest : public ::testing::Test {
     return true;
   }
 
-  // One session per online member (their login from the set-up).
+  // Fan-out jobs done so far (on every node).
+  static double FanoutJobsOk() {
+    return server_->MetricSum(R"(mpim_jobs_total{kind="fanout",outcome="ok"})");
+  }
+
+  // One session per online member (their login from the set-up), on the
+  // gateways in turn.
   static std::vector<std::unique_ptr<WsConn>> OpenOnline() {
     std::vector<std::unique_ptr<WsConn>> out;
     for (const auto& a : online_) {
-      auto ws = std::make_unique<WsConn>(server_->port());
+      auto ws = std::make_unique<WsConn>(server_->port(out.size()));
       if (auto ok = ws->Open(a.token()); !ok) {
         ADD_FAILURE() << a.username << ": " << ok.message();
         return {};
@@ -129,8 +125,7 @@ class GroupsFanoutE2eTest : public ::testing::Test {
     return out;
   }
 
-  static inline std::filesystem::path dir_;
-  static inline std::unique_ptr<ServerProcess> server_;
+  static inline std::unique_ptr<testing::RestartTarget> server_;
   static inline std::string setup_error_;
   static inline Account owner_;
   static inline std::vector<Account> online_;
@@ -146,7 +141,7 @@ TEST_F(GroupsFanoutE2eTest, HundredOnlineSessionsGetEveryMessageExactlyOnceThrou
   ASSERT_EQ(sessions.size(), static_cast<size_t>(kOnline));
   WsConn sender(server_->port());
   ASSERT_TRUE(sender.Open(owner_.token()));
-  const double jobs_before = FanoutJobsOk(api);
+  const double jobs_before = FanoutJobsOk();
 
   constexpr int kSends = 30;
   auto replies = testing::SendGroupMany(sender, group_.group_id, "x1", kSends);
@@ -169,9 +164,8 @@ TEST_F(GroupsFanoutE2eTest, HundredOnlineSessionsGetEveryMessageExactlyOnceThrou
     }
   }
   // The job path ran: at least one fan-out job per message.
-  EXPECT_TRUE(
-      testing::PollUntil([&] { return FanoutJobsOk(api) >= jobs_before + kSends; }, Ms(20000)))
-      << "fan-out jobs ok: before " << jobs_before << ", now " << FanoutJobsOk(api);
+  EXPECT_TRUE(testing::PollUntil([&] { return FanoutJobsOk() >= jobs_before + kSends; }, Ms(20000)))
+      << "fan-out jobs ok: before " << jobs_before << ", now " << FanoutJobsOk();
   // And the offline members find everything: one of them, through history.
   std::set<int64_t> stored;
   for (const auto& m : testing::History(api, owner_.token(), group_.conv_id)) {
@@ -188,7 +182,7 @@ TEST_F(GroupsFanoutE2eTest, LargeGroupReceiptsGoOnlyToTheReadersOtherSessions) {
   auto sessions = OpenOnline();
   ASSERT_EQ(sessions.size(), static_cast<size_t>(kOnline));
   const Account& reader = online_[0];
-  WsConn reader2(server_->port());
+  WsConn reader2(server_->port(1));  // its first session is on port(0)
   ASSERT_TRUE(reader2.Open(api.Login(reader.username).access_token));
   WsConn sender(server_->port());
   ASSERT_TRUE(sender.Open(owner_.token()));
@@ -265,8 +259,7 @@ TEST_F(GroupsFanoutE2eTest, RestartInTheMiddleOfAFanOutStillDeliversEverything) 
     ASSERT_TRUE(testing::IsSendResult(r)) << sender.last_error();
     acked[Int(*r, "seq")] = Str(*r, "msg_id");
   }
-  server_->Signal(SIGKILL);
-  ASSERT_EQ(server_->Wait(Ms(10000)), -SIGKILL);
+  ASSERT_TRUE(server_->Kill());
   for (size_t i = 10; i < rids.size(); ++i) {
     auto r = sender.ReplyTo(rids[i], Ms(1000));
     if (!r) break;
@@ -314,7 +307,7 @@ TEST_F(GroupsFanoutE2eTest, RestartInTheMiddleOfAFanOutStillDeliversEverything) 
   // stored message.
   for (size_t i = 0; i < have.size(); ++i) {
     SCOPED_TRACE(online_[i].username);
-    WsConn ws(server_->port());
+    WsConn ws(server_->port(i));
     ASSERT_TRUE(ws.Open(online_[i].token()));
     int64_t contiguous = base;
     while (have[i].count(contiguous + 1)) ++contiguous;

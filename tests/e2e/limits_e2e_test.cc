@@ -3,7 +3,9 @@
 // limits.requests_per_sec_address / requests_burst_address;
 // docs/protocol.md section 3 "Limits on connecting"), each set small with --set. The per-address
 // connection cap is in serve_e2e_test.cc, per-user sends in
-// ws_messaging_e2e_test.cc.
+// ws_messaging_e2e_test.cc. Each test runs its own server: `mpim serve`, or
+// with MPIM_E2E_TARGET=cluster a `mpim cluster up` whose every node has the
+// setting (the caps are each gateway's; the test talks to the first).
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -15,6 +17,7 @@
 #include "client/http_client.h"
 #include "support/api_client.h"
 #include "support/raw_conn.h"
+#include "support/restart_target.h"
 #include "support/server_process.h"
 #include "support/ws_helpers.h"
 
@@ -24,7 +27,7 @@ namespace {
 using testing::IsErrorReply;
 using testing::Ms;
 using testing::RawConn;
-using testing::ServerProcess;
+using testing::RestartTarget;
 using testing::WsAuth;
 using testing::WsConn;
 
@@ -48,8 +51,7 @@ std::string Metrics(uint16_t port) {
 }
 
 TEST(LimitsE2eTest, SocketsWaitingForAuthAreCappedServerWide) {
-  ServerProcess server(
-      {.extra_args = {"--set", "gateway.max_unauthenticated=2"}, .env = testing::WsEnv({})});
+  RestartTarget server(testing::WsEnv({}), {"gateway.max_unauthenticated=2"});
   ASSERT_TRUE(server.Start()) << server.error();
   testing::ApiClient api(server.port());
   testing::Account a = api.NewAccount(testing::UniqueName("cap"));
@@ -87,7 +89,7 @@ TEST(LimitsE2eTest, SocketsWaitingForAuthAreCappedServerWide) {
 }
 
 TEST(LimitsE2eTest, RequestsWhoseHeadersAreStillArrivingAreCappedAtAccept) {
-  ServerProcess server({.extra_args = {"--set", "server.max_pending_requests=2"}});
+  RestartTarget server({}, {"server.max_pending_requests=2"});
   ASSERT_TRUE(server.Start()) << server.error();
   // One connection halfway through its headers, one that said nothing.
   RawConn half(server.port()), silent(server.port());
@@ -124,8 +126,8 @@ std::string Get(const std::string& path) {
 }
 
 TEST(LimitsE2eTest, RequestsPerAddressAreRateLimitedWith429AndRetryAfter) {
-  ServerProcess server({.extra_args = {"--set", "limits.requests_per_sec_address=1", "--set",
-                                       "limits.requests_burst_address=3"}});
+  RestartTarget server({},
+                       {"limits.requests_per_sec_address=1", "limits.requests_burst_address=3"});
   ASSERT_TRUE(server.Start()) << server.error();
   // From addresses of their own (Start() polled /readyz from 127.0.0.1).
   const std::string limited = "127.0.0.2";

@@ -14,6 +14,7 @@
 
 #include "support/api_client.h"
 #include "support/server_process.h"
+#include "support/shared_server.h"
 
 namespace mpim {
 namespace {

@@ -28,6 +28,16 @@ TEST(RpcStatus, RateLimitedKeepsItsRetryAfter) {
   EXPECT_EQ(core::RetryAfterMs(after), 1234);
 }
 
+TEST(RpcStatus, ARevokedSessionCrossesWithItsId) {
+  core::Status after = FromGrpc(ToGrpc(core::SessionRevokedError("reused", 987654321)));
+  EXPECT_EQ(after.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(after.message(), "reused");
+  EXPECT_EQ(core::RevokedSession(after), 987654321);
+  EXPECT_EQ(core::RevokedSession(absl::UnauthenticatedError("bad token")), std::nullopt);
+  EXPECT_EQ(core::ErrorBodyJson(after),
+            R"({"error":{"code":"unauthenticated","message":"reused"}})");
+}
+
 TEST(RpcStatus, BadDetailsAreIgnored) {
   core::Status garbled = FromGrpc(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down", "\xff\xff"));
   EXPECT_EQ(garbled.code(), absl::StatusCode::kUnavailable);

@@ -176,25 +176,6 @@ std::vector<std::pair<std::string, std::string>> FastAuthEnv() {
           {"MPIM_LIMITS_REQUESTS_BURST_ADDRESS", "1000000"}};
 }
 
-ServerProcess* SharedServerTest::server_ = nullptr;
-std::string SharedServerTest::start_error_;
-
-void SharedServerTest::SetUpTestSuite() {
-  start_error_.clear();
-  server_ = new ServerProcess({.env = FastAuthEnv()});
-  if (!server_->Start()) start_error_ = "server did not start: " + server_->error();
-}
-
-void SharedServerTest::TearDownTestSuite() {
-  delete server_;
-  server_ = nullptr;
-}
-
-void SharedServerTest::SetUp() {
-  ASSERT_TRUE(start_error_.empty()) << start_error_;
-  api_ = std::make_unique<ApiClient>(server_->port());
-}
-
 bool WaitForReadyz(uint16_t port, int status, std::chrono::milliseconds deadline, int* last) {
   client::HttpClient http("127.0.0.1", port, std::chrono::milliseconds(2000));
   const auto until = std::chrono::steady_clock::now() + deadline;

@@ -107,19 +107,6 @@ class ApiClient {
 // rate high enough that a whole suite from 127.0.0.1 never trips them.
 std::vector<std::pair<std::string, std::string>> FastAuthEnv();
 
-// A fixture whose tests share one server (started with FastAuthEnv() by
-// SetUpTestSuite, stopped by TearDownTestSuite) and get a fresh ApiClient.
-class SharedServerTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite();
-  static void TearDownTestSuite();
-  void SetUp() override;
-
-  static ServerProcess* server_;
-  static std::string start_error_;
-  std::unique_ptr<ApiClient> api_;
-};
-
 // GET /readyz on `port` (every 50 ms or so, each request given 2 s) until it
 // answers `status`; false at the deadline, with the last status seen (0: no
 // answer) in `*last`.

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include "support/api_client.h"
+
 namespace mpim::testing {
 namespace {
 
@@ -12,11 +14,19 @@ constexpr const char* kStopOrder[] = {"gateway", "task", "logic"};
 
 }  // namespace
 
-RestartTarget::RestartTarget(std::vector<std::pair<std::string, std::string>> env) {
+RestartTarget::RestartTarget(std::vector<std::pair<std::string, std::string>> env,
+                             std::vector<std::string> settings) {
+  std::vector<std::string> args;
+  for (std::string& s : settings) {
+    args.push_back("--set");
+    args.push_back(std::move(s));
+  }
   if (ClusterTarget()) {
-    cluster_ = std::make_unique<ClusterUpProcess>(ClusterUpProcess::Options{.env = std::move(env)});
+    cluster_ = std::make_unique<ClusterUpProcess>(
+        ClusterUpProcess::Options{.args = std::move(args), .env = std::move(env)});
   } else {
-    series_ = std::make_unique<ServerSeries>(ServerProcess::Options{.env = std::move(env)});
+    series_ = std::make_unique<ServerSeries>(
+        ServerProcess::Options{.extra_args = std::move(args), .env = std::move(env)});
   }
 }
 
@@ -87,11 +97,18 @@ uint16_t RestartTarget::port(size_t k) const {
   return all.empty() ? 0 : all[k % all.size()];
 }
 
+double RestartTarget::MetricSum(std::string_view series) const {
+  if (series_) return current_ ? ApiClient(current_->port()).Metric(series) : 0;
+  double sum = 0;
+  for (const ClusterUpProcess::Node& n : cluster_->nodes()) sum += ApiClient(n.port).Metric(series);
+  return sum;
+}
+
 std::string RestartTarget::Logs() const {
-  if (series_) return current_ ? current_->LogTail(20000) : std::string();
+  if (series_) return current_ ? current_->Logs() : std::string();
   std::string logs = "mpim cluster up:\n" + cluster_->Stderr();
   for (const ClusterUpProcess::Node& n : cluster_->nodes()) {
-    logs += "\n" + n.name + ":\n" + cluster_->NodeLog(n.name, 4000);
+    logs += "\n" + n.name + ":\n" + cluster_->NodeLog(n.name, size_t{1} << 26);
   }
   return logs;
 }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -24,7 +25,10 @@ namespace mpim::testing {
 
 class RestartTarget {
  public:
-  explicit RestartTarget(std::vector<std::pair<std::string, std::string>> env);
+  // `env` for every process; `settings` ("section.key=value") as --set for
+  // every node.
+  explicit RestartTarget(std::vector<std::pair<std::string, std::string>> env,
+                         std::vector<std::string> settings = {});
   ~RestartTarget();
 
   RestartTarget(const RestartTarget&) = delete;
@@ -44,7 +48,11 @@ class RestartTarget {
   // The k-th client-facing port, in turn (k modulo their number).
   uint16_t port(size_t k = 0) const;
   bool cluster() const { return cluster_ != nullptr; }
-  // The server's logs so far (every node's on a cluster).
+  // The sum of one /metrics series (as ApiClient::Metric takes it) over
+  // every process of the server (the task node runs the jobs on a cluster).
+  double MetricSum(std::string_view series) const;
+  // The server's logs so far, whole (every node's and cluster up's on a
+  // cluster).
   std::string Logs() const;
   const std::string& error() const { return error_; }
 

@@ -191,8 +191,8 @@ void AuthServiceImpl::Refresh(std::string refresh_token, core::Callback<TokenPai
             NoteRevoked(session_id);
             if (on_revoked_) on_revoked_(result->session.user_id, session_id);
             Log().Warn("refresh token reused; session revoked", {{"session_id", session_id}});
-            return std::move(done)(
-                absl::UnauthenticatedError("refresh token already used; session revoked"));
+            return std::move(done)(core::SessionRevokedError(
+                "refresh token already used; session revoked", session_id));
           case store::RefreshOutcome::kRejected:
             if (result->session.revoked) NoteRevoked(session_id);
             return std::move(done)(absl::UnauthenticatedError(kBadRefresh));

@@ -151,7 +151,18 @@ void RemoteAuthService::Login(LoginRequest request, core::Callback<LoginResult> 
 void RemoteAuthService::Refresh(std::string refresh_token, core::Callback<TokenPair> done) {
   pb::RefreshRequest r;
   r.set_refresh_token(std::move(refresh_token));
-  Invoke<pb::TokenPair>(client_, Method("Auth", "Refresh"), std::move(r), Once(), std::move(done),
+  // A reused refresh token revokes its session on the logic node: refused
+  // here at once too, not only once the bus brings the revocation back.
+  Invoke<pb::TokenPair>(client_, Method("Auth", "Refresh"), std::move(r), Once(),
+                        core::Callback<TokenPair>([this, done = std::move(done)](
+                                                      core::StatusOr<TokenPair> tokens) mutable {
+                          if (!tokens.ok()) {
+                            if (auto revoked = core::RevokedSession(tokens.status())) {
+                              verifier_.NoteRevoked(*revoked);
+                            }
+                          }
+                          std::move(done)(std::move(tokens));
+                        }),
                         [](const pb::TokenPair& x) { return FromProto(x); });
 }
 
