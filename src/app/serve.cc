@@ -241,6 +241,8 @@ int RunServe(const core::Config& config) {
   if (!drained) {
     Log().Warn("drain timeout reached; closing the remaining connections",
                {{"open", static_cast<int64_t>(server.open_connections())}});
+    server.CloseAll();
+    server.WaitDrained(std::chrono::seconds(2));
   }
   pool.Stop();
   (*node)->Stop();

@@ -132,6 +132,20 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
+  void CloseAll() {
+    std::lock_guard lock(mu_);
+    for (const auto& conn : conns_) {
+      asio::post(conn->executor, [conn] {
+        if (auto ws = conn->ws.lock()) {
+          ws->Abort();
+        } else if (conn->stream) {
+          beast::error_code ec;
+          conn->stream->socket().close(ec);
+        }
+      });
+    }
+  }
+
   bool WaitDrained(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
     return drained_cv_.wait_for(lock, timeout, [this] { return conns_.empty(); });
@@ -503,6 +517,7 @@ void HttpServer::StartDrain() { impl_->StartDrain(); }
 void HttpServer::SetRequestRate(double per_sec, double burst) {
   impl_->SetRequestRate(per_sec, burst);
 }
+void HttpServer::CloseAll() { impl_->CloseAll(); }
 bool HttpServer::WaitDrained(std::chrono::milliseconds timeout) {
   return impl_->WaitDrained(timeout);
 }

@@ -73,6 +73,10 @@ class HttpServer {
   void StartDrain();
   // True when every connection closed before `timeout`.
   bool WaitDrained(std::chrono::milliseconds timeout);
+  // Ends every connection still open at once (WebSockets without a closing
+  // handshake), on the io threads, which must still run: after a drain
+  // that timed out, before the pool stops.
+  void CloseAll();
 
   size_t open_connections() const;
 

@@ -251,6 +251,8 @@ class WsConnectionImpl final : public WsConnection,
     Close(code, reason);
   }
 
+  void Abort() override { Finish(); }
+
   void Tick(int64_t now) {
     if (finished_) return;
     if (closing_) {

@@ -89,6 +89,11 @@ class WsConnection {
   // OnDrain); closes at once when there is no open handler.
   virtual void Drain(uint16_t code, std::string_view reason) = 0;
 
+  // Ends the connection now, without a closing handshake: the socket is
+  // closed and the handler gets OnClosed. For a server whose drain deadline
+  // passed (so that nothing is left holding a session when it stops).
+  virtual void Abort() = 0;
+
   // Runs `fn` on the connection's io thread. Thread-safe.
   virtual void Post(absl::AnyInvocable<void()> fn) = 0;
 };

@@ -35,6 +35,7 @@ RestartTarget::~RestartTarget() = default;
 bool RestartTarget::Start() {
   if (series_) {
     current_ = series_->Start();
+    if (current_ != nullptr) last_ = current_;
     if (current_ == nullptr) error_ = series_->error();
     return current_ != nullptr;
   }
@@ -105,7 +106,7 @@ double RestartTarget::MetricSum(std::string_view series) const {
 }
 
 std::string RestartTarget::Logs() const {
-  if (series_) return current_ ? current_->Logs() : std::string();
+  if (series_) return last_ ? last_->Logs() : std::string();
   std::string logs = "mpim cluster up:\n" + cluster_->Stderr();
   for (const ClusterUpProcess::Node& n : cluster_->nodes()) {
     logs += "\n" + n.name + ":\n" + cluster_->NodeLog(n.name, size_t{1} << 26);

@@ -59,6 +59,7 @@ class RestartTarget {
  private:
   std::unique_ptr<ServerSeries> series_;       // `mpim serve`
   ServerProcess* current_ = nullptr;           // its running process
+  ServerProcess* last_ = nullptr;              // the latest one started (for its logs)
   std::unique_ptr<ClusterUpProcess> cluster_;  // or a cluster
   bool started_ = false;
   std::string error_;

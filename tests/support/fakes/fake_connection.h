@@ -55,6 +55,7 @@ class FakeConnection : public net::WsConnection {
     close_reason = std::string(reason);
   }
   void Drain(uint16_t code, std::string_view reason) override { Close(code, reason); }
+  void Abort() override { closed = true; }
   void Post(absl::AnyInvocable<void()> fn) override { posted_.push_back(std::move(fn)); }
 
   // Runs the posted tasks (and those they post) in order.
