@@ -35,8 +35,9 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the same suites, but the
-# reruns on other engines and targets (label rerun) and the cluster failover
-# suite (label slow): the CI time budget (docs/development.md).
+# reruns on other engines and targets (label rerun), the cluster failover
+# suite and the browser suite (label noasan): the CI time budget
+# (docs/development.md, "CI time").
 # -O1 -g1 (line tables): what ASan recommends, file:line still in reports,
 # and quicker to build than -O2 -g (ws_session.cc: 29.2 vs 33.9 s), which
 # CI's time budget needs.
@@ -48,7 +49,7 @@ $(ASAN_BUILD)/build.ninja:
 test-asan: deps $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE 'rerun|slow'
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE 'rerun|noasan'
 
 # ThreadSanitizer over the unit, store and concurrency suites (the e2e and
 # browser suites drive a separate server process and run under ASan instead).
