@@ -340,6 +340,13 @@ void Client::Attempt(const std::shared_ptr<CallState>& call) {
         const std::shared_ptr<Endpoint>& e = call->endpoint;
         e->in_flight.fetch_sub(1, std::memory_order_relaxed);
         core::Status result = FromGrpc(status);
+        // This client never cancels a call it still waits for: CANCELLED
+        // comes from the other side (a server shutting down ends the calls
+        // it has not answered) or the transport. The call did not happen
+        // as far as the caller knows: unavailable, and retried as such.
+        if (result.code() == absl::StatusCode::kCancelled) {
+          result = absl::UnavailableError("call cancelled by " + e->name);
+        }
         e->breaker->Record(call->permit, !policy::CountsAsEndpointFailure(result.code()));
         calls_.With({config_.role, call->method, e->name, CodeLabel(result.code())}).Inc();
         call->last = result;
