@@ -130,6 +130,8 @@ std::optional<int> Terminate(pid_t pid, std::chrono::milliseconds grace) {
   return WaitForExit(pid, std::chrono::seconds(10));
 }
 
+bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH); }
+
 std::string FindOnPath(const std::string& name) {
   if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
   const char* path = std::getenv("PATH");

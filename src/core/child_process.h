@@ -42,6 +42,9 @@ std::optional<int> WaitForExit(pid_t pid, std::chrono::milliseconds deadline);
 // WaitForExit says it (nullopt only if even SIGKILL did not reap it in 10 s).
 std::optional<int> Terminate(pid_t pid, std::chrono::milliseconds grace);
 
+// Whether process `pid` exists (a zombie not yet reaped counts).
+bool ProcessAlive(pid_t pid);
+
 // The absolute path of `name` on PATH (or `name` itself when it holds a
 // '/' and is executable); empty when there is none.
 std::string FindOnPath(const std::string& name);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/child_process.h"
 #include "support/api_client.h"
 #include "support/cluster_up_process.h"
 #include "support/group_helpers.h"
@@ -31,8 +32,6 @@ using testing::Ms;
 using testing::WsConn;
 
 constexpr Ms kWait{20000};
-
-bool Alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 // What a node answers on `path` (its http address).
 int StatusOf(uint16_t port, const std::string& path) {
@@ -76,7 +75,7 @@ TEST_F(ClusterUpE2eTest, PrintsItsNodesServesChatAcrossGatewaysAndKeepsDataAcros
     SCOPED_TRACE(n.name);
     ++roles[n.role];
     EXPECT_EQ(n.name, n.role + "-" + std::to_string(roles[n.role]));
-    EXPECT_TRUE(Alive(n.pid));
+    EXPECT_TRUE(core::ProcessAlive(n.pid));
     ASSERT_GE(n.argv.size(), 4u);
     EXPECT_EQ(std::filesystem::canonical(n.argv[0]),
               std::filesystem::canonical(testing::MpimBinary()));
@@ -135,7 +134,7 @@ TEST_F(ClusterUpE2eTest, PrintsItsNodesServesChatAcrossGatewaysAndKeepsDataAcros
   ASSERT_TRUE(code.has_value()) << "cluster up did not exit on SIGTERM";
   EXPECT_EQ(*code, 0);
   EXPECT_EQ(b.CloseCode(kWait), std::optional<int>(1012)) << b.last_error();
-  for (pid_t pid : pids) EXPECT_FALSE(Alive(pid)) << "pid " << pid << " still runs";
+  for (pid_t pid : pids) EXPECT_FALSE(core::ProcessAlive(pid)) << "pid " << pid << " still runs";
   const std::string err = cluster_->Stderr();
   EXPECT_NE(err.find("draining"), std::string::npos) << err;
 

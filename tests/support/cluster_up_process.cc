@@ -30,8 +30,6 @@ std::string Tail(const std::string& text, size_t bytes) {
   return text.size() > bytes ? text.substr(text.size() - bytes) : text;
 }
 
-bool Alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH); }
-
 }  // namespace
 
 bool ClusterTarget() {
@@ -162,7 +160,7 @@ bool ClusterUpProcess::Gone(Node& n, std::chrono::milliseconds deadline) {
     return gone;
   }
   const auto until = std::chrono::steady_clock::now() + deadline;
-  while (Alive(n.pid)) {  // until cluster up has reaped it
+  while (core::ProcessAlive(n.pid)) {  // until cluster up has reaped it
     if (std::chrono::steady_clock::now() > until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll interval
   }
@@ -229,7 +227,7 @@ std::optional<int> ClusterUpProcess::ReportedExit(const std::string& name, pid_t
 
 bool ClusterUpProcess::Restart(const std::string& name, std::chrono::milliseconds deadline) {
   Node& n = node(name);
-  if (n.pid > 0 && Alive(n.pid)) {
+  if (n.pid > 0 && core::ProcessAlive(n.pid)) {
     error_ = name + " is still running";
     return false;
   }

@@ -1,7 +1,5 @@
 #include "support/ws_helpers.h"
 
-#include <cstdlib>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
