@@ -175,7 +175,7 @@ core::StatusOr<LogicParts> OpenLogic(const core::Config& config, StoreParts& sto
   parts.users = std::make_unique<service::UserServiceImpl>(store, page_max, &presence);
   // Blocks as the send path sees them; the friend service invalidates.
   auto block_cache = cache::MakeCache<service::BlockPair, bool, service::BlockPairHash>(
-      config, {.name = "blocks", .redis = cache_redis});
+      config, {.name = "blocks", .redis = cache_redis, .strict = true});
   if (!block_cache.ok()) return block_cache.status();
   parts.blocks = std::make_unique<service::BlockCache>(store.friends(), std::move(*block_cache));
   parts.friends =
@@ -183,7 +183,7 @@ core::StatusOr<LogicParts> OpenLogic(const core::Config& config, StoreParts& sto
   // Fan-out: inline for small groups, a durable job for large ones; the
   // indexer feeds search off the send path.
   auto member_cache = cache::MakeCache<int64_t, service::MemberList>(
-      config, {.name = "members", .redis = cache_redis});
+      config, {.name = "members", .redis = cache_redis, .strict = true});
   if (!member_cache.ok()) return member_cache.status();
   parts.member_cache = std::make_unique<service::MemberCache>(store, config.groups.fanout_threshold,
                                                               std::move(*member_cache));

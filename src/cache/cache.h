@@ -16,15 +16,22 @@
 //     the engine can (Redis: one MGET); `done` gets one result per key, in
 //     order. Misses load through `load(key, ...)`, one key at a time.
 //   - Peek answers from this node's memory only, without a round trip.
-//   - Invalidation: Invalidate(key) drops the key on this node before it
-//     returns, so a Get on this node that starts after it reads afresh.
-//     Writers invalidate after their store write commits and before they
-//     answer. Other nodes: an implementation shared by several nodes must
-//     make the invalidation reach each node that may hold the key (the Redis
-//     one deletes the shared entry and publishes the key on the bus for the
-//     nodes' in-memory tiers), and bounds what a lost invalidation can do
-//     with a TTL on every entry. The local implementation serves one process
-//     (role `all`), where this node is every node.
+//   - Invalidation: Invalidate(key, done) drops the key on this node before
+//     it returns, so a Get on this node that starts after it reads afresh;
+//     `done` runs (once, on any thread, perhaps inline) when the shared tier
+//     has dropped it too. Writers invalidate after their store write commits
+//     and answer in `done`. Other nodes: an implementation shared by several
+//     nodes must make the invalidation reach each node that may hold the key
+//     (the Redis one replaces the shared entry with a tombstone and
+//     publishes the key for the nodes' in-memory tiers), and bounds what a
+//     lost invalidation can do with a TTL on every entry. The local
+//     implementation serves one process (role `all`), where this node is
+//     every node.
+//   - Strict caches (CacheContext::strict: blocks and memberships, the reads
+//     that decide who may send and who receives): every Get that starts
+//     after an invalidation's `done` ran, on any node, reads afresh. The
+//     Redis engine keeps no in-memory tier for them (a pub/sub message
+//     cannot promise that), so such a Get costs one Redis round trip.
 //
 // Thread-safe: every method may be called from any thread at once.
 //
@@ -63,7 +70,15 @@ class Cache {
   // default lifetime.
   virtual void Put(const K& key, V value, int64_t ttl_ms = 0) = 0;
   virtual std::optional<V> Peek(const K& key) const = 0;
-  virtual void Invalidate(const K& key) = 0;
+  // Runs when the invalidation is done everywhere a Get may look (above).
+  using Invalidated = absl::AnyInvocable<void() &&>;
+  virtual void Invalidate(const K& key, Invalidated done) = 0;
+  // Without waiting (tests, and drops that answer nobody).
+  void Invalidate(const K& key) {
+    Invalidate(key, [] {});
+  }
+  // Every key of `keys`; `done` once all are done.
+  void InvalidateAll(const std::vector<K>& keys, Invalidated done);
   // Entries held in this node's memory (for tests and metrics).
   virtual size_t size() const = 0;
 };
@@ -92,6 +107,23 @@ void Cache<K, V>::GetMany(std::vector<K> keys, KeyLoader load, ManyCallback done
             std::move(batch->done)(std::move(batch->results));
           }
         });
+  }
+}
+
+template <typename K, typename V>
+void Cache<K, V>::InvalidateAll(const std::vector<K>& keys, Invalidated done) {
+  if (keys.empty()) return std::move(done)();
+  struct Join {
+    std::atomic<size_t> left;
+    Invalidated done;
+  };
+  auto join = std::make_shared<Join>();
+  join->left = keys.size();
+  join->done = std::move(done);
+  for (const K& key : keys) {
+    Invalidate(key, [join] {
+      if (join->left.fetch_sub(1, std::memory_order_acq_rel) == 1) std::move(join->done)();
+    });
   }
 }
 

@@ -107,6 +107,14 @@ struct Codec<store::GroupMember> {
 
 namespace {
 
+// A writer's answer, given once its invalidations are done (cache/cache.h).
+template <typename R, typename Done>
+absl::AnyInvocable<void() &&> Answer(R result, Done done) {
+  return [result = std::move(result), done = std::move(done)]() mutable {
+    std::move(done)(std::move(result));
+  };
+}
+
 using MemberKey = std::pair<int64_t, int64_t>;  // (group, user)
 struct MemberKeyHash {
   size_t operator()(const MemberKey& k) const {
@@ -121,13 +129,15 @@ class CachedUserStore final : public store::UserStore {
 
   void Create(const store::NewUser& user, store::Callback<store::User> done) override {
     inner_.Create(user, [this, done = std::move(done)](core::StatusOr<store::User> r) mutable {
-      if (r.ok()) users_->Invalidate(r->user_id);
-      std::move(done)(std::move(r));
+      if (!r.ok()) return std::move(done)(std::move(r));
+      int64_t id = r->user_id;
+      users_->Invalidate(id, Answer(std::move(r), std::move(done)));
     });
   }
   void Get(int64_t user_id, store::Callback<store::User> done) override {
     users_->Get(
-        user_id, [this, user_id](core::Callback<store::User> load) { inner_.Get(user_id, std::move(load)); },
+        user_id,
+        [this, user_id](core::Callback<store::User> load) { inner_.Get(user_id, std::move(load)); },
         std::move(done));
   }
   void GetByUsername(const std::string& username, store::Callback<store::User> done) override {
@@ -141,15 +151,13 @@ class CachedUserStore final : public store::UserStore {
               store::Callback<store::User> done) override {
     inner_.Update(user_id, update,
                   [this, user_id, done = std::move(done)](core::StatusOr<store::User> r) mutable {
-                    users_->Invalidate(user_id);
-                    std::move(done)(std::move(r));
+                    users_->Invalidate(user_id, Answer(std::move(r), std::move(done)));
                   });
   }
   void TouchLastSeen(int64_t user_id, int64_t ts_ms, store::DoneCallback done) override {
     inner_.TouchLastSeen(user_id, ts_ms,
                          [this, user_id, done = std::move(done)](core::Status s) mutable {
-                           users_->Invalidate(user_id);
-                           std::move(done)(std::move(s));
+                           users_->Invalidate(user_id, Answer(std::move(s), std::move(done)));
                          });
   }
   void SearchByPrefix(const std::string& prefix, const std::string& after_username, int limit,
@@ -173,18 +181,17 @@ class CachedGroupStore final : public store::GroupStore {
     // the group's own entry drops; its members' entries are dropped too.
     inner_.Create(group, [this, members = group.members, owner = group.owner_id,
                           done = std::move(done)](core::StatusOr<store::Group> r) mutable {
-      if (r.ok()) {
-        groups_->Invalidate(r->group_id);
-        members_->Invalidate({r->group_id, owner});
-        for (int64_t user : members) members_->Invalidate({r->group_id, user});
-      }
-      std::move(done)(std::move(r));
+      if (!r.ok()) return std::move(done)(std::move(r));
+      members.push_back(owner);
+      Drop(r->group_id, std::move(members), Answer(std::move(r), std::move(done)));
     });
   }
   void Get(int64_t group_id, store::Callback<store::Group> done) override {
     groups_->Get(
         group_id,
-        [this, group_id](core::Callback<store::Group> load) { inner_.Get(group_id, std::move(load)); },
+        [this, group_id](core::Callback<store::Group> load) {
+          inner_.Get(group_id, std::move(load));
+        },
         std::move(done));
   }
   void Update(int64_t group_id, const store::GroupUpdate& update,
@@ -193,8 +200,7 @@ class CachedGroupStore final : public store::GroupStore {
   }
   void Delete(int64_t group_id, store::DoneCallback done) override {
     inner_.Delete(group_id, [this, group_id, done = std::move(done)](core::Status s) mutable {
-      groups_->Invalidate(group_id);
-      std::move(done)(std::move(s));
+      groups_->Invalidate(group_id, Answer(std::move(s), std::move(done)));
     });
   }
   void AddMembers(int64_t group_id, const std::vector<int64_t>& user_ids,
@@ -252,45 +258,44 @@ class CachedGroupStore final : public store::GroupStore {
   // Loads the `limit` most recently active groups and the first page of
   // each one's members into the caches; `done` gets how many entries.
   void WarmUp(int limit, core::Callback<size_t> done) {
-    inner_.ListActive(limit, [this, done = std::move(done)](
-                                 core::StatusOr<std::vector<int64_t>> ids) mutable {
-      if (!ids.ok()) return std::move(done)(ids.status());
-      struct Count {
-        std::atomic<size_t> entries{0};
-        core::Callback<size_t> done;
-        ~Count() { std::move(done)(entries.load()); }
-      };
-      auto count = std::make_shared<Count>();
-      count->done = std::move(done);
-      cache::WarmUp<int64_t, store::Group>(
-          *groups_, *ids, [this](const int64_t& g, core::Callback<store::Group> cb) {
-            inner_.Get(g, std::move(cb));
-          },
-          [count](core::StatusOr<size_t> n) { count->entries += n.value_or(0); });
-      for (int64_t g : *ids) {
-        inner_.ListMembers(g, 0, store::kMaxPageLimit,
-                           [this, g, count](core::StatusOr<store::Page<store::GroupMember>> page) {
-                             if (!page.ok()) return;
-                             auto members = std::make_shared<std::vector<store::GroupMember>>(
-                                 std::move(page->items));
-                             std::vector<MemberKey> keys;
-                             for (const auto& m : *members) keys.emplace_back(g, m.user_id);
-                             // Answered from the page just read (no read per member).
-                             cache::WarmUp<MemberKey, store::GroupMember>(
-                                 *members_, std::move(keys),
-                                 [members](const MemberKey& k,
-                                           core::Callback<store::GroupMember> cb) {
-                                   for (const auto& m : *members) {
-                                     if (m.user_id == k.second) return std::move(cb)(m);
-                                   }
-                                   std::move(cb)(absl::NotFoundError("not a member"));
-                                 },
-                                 [count](core::StatusOr<size_t> n) {
-                                   count->entries += n.value_or(0);
-                                 });
-                           });
-      }
-    });
+    inner_.ListActive(
+        limit, [this, done = std::move(done)](core::StatusOr<std::vector<int64_t>> ids) mutable {
+          if (!ids.ok()) return std::move(done)(ids.status());
+          struct Count {
+            std::atomic<size_t> entries{0};
+            core::Callback<size_t> done;
+            ~Count() { std::move(done)(entries.load()); }
+          };
+          auto count = std::make_shared<Count>();
+          count->done = std::move(done);
+          cache::WarmUp<int64_t, store::Group>(
+              *groups_, *ids,
+              [this](const int64_t& g, core::Callback<store::Group> cb) {
+                inner_.Get(g, std::move(cb));
+              },
+              [count](core::StatusOr<size_t> n) { count->entries += n.value_or(0); });
+          for (int64_t g : *ids) {
+            inner_.ListMembers(
+                g, 0, store::kMaxPageLimit,
+                [this, g, count](core::StatusOr<store::Page<store::GroupMember>> page) {
+                  if (!page.ok()) return;
+                  auto members =
+                      std::make_shared<std::vector<store::GroupMember>>(std::move(page->items));
+                  std::vector<MemberKey> keys;
+                  for (const auto& m : *members) keys.emplace_back(g, m.user_id);
+                  // Answered from the page just read (no read per member).
+                  cache::WarmUp<MemberKey, store::GroupMember>(
+                      *members_, std::move(keys),
+                      [members](const MemberKey& k, core::Callback<store::GroupMember> cb) {
+                        for (const auto& m : *members) {
+                          if (m.user_id == k.second) return std::move(cb)(m);
+                        }
+                        std::move(cb)(absl::NotFoundError("not a member"));
+                      },
+                      [count](core::StatusOr<size_t> n) { count->entries += n.value_or(0); });
+                });
+          }
+        });
   }
 
  private:
@@ -301,10 +306,16 @@ class CachedGroupStore final : public store::GroupStore {
   store::Callback<T> After(int64_t group_id, std::vector<int64_t> users, store::Callback<T> done) {
     return [this, group_id, users = std::move(users),
             done = std::move(done)](core::StatusOr<T> r) mutable {
-      groups_->Invalidate(group_id);
-      for (int64_t user : users) members_->Invalidate({group_id, user});
-      std::move(done)(std::move(r));
+      Drop(group_id, std::move(users), Answer(std::move(r), std::move(done)));
     };
+  }
+  // Drops the group and the members `users`; `done` once both are dropped.
+  void Drop(int64_t group_id, std::vector<int64_t> users, absl::AnyInvocable<void() &&> done) {
+    std::vector<MemberKey> keys;
+    for (int64_t user : users) keys.emplace_back(group_id, user);
+    groups_->Invalidate(group_id, [this, keys = std::move(keys), done = std::move(done)]() mutable {
+      members_->InvalidateAll(keys, std::move(done));
+    });
   }
 
   store::GroupStore& inner_;
@@ -348,23 +359,23 @@ void WarmUpCaches(store::Store& store, int groups, core::Callback<size_t> done) 
 }
 
 core::StatusOr<std::unique_ptr<store::Store>> MakeCachedStore(std::unique_ptr<store::Store> inner,
-                                                               const core::Config& config,
-                                                               redis::Client* redis) {
+                                                              const core::Config& config,
+                                                              redis::Client* redis) {
   if (config.cache.engine == "none") return inner;
   LocalCacheOptions bounded;
   bounded.max_entries = 1 << 18;
-  auto users = MakeCache<int64_t, store::User>(
-      config, {.name = "users", .local = bounded, .redis = redis});
+  auto users =
+      MakeCache<int64_t, store::User>(config, {.name = "users", .local = bounded, .redis = redis});
   if (!users.ok()) return users.status();
   auto groups = MakeCache<int64_t, store::Group>(
-      config, {.name = "groups", .local = bounded, .redis = redis});
+      config, {.name = "groups", .local = bounded, .redis = redis, .strict = true});
   if (!groups.ok()) return groups.status();
   auto members = MakeCache<MemberKey, store::GroupMember, MemberKeyHash>(
-      config, {.name = "group_members", .local = bounded, .redis = redis});
+      config, {.name = "group_members", .local = bounded, .redis = redis, .strict = true});
   if (!members.ok()) return members.status();
   auto cached_users = std::make_unique<CachedUserStore>(inner->users(), std::move(*users));
-  auto cached_groups = std::make_unique<CachedGroupStore>(inner->groups(), std::move(*groups),
-                                                          std::move(*members));
+  auto cached_groups =
+      std::make_unique<CachedGroupStore>(inner->groups(), std::move(*groups), std::move(*members));
   return std::unique_ptr<store::Store>(
       new CachedStore(std::move(inner), std::move(cached_users), std::move(cached_groups)));
 }

@@ -17,10 +17,12 @@
 //                                             RemoveMember, SetRole (both
 //                                             the member and, for a new
 //                                             owner, the old one)
-// A deleted group's members stay cached until their TTL; a send by one then
-// fails at the store (the conversation is gone) with not_found, as it
-// should. Conversation heads (last_seq) are not cached: they change with
-// every message, and the append path reads them under the row's lock.
+// Writes answer once their invalidations are done (cache/cache.h);
+// `groups` and `group_members` are strict caches (no node answers an old
+// membership after the change was answered). A deleted group's members
+// stay cached until their TTL; a send by one then fails at the store (the
+// conversation is gone) with not_found, as it should. Conversation heads (last_seq) are not cached:
+// they change with every message, and the append path reads them under the row's lock.
 //
 // Thread-safe as the store is.
 #pragma once
@@ -37,8 +39,8 @@ namespace mpim::cache {
 // `inner` wrapped in the caches of config.cache.engine (for engine none, the
 // inner store itself). `redis`: the process's client for engine redis.
 core::StatusOr<std::unique_ptr<store::Store>> MakeCachedStore(std::unique_ptr<store::Store> inner,
-                                                               const core::Config& config,
-                                                               redis::Client* redis);
+                                                              const core::Config& config,
+                                                              redis::Client* redis);
 
 // Warm-up at start: loads the `groups` most recently active groups (at most
 // 1,000; GroupStore::ListActive) and the first page of each one's members

@@ -122,12 +122,16 @@ class LocalCache final : public Cache<K, V> {
     return it->second.value;
   }
 
-  void Invalidate(const K& key) override {
-    Shard& s = ShardOf(key);
-    std::lock_guard lock(s.mu);
-    ++s.generation;
-    // An in-flight load keeps its own waiters.
-    if (auto it = s.entries.find(key); it != s.entries.end()) Erase(s, it);
+  using Cache<K, V>::Invalidate;
+  void Invalidate(const K& key, typename Cache<K, V>::Invalidated done) override {
+    {
+      Shard& s = ShardOf(key);
+      std::lock_guard lock(s.mu);
+      ++s.generation;
+      // An in-flight load keeps its own waiters.
+      if (auto it = s.entries.find(key); it != s.entries.end()) Erase(s, it);
+    }
+    std::move(done)();
   }
 
   // Drops every entry (as Invalidate does each).

@@ -14,7 +14,8 @@ class NullCache final : public Cache<K, V> {
   }
   void Put(const K&, V, int64_t) override {}
   std::optional<V> Peek(const K&) const override { return std::nullopt; }
-  void Invalidate(const K&) override {}
+  using Cache<K, V>::Invalidate;
+  void Invalidate(const K&, typename Cache<K, V>::Invalidated done) override { std::move(done)(); }
   size_t size() const override { return 0; }
 };
 

@@ -93,8 +93,8 @@ void RedisTier::GetMany(const std::vector<std::string>& keys, ManyCallback done)
   std::vector<std::string> args{"MGET"};
   for (const std::string& k : keys) args.push_back(key_prefix_ + k);
   redis_.Command(std::move(args), [self = shared_from_this(), n = keys.size(),
-                                   done =
-                                       std::move(done)](core::StatusOr<redis::Reply> reply) mutable {
+                                   done = std::move(done)](
+                                      core::StatusOr<redis::Reply> reply) mutable {
     if (reply.ok() && (reply->type != redis::Reply::Type::kArray || reply->elements.size() != n)) {
       reply = absl::InternalError("redis: MGET answered no array of the keys");
     }
@@ -137,11 +137,13 @@ void RedisTier::Put(const std::string& key, const std::string& value, int64_t tt
   Publish(key);
 }
 
-void RedisTier::Invalidate(const std::string& key) {
+void RedisTier::Invalidate(const std::string& key, absl::AnyInvocable<void() &&> done) {
   redis_.Command({"SET", key_prefix_ + key, std::string(1, kTombstone), "PX",
                   std::to_string(options_.tombstone_ms)},
-                 [self = shared_from_this(), key](core::StatusOr<redis::Reply> r) {
+                 [self = shared_from_this(), key,
+                  done = std::move(done)](core::StatusOr<redis::Reply> r) mutable {
                    if (!r.ok()) self->Pending(key);
+                   std::move(done)();
                  });
   Publish(key);
 }
@@ -180,7 +182,7 @@ void RedisTier::OnSubscribed() {
     std::lock_guard lock(mu_);
     pending.swap(pending_);
   }
-  for (const std::string& key : pending) Invalidate(key);
+  for (const std::string& key : pending) Invalidate(key, [] {});
 }
 
 }  // namespace mpim::cache

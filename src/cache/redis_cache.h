@@ -11,6 +11,10 @@
 // is kept as a "not found" marker for `null_ttl_ms` (null caching), in
 // Redis and in memory.
 //
+// A strict cache (memory_tier = false: blocks, memberships) keeps nothing
+// in memory: every Get asks Redis, so once an Invalidate's `done` ran (the
+// tombstone is in Redis) no node answers the old value.
+//
 // Invalidate(key), after the writer's commit: drops the key here, then in
 // Redis replaces the entry with a tombstone (a marker that lives
 // `tombstone_ms` and that loaders' SET NX cannot overwrite, so a load that
@@ -58,6 +62,7 @@ struct RedisCacheOptions {
   std::string prefix = "mpim:";
   int64_t ttl_ms = 300000;      // entries in Redis (plus jitter)
   int64_t local_ttl_ms = 5000;  // entries in this node's memory; 0: until invalidated
+  bool memory_tier = true;      // false (a strict cache): every Get asks Redis
   int64_t null_ttl_ms = 10000;  // "not found" markers; 0: not kept
   int64_t tombstone_ms = 2000;  // an invalidated key refuses loaders' writes this long
   size_t local_max_entries = size_t{1} << 20;
@@ -92,7 +97,8 @@ class RedisTier : public std::enable_shared_from_this<RedisTier> {
   // A writer's value: SET (overwrites) and publish.
   void Put(const std::string& key, const std::string& value, int64_t ttl_ms);
   // Tombstone and publish; kept for a retry if Redis cannot be reached.
-  void Invalidate(const std::string& key);
+  // `done` once Redis answered the tombstone (or failed to).
+  void Invalidate(const std::string& key, absl::AnyInvocable<void() &&> done);
 
   const TierCounters& counters() const { return counters_; }
   core::Counter& errors() const { return errors_; }
@@ -146,6 +152,14 @@ class RedisCache final : public Cache<K, V> {
 
   void Get(const K& key, Loader load, core::Callback<V> done) override {
     std::shared_ptr<Parts> p = parts_;
+    if (!p->memory) {
+      std::string encoded = Encode(key);
+      return p->tier->Get(encoded, [p, encoded, load = std::move(load), done = std::move(done)](
+                                       core::StatusOr<RedisTier::Lookup> found) mutable {
+        if (auto hit = Answer(*p, found); hit.has_value()) return std::move(done)(std::move(*hit));
+        LoadAndFill(p, std::move(encoded), std::move(load), std::move(done));
+      });
+    }
     p->local.Get(
         key,
         [p, key, load = std::move(load)](core::Callback<V> loaded) mutable {
@@ -181,7 +195,7 @@ class RedisCache final : public Cache<K, V> {
     batch->done = std::move(done);
     std::vector<std::string> encoded;
     for (size_t i = 0; i < keys.size(); ++i) {
-      if (auto v = parts_->local.Peek(keys[i])) {
+      if (auto v = Peek(keys[i])) {
         parts_->local_counters.Hit();
         batch->results[i] = std::move(*v);
       } else {
@@ -199,31 +213,37 @@ class RedisCache final : public Cache<K, V> {
         std::optional<core::StatusOr<V>> hit;
         if (found.ok()) hit = Answer(*p, (*found)[j]);
         // Through the local tier: a Get of the same key joins this load.
-        p->local.Get(
-            keys[i],
-            [p, hit = std::move(hit), key = keys[i], encoded = encoded[j],
-             load](core::Callback<V> loaded) mutable {
-              if (hit.has_value()) return std::move(loaded)(std::move(*hit));
-              LoadAndFill(
-                  p, std::move(encoded),
-                  [load, key](core::Callback<V> cb) { load(key, std::move(cb)); },
-                  std::move(loaded));
-            },
-            [batch, i](core::StatusOr<V> r) { batch->Answer(i, std::move(r)); });
+        auto fetch = [p, hit = std::move(hit), key = keys[i], encoded = encoded[j],
+                      load](core::Callback<V> loaded) mutable {
+          if (hit.has_value()) return std::move(loaded)(std::move(*hit));
+          LoadAndFill(
+              p, std::move(encoded),
+              [load, key](core::Callback<V> cb) { load(key, std::move(cb)); }, std::move(loaded));
+        };
+        auto answer = [batch, i](core::StatusOr<V> r) { batch->Answer(i, std::move(r)); };
+        if (!p->memory) {
+          std::move(fetch)(std::move(answer));
+          continue;
+        }
+        p->local.Get(keys[i], std::move(fetch), std::move(answer));
       }
     });
   }
 
   void Put(const K& key, V value, int64_t ttl_ms = 0) override {
     parts_->tier->Put(Encode(key), Encode(value), ttl_ms);
-    parts_->local.Put(key, std::move(value));
+    if (parts_->memory) parts_->local.Put(key, std::move(value));
   }
 
-  std::optional<V> Peek(const K& key) const override { return parts_->local.Peek(key); }
+  std::optional<V> Peek(const K& key) const override {
+    if (!parts_->memory) return std::nullopt;
+    return parts_->local.Peek(key);
+  }
 
-  void Invalidate(const K& key) override {
+  using Cache<K, V>::Invalidate;
+  void Invalidate(const K& key, typename Cache<K, V>::Invalidated done) override {
     parts_->local.Invalidate(key);
-    parts_->tier->Invalidate(Encode(key));
+    parts_->tier->Invalidate(Encode(key), std::move(done));
   }
 
   size_t size() const override { return parts_->local.size(); }
@@ -243,9 +263,11 @@ class RedisCache final : public Cache<K, V> {
                                   .name = o.name,
                                   .metrics = o.metrics},
                 clock),
-          local_counters(CountersOf(*o.metrics, o.name, "local")) {}
-    LocalCache<K, V, Hash> local;
-    TierCounters local_counters;  // GetMany's Peeks
+          local_counters(CountersOf(*o.metrics, o.name, "local")),
+          memory(o.memory_tier) {}
+    LocalCache<K, V, Hash> local;  // empty unless `memory`
+    TierCounters local_counters;   // GetMany's Peeks
+    const bool memory;
     std::shared_ptr<RedisTier> tier;
   };
 

@@ -11,8 +11,8 @@
 #include "cache/local_cache.h"
 #include "cache/null_cache.h"
 #include "cache/redis_cache.h"
-#include "redis/client.h"
 #include "core/config.h"
+#include "redis/client.h"
 
 namespace mpim::cache {
 
@@ -21,10 +21,14 @@ inline std::vector<std::string> CacheEngines() { return {"local", "none", "redis
 
 // What a cache needs besides the config.
 struct CacheContext {
-  std::string name;              // "blocks", "members": metrics label and Redis key part
-  LocalCacheOptions local;       // bounds of the in-memory tier (its name: `name`)
+  std::string name;                // "blocks", "members": metrics label and Redis key part
+  LocalCacheOptions local;         // bounds of the in-memory tier (its name: `name`)
   redis::Client* redis = nullptr;  // engine redis: the process's client (MakeRedisClient)
   core::Clock* clock = &core::SystemClock();
+  // Reads that decide who may send or who receives (blocks, memberships):
+  // a Get after an invalidation's `done`, on any node, reads afresh
+  // (cache/cache.h). Engine redis: no in-memory tier.
+  bool strict = false;
 };
 
 // The client engine redis shares between the caches of a process (its own
@@ -65,6 +69,7 @@ core::StatusOr<std::unique_ptr<Cache<K, V>>> MakeCache(const core::Config& confi
                                 .prefix = config.cache.redis_prefix,
                                 .ttl_ms = config.cache.ttl_ms,
                                 .local_ttl_ms = config.cache.local_ttl_ms,
+                                .memory_tier = !context.strict,
                                 .null_ttl_ms = config.cache.null_ttl_ms,
                                 .local_max_entries = local.max_entries,
                                 .metrics = local.metrics};

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -14,8 +15,8 @@
 #include <thread>
 
 #include "cache/codec.h"
-#include "redis/test_util.h"
 #include "cache/registry.h"
+#include "redis/test_util.h"
 
 namespace mpim::cache {
 namespace {
@@ -285,6 +286,39 @@ TEST_F(RedisCacheTest, InvalidationReachesTheOtherNodeAndRedis) {
   std::printf(
       "invalidation reached the other node in %lld us\n",
       static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
+}
+
+// A strict cache (blocks, memberships): no memory tier, and once the
+// writer's `done` ran every node reads the new value at once, with no wait
+// for a pub/sub message.
+TEST_F(RedisCacheTest, AStrictCacheAnswersTheNewValueEverywhereOnceInvalidateIsDone) {
+  RedisCacheOptions strict = Options();
+  strict.memory_tier = false;
+  Node a = MakeNode(strict), b = MakeNode(strict);
+  ASSERT_TRUE(a.cache && b.cache);
+  store_.Set(5, 1);
+  EXPECT_EQ(Get(*a.cache, 5, store_).value(), 1);
+  EXPECT_EQ(Get(*b.cache, 5, store_).value(), 1);
+  EXPECT_EQ(store_.loads(), 1) << "the second node reads Redis";
+  EXPECT_EQ(b.cache->Peek(5), std::nullopt) << "nothing in memory";
+  EXPECT_EQ(b.cache->size(), 0u);
+  for (int round = 2; round < 50; ++round) {
+    store_.Set(5, round);  // the writer commits, then invalidates and waits
+    std::promise<void> done;
+    a.cache->Invalidate(5, [&] { done.set_value(); });
+    done.get_future().wait();
+    ASSERT_EQ(Get(*b.cache, 5, store_).value(), round) << "the other node, at once";
+  }
+  std::vector<core::StatusOr<int64_t>> many;
+  std::promise<void> got;
+  b.cache->GetMany({5, 6}, store_.KeyLoader(), [&](std::vector<core::StatusOr<int64_t>> r) {
+    many = std::move(r);
+    got.set_value();
+  });
+  got.get_future().wait();
+  ASSERT_EQ(many.size(), 2u);
+  EXPECT_EQ(many[0].value(), 49);
+  EXPECT_EQ(b.cache->size(), 0u) << "GetMany keeps nothing in memory either";
 }
 
 TEST_F(RedisCacheTest, PutWritesRedisAndTheOtherNodeDropsItsCopy) {

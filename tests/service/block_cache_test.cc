@@ -35,11 +35,11 @@ TEST_F(BlockCacheTest, AnswersFromMemoryUntilInvalidated) {
   EXPECT_FALSE(*Blocked(cache, alice, bob));
   ASSERT_TRUE(Block(alice, bob).ok());  // behind the cache's back
   EXPECT_FALSE(*Blocked(cache, alice, bob)) << "answered from memory";
-  cache.Invalidate(alice, bob);  // what the friend service does after a block
+  cache.Invalidate(alice, bob, [] {});  // what the friend service does after a block
   EXPECT_TRUE(*Blocked(cache, alice, bob));
   EXPECT_FALSE(*Blocked(cache, bob, alice));  // a block has a direction
   ASSERT_TRUE(Call(store_->friends(), &FriendStore::Unblock, alice, bob).ok());
-  cache.Invalidate(alice, bob);
+  cache.Invalidate(alice, bob, [] {});
   EXPECT_FALSE(*Blocked(cache, alice, bob));
 }
 

@@ -158,7 +158,7 @@ TEST_F(FanoutTest, TheHandOffReportsAMemberReadFailure) {
   const int64_t group = Group(2);
   auto sent = Send(owner_, Text(group, "c1", "hi", true));
   ASSERT_TRUE(sent.ok()) << sent.status();
-  services().member_cache().Invalidate(group);
+  services().member_cache().Invalidate(group, [] {});
   faults().FailNext("groups.ListMembers");
   store::Message m = Stored(store::GroupConvId(group)).at(0);
   auto s = AwaitStatus([&](auto cb) {

@@ -37,8 +37,11 @@ class BlockCache {
 
   // Whether `blocker` blocks `blocked`; store errors as the store gives them.
   void IsBlocked(int64_t blocker, int64_t blocked, core::Callback<bool> done);
-  // After a block or unblock of the pair (committed or failed).
-  void Invalidate(int64_t blocker, int64_t blocked) { cache_->Invalidate({blocker, blocked}); }
+  // After a block or unblock of the pair (committed or failed); `done` once
+  // no node answers the old value (answer the writer there).
+  void Invalidate(int64_t blocker, int64_t blocked, BlockPairCache::Invalidated done) {
+    cache_->Invalidate({blocker, blocked}, std::move(done));
+  }
 
  private:
   store::FriendStore& store_;

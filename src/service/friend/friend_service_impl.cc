@@ -176,43 +176,55 @@ void FriendServiceImpl::Block(int64_t blocker, int64_t blocked, core::DoneCallba
   if (blocker == blocked) return std::move(done)(Self());
   store_.friends().Block(
       blocker, blocked, [this, blocker, blocked, done = std::move(done)](core::Status s) mutable {
-        if (blocks_) blocks_->Invalidate(blocker, blocked);
-        if (!s.ok() && s.code() != absl::StatusCode::kAlreadyExists) {
-          return std::move(done)(Mapped(s, UserNotFound(blocked)));
-        }
-        // Blocking ends the friendship and pending requests either way; each
-        // step may find nothing to remove.
-        auto ignore_missing = [](const core::Status& st) {
-          return st.ok() || st.code() == absl::StatusCode::kNotFound;
-        };
-        store_.friends().Remove(
+        BlocksChanged(blocker, blocked,
+                      [this, blocker, blocked, s = std::move(s), done = std::move(done)]() mutable {
+                        if (!s.ok() && s.code() != absl::StatusCode::kAlreadyExists) {
+                          return std::move(done)(Mapped(s, UserNotFound(blocked)));
+                        }
+                        EndFriendship(blocker, blocked, std::move(done));
+                      });
+      });
+}
+
+// Each step may find nothing to remove.
+void FriendServiceImpl::EndFriendship(int64_t blocker, int64_t blocked, core::DoneCallback done) {
+  auto ignore_missing = [](const core::Status& st) {
+    return st.ok() || st.code() == absl::StatusCode::kNotFound;
+  };
+  store_.friends().Remove(
+      blocker, blocked,
+      [this, blocker, blocked, ignore_missing, done = std::move(done)](core::Status s1) mutable {
+        if (!ignore_missing(s1)) return std::move(done)(StorageError(s1));
+        store_.friends().DeleteRequest(
             blocker, blocked,
             [this, blocker, blocked, ignore_missing,
-             done = std::move(done)](core::Status s1) mutable {
-              if (!ignore_missing(s1)) return std::move(done)(StorageError(s1));
+             done = std::move(done)](core::Status s2) mutable {
+              if (!ignore_missing(s2)) return std::move(done)(StorageError(s2));
               store_.friends().DeleteRequest(
-                  blocker, blocked,
-                  [this, blocker, blocked, ignore_missing,
-                   done = std::move(done)](core::Status s2) mutable {
-                    if (!ignore_missing(s2)) return std::move(done)(StorageError(s2));
-                    store_.friends().DeleteRequest(
-                        blocked, blocker,
-                        [ignore_missing, done = std::move(done)](core::Status s3) mutable {
-                          if (!ignore_missing(s3)) return std::move(done)(StorageError(s3));
-                          std::move(done)(absl::OkStatus());
-                        });
+                  blocked, blocker,
+                  [ignore_missing, done = std::move(done)](core::Status s3) mutable {
+                    if (!ignore_missing(s3)) return std::move(done)(StorageError(s3));
+                    std::move(done)(absl::OkStatus());
                   });
             });
       });
+}
+
+void FriendServiceImpl::BlocksChanged(int64_t blocker, int64_t blocked,
+                                      absl::AnyInvocable<void() &&> then) {
+  if (blocks_ == nullptr) return std::move(then)();
+  blocks_->Invalidate(blocker, blocked, std::move(then));
 }
 
 void FriendServiceImpl::Unblock(int64_t blocker, int64_t blocked, core::DoneCallback done) {
   if (blocker == blocked) return std::move(done)(Self());
   store_.friends().Unblock(
       blocker, blocked, [this, blocker, blocked, done = std::move(done)](core::Status s) mutable {
-        if (blocks_) blocks_->Invalidate(blocker, blocked);
-        if (s.ok()) return std::move(done)(s);
-        std::move(done)(Mapped(s, "user " + std::to_string(blocked) + " is not blocked"));
+        BlocksChanged(
+            blocker, blocked, [blocked, s = std::move(s), done = std::move(done)]() mutable {
+              if (s.ok()) return std::move(done)(s);
+              std::move(done)(Mapped(s, "user " + std::to_string(blocked) + " is not blocked"));
+            });
       });
 }
 

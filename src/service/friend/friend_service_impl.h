@@ -36,6 +36,11 @@ class FriendServiceImpl final : public FriendService {
   // Join, as a page.
   void JoinPage(std::vector<Ref> refs, bool has_more, core::Callback<FriendPage> done);
   core::Status CheckLimit(int limit) const;
+  // After a block or unblock committed (or failed): `then` once no node's
+  // send path answers the old state.
+  void BlocksChanged(int64_t blocker, int64_t blocked, absl::AnyInvocable<void() &&> then);
+  // A block's second half: the friendship and the requests both ways go.
+  void EndFriendship(int64_t blocker, int64_t blocked, core::DoneCallback done);
 
   store::Store& store_;
   const int page_max_;

@@ -114,15 +114,16 @@ void GroupServiceImpl::Create(Principal who, NewGroupRequest req,
       return std::move(done)(GroupError(created.status(), 0));
     }
     store::Group g = *created;
-    members_.Invalidate(g.group_id);
-    boost::json::object body{{"event", "created"}, {"name", g.name}, {"users", Ids(members)}};
-    Announce(g.group_id, who.user_id, std::move(body),
-             [this, g, who, members, done = std::move(done)]() mutable {
-               std::vector<int64_t> all = members;
-               all.push_back(who.user_id);
-               deliverer_.Conv(all, g.conv_id, "joined");
-               std::move(done)(std::move(g));
-             });
+    members_.Invalidate(g.group_id, [this, g, who, members, done = std::move(done)]() mutable {
+      boost::json::object body{{"event", "created"}, {"name", g.name}, {"users", Ids(members)}};
+      Announce(g.group_id, who.user_id, std::move(body),
+               [this, g, who, members, done = std::move(done)]() mutable {
+                 std::vector<int64_t> all = members;
+                 all.push_back(who.user_id);
+                 deliverer_.Conv(all, g.conv_id, "joined");
+                 std::move(done)(std::move(g));
+               });
+    });
   });
 }
 
@@ -211,15 +212,12 @@ void GroupServiceImpl::Delete(Principal who, int64_t group_id, core::DoneCallbac
                     [this, group_id, conv_id, done = std::move(done)](
                         core::StatusOr<std::shared_ptr<std::vector<int64_t>>> members) mutable {
                       if (!members.ok()) return std::move(done)(members.status());
-                      store_.groups().Delete(group_id,
-                                             [this, group_id, conv_id, members = *members,
-                                              done = std::move(done)](core::Status s) mutable {
-                                               if (!s.ok())
-                                                 return std::move(done)(GroupError(s, group_id));
-                                               members_.Invalidate(group_id);
-                                               deliverer_.Conv(*members, conv_id, "removed");
-                                               std::move(done)(absl::OkStatus());
-                                             });
+                      store_.groups().Delete(
+                          group_id, [this, group_id, conv_id, members = *members,
+                                     done = std::move(done)](core::Status s) mutable {
+                            if (!s.ok()) return std::move(done)(GroupError(s, group_id));
+                            Gone(group_id, *members, conv_id, "removed", std::move(done));
+                          });
                     });
        });
 }
@@ -303,16 +301,18 @@ void GroupServiceImpl::AddMembers(Principal who, int64_t group_id, std::vector<i
                if (r->added.empty()) {
                  return std::move(done)(absl::AlreadyExistsError("already members"));
                }
-               members_.Invalidate(group_id);
                std::vector<int64_t> added;
                for (const auto& m : r->added) added.push_back(m.user_id);
-               boost::json::object body{{"event", "joined"}, {"users", Ids(added)}};
-               if (self_join) body["user"] = std::to_string(who.user_id);
-               Announce(group_id, who.user_id, std::move(body),
-                        [this, conv_id, added, done = std::move(done)]() mutable {
-                          deliverer_.Conv(added, conv_id, "joined");
-                          std::move(done)(std::move(added));
-                        });
+               members_.Invalidate(group_id, [this, who, group_id, conv_id, self_join, added,
+                                              done = std::move(done)]() mutable {
+                 boost::json::object body{{"event", "joined"}, {"users", Ids(added)}};
+                 if (self_join) body["user"] = std::to_string(who.user_id);
+                 Announce(group_id, who.user_id, std::move(body),
+                          [this, conv_id, added, done = std::move(done)]() mutable {
+                            deliverer_.Conv(added, conv_id, "joined");
+                            std::move(done)(std::move(added));
+                          });
+               });
              });
        });
 }
@@ -324,13 +324,24 @@ void GroupServiceImpl::Remove(int64_t group_id, int64_t by, int64_t user_id, con
       [this, group_id, by, user_id, event,
        done = std::move(done)](core::StatusOr<store::MembershipSpan> span) mutable {
         if (!span.ok()) return std::move(done)(GroupError(span.status(), group_id));
-        members_.Invalidate(group_id);
-        std::string conv_id = store::GroupConvId(group_id);
-        deliverer_.Conv({user_id}, conv_id, event);
-        Announce(group_id, by,
-                 boost::json::object{{"event", event}, {"user", std::to_string(user_id)}},
-                 [done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
+        members_.Invalidate(
+            group_id, [this, group_id, by, user_id, event, done = std::move(done)]() mutable {
+              std::string conv_id = store::GroupConvId(group_id);
+              deliverer_.Conv({user_id}, conv_id, event);
+              Announce(group_id, by,
+                       boost::json::object{{"event", event}, {"user", std::to_string(user_id)}},
+                       [done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
+            });
       });
+}
+
+void GroupServiceImpl::Gone(int64_t group_id, std::vector<int64_t> members, std::string conv_id,
+                            const char* event, core::DoneCallback done) {
+  members_.Invalidate(group_id, [this, members = std::move(members), conv_id = std::move(conv_id),
+                                 event, done = std::move(done)]() mutable {
+    deliverer_.Conv(members, conv_id, event);
+    std::move(done)(absl::OkStatus());
+  });
 }
 
 void GroupServiceImpl::Leave(const store::Group& group, const store::GroupMember& me,
@@ -342,9 +353,7 @@ void GroupServiceImpl::Leave(const store::Group& group, const store::GroupMember
                                   [this, group_id, user = me.user_id, conv_id = group.conv_id,
                                    done = std::move(done)](core::Status s) mutable {
                                     if (!s.ok()) return std::move(done)(GroupError(s, group_id));
-                                    members_.Invalidate(group_id);
-                                    deliverer_.Conv({user}, conv_id, "left");
-                                    std::move(done)(absl::OkStatus());
+                                    Gone(group_id, {user}, conv_id, "left", std::move(done));
                                   });
   }
   if (me.role != store::GroupRole::kOwner) {

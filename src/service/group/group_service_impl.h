@@ -52,6 +52,10 @@ class GroupServiceImpl final : public GroupService {
   void AllMembers(int64_t group_id, std::shared_ptr<std::vector<int64_t>> acc, int64_t after,
                   core::Callback<std::shared_ptr<std::vector<int64_t>>> done);
   void Leave(const store::Group& group, const store::GroupMember& me, core::DoneCallback done);
+  // After the group was deleted: its member list dropped everywhere, then
+  // `members` told (`event`) and `done` answered.
+  void Gone(int64_t group_id, std::vector<int64_t> members, std::string conv_id, const char* event,
+            core::DoneCallback done);
   void Remove(int64_t group_id, int64_t by, int64_t user_id, const char* event,
               core::DoneCallback done);
   // The best member to take over from `owner` (see Older), paging members.

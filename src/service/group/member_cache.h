@@ -30,7 +30,11 @@ class MemberCache {
   // The member ids (ascending), or null for a large group. not_found for
   // an unknown group.
   void Get(int64_t group_id, core::Callback<MemberList> done);
-  void Invalidate(int64_t group_id) { cache_->Invalidate(group_id); }
+  // After a membership change committed; `done` once no node answers the
+  // old list (the cache is a strict one, cache/cache.h).
+  void Invalidate(int64_t group_id, MemberListCache::Invalidated done) {
+    cache_->Invalidate(group_id, std::move(done));
+  }
 
  private:
   // Reads the members page by page into `acc`.
