@@ -69,8 +69,12 @@ class GatewayNode final : public Node {
     users_ = std::make_unique<service::remote::RemoteUserService>(*client_);
     friends_ = std::make_unique<service::remote::RemoteFriendService>(*client_);
     groups_ = std::make_unique<service::remote::RemoteGroupService>(*client_);
-    conversations_ = std::make_unique<service::remote::RemoteConversationService>(*client_);
-    messages_ = std::make_unique<service::remote::RemoteMessageService>(*client_);
+    service::remote::Coalescing coalescing{
+        .max_items = static_cast<size_t>(config_.rpc.batch_max_items),
+        .max_in_flight = static_cast<size_t>(config_.rpc.batch_max_in_flight)};
+    conversations_ =
+        std::make_unique<service::remote::RemoteConversationService>(*client_, coalescing);
+    messages_ = std::make_unique<service::remote::RemoteMessageService>(*client_, coalescing);
 
     auto delivery = OpenDelivery(config_, node, service::remote::RemoteLastSeen(*client_),
                                  /*take_inbox=*/true);

@@ -483,6 +483,14 @@ const std::vector<Field>& Schema() {
           [](Config& c) { return &c.rpc.breaker_max_open_ms; },
           "The longest open period (at least rpc.breaker_open_ms)."),
       Int(
+          "rpc", "batch_max_items", 0, 4096, [](Config& c) { return &c.rpc.batch_max_items; },
+          "Role gateway: sends (and acks) to one logic node that come while its batch calls are "
+          "in flight leave together in one call of at most this many; 0: one call each."),
+      Int(
+          "rpc", "batch_max_in_flight", 1, 64,
+          [](Config& c) { return &c.rpc.batch_max_in_flight; },
+          "Role gateway: batch calls of sends (and of acks) per logic node at a time."),
+      Int(
           "rpc", "max_in_flight", 1, 1000000, [](Config& c) { return &c.rpc.max_in_flight; },
           "Role logic: calls served at once; beyond it calls are refused with unavailable "
           "(and retried on another node), never queued."),

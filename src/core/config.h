@@ -152,6 +152,9 @@ struct RpcConfig {
   int64_t breaker_error_percent = 50;   // trips at this share of failures
   int64_t breaker_open_ms = 1000;       // first open period (doubles while probes fail)
   int64_t breaker_max_open_ms = 30000;  // cap of the open period
+  // A gateway's sends and acks coalesced per logic node (service/remote/call_batcher.h).
+  int64_t batch_max_items = 256;    // items per call; 0: one call per send or ack
+  int64_t batch_max_in_flight = 2;  // batch calls per logic node at a time
   int64_t max_in_flight = 1000;            // server: calls at once, then unavailable
   int64_t rate_per_sec = 0;                // server: calls per second (GCRA); 0: no limit
 };

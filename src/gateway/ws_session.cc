@@ -346,7 +346,13 @@ void WsSession::ReadHello() {
           if (self->state_ != State::kAuthenticating || !self->conn_) return;
           if (!pending.ok()) {
             Log().Warn("hello failed", {{"error", std::string(pending.status().message())}});
-            return self->CloseWith(kCloseInternalError, "internal error");
+            // A logic node shedding load (a reconnect storm) is transient:
+            // the client's back-off and retry is the answer, so say so.
+            const absl::StatusCode code = pending.status().code();
+            const bool transient = code == absl::StatusCode::kUnavailable ||
+                                   code == absl::StatusCode::kDeadlineExceeded;
+            return self->CloseWith(kCloseInternalError,
+                                   transient ? "unavailable: try again" : "internal error");
           }
           std::string fields =
               frames::HelloFields(self->principal_.user_id, self->principal_.session_id, *pending);

@@ -275,6 +275,13 @@ void Client::Call(std::string method, const Message& request, Message* response,
   Attempt(call);
 }
 
+std::string Client::Owner(const std::string& key) const {
+  std::shared_ptr<const Snapshot> snap = snapshot();
+  if (snap->endpoints.empty()) return {};
+  lb::PickContext pick{.has_key = true, .key_hash = lb::KeyHash(key), .load = snap.get()};
+  return snap->endpoints[static_cast<size_t>(snap->keyed->Pick(pick))]->name;
+}
+
 void Client::Attempt(const std::shared_ptr<CallState>& call) {
   int64_t remaining = call->deadline_ms - clock_.SteadyMs();
   if (remaining <= 0) {

@@ -119,6 +119,11 @@ class Client {
 
   std::vector<EndpointInfo> Endpoints() const;
 
+  // The endpoint a call with CallOptions::key = `key` goes to first (its
+  // name), as the key balancer picks it now; empty when none is known.
+  // Callers that coalesce calls per endpoint group by it.
+  std::string Owner(const std::string& key) const;
+
   // What may change while the client runs (the config centre).
   struct LiveSettings {
     std::string balancer;

@@ -16,10 +16,19 @@
 
 #include "core/status.h"
 
+namespace google::rpc {
+class Status;
+}
+
 namespace mpim::rpc {
 
 grpc::Status ToGrpc(const core::Status& status);
 core::Status FromGrpc(const grpc::Status& status);
+
+// The same mapping into a google.rpc.Status message (a batch's per-item
+// answers: code, message, payloads as details).
+void ToProto(const core::Status& status, google::rpc::Status* out);
+core::Status FromProto(const google::rpc::Status& status);
 
 // The code as a metrics label: "ok", "unavailable", "deadline_exceeded", ...
 std::string CodeLabel(absl::StatusCode code);

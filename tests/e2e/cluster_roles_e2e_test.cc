@@ -80,10 +80,13 @@ class ClusterRolesE2eTest : public ::testing::Test {
     return run_.WaitEverySenderAcked(kAcksPerSender, kWait);
   }
 
-  // Sends node i served, from its /metrics.
+  // Send calls node i served (coalesced or one each), from its /metrics.
   double CallsServed(int i) {
-    return ApiClient(cluster_->port(i))
-        .Metric(R"(mpim_rpc_server_calls_total{method="/mpim.logic.Messages/Send",code="ok"})");
+    ApiClient api(cluster_->port(i));
+    return api.Metric(
+               R"(mpim_rpc_server_calls_total{method="/mpim.logic.Messages/SendMany",code="ok"})") +
+           api.Metric(
+               R"(mpim_rpc_server_calls_total{method="/mpim.logic.Messages/Send",code="ok"})");
   }
 
   std::unique_ptr<testing::NodeCluster> cluster_;

@@ -305,7 +305,10 @@ TEST_F(ClientTest, ANodeThatStopsIsPassedOverAndOneThatJoinsTakesCalls) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(client->Endpoints()[0].healthy);
-  EXPECT_EQ(Spread(*client, 100).size(), 3U);
+  // Retryable: the health check proved one channel of its pool; another may
+  // still be reconnecting for a moment (seen once on a loaded box).
+  spread = Spread(*client, 100, {.retryable = true});
+  EXPECT_EQ(spread.size(), 3U) << ::testing::PrintToString(spread);
 }
 
 TEST_F(ClientTest, ANodeNotServingIsLeftOutAndItsChannelsReplacedAfterFailures) {

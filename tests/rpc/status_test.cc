@@ -2,6 +2,7 @@
 // the payloads cross one to one.
 #include "rpc/status.h"
 
+#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 
 namespace mpim::rpc {
@@ -48,6 +49,29 @@ TEST(RpcStatus, BadDetailsAreIgnored) {
 TEST(RpcStatus, CodeLabelsAreLowerSnakeCase) {
   EXPECT_EQ(CodeLabel(absl::StatusCode::kOk), "ok");
   EXPECT_EQ(CodeLabel(absl::StatusCode::kDeadlineExceeded), "deadline_exceeded");
+}
+
+// A batch's per-item answers (google.rpc.Status messages) map the same way.
+TEST(RpcStatus, TheProtoFormKeepsCodesMessagesAndPayloads) {
+  for (int code = 0; code <= static_cast<int>(absl::StatusCode::kUnauthenticated); ++code) {
+    core::Status before(static_cast<absl::StatusCode>(code),
+                        code == 0 ? "" : "why " + std::to_string(code));
+    google::rpc::Status proto;
+    ToProto(before, &proto);
+    EXPECT_EQ(proto.code(), code);
+    EXPECT_EQ(FromProto(proto), before) << code;
+  }
+  google::rpc::Status proto;
+  ToProto(core::RateLimitedError("slow down", 77), &proto);
+  core::Status after = FromProto(proto);
+  EXPECT_EQ(after.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(core::RetryAfterMs(after), 77);
+  ToProto(absl::OkStatus(), &proto);
+  EXPECT_EQ(proto.code(), 0);
+  EXPECT_EQ(proto.details_size(), 0) << "reused message cleared";
+  proto.set_code(99);
+  proto.set_message("from the future");
+  EXPECT_EQ(FromProto(proto).code(), absl::StatusCode::kUnknown);
 }
 
 }  // namespace

@@ -7,6 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
 #include "core/metrics.h"
 #include "core/worker_pool.h"
 #include "rpc/server.h"
@@ -37,8 +44,11 @@ service::auth::TokenKeys Keys() {
   return {service::auth::TokenKey{"k1", std::string(32, 'k')}, std::nullopt};
 }
 
-class RemoteServicesTest : public testing::ThreeUsersTest {
+// Parameter: rpc.batch_max_items (0: one call per send or ack).
+class RemoteServicesTest : public testing::ThreeUsersTest,
+                           public ::testing::WithParamInterface<size_t> {
  protected:
+  service::remote::Coalescing Coalesced() const { return {.max_items = GetParam()}; }
   void SetUp() override {
     ThreeUsersTest::SetUp();
     users_ = std::make_unique<service::UserServiceImpl>(*faults_, 200, nullptr);
@@ -63,8 +73,10 @@ class RemoteServicesTest : public testing::ThreeUsersTest {
     remote_users_ = std::make_unique<service::remote::RemoteUserService>(*client_);
     remote_friends_ = std::make_unique<service::remote::RemoteFriendService>(*client_);
     remote_groups_ = std::make_unique<service::remote::RemoteGroupService>(*client_);
-    remote_convs_ = std::make_unique<service::remote::RemoteConversationService>(*client_);
-    remote_messages_ = std::make_unique<service::remote::RemoteMessageService>(*client_);
+    remote_convs_ = std::make_unique<service::remote::RemoteConversationService>(
+        *client_, Coalesced(), metrics_);
+    remote_messages_ =
+        std::make_unique<service::remote::RemoteMessageService>(*client_, Coalesced(), metrics_);
   }
 
   void TearDown() override {
@@ -101,7 +113,7 @@ class RemoteServicesTest : public testing::ThreeUsersTest {
   std::unique_ptr<service::remote::RemoteMessageService> remote_messages_;
 };
 
-TEST_F(RemoteServicesTest, AccountsRoundTripAndTokensAreCheckedOnTheCallersSide) {
+TEST_P(RemoteServicesTest, AccountsRoundTripAndTokensAreCheckedOnTheCallersSide) {
   auto id = Await<int64_t>([&](auto cb) {
     remote_auth_->Register({"dave", "correct horse battery", "Dave \xf0\x9f\x98\x80", "127.0.0.1"},
                            std::move(cb));
@@ -143,7 +155,7 @@ TEST_F(RemoteServicesTest, AccountsRoundTripAndTokensAreCheckedOnTheCallersSide)
   EXPECT_EQ(fresh.Authenticate(refreshed->access_token).status().message(), "session revoked");
 }
 
-TEST_F(RemoteServicesTest, MessagesAndConversationsMatchTheLocalServices) {
+TEST_P(RemoteServicesTest, MessagesAndConversationsMatchTheLocalServices) {
   const std::string conv = store::PrivateConvId(alice_, bob_);
   auto first = RemoteSend(a_, Text(bob_, "c1", "hello \xf0\x9f\x98\x80"));
   ASSERT_TRUE(first.ok()) << first.status();
@@ -212,7 +224,97 @@ TEST_F(RemoteServicesTest, MessagesAndConversationsMatchTheLocalServices) {
   EXPECT_TRUE(recalled->recalled);
 }
 
-TEST_F(RemoteServicesTest, ErrorsKeepTheirCodes) {
+// Many sends and acks at once from many "sessions": they leave in
+// SendMany/AckMany calls of several items (mpim_rpc_batch_items), and each
+// item gets its own answer: results, seqs in order per conversation,
+// errors with their codes and messages, acks kept as cursors.
+TEST_P(RemoteServicesTest, ConcurrentSendsAndAcksCoalesceAndEachGetsItsOwnAnswer) {
+  constexpr int kSends = 80;  // within the sender's burst allowance
+  struct Answer {
+    std::mutex mu;
+    std::condition_variable cv;
+    int left = 0;
+    std::vector<core::StatusOr<service::SendResult>> results;
+  } answer;
+  answer.left = kSends;
+  answer.results.resize(kSends, absl::UnknownError("unanswered"));
+  for (int i = 0; i < kSends; ++i) {
+    // Every tenth goes to nobody: not_found, in the middle of a batch.
+    int64_t to = i % 10 == 9 ? 999999 : (i % 2 ? bob_ : carol_);
+    remote_messages_->Send(
+        a_, Text(to, "many-" + std::to_string(i)),
+        [&answer, i](core::StatusOr<service::SendResult> r) {
+          std::lock_guard lock(answer.mu);
+          answer.results[static_cast<size_t>(i)] = std::move(r);
+          if (--answer.left == 0) answer.cv.notify_all();
+        },
+        nullptr);
+  }
+  {
+    std::unique_lock lock(answer.mu);
+    ASSERT_TRUE(
+        answer.cv.wait_for(lock, std::chrono::seconds(30), [&] { return answer.left == 0; }));
+  }
+  std::map<std::string, std::vector<int64_t>> seqs;
+  int limited = 0;
+  for (int i = 0; i < kSends; ++i) {
+    const auto& r = answer.results[static_cast<size_t>(i)];
+    if (!r.ok() && r.status().code() == absl::StatusCode::kResourceExhausted) {
+      // The sender's rate limit, with its payload, as a single call gets it.
+      EXPECT_TRUE(core::RetryAfterMs(r.status()).has_value()) << i;
+      ++limited;
+      continue;
+    }
+    if (i % 10 == 9) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << i;
+      continue;
+    }
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    seqs[r->conv_id].push_back(r->seq);
+  }
+  EXPECT_EQ(limited, 0);
+  ASSERT_EQ(seqs.size(), 2u);
+  for (auto& [conv, list] : seqs) {
+    std::sort(list.begin(), list.end());
+    for (size_t k = 0; k < list.size(); ++k) {
+      ASSERT_EQ(list[k], static_cast<int64_t>(k) + 1) << conv << ": one seq per send, no gap";
+    }
+  }
+  auto batches =
+      metrics_.Histogram("mpim_rpc_batch_items", "", {"method"}, {1, 2, 4, 8, 16, 32, 64, 128, 256})
+          .With({"SendMany"})
+          .Collect();
+  if (GetParam() > 0) {
+    EXPECT_GT(batches.sum, 0);
+    EXPECT_LT(batches.count, static_cast<uint64_t>(kSends)) << "fewer calls than sends";
+  } else {
+    EXPECT_EQ(batches.count, 0u) << "no coalescing: one call each";
+  }
+
+  // Acks: concurrent, cumulative; one of them malformed (its own error).
+  const std::string conv = store::PrivateConvId(alice_, bob_);
+  std::atomic<int> acks_left{50};
+  std::atomic<int> acks_failed{0};
+  for (int seq = 1; seq <= 50; ++seq) {
+    remote_convs_->Ack(b_, seq == 25 ? "not a conv" : conv, seq, [&](core::Status st) {
+      if (!st.ok()) {
+        EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+        ++acks_failed;
+      }
+      --acks_left;
+    });
+  }
+  for (int i = 0; i < 3000 && acks_left > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(acks_left, 0);
+  EXPECT_EQ(acks_failed, 1);
+  auto start = Await<int64_t>([&](auto cb) { remote_convs_->StartSeq(b_, conv, std::move(cb)); });
+  ASSERT_TRUE(start.ok());
+  EXPECT_EQ(*start, 50) << "the highest ack is the cursor";
+}
+
+TEST_P(RemoteServicesTest, ErrorsKeepTheirCodes) {
   // Not a member: permission_denied, through the network as from the service.
   auto denied = Await<service::MessagePage>([&](auto cb) {
     remote_convs_->Sync(c_, store::PrivateConvId(alice_, bob_), 0, 10, std::move(cb));
@@ -238,7 +340,7 @@ TEST_F(RemoteServicesTest, ErrorsKeepTheirCodes) {
   EXPECT_EQ(bad_role.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(RemoteServicesTest, GroupsFriendsAndUsers) {
+TEST_P(RemoteServicesTest, GroupsFriendsAndUsers) {
   auto created = Await<store::Group>([&](auto cb) {
     remote_groups_->Create(a_, {"team \xe2\x9c\x93", {bob_}, false}, std::move(cb));
   });
@@ -312,7 +414,7 @@ TEST_F(RemoteServicesTest, GroupsFriendsAndUsers) {
   EXPECT_EQ(found->users[0].username, "bob");
 }
 
-TEST_F(RemoteServicesTest, ANodeStillStartingAnswersUnavailable) {
+TEST_P(RemoteServicesTest, ANodeStillStartingAnswersUnavailable) {
   auto server = rpc::Server::Create({}, core::SystemClock(), metrics_);
   ASSERT_TRUE(server.ok());
   service::remote::LogicServer handlers(**server);  // no SetServices
@@ -329,6 +431,86 @@ TEST_F(RemoteServicesTest, ANodeStillStartingAnswersUnavailable) {
   EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
   // What the client reads: one plain sentence, no internal detail.
   EXPECT_EQ(got.status().message(), "service unavailable, try again");
+  client->reset();
+  (*server)->Shutdown();
+}
+
+INSTANTIATE_TEST_SUITE_P(Coalescing, RemoteServicesTest, ::testing::Values(size_t{256}, size_t{0}),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return info.param > 0 ? std::string("Coalesced")
+                                                 : std::string("OneCallEach");
+                         });
+
+// A logic node of the previous version (no SendMany/AckMany: a rolling
+// upgrade) answers unimplemented; the gateway then sends each item in a
+// call of its own, and every item still gets its own answer.
+TEST(RemoteFallbackTest, ALogicNodeWithoutTheBatchMethodsGetsOneCallPerItem) {
+  namespace pb = ::mpim::logic;
+  core::MetricsRegistry metrics;
+  auto server = rpc::Server::Create({}, core::SystemClock(), metrics);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::atomic<int> single_acks{0}, single_sends{0};
+  (*server)->Handle<pb::CursorRequest, pb::Empty>(
+      "/mpim.logic.Conversations/Ack",
+      [&](const rpc::CallContext&, const pb::CursorRequest& r, pb::Empty*, rpc::Server::Done done) {
+        ++single_acks;
+        done(r.seq() < 0 ? absl::InvalidArgumentError("seq: must be >= 0") : absl::OkStatus());
+      });
+  (*server)->Handle<pb::SendRequest, pb::SendResult>(
+      "/mpim.logic.Messages/Send", [&](const rpc::CallContext&, const pb::SendRequest& r,
+                                       pb::SendResult* out, rpc::Server::Done done) {
+        ++single_sends;
+        out->set_seq(r.to_id());
+        done(absl::OkStatus());
+      });
+  ASSERT_TRUE((*server)->Start().ok());
+  testing::FakeDiscovery discovery;
+  discovery.Set({{.name = "logic-old", .role = "logic", .address = (*server)->address()}});
+  rpc::ClientConfig config;
+  config.role = "logic";
+  auto client = rpc::Client::Create(config, discovery, core::SystemClock(), metrics);
+  ASSERT_TRUE(client.ok()) << client.status();
+  service::remote::RemoteMessageService messages(**client, {}, metrics);
+  service::remote::RemoteConversationService convs(**client, {}, metrics);
+
+  constexpr int kItems = 20;
+  std::mutex mu;
+  std::condition_variable cv;
+  int left = 2 * kItems;
+  std::map<int, int64_t> seqs;
+  int ack_errors = 0;
+  for (int i = 1; i <= kItems; ++i) {
+    service::SendRequest request;
+    request.to_id = 1000 + i;
+    request.client_msg_id = "old-" + std::to_string(i);
+    request.type = "text";
+    request.body = R"({"text":"x"})";
+    messages.Send(
+        Principal{1, 1}, std::move(request),
+        [&, i](core::StatusOr<service::SendResult> r) {
+          std::lock_guard lock(mu);
+          if (r.ok()) seqs[i] = r->seq;
+          if (--left == 0) cv.notify_all();
+        },
+        nullptr);
+    convs.Ack(Principal{1, 1}, "p:1:2", i == 7 ? -1 : i, [&](core::Status st) {
+      std::lock_guard lock(mu);
+      if (!st.ok()) {
+        EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+        ++ack_errors;
+      }
+      if (--left == 0) cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return left == 0; }));
+  }
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kItems));
+  for (int i = 1; i <= kItems; ++i) EXPECT_EQ(seqs[i], 1000 + i) << "each send its own answer";
+  EXPECT_EQ(single_sends, kItems);
+  EXPECT_EQ(single_acks, kItems);
+  EXPECT_EQ(ack_errors, 1);
   client->reset();
   (*server)->Shutdown();
 }

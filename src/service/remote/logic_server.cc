@@ -1,10 +1,13 @@
 #include "service/remote/logic_server.h"
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "rpc/status.h"
 #include "service/remote/convert.h"
 
 namespace mpim::service::remote {
@@ -27,9 +30,42 @@ core::DoneCallback ReplyDone(Done done) {
   return [done = std::move(done)](core::Status s) { done(std::move(s)); };
 }
 
+// A batch's countdown: `done` answers the call once every item has.
+struct Countdown {
+  std::atomic<int> left;
+  Done done;
+  void One() {
+    if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) done(absl::OkStatus());
+  }
+};
+
+// Runs `item(i, countdown)` for each of `n` items (each answers into its
+// own slot of the response, made beforehand), then answers the call.
+template <typename Item>
+void ForEachItem(int n, Done done, Item item) {
+  if (n == 0) return done(absl::OkStatus());
+  auto countdown = std::make_shared<Countdown>();
+  countdown->left = n;
+  countdown->done = std::move(done);
+  for (int i = 0; i < n; ++i) item(i, countdown);
+}
+
 template <typename Proto>
 std::optional<std::string> OptionalBytes(bool has, const Proto& value) {
   return has ? std::optional<std::string>(value) : std::nullopt;
+}
+
+SendRequest SendRequestOf(const pb::SendRequest& r) {
+  SendRequest request;
+  request.to_group = r.to_group();
+  request.to_id = r.to_id();
+  request.client_msg_id = r.client_msg_id();
+  request.type = r.type();
+  request.body = r.body();
+  request.qos1 = r.qos1();
+  request.priority = PriorityFromWire(r.priority());
+  request.origin_conn = FromProto(r.origin_conn());
+  return request;
 }
 
 }  // namespace
@@ -273,6 +309,20 @@ LogicServer::LogicServer(rpc::Server& server) {
       server, "Conversations", "Ack", [](S s, const auto& r, auto*, Done done) {
         s.conversations->Ack(FromProto(r.who()), r.conv_id(), r.seq(), ReplyDone(std::move(done)));
       });
+  On<pb::AckBatch, pb::AckBatchResult>(
+      server, "Conversations", "AckMany", [](S s, const auto& r, auto* out, Done done) {
+        for (int i = 0; i < r.items_size(); ++i) out->add_items();
+        ForEachItem(r.items_size(), std::move(done),
+                    [&](int i, const std::shared_ptr<Countdown>& countdown) {
+                      const pb::CursorRequest& a = r.items(i);
+                      google::rpc::Status* slot = out->mutable_items(i);
+                      s.conversations->Ack(FromProto(a.who()), a.conv_id(), a.seq(),
+                                           [slot, countdown](core::Status st) {
+                                             rpc::ToProto(st, slot);
+                                             countdown->One();
+                                           });
+                    });
+      });
   On<pb::ConvRequest, pb::Empty>(
       server, "Conversations", "Typing", [](S s, const auto& r, auto*, Done done) {
         s.conversations->Typing(FromProto(r.who()), r.conv_id(), ReplyDone(std::move(done)));
@@ -316,19 +366,29 @@ LogicServer::LogicServer(rpc::Server& server) {
   };
   On<pb::SendRequest, pb::SendResult>(
       server, "Messages", "Send", [](S s, const auto& r, auto* out, Done done) {
-        SendRequest request;
-        request.to_group = r.to_group();
-        request.to_id = r.to_id();
-        request.client_msg_id = r.client_msg_id();
-        request.type = r.type();
-        request.body = r.body();
-        request.qos1 = r.qos1();
-        request.priority = PriorityFromWire(r.priority());
-        request.origin_conn = FromProto(r.origin_conn());
         s.messages->Send(
-            FromProto(r.who()), std::move(request),
+            FromProto(r.who()), SendRequestOf(r),
             Reply<SendResult>(std::move(done), [out](const SendResult& x) { ToProto(x, out); }),
             nullptr);
+      });
+  On<pb::SendBatch, pb::SendBatchResult>(
+      server, "Messages", "SendMany", [](S s, const auto& r, auto* out, Done done) {
+        for (int i = 0; i < r.items_size(); ++i) out->add_items();
+        ForEachItem(r.items_size(), std::move(done),
+                    [&](int i, const std::shared_ptr<Countdown>& countdown) {
+                      pb::SendBatchItem* slot = out->mutable_items(i);
+                      s.messages->Send(
+                          FromProto(r.items(i).who()), SendRequestOf(r.items(i)),
+                          [slot, countdown](core::StatusOr<SendResult> result) {
+                            if (result.ok()) {
+                              ToProto(*result, slot->mutable_result());
+                            } else {
+                              rpc::ToProto(result.status(), slot->mutable_status());
+                            }
+                            countdown->One();
+                          },
+                          nullptr);
+                    });
       });
   On<pb::PostSystemRequest, pb::Message>(
       server, "Messages", "PostSystem", [fill_message](S s, const auto& r, auto* out, Done done) {

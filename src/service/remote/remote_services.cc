@@ -1,7 +1,10 @@
 #include "service/remote/remote_services.h"
 
+#include <atomic>
+#include <functional>
 #include <utility>
 
+#include "rpc/status.h"
 #include "service/remote/convert.h"
 #include "store/conv_id.h"
 
@@ -67,6 +70,60 @@ void InvokeDone(rpc::Client& client, const std::string& method, Request request,
 }
 
 int64_t Int64Of(const pb::Int64Value& v) { return v.value(); }
+
+// Items per coalesced call (CallBatcher), per method.
+core::Histogram& BatchItems(core::MetricsRegistry& metrics, const char* method) {
+  return metrics
+      .Histogram("mpim_rpc_batch_items",
+                 "Items per coalesced call from a gateway (SendMany, AckMany)", {"method"},
+                 {1, 2, 4, 8, 16, 32, 64, 128, 256})
+      .With({method});
+}
+
+// Answers of a coalesced call, one per item.
+template <typename Result>
+using ItemResults = std::vector<core::StatusOr<Result>>;
+
+// A coalesced call: `items` go as `Batch`'s repeated `items`; `convert`
+// turns the reply into one answer per item. A logic node that does not
+// know the method yet (a rolling upgrade) answers unimplemented: then
+// `one` sends each item in a call of its own and the answers are joined.
+template <typename Batch, typename BatchResult, typename Item, typename Result, typename Convert>
+void CallBatch(rpc::Client& client, const std::string& method, const std::string& key,
+               std::vector<Item> items, core::Callback<ItemResults<Result>> done, Convert convert,
+               std::function<void(Item, core::Callback<Result>)> one) {
+  auto x = std::make_shared<Exchange<Batch, BatchResult>>();
+  for (auto& item : items) *x->request.add_items() = std::move(item);
+  auto cb = std::make_shared<core::Callback<ItemResults<Result>>>(std::move(done));
+  client.Call(method, x->request, &x->response, Keyed(key, true),
+              [x, cb, convert, one = std::move(one)](core::Status s) mutable {
+                if (s.code() == absl::StatusCode::kUnimplemented) {
+                  struct Join {
+                    ItemResults<Result> results;
+                    std::atomic<size_t> left;
+                    core::Callback<ItemResults<Result>> done;
+                  };
+                  auto join = std::make_shared<Join>();
+                  const int n = x->request.items_size();
+                  for (int i = 0; i < n; ++i)
+                    join->results.emplace_back(absl::UnknownError("unanswered"));
+                  join->left = static_cast<size_t>(n);
+                  join->done = std::move(*cb);
+                  for (int i = 0; i < n; ++i) {
+                    one(std::move(*x->request.mutable_items(i)),
+                        [join, i](core::StatusOr<Result> r) {
+                          join->results[static_cast<size_t>(i)] = std::move(r);
+                          if (join->left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                            std::move(join->done)(std::move(join->results));
+                          }
+                        });
+                  }
+                  return;
+                }
+                if (!s.ok()) return std::move(*cb)(ForClients(std::move(s)));
+                std::move (*cb)(convert(x->response));
+              });
+}
 
 pb::FriendPairRequest Pair(int64_t user_id, int64_t other) {
   pb::FriendPairRequest r;
@@ -445,14 +502,55 @@ void RemoteConversationService::Read(Principal who, std::string conv_id, int64_t
                          Keyed(std::move(conv_id), true), std::move(done), Int64Of);
 }
 
+RemoteConversationService::RemoteConversationService(rpc::Client& client, Coalescing coalescing,
+                                                     core::MetricsRegistry& metrics)
+    : client_(client),
+      coalesce_(coalescing.max_items > 0),
+      acks_(
+          {.max_in_flight = coalescing.max_in_flight,
+           .max_items = coalescing.max_items,
+           .batch_items = &BatchItems(metrics, "AckMany")},
+          [&client](const std::string& key) { return client.Owner(key); },
+          [&client](const std::string& key, std::vector<pb::CursorRequest> items,
+                    core::Callback<ItemResults<bool>> done) {
+            CallBatch<pb::AckBatch, pb::AckBatchResult, pb::CursorRequest, bool>(
+                client, Method("Conversations", "AckMany"), key, std::move(items), std::move(done),
+                [](const pb::AckBatchResult& out) {
+                  ItemResults<bool> results;
+                  for (const auto& item : out.items()) {
+                    core::Status st = rpc::FromProto(item);
+                    if (st.ok()) {
+                      results.emplace_back(true);
+                    } else {
+                      results.emplace_back(ForClients(std::move(st)));
+                    }
+                  }
+                  return results;
+                },
+                [&client](pb::CursorRequest one, core::Callback<bool> cb) {
+                  std::string k = "u:" + std::to_string(one.who().user_id());
+                  InvokeDone(client, Method("Conversations", "Ack"), std::move(one),
+                             Keyed(std::move(k), true),
+                             [cb = std::move(cb)](core::Status st) mutable {
+                               if (!st.ok()) return std::move(cb)(std::move(st));
+                               std::move(cb)(true);
+                             });
+                });
+          }) {}
+
 void RemoteConversationService::Ack(Principal who, std::string conv_id, int64_t seq,
                                     core::DoneCallback done) {
   pb::CursorRequest r;
   ToProto(who, r.mutable_who());
   r.set_conv_id(conv_id);
   r.set_seq(seq);
-  InvokeDone(client_, Method("Conversations", "Ack"), std::move(r), Keyed(UserKey(who), true),
-             std::move(done));
+  if (!coalesce_) {
+    return InvokeDone(client_, Method("Conversations", "Ack"), std::move(r),
+                      Keyed(UserKey(who), true), std::move(done));
+  }
+  acks_.Add(UserKey(who), std::move(r), [done = std::move(done)](core::StatusOr<bool> ok) mutable {
+    std::move(done)(ok.status());
+  });
 }
 
 void RemoteConversationService::Typing(Principal who, std::string conv_id,
@@ -514,6 +612,41 @@ void RemoteConversationService::StartSeq(Principal who, std::string conv_id,
 
 // ---- Messages ----
 
+RemoteMessageService::RemoteMessageService(rpc::Client& client, Coalescing coalescing,
+                                           core::MetricsRegistry& metrics)
+    : client_(client),
+      coalesce_(coalescing.max_items > 0),
+      sends_(
+          {.max_in_flight = coalescing.max_in_flight,
+           .max_items = coalescing.max_items,
+           .batch_items = &BatchItems(metrics, "SendMany")},
+          [&client](const std::string& key) { return client.Owner(key); },
+          [&client](const std::string& key, std::vector<pb::SendRequest> items,
+                    core::Callback<ItemResults<SendResult>> done) {
+            CallBatch<pb::SendBatch, pb::SendBatchResult, pb::SendRequest, SendResult>(
+                client, Method("Messages", "SendMany"), key, std::move(items), std::move(done),
+                [](const pb::SendBatchResult& out) {
+                  ItemResults<SendResult> results;
+                  for (const auto& item : out.items()) {
+                    core::Status st = rpc::FromProto(item.status());
+                    if (st.ok()) {
+                      results.emplace_back(FromProto(item.result()));
+                    } else {
+                      results.emplace_back(ForClients(std::move(st)));
+                    }
+                  }
+                  return results;
+                },
+                [&client](pb::SendRequest one, core::Callback<SendResult> cb) {
+                  std::string k = one.to_group()
+                                      ? store::GroupConvId(one.to_id())
+                                      : store::PrivateConvId(one.who().user_id(), one.to_id());
+                  Invoke<pb::SendResult>(client, Method("Messages", "Send"), std::move(one),
+                                         Keyed(std::move(k), true), std::move(cb),
+                                         [](const pb::SendResult& x) { return FromProto(x); });
+                });
+          }) {}
+
 void RemoteMessageService::Send(Principal who, SendRequest request, core::Callback<SendResult> done,
                                 OrderedCallback ordered) {
   std::string key = SendConvId(who, request);
@@ -528,15 +661,17 @@ void RemoteMessageService::Send(Principal who, SendRequest request, core::Callba
   r.set_priority(static_cast<int32_t>(request.priority));
   ToProto(request.origin_conn, r.mutable_origin_conn());
   // Sends are idempotent by client_msg_id: a retry returns the first result.
-  auto shared_ordered = std::make_shared<OrderedCallback>(std::move(ordered));
-  Invoke<pb::SendResult>(
-      client_, Method("Messages", "Send"), std::move(r), Keyed(std::move(key), true),
-      core::Callback<SendResult>(
-          [shared_ordered, done = std::move(done)](core::StatusOr<SendResult> result) mutable {
-            if (result.ok() && *shared_ordered) std::move (*shared_ordered)();
-            std::move(done)(std::move(result));
-          }),
-      [](const pb::SendResult& x) { return FromProto(x); });
+  core::Callback<SendResult> answer = [ordered = std::move(ordered), done = std::move(done)](
+                                          core::StatusOr<SendResult> result) mutable {
+    if (result.ok() && ordered) std::move(ordered)();
+    std::move(done)(std::move(result));
+  };
+  if (!coalesce_) {
+    return Invoke<pb::SendResult>(client_, Method("Messages", "Send"), std::move(r),
+                                  Keyed(std::move(key), true), std::move(answer),
+                                  [](const pb::SendResult& x) { return FromProto(x); });
+  }
+  sends_.Add(std::move(key), std::move(r), std::move(answer));
 }
 
 void RemoteMessageService::PostSystem(int64_t group_id, int64_t by, std::string body_json,

@@ -45,6 +45,8 @@
 #include "service/friend_service.h"
 #include "service/group_service.h"
 #include "service/message_service.h"
+#include "service/remote/call_batcher.h"
+#include "service/remote/convert.h"
 #include "service/user_service.h"
 
 namespace mpim::service::remote {
@@ -126,9 +128,18 @@ class RemoteGroupService final : public GroupService {
   rpc::Client& client_;
 };
 
+// How a gateway coalesces sends and acks (call_batcher.h; rpc.batch_*).
+struct Coalescing {
+  size_t max_items = 256;    // per call; 0: no coalescing (one call per send or ack)
+  size_t max_in_flight = 2;  // batch calls per logic node at a time
+};
+
+// Acks go through a CallBatcher (call_batcher.h): one AckMany call carries
+// the acks of many sessions to a logic node.
 class RemoteConversationService final : public ConversationService {
  public:
-  explicit RemoteConversationService(rpc::Client& client) : client_(client) {}
+  explicit RemoteConversationService(rpc::Client& client, Coalescing coalescing = {},
+                                     core::MetricsRegistry& metrics = core::DefaultRegistry());
   void List(Principal who, int limit, core::Callback<std::vector<ConversationView>> done) override;
   void History(Principal who, std::string conv_id, std::optional<int64_t> before_seq,
                std::optional<int64_t> after_seq, int limit,
@@ -149,13 +160,18 @@ class RemoteConversationService final : public ConversationService {
 
  private:
   rpc::Client& client_;
+  const bool coalesce_;
+  CallBatcher<pb::CursorRequest, bool> acks_;
 };
 
-// `ordered` runs just before `done` (the call is unary): always correct,
-// and a session's next send waits for the previous one's reply.
+// `ordered` runs just before `done` (no earlier moment is known across
+// the hop): always correct, and a session's next send waits for the
+// previous one's reply. Sends go through a CallBatcher (call_batcher.h):
+// one SendMany call carries the sends of many sessions to a logic node.
 class RemoteMessageService final : public MessageService {
  public:
-  explicit RemoteMessageService(rpc::Client& client) : client_(client) {}
+  explicit RemoteMessageService(rpc::Client& client, Coalescing coalescing = {},
+                                core::MetricsRegistry& metrics = core::DefaultRegistry());
   void Send(Principal who, SendRequest request, core::Callback<SendResult> done,
             OrderedCallback ordered) override;
   void PostSystem(int64_t group_id, int64_t by, std::string body_json,
@@ -164,6 +180,8 @@ class RemoteMessageService final : public MessageService {
 
  private:
   rpc::Client& client_;
+  const bool coalesce_;
+  CallBatcher<pb::SendRequest, SendResult> sends_;
 };
 
 }  // namespace mpim::service::remote
