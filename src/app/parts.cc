@@ -95,13 +95,15 @@ core::StatusOr<DeliveryParts> OpenDelivery(const core::Config& config, uint32_t 
     gateway::LocalDeliverer* local = parts.deliverer.get();
     parts.subscriptions.push_back(parts.bus->Subscribe(
         InboxTopic(node), [local](std::string_view envelope) { local->DeliverEnvelope(envelope); },
-        [] {
-          // Deliveries were missed: each session finds them by seq (the
-          // next message of a conversation opens a gap that is filled from
-          // the store; hello and sync find the rest).
+        [local] {
+          // Deliveries were missed: every session reads what it missed.
           static const core::Logger log("bus");
-          log.Warn("inbox deliveries may have been missed", {});
+          log.Warn("inbox deliveries may have been missed; sessions resync", {});
+          local->ResyncSessions();
         }));
+    // Routes lost with Redis: deliveries looked up before they were
+    // registered again missed this node's sessions.
+    parts.route_parts.routes->OnRegisteredAgain([local] { local->ResyncSessions(); });
   }
   return parts;
 }

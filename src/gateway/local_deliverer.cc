@@ -326,8 +326,7 @@ bool LocalDeliverer::DeliverEnvelope(std::string_view bytes) {
       break;
     }
     case Envelope::Kind::kEvent:
-      EventTo(std::move(batches),
-              std::make_shared<const std::string>(std::move(envelope->frame)),
+      EventTo(std::move(batches), std::make_shared<const std::string>(std::move(envelope->frame)),
               envelope->priority);
       break;
     case Envelope::Kind::kKick:
@@ -337,6 +336,10 @@ bool LocalDeliverer::DeliverEnvelope(std::string_view bytes) {
       break;
   }
   return true;
+}
+
+void LocalDeliverer::ResyncSessions() {
+  for (const std::shared_ptr<WsSession>& session : registry_.All()) session->RequestResync();
 }
 
 }  // namespace mpim::gateway

@@ -26,8 +26,7 @@ class LocalDeliverer final : public service::Deliverer {
  public:
   // Sends an encoded Envelope to another node's inbox; `done` once the bus
   // took it (or failed: the deliveries are lost, clients catch up by sync).
-  using Forward =
-      std::function<void(uint32_t node, std::string envelope, core::DoneCallback done)>;
+  using Forward = std::function<void(uint32_t node, std::string envelope, core::DoneCallback done)>;
 
   // `node`: this node's id (server.node_id), the node of its connections.
   LocalDeliverer(uint32_t node, route::RouteTable& routes, SessionRegistry& registry,
@@ -37,6 +36,13 @@ class LocalDeliverer final : public service::Deliverer {
   // An envelope another node forwarded here: to this node's sessions (those
   // that have gone since are skipped). False for bytes that are not one.
   bool DeliverEnvelope(std::string_view bytes);
+
+  // Deliveries to this node's sessions may have been lost (its inbox on the
+  // bus had a gap, or its routes were registered again after Redis lost
+  // them): every session checks its conversations against the store a
+  // moment later (WsSession::RequestResync) and gets what it missed live,
+  // without waiting for the next message of each conversation.
+  void ResyncSessions();
 
   void Message(const std::vector<int64_t>& users, route::ConnId exclude_conn,
                const store::Message& msg, bool qos1, service::Priority priority) override;

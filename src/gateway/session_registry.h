@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace mpim::gateway {
 
@@ -30,6 +31,17 @@ class SessionRegistry {
     std::lock_guard lock(s.mu);
     auto it = s.sessions.find(conn_id);
     return it == s.sessions.end() ? nullptr : it->second.lock();
+  }
+  // Every session still open.
+  std::vector<std::shared_ptr<WsSession>> All() const {
+    std::vector<std::shared_ptr<WsSession>> all;
+    for (const Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      for (const auto& [id, weak] : s.sessions) {
+        if (auto session = weak.lock()) all.push_back(std::move(session));
+      }
+    }
+    return all;
   }
 
  private:

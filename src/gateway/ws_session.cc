@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <random>
 
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -31,6 +32,18 @@ constexpr uint16_t kCloseServiceRestart = 1012;
 constexpr uint16_t kCloseInternalError = 1011;
 // Messages kept for a session between its registration and its hello.
 constexpr size_t kMaxEarlyMessages = 1000;
+// A node's sessions resync at random moments within this long
+// (WsSession::RequestResync): one hello-sized read each, spread out.
+constexpr int64_t kResyncSpreadMs = 2000;
+
+// A message read from the store, as a push of it would carry it.
+std::shared_ptr<const OutMessage> PushedFromStore(const store::Message& m) {
+  auto out = std::make_shared<OutMessage>();  // normal priority, qos 1
+  out->conv_id = m.conv_id;
+  out->seq = m.seq;
+  out->frame = std::make_shared<const std::string>(MessageEventText(m));
+  return out;
+}
 
 const core::Logger& Log() {
   static const core::Logger log("ws");
@@ -47,6 +60,7 @@ struct WsMetrics {
   core::CounterFamily& closes;
   core::Histogram& send_seconds;
   core::Counter& start_failures;
+  core::Counter& resyncs;
 };
 
 // Real elapsed time for the latency histogram only (sub-millisecond
@@ -75,6 +89,10 @@ WsMetrics& Metrics() {
         r.Counter("mpim_ws_start_failures_total",
                   "Conversations whose start on a socket could not be read (live delivery "
                   "went on from the first message held).")
+            .With({}),
+        r.Counter("mpim_ws_resyncs_total",
+                  "Sessions that checked their conversations against the store after "
+                  "deliveries to their node may have been lost (a bus gap, routes lost).")
             .With({}),
     };
   }();
@@ -263,6 +281,10 @@ void WsSession::OnTick(int64_t now) {
     return CloseWith(code, reason);
   }
   if (state_ != State::kActive) return;
+  if (resync_at_ms_ != 0 && now >= resync_at_ms_) {
+    resync_at_ms_ = 0;
+    Resync();
+  }
   size_t resent = 0;
   for (auto& [conv_id, conv] : convs_) {
     if (conv.order.FillDue(now, ctx_.config.gap_wait_ms)) FillGap(conv_id, conv);
@@ -627,13 +649,7 @@ void WsSession::FillGap(const std::string& conv_id, Conversation& conv) {
       [self = shared_from_this(), conv_id](core::StatusOr<service::MessagePage> page) {
         std::vector<std::shared_ptr<const OutMessage>> fill;
         if (page.ok()) {
-          for (const auto& m : page->messages) {
-            auto out = std::make_shared<OutMessage>();  // normal priority, qos 1
-            out->conv_id = m.conv_id;
-            out->seq = m.seq;
-            out->frame = std::make_shared<const std::string>(MessageEventText(m));
-            fill.push_back(std::move(out));
-          }
+          for (const auto& m : page->messages) fill.push_back(PushedFromStore(m));
         }
         self->OnThread([conv_id, fill = std::move(fill), failed = !page.ok(),
                         has_more = page.ok() && page->has_more](WsSession& s) {
@@ -645,6 +661,51 @@ void WsSession::FillGap(const std::string& conv_id, Conversation& conv) {
           bool again = conv.order.ApplyFill(
               fill, has_more, now, [&](const OutMessage& m) { s.EnqueueMessage(conv, m); });
           if (again && s.state_ == State::kActive) s.FillGap(conv_id, conv);
+        });
+      });
+}
+
+void WsSession::RequestResync() {
+  OnThread([](WsSession& s) {
+    // A later request replaces an earlier one still waiting: what was lost
+    // before the later cause must be read after it.
+    thread_local std::minstd_rand random(std::random_device{}());
+    s.resync_at_ms_ = s.ctx_.clock.SteadyMs() + 1 +
+                      static_cast<int64_t>(random() % static_cast<uint64_t>(kResyncSpreadMs));
+  });
+}
+
+void WsSession::Resync() {
+  Metrics().resyncs.Inc();
+  ctx_.conversations.Pending(
+      principal_, [self = shared_from_this()](
+                      core::StatusOr<std::vector<store::PendingConversation>> pending) mutable {
+        self->OnThread([pending = std::move(pending)](WsSession& s) {
+          if (s.state_ != State::kActive) return;
+          if (!pending.ok()) {
+            // Try again later: nothing of what was missed is read yet.
+            Log().Warn("resync failed", {{"error", std::string(pending.status().message())}});
+            s.resync_at_ms_ = s.ctx_.clock.SteadyMs() + kResyncSpreadMs;
+            return;
+          }
+          for (const store::PendingConversation& p : *pending) {
+            auto it = s.convs_.find(p.conv_id);
+            if (it != s.convs_.end() && it->second.order.last_seq() >= p.last_seq) continue;
+            s.FetchAsPushed(p.conv_id, p.last_seq);
+          }
+        });
+      });
+}
+
+void WsSession::FetchAsPushed(const std::string& conv_id, int64_t seq) {
+  ctx_.conversations.Sync(
+      principal_, conv_id, seq - 1, 1,
+      [self = shared_from_this(), conv_id](core::StatusOr<service::MessagePage> page) {
+        if (!page.ok() || page->messages.empty()) return;  // the next resync, sync or hello
+        std::shared_ptr<const OutMessage> out = PushedFromStore(page->messages.front());
+        self->OnThread([out = std::move(out)](WsSession& s) {
+          if (s.state_ != State::kActive) return;
+          s.AcceptMessage(out, s.ctx_.clock.SteadyMs());
         });
       });
 }

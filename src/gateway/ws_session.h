@@ -16,8 +16,8 @@
 // reach a session through Post-ing methods (the Deliver* family).
 #pragma once
 
-#include <boost/json/object.hpp>
 #include <atomic>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -85,6 +85,14 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
                            std::shared_ptr<const std::string> frame, service::Priority priority);
   // Thread-safe: post to the session's io thread.
   void DeliverKick(std::string reason);
+  // Pushes to this session may have been lost (LocalDeliverer::
+  // ResyncSessions): at a random moment within kResyncSpreadMs (so that a
+  // node's sessions do not all ask at once) it reads the conversations with
+  // messages beyond its delivered cursor (as hello does) and, for each one
+  // whose last message it has not handed on, takes that message as if it
+  // had been pushed: the conversation's order then fills what lies before
+  // it from the store, as for any gap. Any thread.
+  void RequestResync();
 
   route::ConnId conn_id() const { return conn_id_; }
   // The io thread the session lives on (net::WsConnection::loop()).
@@ -144,6 +152,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   void AcceptMessage(const std::shared_ptr<const OutMessage>& msg, int64_t now_ms);
   // Reads the messages missing before `conv`'s held ones from the store.
   void FillGap(const std::string& conv_id, Conversation& conv);
+  void Resync();
+  // Reads message `seq` of `conv_id` and accepts it as pushed.
+  void FetchAsPushed(const std::string& conv_id, int64_t seq);
   // Reads where a conversation the hello did not list starts on this socket.
   void AskStart(const std::string& conv_id, Conversation& conv);
   // Queues a msg event of `conv` (what its ConversationOrder emits).
@@ -179,6 +190,7 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   SendWindow sends_;
   int pending_replies_ = 0;  // async ops (read, sync) whose reply is not queued yet
   int64_t draining_since_ms_ = 0;
+  int64_t resync_at_ms_ = 0;  // steady ms of a requested resync; 0: none
   // Pushed after registration, before the hello went out.
   std::vector<std::shared_ptr<const OutMessage>> early_;
 };

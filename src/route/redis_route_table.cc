@@ -238,6 +238,8 @@ struct RedisRouteTable::Core {
   bool wake_register = false;  // an Add found node:{owner} gone: register now
 
   std::atomic<uint64_t> registrations{0};
+  std::mutex registered_mu;  // guards on_registered_again
+  std::function<void()> on_registered_again;
 
   // The owners Lookup reads node:{owner} of (from the set nodes, by the
   // heartbeat thread; those a lookup met besides).
@@ -346,6 +348,11 @@ RedisRouteTable::~RedisRouteTable() {
 
 uint64_t RedisRouteTable::incarnation() const { return core_->incarnation; }
 uint64_t RedisRouteTable::registrations() const { return core_->registrations.load(); }
+
+void RedisRouteTable::OnRegisteredAgain(std::function<void()> fn) {
+  std::lock_guard lock(core_->registered_mu);
+  core_->on_registered_again = std::move(fn);
+}
 
 void RedisRouteTable::Add(const Route& route, core::Callback<size_t> done) {
   std::shared_ptr<Core> core = core_;
@@ -559,8 +566,14 @@ void RedisRouteTable::Run() {
       if (f.wait_for(limit) != std::future_status::ready || !f.get().ok()) ok = false;
     }
     if (ok) {
-      c.registrations.fetch_add(1);
+      const uint64_t before = c.registrations.fetch_add(1);
       Log().Info("routes registered", {{"node", c.node}, {"routes", uint64_t{routes}}});
+      std::function<void()> again;
+      if (before > 0) {
+        std::lock_guard lock(c.registered_mu);
+        again = c.on_registered_again;
+      }
+      if (again) again();
     }
     return ok;
   };

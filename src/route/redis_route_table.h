@@ -94,6 +94,8 @@ class RedisRouteTable final : public RouteTable {
   void Lookup(const std::vector<int64_t>& users, core::Callback<std::vector<Route>> done) override;
   // From the mirror (indexed by user).
   std::vector<Route> LocalRoutes(const std::vector<int64_t>& users) override;
+  // After each registration of the mirror but the first.
+  void OnRegisteredAgain(std::function<void()> fn) override;
 
   // This process's incarnation (random, chosen at construction).
   uint64_t incarnation() const;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/callback.h"
@@ -56,6 +57,12 @@ class RouteTable {
   // still reaches when Lookup failed (a remote table that cannot be
   // reached must not stop delivery within the node).
   virtual std::vector<Route> LocalRoutes(const std::vector<int64_t>& users) = 0;
+  // `fn` runs (on a thread of the table's) each time this node's routes
+  // were registered again because they may have been lost (a shared table
+  // that restarted empty, a reconnect): deliveries looked up in between may
+  // have missed this node's sessions. Set once, before use; a table that
+  // cannot lose routes never runs it.
+  virtual void OnRegisteredAgain(std::function<void()> fn) { (void)fn; }
 };
 
 }  // namespace mpim::route

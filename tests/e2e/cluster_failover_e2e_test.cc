@@ -310,9 +310,18 @@ TEST_F(ClusterEnginesE2eTest, RedisKilledAndRestartedEmptyLosesNothing) {
   ApiClient api1(gateways_[0]), api2(gateways_[1]);
   testing::Account a = api1.NewAccount(testing::UniqueName("fr_a"));
   testing::Account b = api2.NewAccount(testing::UniqueName("fr_b"));
-  WsConn wa(gateways_[0]), wb(gateways_[1]);
+  testing::Account c = api2.NewAccount(testing::UniqueName("fr_c"));
+  WsConn wa(gateways_[0]), wb(gateways_[1]), wc(gateways_[1]);
   ASSERT_TRUE(wa.Open(a.token()));
   ASSERT_TRUE(wb.Open(b.token()));
+  ASSERT_TRUE(wc.Open(c.token()));
+  const std::string conv = testing::PrivateConvId(a.id(), b.id());
+  const std::string conv_c = testing::PrivateConvId(a.id(), c.id());
+  // b's socket knows its conversation with a before the outage; c's does
+  // not know its own (its first message comes during the outage).
+  auto before = wa.Request(testing::TextSend(b.id(), "before", "hi"));
+  ASSERT_TRUE(testing::IsSendResult(before));
+  ASSERT_TRUE(wb.NextMsg(conv, kWait)) << "no live delivery before the outage";
   ASSERT_TRUE(run_.Start(gateways_, "fr", kPlan)) << "load not set up";
   ASSERT_TRUE(run_.WaitConnected(kWait));
   ASSERT_TRUE(run_.WaitAcks(kMinAcksPerPhase, kWait));
@@ -321,12 +330,37 @@ TEST_F(ClusterEnginesE2eTest, RedisKilledAndRestartedEmptyLosesNothing) {
   cluster_->redis().Kill();
   // MariaDB holds every send: they keep being acknowledged.
   ASSERT_TRUE(run_.WaitAcks(kMinAcksPerPhase, kWait)) << "sends stopped with Redis down";
+  // Acknowledged while no push can reach b and c (the bus is down).
+  int64_t outage_b = 0, outage_c = 0;
+  for (int i = 0; i < 2; ++i) {
+    auto r = wa.Request(testing::TextSend(b.id(), "outage-b-" + std::to_string(i), "o"));
+    ASSERT_TRUE(testing::IsSendResult(r)) << "a send with Redis down";
+    outage_b = testing::Int(*r, "seq");
+  }
+  auto rc = wa.Request(testing::TextSend(c.id(), "outage-c", "o"));
+  ASSERT_TRUE(testing::IsSendResult(rc)) << "a send with Redis down";
+  outage_c = testing::Int(*rc, "seq");
   const double down_s = Seconds(Clock::now() - t_kill);
   ASSERT_TRUE(cluster_->redis().Restart()) << cluster_->redis().error();
   const auto t_back = Clock::now();
+  // The sockets open throughout get what was sent during the outage with
+  // nothing more sent to them: their gateway resyncs its sessions once its
+  // inbox and routes are back (a gap), not at the next message.
+  const auto arrives = [&](WsConn& to, const std::string& in, int64_t seq) {
+    return testing::PollUntil(
+        [&] {
+          auto m = to.NextMsg(in, Ms(300));
+          return m && testing::Int(testing::MsgOf(*m), "seq") >= seq;
+        },
+        kWait);
+  };
+  EXPECT_TRUE(arrives(wb, conv, outage_b))
+      << "b did not get what was sent during the outage before anything else was sent";
+  EXPECT_TRUE(arrives(wc, conv_c, outage_c))
+      << "c did not get its first message, sent during the outage";
+  const double resync_s = Seconds(Clock::now() - t_back);
   // Live delivery across the gateways resumes by itself (routes registered
   // again, the inboxes read again), on the sockets opened before.
-  const std::string conv = testing::PrivateConvId(a.id(), b.id());
   int probes = 0;
   const auto live = [&](WsConn& from, WsConn& to, const std::string& to_user) {
     return testing::PollUntil(
@@ -355,10 +389,11 @@ TEST_F(ClusterEnginesE2eTest, RedisKilledAndRestartedEmptyLosesNothing) {
   testing::ChatLoadSummary s = run_.Finish(gateways_[0], kWait);
   ExpectEveryNodeReadyAndSound();
   std::printf(
-      "redis killed for %.1f s, restarted empty; live delivery across the gateways again %.2f s "
+      "redis killed for %.1f s, restarted empty; what was sent meanwhile reached the open "
+      "sockets %.2f s after it answered; live delivery across the gateways again %.2f s "
       "after it answered; %lld sends acknowledged, receivers caught up %.1f s after the "
       "read-back\n",
-      down_s, live_s, static_cast<long long>(s.totals.acked_messages),
+      down_s, resync_s, live_s, static_cast<long long>(s.totals.acked_messages),
       Seconds(s.caught_up - s.read_back));
 }
 

@@ -125,7 +125,8 @@ class RedisRoutesTest : public mpim::testing::SqliteStoreTest {
  protected:
   std::unique_ptr<RedisPresence> MakePresence(std::shared_ptr<redis::Client> client,
                                               const std::string& prefix, Recorder& recorder) {
-    auto p = std::make_unique<RedisPresence>(std::move(client), prefix, mpim::route::LastSeenInStore(store_->users()),
+    auto p = std::make_unique<RedisPresence>(std::move(client), prefix,
+                                             mpim::route::LastSeenInStore(store_->users()),
                                              recorder.Listener());
     EXPECT_TRUE(WaitUntil([&] { return p->ready(); })) << "presence never loaded";
     return p;
@@ -227,11 +228,17 @@ TEST_F(RedisRoutesTest, DeadNodeIsSweptWithinItsTtl) {
     ASSERT_EQ(LookupKeys(*t2, {alice, bob}).size(), 3u);
   }  // node 1 dies: no Remove, no more heartbeats
   const auto died = Clock::now();
-  EXPECT_TRUE(WaitUntil([&] { return LookupKeys(*t2, {alice, bob}).size() == 1; },
-                        milliseconds(3000)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return LookupKeys(*t2, {alice, bob}).size() == 1;
+      },
+      milliseconds(3000)));
   const auto invisible = Clock::now();
-  EXPECT_TRUE(WaitUntil([&] { return heard.Of(alice) == std::vector<bool>{true, false}; },
-                        milliseconds(3000)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return heard.Of(alice) == std::vector<bool>{true, false};
+      },
+      milliseconds(3000)));
   const auto offline = Clock::now();
   EXPECT_EQ(heard.Of(bob), std::vector<bool>{true}) << "bob still has node 2's connection";
   EXPECT_FALSE(p2->Get(alice).online);
@@ -246,8 +253,9 @@ TEST_F(RedisRoutesTest, DeadNodeIsSweptWithinItsTtl) {
   auto ms = [&](Clock::time_point t) {
     return std::chrono::duration_cast<milliseconds>(t - died).count();
   };
-  std::printf("[ measure ] node_ttl 1000 ms: routes invisible after %lld ms, offline after %lld ms\n",
-              static_cast<long long>(ms(invisible)), static_cast<long long>(ms(offline)));
+  std::printf(
+      "[ measure ] node_ttl 1000 ms: routes invisible after %lld ms, offline after %lld ms\n",
+      static_cast<long long>(ms(invisible)), static_cast<long long>(ms(offline)));
   EXPECT_LT(ms(offline), 2000) << "about 1.2 x node_ttl";
 }
 
@@ -262,7 +270,8 @@ TEST_F(RedisRoutesTest, RestartedNodeHidesItsOldRoutesAtOnce) {
   p2->Subscribe({2, 5}, {51});
   uint64_t old_incarnation = 0;
   {
-    auto t1 = MakeTable(ClientOf(SharedRedis()), 1, prefix_, milliseconds(10000), nullptr, no_sweep);
+    auto t1 =
+        MakeTable(ClientOf(SharedRedis()), 1, prefix_, milliseconds(10000), nullptr, no_sweep);
     old_incarnation = t1->incarnation();
     ASSERT_TRUE(Add(*t1, {51, {1, 1}, 1}).ok());
     ASSERT_TRUE(Add(*t1, {52, {1, 2}, 1}).ok());
@@ -276,8 +285,11 @@ TEST_F(RedisRoutesTest, RestartedNodeHidesItsOldRoutesAtOnce) {
   EXPECT_EQ(heard.Of(51), std::vector<bool>{true}) << "not swept yet";
 
   auto t3 = MakeTable(ClientOf(SharedRedis()), 3, prefix_);  // sweeps at start
-  EXPECT_TRUE(WaitUntil([&] { return heard.Of(51) == std::vector<bool>{true, false}; },
-                        milliseconds(3000)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return heard.Of(51) == std::vector<bool>{true, false};
+      },
+      milliseconds(3000)));
   EXPECT_EQ(*Add(*t1, {51, {1, 3}, 3}), 1u);
   EXPECT_EQ(LookupKeys(*t2, {51, 52}), (RouteKeys{{51, 1, 3, 3}}));
 }
@@ -290,6 +302,8 @@ TEST_F(RedisRoutesTest, RedisRestartedEmptyGetsRoutesBack) {
   const milliseconds timeout(300);
   auto t1 = MakeTable(ClientOf(server, timeout), 1, prefix_, milliseconds(1000));
   auto t2 = MakeTable(ClientOf(server, timeout), 2, prefix_, milliseconds(1000));
+  std::atomic<int> again{0};  // the deliverer's cue to resync its sessions
+  t1->OnRegisteredAgain([&] { ++again; });
   Recorder heard;
   auto p2 = MakePresence(ClientOf(server, timeout), prefix_, heard);
   p2->Subscribe({2, 9}, {62});
@@ -309,8 +323,11 @@ TEST_F(RedisRoutesTest, RedisRestartedEmptyGetsRoutesBack) {
   // That Add reached Redis, which runs it on waking: the table removes it
   // itself (the caller got kUnavailable and will not).
   ASSERT_TRUE(WaitUntil([&] { return Add(*t1, {66, {1, 6}, 6}).ok(); }));
-  EXPECT_TRUE(WaitUntil([&] { return server.Command({"EXISTS", prefix_ + "r:63"}) == "0"; },
-                        milliseconds(3000)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return server.Command({"EXISTS", prefix_ + "r:63"}) == "0";
+      },
+      milliseconds(3000)));
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_EQ(server.Command({"EXISTS", prefix_ + "r:63"}), "0");
   EXPECT_EQ(LookupKeys(*t2, {63}), RouteKeys{});
@@ -323,8 +340,8 @@ TEST_F(RedisRoutesTest, RedisRestartedEmptyGetsRoutesBack) {
     if (absl::IsUnavailable(s)) ++unavailable;
     EXPECT_FALSE(s.ok()) << "an ok while Redis is down";
   };
-  count(Add(*t1, {64, {1, 4}, 4}).status());     // never there: nothing to remove
-  count(Remove(*t1, 62, {1, 2}).status());       // must not come back
+  count(Add(*t1, {64, {1, 4}, 4}).status());  // never there: nothing to remove
+  count(Remove(*t1, 62, {1, 2}).status());    // must not come back
   count(Lookup(*t2, {61, 62}).status());
   count(Add(*t2, {65, {2, 5}, 5}).status());
   EXPECT_EQ(unavailable, calls);
@@ -332,13 +349,19 @@ TEST_F(RedisRoutesTest, RedisRestartedEmptyGetsRoutesBack) {
   EXPECT_EQ(Keys(t1->LocalRoutes({61, 62, 64})), (RouteKeys{{61, 1, 1, 1}}));
   EXPECT_EQ(Keys(t2->LocalRoutes({61, 65})), (RouteKeys{{61, 2, 1, 3}}));
 
+  const int again_before = again.load();
   const auto restarted = Clock::now();
   ASSERT_TRUE(server.Start()) << server.error();
   const RouteKeys back{{61, 1, 1, 1}, {61, 2, 1, 3}, {66, 1, 6, 6}};
-  EXPECT_TRUE(WaitUntil([&] { return LookupKeys(*t2, {61, 62, 63, 64, 65, 66}) == back; },
-                        milliseconds(5000)))
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return LookupKeys(*t2, {61, 62, 63, 64, 65, 66}) == back;
+      },
+      milliseconds(5000)))
       << "routes not registered again";
   const auto registered = Clock::now();
+  EXPECT_TRUE(WaitUntil([&] { return again.load() > again_before; }))
+      << "no cue after the routes were registered again";
   EXPECT_TRUE(WaitUntil([&] {  // its chunks may still be on their way
     auto many = Lookup(*t2, Range(1000, 1200));
     return many.ok() && many->size() == 1200u;
@@ -374,8 +397,10 @@ TEST_F(RedisRoutesTest, LookupOfFiveThousandUsersIsOneBurst) {
     }
   }
   std::sort(micros.begin(), micros.end());
-  std::printf("[ measure ] Lookup of %lld users (MGET + one HGETALL each, one burst): median %lld us, max %lld us\n",
-              static_cast<long long>(kUsers), micros[micros.size() / 2], micros.back());
+  std::printf(
+      "[ measure ] Lookup of %lld users (MGET + one HGETALL each, one burst): median %lld us, max "
+      "%lld us\n",
+      static_cast<long long>(kUsers), micros[micros.size() / 2], micros.back());
 }
 
 TEST_F(RedisRoutesTest, OpenRoutesMakesTheRedisEngine) {
