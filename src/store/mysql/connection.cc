@@ -225,7 +225,12 @@ core::Status Connection::FetchAll(Prepared& p, Rows* rows) {
     }
   }
   auto fail = [&](const char* what) {
-    core::Status st = Fail(mysql_stmt_errno(stmt), mysql_stmt_error(stmt), what);
+    // A fetch can fail with the error on the connection, not the statement
+    // (its errno then 0): take whichever says why, so that a deadlock is
+    // retried as one.
+    const bool on_stmt = mysql_stmt_errno(stmt) != 0;
+    core::Status st = Fail(on_stmt ? mysql_stmt_errno(stmt) : mysql_errno(db_),
+                           on_stmt ? mysql_stmt_error(stmt) : mysql_error(db_), what);
     mysql_stmt_free_result(stmt);
     return st;
   };
