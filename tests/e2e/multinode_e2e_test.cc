@@ -326,7 +326,17 @@ TEST_P(MultiNodeE2eTest, LogoutOnOneNodeKicksTheSessionOnAnotherAndRevokesItEver
 // over its routes, so it refuses to start; a restart of the node itself
 // (killed, then started again) takes over, as the fault suites do.
 TEST_P(MultiNodeE2eTest, ASecondProcessWithALiveNodesIdRefusesToStart) {
-  auto twin = cluster_->Twin(cluster_->client(1));
+  // The node's heartbeat key is written by its route table's thread, which
+  // may trail /readyz on a loaded box (seen once: the twin found no key).
+  const int node = cluster_->client(1);
+  const std::string key = "mpim:node:" + std::to_string(node + 1);  // server.node_id = i + 1
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        return cluster_->redis().Command({"EXISTS", key}) == "1";
+      },
+      Ms(10000)))
+      << "node " << node + 1 << " never wrote " << key;
+  auto twin = cluster_->Twin(node);
   EXPECT_FALSE(twin->Start(Ms(15000))) << "a twin of node 2 started";
   EXPECT_NE(twin->Logs().find("is held by another live node"), std::string::npos)
       << twin->LogTail(2000);
