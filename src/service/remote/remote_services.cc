@@ -155,9 +155,8 @@ pb::ConvRequest ConvOf(Principal who, const std::string& conv_id) {
 }
 
 // The conversation a send goes to (its balancing key).
-std::string SendConvId(const Principal& who, const SendRequest& request) {
-  return request.to_group ? store::GroupConvId(request.to_id)
-                          : store::PrivateConvId(who.user_id, request.to_id);
+std::string SendConvId(int64_t from, bool to_group, int64_t to_id) {
+  return to_group ? store::GroupConvId(to_id) : store::PrivateConvId(from, to_id);
 }
 
 }  // namespace
@@ -528,7 +527,7 @@ RemoteConversationService::RemoteConversationService(rpc::Client& client, Coales
                   return results;
                 },
                 [&client](pb::CursorRequest one, core::Callback<bool> cb) {
-                  std::string k = "u:" + std::to_string(one.who().user_id());
+                  std::string k = UserKey(FromProto(one.who()));
                   InvokeDone(client, Method("Conversations", "Ack"), std::move(one),
                              Keyed(std::move(k), true),
                              [cb = std::move(cb)](core::Status st) mutable {
@@ -638,9 +637,7 @@ RemoteMessageService::RemoteMessageService(rpc::Client& client, Coalescing coale
                   return results;
                 },
                 [&client](pb::SendRequest one, core::Callback<SendResult> cb) {
-                  std::string k = one.to_group()
-                                      ? store::GroupConvId(one.to_id())
-                                      : store::PrivateConvId(one.who().user_id(), one.to_id());
+                  std::string k = SendConvId(one.who().user_id(), one.to_group(), one.to_id());
                   Invoke<pb::SendResult>(client, Method("Messages", "Send"), std::move(one),
                                          Keyed(std::move(k), true), std::move(cb),
                                          [](const pb::SendResult& x) { return FromProto(x); });
@@ -649,7 +646,7 @@ RemoteMessageService::RemoteMessageService(rpc::Client& client, Coalescing coale
 
 void RemoteMessageService::Send(Principal who, SendRequest request, core::Callback<SendResult> done,
                                 OrderedCallback ordered) {
-  std::string key = SendConvId(who, request);
+  std::string key = SendConvId(who.user_id, request.to_group, request.to_id);
   pb::SendRequest r;
   ToProto(who, r.mutable_who());
   r.set_to_group(request.to_group);
