@@ -12,6 +12,8 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libabsl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libsqlite3-dev libsodium-dev libssl-dev
+  # offline push: HTTP/2 to APNs (and the tests' APNs stand-in)
+  libnghttp2-dev
   # cluster engines: MariaDB Connector/C and hiredis to build; the servers
   # themselves for the tests, which start their own on loopback ports
   libmariadb-dev libhiredis-dev mariadb-server redis-server
