@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store/common.h"
@@ -129,6 +130,15 @@ class ConversationStore {
                         DoneCallback done) = 0;
   virtual void SetPinned(int64_t user_id, const std::string& conv_id, bool pinned,
                          DoneCallback done) = 0;
+
+  // For offline push (at most kMaxPageLimit users each): those of `users`
+  // who muted `conv_id`, ascending; and each user's total unread count (the
+  // sum of `unread` over the user's conversations), as (user, count) pairs
+  // ascending by user, users without conversations left out.
+  virtual void MutedAmong(const std::string& conv_id, const std::vector<int64_t>& users,
+                          Callback<std::vector<int64_t>> done) = 0;
+  virtual void TotalUnread(const std::vector<int64_t>& users,
+                           Callback<std::vector<std::pair<int64_t, int64_t>>> done) = 0;
 };
 
 }  // namespace mpim::store

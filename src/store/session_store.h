@@ -1,9 +1,9 @@
 // Login sessions: one per device login, holding the hash of the current
-// refresh token. The store also remembers every refresh-token hash a session
-// has rotated away ("used" tokens), so that presenting any of them again
-// (theft: the token was copied before the rightful client rotated it) is
-// detected and the session revoked. See RotateRefreshToken for exactly what
-// counts as reuse.
+// refresh token, and the push device a session may register (protocol.md
+// section 4: one per session, gone with the session's revocation). The store also remembers every
+// refresh-token hash a session has rotated away ("used" tokens), so that presenting any of them
+// again (theft: the token was copied before the rightful client rotated it) is detected and the
+// session revoked. See RotateRefreshToken for exactly what counts as reuse.
 //
 // Thread-safe: every method may be called from any thread; results arrive
 // through the callback as described in store/common.h.
@@ -38,6 +38,16 @@ struct NewSession {
   std::string device;
   std::string refresh_token_hash;
   int64_t expires_at = 0;
+};
+
+// A session's push device.
+struct Device {
+  int64_t device_id = 0;  // snowflake assigned by the caller
+  int64_t session_id = 0;
+  int64_t user_id = 0;
+  std::string platform;  // "apns" | "fcm" | "webhook" (checked by the service)
+  std::string token;
+  int64_t created_at = 0;  // ms, store clock
 };
 
 // What RotateRefreshToken did, atomically.
@@ -84,11 +94,11 @@ class SessionStore {
                                   int64_t now_ms, Callback<RefreshResult> done) = 0;
 
   // Revokes one session (idempotent: revoking twice keeps the first time) and
-  // forgets its used tokens. kNotFound if unknown.
+  // forgets its used tokens and its push device. kNotFound if unknown.
   virtual void Revoke(int64_t session_id, DoneCallback done) = 0;
 
-  // Revokes every live session of the user and forgets the used tokens of
-  // all the user's sessions; returns how many were revoked.
+  // Revokes every live session of the user and forgets the used tokens and
+  // push devices of all the user's sessions; returns how many were revoked.
   virtual void RevokeAllForUser(int64_t user_id, Callback<int64_t> done) = 0;
 
   // The user's sessions, ascending by session_id, revoked ones included.
@@ -99,6 +109,23 @@ class SessionStore {
   // since_ms = its revoked_at and after_session_id = its session_id.
   virtual void ListRevoked(int64_t since_ms, int64_t after_session_id, int limit,
                            Callback<Page<Session>> done) = 0;
+
+  // Push devices.
+  // Registers `device` (device_id, session_id, user_id, platform, token) as
+  // its session's device, replacing the one the session had; returns it
+  // with created_at. kNotFound if the session is unknown, revoked or not the
+  // user's.
+  virtual void SetDevice(const Device& device, Callback<Device> done) = 0;
+  // The user's devices, ascending by device_id.
+  virtual void ListDevices(int64_t user_id, Callback<std::vector<Device>> done) = 0;
+  // kNotFound unless the user has that device.
+  virtual void DeleteDevice(int64_t user_id, int64_t device_id, DoneCallback done) = 0;
+  // The devices of every user in `users` (at most kMaxPageLimit ids), in one
+  // query, ascending by device_id.
+  virtual void DevicesOf(const std::vector<int64_t>& users, Callback<std::vector<Device>> done) = 0;
+  // Devices by id (at most kMaxPageLimit), ascending; unknown ids are left out.
+  virtual void GetDevices(const std::vector<int64_t>& device_ids,
+                          Callback<std::vector<Device>> done) = 0;
 };
 
 }  // namespace mpim::store

@@ -3,9 +3,10 @@
 // engines' executor bodies. What differs between the engines (locking reads,
 // dialect, RETURNING, upserts) stays in the engines.
 //
-// Two small pieces each engine provides next to its Connection (in its
+// Small pieces each engine provides next to its Connection (in its
 // rows.h), found by argument-dependent lookup:
 //   int64_t LastInsertId(Connection&);
+//   const char* IdsTable(Connection&);  // "(SELECT ...)" of IdsJson's ids
 //   core::Status InsertPrivateConversation(Connection&, conv_id, a, b, now);
 #pragma once
 
@@ -97,9 +98,11 @@ core::Status InsertSession(Conn& c, const NewSession& session, int64_t now) {
   return st;
 }
 
-// Forgets the used tokens of a session that can no longer rotate (revoked).
+// Forgets what a session that can no longer rotate (revoked) had: its used
+// tokens and its push device.
 template <typename Conn>
-core::Status ForgetUsedTokens(Conn& c, int64_t session_id) {
+core::Status ForgetRevokedSession(Conn& c, int64_t session_id) {
+  MPIM_RETURN_IF_ERROR(c.Exec("DELETE FROM devices WHERE session_id = ?", session_id));
   return c.Exec("DELETE FROM used_refresh_tokens WHERE session_id = ?", session_id);
 }
 
@@ -112,7 +115,7 @@ core::Status RevokeSession(Conn& c, int64_t session_id, int64_t now) {
   MPIM_RETURN_IF_ERROR(
       c.Exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at = 0", now,
              session_id));
-  return ForgetUsedTokens(c, session_id);
+  return ForgetRevokedSession(c, session_id);
 }
 
 template <typename Conn>
@@ -133,6 +136,69 @@ core::StatusOr<Page<Session>> ListRevokedSessions(Conn& c, int64_t since_ms,
                                   " ORDER BY revoked_at, session_id LIMIT ?";
   const int64_t since = std::max<int64_t>(since_ms, 1);
   return QueryPage<Session>(c, kSql, limit, ReadSession, since, after_session_id, since);
+}
+
+// ---- Push devices
+
+inline constexpr char kDeviceColumns[] =
+    "device_id, session_id, user_id, platform, token, created_at";
+inline constexpr auto ReadDevice = [](const auto& row) {
+  return Device{.device_id = row.Int(0),
+                .session_id = row.Int(1),
+                .user_id = row.Int(2),
+                .platform = row.Text(3),
+                .token = row.Text(4),
+                .created_at = row.Int(5)};
+};
+
+template <typename Conn>
+core::StatusOr<Device> SetSessionDevice(Conn& c, Device d, int64_t now) {
+  MPIM_ASSIGN_OR_RETURN(auto live, c.QueryInt("SELECT 1 FROM sessions WHERE session_id = ?"
+                                              " AND user_id = ? AND revoked_at = 0",
+                                              d.session_id, d.user_id));
+  if (!live) {
+    return absl::NotFoundError("session " + std::to_string(d.session_id) + " not found");
+  }
+  MPIM_RETURN_IF_ERROR(c.Exec("DELETE FROM devices WHERE session_id = ?", d.session_id));
+  d.created_at = now;
+  MPIM_RETURN_IF_ERROR(
+      c.Exec("INSERT INTO devices (device_id, session_id, user_id, platform, token, created_at)"
+             " VALUES (?, ?, ?, ?, ?, ?)",
+             d.device_id, d.session_id, d.user_id, d.platform, d.token, d.created_at));
+  return d;
+}
+
+template <typename Conn>
+core::StatusOr<std::vector<Device>> ListUserDevices(Conn& c, int64_t user_id) {
+  static const std::string kSql = std::string("SELECT ") + kDeviceColumns +
+                                  " FROM devices WHERE user_id = ? ORDER BY device_id";
+  MPIM_ASSIGN_OR_RETURN(auto rows, c.Query(kSql, user_id));
+  return CollectRows<Device>(rows, ReadDevice);
+}
+
+template <typename Conn>
+core::Status DeleteUserDevice(Conn& c, int64_t user_id, int64_t device_id) {
+  MPIM_RETURN_IF_ERROR(
+      c.Exec("DELETE FROM devices WHERE device_id = ? AND user_id = ?", device_id, user_id));
+  if (c.Changes() == 0) {
+    return absl::NotFoundError("device " + std::to_string(device_id) + " not found");
+  }
+  return core::Status();
+}
+
+// The devices whose `column` is among `ids`.
+template <typename Conn>
+core::StatusOr<std::vector<Device>> DevicesWhere(Conn& c, const char* column,
+                                                 const std::vector<int64_t>& ids) {
+  if (ids.size() > static_cast<size_t>(kMaxPageLimit)) {
+    return absl::InvalidArgumentError("too many ids");
+  }
+  if (ids.empty()) return std::vector<Device>();
+  MPIM_ASSIGN_OR_RETURN(
+      auto rows, c.Query(std::string("SELECT ") + kDeviceColumns + " FROM devices WHERE " + column +
+                             " IN " + IdsTable(c) + " ORDER BY device_id",
+                         IdsJson(ids)));
+  return CollectRows<Device>(rows, ReadDevice);
 }
 
 // ---- Groups
@@ -432,50 +498,141 @@ template <typename Conn>
 core::StatusOr<int64_t> EnqueueJob(Conn& c, const NewJob& job, int64_t now) {
   if (job.kind.empty()) return absl::InvalidArgumentError("empty job kind");
   if (job.max_attempts < 1) return absl::InvalidArgumentError("max_attempts must be >= 1");
-  if (job.delay_ms < 0 || job.backoff_base_ms < 0 || job.backoff_max_ms < 0) {
-    return absl::InvalidArgumentError("negative delay or back-off");
+  if (job.delay_ms < 0 || job.backoff_base_ms < 0 || job.backoff_max_ms < 0 ||
+      job.coalesce_ms < 0) {
+    return absl::InvalidArgumentError("negative delay, back-off or coalesce_ms");
   }
-  MPIM_RETURN_IF_ERROR(
-      c.Exec("INSERT INTO jobs (kind, payload, state, max_attempts, backoff_base_ms,"
-             " backoff_max_ms, run_at, created_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
-             job.kind, job.payload, job.max_attempts, job.backoff_base_ms, job.backoff_max_ms,
-             now + job.delay_ms, now));
+  int64_t run_at = now + job.delay_ms;
+  if (!job.coalesce_key.empty()) {
+    MPIM_ASSIGN_OR_RETURN(auto twin,
+                          c.QueryInt("SELECT job_id FROM jobs WHERE coalesce_key = ? AND kind = ?"
+                                     " AND state = 0 ORDER BY job_id LIMIT 1",
+                                     job.coalesce_key, job.kind));
+    if (twin) {
+      MPIM_RETURN_IF_ERROR(
+          c.Exec("UPDATE jobs SET payload = ? WHERE job_id = ?", job.payload, *twin));
+      return *twin;
+    }
+    MPIM_ASSIGN_OR_RETURN(auto leased,
+                          c.QueryInt("SELECT 1 FROM jobs WHERE coalesce_key = ? AND kind = ?"
+                                     " AND state = 1 LIMIT 1",
+                                     job.coalesce_key, job.kind));
+    if (leased) run_at = std::max(run_at, now + job.coalesce_ms);
+    MPIM_ASSIGN_OR_RETURN(
+        auto done_at,
+        c.QueryInt("SELECT done_at FROM job_coalesce WHERE coalesce_key = ?", job.coalesce_key));
+    if (done_at) run_at = std::max(run_at, *done_at + job.coalesce_ms);
+  }
+  MPIM_RETURN_IF_ERROR(c.Exec(
+      "INSERT INTO jobs (kind, payload, state, max_attempts, backoff_base_ms,"
+      " backoff_max_ms, run_at, created_at, coalesce_key) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+      job.kind, job.payload, job.max_attempts, job.backoff_base_ms, job.backoff_max_ms, run_at, now,
+      job.coalesce_key));
   return LastInsertId(c);
 }
 
 template <typename Conn>
-core::Status AckJob(Conn& c, int64_t job_id, int attempt) {
+core::StatusOr<std::vector<int64_t>> EnqueueJobs(Conn& c, const std::vector<NewJob>& jobs,
+                                                 int64_t now) {
+  std::vector<int64_t> ids;
+  ids.reserve(jobs.size());
+  for (const NewJob& job : jobs) {
+    MPIM_ASSIGN_OR_RETURN(int64_t id, EnqueueJob(c, job, now));
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+// How often an ack also forgets coalescing marks older than a day (the
+// window is seconds; a day is far past any).
+inline constexpr int64_t kCoalescePruneEvery = 256;
+inline constexpr int64_t kCoalesceKeepMs = 86400000;
+
+template <typename Conn>
+core::Status AckJob(Conn& c, int64_t job_id, int attempt, int64_t now) {
+  MPIM_ASSIGN_OR_RETURN(auto rows, c.Query("SELECT coalesce_key FROM jobs WHERE job_id = ?"
+                                           " AND state = 1 AND attempts = ?",
+                                           job_id, attempt));
+  MPIM_ASSIGN_OR_RETURN(bool row, rows.Next());
+  if (!row) return LeaseLost(job_id, attempt);
+  const std::string key = rows.Text(0);
   MPIM_RETURN_IF_ERROR(
       c.Exec("DELETE FROM jobs WHERE job_id = ? AND state = 1 AND attempts = ?", job_id, attempt));
   if (c.Changes() == 0) return LeaseLost(job_id, attempt);
+  if (!key.empty()) {
+    MPIM_RETURN_IF_ERROR(
+        c.Exec("REPLACE INTO job_coalesce (coalesce_key, done_at) VALUES (?, ?)", key, now));
+    if (job_id % kCoalescePruneEvery == 0) {
+      MPIM_RETURN_IF_ERROR(
+          c.Exec("DELETE FROM job_coalesce WHERE done_at < ?", now - kCoalesceKeepMs));
+    }
+  }
   return core::Status();
 }
 
 // The rest of Fail once the engine read (and locked) the leased job `r`.
 template <typename Conn>
-core::StatusOr<Job> FailJob(Conn& c, JobRow r, const std::string& error, int64_t now) {
+core::StatusOr<Job> FailJob(Conn& c, JobRow r, const JobFailure& failure, int64_t now) {
   Job& job = r.job;
-  job.last_error = error;
+  job.last_error = failure.error;
   job.lease_owner.clear();
-  if (job.attempts >= job.max_attempts) {
+  if (failure.final || job.attempts >= job.max_attempts) {
     job.state = JobState::kDead;
   } else {
     job.state = JobState::kReady;
-    job.run_at = now + Backoff(r.backoff_base_ms, r.backoff_max_ms, job.attempts);
+    job.run_at =
+        now + (failure.delay_ms >= 0 ? failure.delay_ms
+                                     : Backoff(r.backoff_base_ms, r.backoff_max_ms, job.attempts));
   }
   MPIM_RETURN_IF_ERROR(
       c.Exec("UPDATE jobs SET state = ?, run_at = ?, lease_owner = '', last_error = ?"
              " WHERE job_id = ?",
-             static_cast<int>(job.state), job.run_at, error, job.job_id));
+             static_cast<int>(job.state), job.run_at, failure.error, job.job_id));
   return job;
 }
 
 template <typename Conn>
-core::StatusOr<Page<Job>> ListDeadJobs(Conn& c, int64_t after_job, int limit) {
+core::StatusOr<Page<Job>> ListJobs(Conn& c, const JobFilter& f) {
+  std::string sql = std::string("SELECT ") + kJobColumns + " FROM jobs WHERE job_id > ?";
+  const int state = f.state ? static_cast<int>(*f.state) : -1;
+  if (f.state) sql += " AND state = ?";
+  if (!f.kind.empty()) sql += " AND kind = ?";
+  sql += " ORDER BY job_id LIMIT ?";
+  if (f.state && !f.kind.empty()) {
+    return QueryPage<Job>(c, sql, f.limit, ReadJob, f.after_job, state, f.kind);
+  }
+  if (f.state) return QueryPage<Job>(c, sql, f.limit, ReadJob, f.after_job, state);
+  if (!f.kind.empty()) return QueryPage<Job>(c, sql, f.limit, ReadJob, f.after_job, f.kind);
+  return QueryPage<Job>(c, sql, f.limit, ReadJob, f.after_job);
+}
+
+template <typename Conn>
+core::StatusOr<Job> GetJob(Conn& c, int64_t job_id) {
   static const std::string kSql =
-      std::string("SELECT ") + kJobColumns +
-      " FROM jobs WHERE state = 2 AND job_id > ? ORDER BY job_id LIMIT ?";
-  return QueryPage<Job>(c, kSql, limit, ReadJob, after_job);
+      std::string("SELECT ") + kJobColumns + " FROM jobs WHERE job_id = ?";
+  MPIM_ASSIGN_OR_RETURN(auto rows, c.Query(kSql, job_id));
+  MPIM_ASSIGN_OR_RETURN(bool row, rows.Next());
+  if (!row) return absl::NotFoundError("job " + std::to_string(job_id) + " not found");
+  return ReadJob(rows);
+}
+
+template <typename Conn>
+core::Status DeleteJob(Conn& c, int64_t job_id) {
+  MPIM_RETURN_IF_ERROR(c.Exec("DELETE FROM jobs WHERE job_id = ?", job_id));
+  if (c.Changes() == 0) return absl::NotFoundError("job " + std::to_string(job_id) + " not found");
+  return core::Status();
+}
+
+template <typename Conn>
+core::StatusOr<std::vector<JobCount>> CountJobs(Conn& c) {
+  MPIM_ASSIGN_OR_RETURN(auto rows, c.Query("SELECT kind, state, COUNT(*), MIN(run_at) FROM jobs"
+                                           " GROUP BY kind, state ORDER BY kind, state"));
+  return CollectRows<JobCount>(rows, [](const auto& row) {
+    return JobCount{.kind = row.Text(0),
+                    .state = static_cast<JobState>(row.Int(1)),
+                    .count = row.Int(2),
+                    .oldest_run_at = row.Int(3)};
+  });
 }
 
 template <typename Conn>
@@ -491,6 +648,48 @@ core::Status RequeueJob(Conn& c, int64_t job_id, int64_t now) {
 }
 
 // ---- Conversations
+
+template <typename Conn>
+core::StatusOr<std::vector<int64_t>> MutedMembers(Conn& c, const std::string& conv_id,
+                                                  const std::vector<int64_t>& users) {
+  if (users.size() > static_cast<size_t>(kMaxPageLimit)) {
+    return absl::InvalidArgumentError("too many user ids");
+  }
+  if (users.empty()) return std::vector<int64_t>();
+  MPIM_ASSIGN_OR_RETURN(auto rows, c.Query(std::string("SELECT user_id FROM user_conversations"
+                                                       " WHERE conv_id = ? AND muted <> 0"
+                                                       " AND user_id IN ") +
+                                               IdsTable(c) + " ORDER BY user_id",
+                                           conv_id, IdsJson(users)));
+  return CollectRows<int64_t>(rows, [](const auto& row) { return row.Int(0); });
+}
+
+// unread as in SelectUserConversations, summed per user.
+template <typename Conn>
+core::StatusOr<std::vector<std::pair<int64_t, int64_t>>> TotalUnreadOf(
+    Conn& c, const std::vector<int64_t>& users) {
+  using Row = std::pair<int64_t, int64_t>;
+  if (users.size() > static_cast<size_t>(kMaxPageLimit)) {
+    return absl::InvalidArgumentError("too many user ids");
+  }
+  if (users.empty()) return std::vector<Row>();
+  MPIM_ASSIGN_OR_RETURN(
+      auto rows, c.Query(std::string("SELECT uc.user_id, (SELECT count(*) FROM messages m"
+                                     " WHERE m.conv_id = uc.conv_id AND m.seq > uc.read_seq"
+                                     " AND m.sender <> uc.user_id) FROM user_conversations uc"
+                                     " WHERE uc.user_id IN ") +
+                             IdsTable(c) + " ORDER BY uc.user_id",
+                         IdsJson(users)));
+  MPIM_ASSIGN_OR_RETURN(std::vector<Row> per_conv, CollectRows<Row>(rows, [](const auto& row) {
+                          return Row{row.Int(0), row.Int(1)};
+                        }));
+  std::vector<Row> out;
+  for (const Row& r : per_conv) {
+    if (out.empty() || out.back().first != r.first) out.push_back({r.first, 0});
+    out.back().second += r.second;
+  }
+  return out;
+}
 
 template <typename Conn>
 core::StatusOr<Conversation> LoadConversation(Conn& c, const std::string& conv_id) {
@@ -570,13 +769,12 @@ core::Status SetConversationFlag(Conn& c, const char* sql, int64_t user_id,
 template <typename Conn>
 core::StatusOr<int64_t> LoadStartSeq(Conn& c, int64_t user_id, int64_t session_id,
                                      const std::string& conv_id) {
-  MPIM_ASSIGN_OR_RETURN(
-      auto rows, c.Query("SELECT uc.joined_seq, coalesce(sc.delivered_seq, 0)"
-                         " FROM user_conversations uc"
-                         " LEFT JOIN session_cursors sc ON sc.session_id = ?"
-                         "  AND sc.conv_id = uc.conv_id"
-                         " WHERE uc.user_id = ? AND uc.conv_id = ?",
-                         session_id, user_id, conv_id));
+  MPIM_ASSIGN_OR_RETURN(auto rows, c.Query("SELECT uc.joined_seq, coalesce(sc.delivered_seq, 0)"
+                                           " FROM user_conversations uc"
+                                           " LEFT JOIN session_cursors sc ON sc.session_id = ?"
+                                           "  AND sc.conv_id = uc.conv_id"
+                                           " WHERE uc.user_id = ? AND uc.conv_id = ?",
+                                           session_id, user_id, conv_id));
   MPIM_ASSIGN_OR_RETURN(bool row, rows.Next());
   if (!row) return absl::NotFoundError("not a member of " + conv_id);
   return std::max(rows.Int(0), rows.Int(1));

@@ -57,6 +57,16 @@ int64_t Backoff(int64_t base, int64_t max, int attempt) {
   return std::min(delay, max);
 }
 
+std::string IdsJson(const std::vector<int64_t>& ids) {
+  std::string out = "[";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  out += ']';
+  return out;
+}
+
 core::Status LeaseLost(int64_t job_id, int attempt) {
   return absl::NotFoundError("job " + std::to_string(job_id) + " attempt " +
                              std::to_string(attempt) + " is not leased (expired or settled)");

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "store/conv_id.h"
@@ -184,6 +185,8 @@ core::Status NotTakingPart(int64_t user_id, const std::string& conv_id);
 
 // base * 2^(attempt - 1), capped at `max`, without overflow.
 int64_t Backoff(int64_t base, int64_t max, int attempt);
+// "[1,2,3]": ids bound as one parameter (the engines' IdsTable reads it).
+std::string IdsJson(const std::vector<int64_t>& ids);
 core::Status LeaseLost(int64_t job_id, int attempt);
 
 }  // namespace mpim::store

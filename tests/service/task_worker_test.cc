@@ -106,5 +106,35 @@ TEST_F(TaskWorkerTest, TheFailedJobsOfABatchAreFailedAndTheOthersAcked) {
   EXPECT_TRUE(Due().empty()) << "the good ones acked";
 }
 
+TEST_F(TaskWorkerTest, AHandlerMayMakeAFailureFinalOrChooseItsDelay) {
+  Enqueue("a", "final", /*max_attempts=*/5);
+  Enqueue("a", "later", /*max_attempts=*/5);
+  TaskWorker worker(*store_, "w");
+  worker.Register("a", [](const std::vector<store::Job>& jobs) {
+    std::vector<core::Status> results;
+    for (const auto& j : jobs) {
+      results.push_back(j.payload == "final"
+                            ? FinalFailure(absl::FailedPreconditionError("HTTP 400"))
+                            : RetryAfter(absl::UnavailableError("HTTP 429"), 3600000));
+    }
+    return results;
+  });
+  worker.Start();
+  auto settled = [&] {
+    auto all = store::Call(store_->jobs(), &store::JobStore::List, store::JobFilter{});
+    if (!all.ok() || all->items.size() != 2) return false;
+    return all->items[0].state == store::JobState::kDead &&
+           all->items[1].state == store::JobState::kReady && all->items[1].attempts == 1;
+  };
+  ASSERT_TRUE(WaitFor(settled));
+  worker.Stop();
+  auto all = store::Call(store_->jobs(), &store::JobStore::List, store::JobFilter{});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->items[0].attempts, 1) << "dead at the first failure, 4 attempts left";
+  EXPECT_EQ(all->items[0].last_error, "HTTP 400");
+  EXPECT_GE(all->items[1].run_at - all->items[1].created_at, 3600000 - 1000)
+      << "ready again after the handler's hour, not the job's back-off";
+}
+
 }  // namespace
 }  // namespace mpim::service

@@ -91,6 +91,18 @@ class FaultSessions final : public Decorator<store::SessionStore> {
                      (int64_t since_ms, int64_t after_session_id, int limit,
                       Callback<Page<store::Session>> done),
                      since_ms, after_session_id, limit)
+  MPIM_FAULT_FORWARD(SetDevice, (const store::Device& device, Callback<store::Device> done), device)
+  MPIM_FAULT_FORWARD(ListDevices, (int64_t user_id, Callback<std::vector<store::Device>> done),
+                     user_id)
+  MPIM_FAULT_FORWARD(DeleteDevice, (int64_t user_id, int64_t device_id, DoneCallback done), user_id,
+                     device_id)
+  MPIM_FAULT_FORWARD(DevicesOf,
+                     (const std::vector<int64_t>& users, Callback<std::vector<store::Device>> done),
+                     users)
+  MPIM_FAULT_FORWARD(GetDevices,
+                     (const std::vector<int64_t>& device_ids,
+                      Callback<std::vector<store::Device>> done),
+                     device_ids)
 };
 
 class FaultFriends final : public Decorator<store::FriendStore> {
@@ -206,6 +218,14 @@ class FaultConversations final : public Decorator<store::ConversationStore> {
   MPIM_FAULT_FORWARD(SetPinned,
                      (int64_t user_id, const std::string& conv_id, bool pinned, DoneCallback done),
                      user_id, conv_id, pinned)
+  MPIM_FAULT_FORWARD(MutedAmong,
+                     (const std::string& conv_id, const std::vector<int64_t>& users,
+                      Callback<std::vector<int64_t>> done),
+                     conv_id, users)
+  MPIM_FAULT_FORWARD(TotalUnread,
+                     (const std::vector<int64_t>& users,
+                      Callback<std::vector<std::pair<int64_t, int64_t>>> done),
+                     users)
 };
 
 class FaultMessages final : public Decorator<store::MessageStore> {
@@ -251,12 +271,18 @@ class FaultJobs final : public Decorator<store::JobStore> {
                       Callback<std::vector<store::Job>> done),
                      worker, max_jobs, lease_ms)
   MPIM_FAULT_FORWARD(Ack, (int64_t job_id, int attempt, DoneCallback done), job_id, attempt)
+  MPIM_FAULT_FORWARD(EnqueueMany,
+                     (const std::vector<store::NewJob>& jobs, Callback<std::vector<int64_t>> done),
+                     jobs)
   MPIM_FAULT_FORWARD(Fail,
-                     (int64_t job_id, int attempt, const std::string& error,
+                     (int64_t job_id, int attempt, const store::JobFailure& failure,
                       Callback<store::Job> done),
-                     job_id, attempt, error)
-  MPIM_FAULT_FORWARD(ListDead, (int64_t after_job, int limit, Callback<Page<store::Job>> done),
-                     after_job, limit)
+                     job_id, attempt, failure)
+  MPIM_FAULT_FORWARD(List, (const store::JobFilter& filter, Callback<Page<store::Job>> done),
+                     filter)
+  MPIM_FAULT_FORWARD(Get, (int64_t job_id, Callback<store::Job> done), job_id)
+  MPIM_FAULT_FORWARD(Delete, (int64_t job_id, DoneCallback done), job_id)
+  MPIM_FAULT_FORWARD(Count, (Callback<std::vector<store::JobCount>> done), )
   MPIM_FAULT_FORWARD(Requeue, (int64_t job_id, DoneCallback done), job_id)
 };
 

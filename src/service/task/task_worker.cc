@@ -3,8 +3,10 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <future>
 
+#include "absl/strings/cord.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "store/blocking.h"
@@ -20,7 +22,30 @@ const core::Logger& Log() {
   return log;
 }
 
+constexpr char kFinalMark[] = "type.mpim/job.final";
+constexpr char kDelayMark[] = "type.mpim/job.delay_ms";
+
+store::JobFailure FailureOf(const core::Status& status) {
+  store::JobFailure f;
+  f.error = std::string(status.message());
+  f.final = status.GetPayload(kFinalMark).has_value();
+  if (auto delay = status.GetPayload(kDelayMark)) {
+    f.delay_ms = std::max<int64_t>(0, std::strtoll(std::string(*delay).c_str(), nullptr, 10));
+  }
+  return f;
+}
+
 }  // namespace
+
+core::Status FinalFailure(core::Status status) {
+  status.SetPayload(kFinalMark, absl::Cord("1"));
+  return status;
+}
+
+core::Status RetryAfter(core::Status status, int64_t delay_ms) {
+  status.SetPayload(kDelayMark, absl::Cord(std::to_string(delay_ms)));
+  return status;
+}
 
 void TaskWorker::Start() {
   if (running_.exchange(true)) return;
@@ -104,8 +129,7 @@ void TaskWorker::Settle(const std::vector<store::Job>& jobs,
                               {"attempt", static_cast<int64_t>(job.attempts)},
                               {"error", std::string(results[i].message())}});
     auto after = store::Await<store::Job>([&](auto cb) {
-      store_.jobs().Fail(job.job_id, job.attempts, std::string(results[i].message()),
-                         std::move(cb));
+      store_.jobs().Fail(job.job_id, job.attempts, FailureOf(results[i]), std::move(cb));
     });
     if (after.ok() && after->state == store::JobState::kDead) {
       Log().Error("job is a dead letter", {{"job", job.job_id}, {"kind", job.kind}});

@@ -29,6 +29,12 @@
 
 namespace mpim::service {
 
+// Marks on a handler's failed status: a dead letter now (FinalFailure),
+// or ready again after the handler's own delay (RetryAfter; otherwise the
+// job's back-off).
+core::Status FinalFailure(core::Status status);
+core::Status RetryAfter(core::Status status, int64_t delay_ms);
+
 class TaskWorker {
  public:
   // Runs `jobs` (one kind, in job order); returns one status per job.

@@ -175,4 +175,17 @@ void MysqlConversationStore::SetPinned(int64_t user_id, const std::string& conv_
           conv_id, pinned, std::move(done));
 }
 
+void MysqlConversationStore::MutedAmong(const std::string& conv_id,
+                                        const std::vector<int64_t>& users,
+                                        Callback<std::vector<int64_t>> done) {
+  exec_.Read<core::StatusOr<std::vector<int64_t>>>(
+      [conv_id, users](Connection& c) { return MutedMembers(c, conv_id, users); }, std::move(done));
+}
+
+void MysqlConversationStore::TotalUnread(const std::vector<int64_t>& users,
+                                         Callback<std::vector<std::pair<int64_t, int64_t>>> done) {
+  exec_.Read<core::StatusOr<std::vector<std::pair<int64_t, int64_t>>>>(
+      [users](Connection& c) { return TotalUnreadOf(c, users); }, std::move(done));
+}
+
 }  // namespace mpim::store::mysql

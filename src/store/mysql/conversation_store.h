@@ -29,6 +29,10 @@ class MysqlConversationStore final : public ConversationStore {
                 DoneCallback done) override;
   void SetPinned(int64_t user_id, const std::string& conv_id, bool pinned,
                  DoneCallback done) override;
+  void MutedAmong(const std::string& conv_id, const std::vector<int64_t>& users,
+                  Callback<std::vector<int64_t>> done) override;
+  void TotalUnread(const std::vector<int64_t>& users,
+                   Callback<std::vector<std::pair<int64_t, int64_t>>> done) override;
 
  private:
   // Sets a 0/1 column of the user's cursor row.

@@ -69,30 +69,52 @@ void MysqlJobStore::Lease(const std::string& worker, int max_jobs, int64_t lease
       std::move(done));
 }
 
-void MysqlJobStore::Ack(int64_t job_id, int attempt, DoneCallback done) {
-  exec_.Write<core::Status>([job_id, attempt](Connection& c) { return AckJob(c, job_id, attempt); },
-                            std::move(done));
+void MysqlJobStore::EnqueueMany(const std::vector<NewJob>& jobs,
+                                Callback<std::vector<int64_t>> done) {
+  int64_t now = exec_.NowMs();
+  exec_.Write<core::StatusOr<std::vector<int64_t>>>(
+      [jobs, now](Connection& c) { return EnqueueJobs(c, jobs, now); }, std::move(done));
 }
 
-void MysqlJobStore::Fail(int64_t job_id, int attempt, const std::string& error,
+void MysqlJobStore::Ack(int64_t job_id, int attempt, DoneCallback done) {
+  exec_.Write<core::Status>(
+      [this, job_id, attempt](Connection& c) { return AckJob(c, job_id, attempt, exec_.NowMs()); },
+      std::move(done));
+}
+
+void MysqlJobStore::Fail(int64_t job_id, int attempt, const JobFailure& failure,
                          Callback<Job> done) {
   exec_.Write<core::StatusOr<Job>>(
-      [this, job_id, attempt, error](Connection& c) -> core::StatusOr<Job> {
+      [this, job_id, attempt, failure](Connection& c) -> core::StatusOr<Job> {
         static const std::string kSql = std::string("SELECT ") + kJobColumns +
                                         " FROM jobs WHERE job_id = ? AND state = 1 AND attempts = ?"
                                         " FOR UPDATE";
         MPIM_ASSIGN_OR_RETURN(auto rows, c.Query(kSql, job_id, attempt));
         MPIM_ASSIGN_OR_RETURN(bool row, rows.Next());
         if (!row) return LeaseLost(job_id, attempt);
-        return FailJob(c, ReadJobRow(rows), error, exec_.NowMs());
+        return FailJob(c, ReadJobRow(rows), failure, exec_.NowMs());
       },
       std::move(done));
 }
 
-void MysqlJobStore::ListDead(int64_t after_job, int limit, Callback<Page<Job>> done) {
-  exec_.Read<core::StatusOr<Page<Job>>>(
-      [after_job, limit](Connection& c) { return ListDeadJobs(c, after_job, limit); },
-      std::move(done));
+void MysqlJobStore::List(const JobFilter& filter, Callback<Page<Job>> done) {
+  exec_.Read<core::StatusOr<Page<Job>>>([filter](Connection& c) { return ListJobs(c, filter); },
+                                        std::move(done));
+}
+
+void MysqlJobStore::Get(int64_t job_id, Callback<Job> done) {
+  exec_.Read<core::StatusOr<Job>>([job_id](Connection& c) { return GetJob(c, job_id); },
+                                  std::move(done));
+}
+
+void MysqlJobStore::Delete(int64_t job_id, DoneCallback done) {
+  exec_.Write<core::Status>([job_id](Connection& c) { return DeleteJob(c, job_id); },
+                            std::move(done));
+}
+
+void MysqlJobStore::Count(Callback<std::vector<JobCount>> done) {
+  exec_.Read<core::StatusOr<std::vector<JobCount>>>([](Connection& c) { return CountJobs(c); },
+                                                    std::move(done));
 }
 
 void MysqlJobStore::Requeue(int64_t job_id, DoneCallback done) {

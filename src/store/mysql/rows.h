@@ -18,6 +18,10 @@ using store::QueryPage;
 
 // The id the last INSERT generated (for store/sql_queries.h).
 inline int64_t LastInsertId(Connection& c) { return c.LastInsertId(); }
+// A table of the ids in a JSON array bound as one parameter (IdsJson).
+inline const char* IdsTable(Connection&) {
+  return "(SELECT id FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS ids)";
+}
 
 // Creates the private conversation `conv_id` of users a and b (the row and
 // both users' cursors), with last_seq = 0. kNotFound for an unknown user.

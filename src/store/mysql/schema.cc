@@ -231,6 +231,29 @@ const std::vector<std::vector<const char*>>& Migrations() {
           ")" MPIM_TABLE_OPTIONS,
           "INSERT IGNORE INTO store_probe (id, writes) VALUES (1, 0)",
       },
+      // 2: SQLite's migration 4 (offline push: devices, job coalescing).
+      {
+          "CREATE TABLE IF NOT EXISTS devices ("
+          " device_id BIGINT NOT NULL PRIMARY KEY,"
+          " session_id BIGINT NOT NULL,"
+          " user_id BIGINT NOT NULL,"
+          " platform VARCHAR(16) NOT NULL,"
+          " token TEXT NOT NULL,"
+          " created_at BIGINT NOT NULL,"
+          " UNIQUE KEY devices_session (session_id),"
+          " KEY devices_by_user (user_id),"
+          " CONSTRAINT devices_session_fk FOREIGN KEY (session_id)"
+          "   REFERENCES sessions (session_id) ON DELETE CASCADE"
+          ")" MPIM_TABLE_OPTIONS,
+          "ALTER TABLE jobs ADD COLUMN IF NOT EXISTS coalesce_key VARCHAR(191) NOT NULL DEFAULT ''",
+          "CREATE INDEX IF NOT EXISTS jobs_coalesce ON jobs (coalesce_key, kind, state)",
+          "CREATE INDEX IF NOT EXISTS jobs_list ON jobs (state, kind, job_id)",
+          "CREATE TABLE IF NOT EXISTS job_coalesce ("
+          " coalesce_key VARCHAR(191) NOT NULL PRIMARY KEY,"
+          " done_at BIGINT NOT NULL,"
+          " KEY job_coalesce_done (done_at)"
+          ")" MPIM_TABLE_OPTIONS,
+      },
   };
   return kMigrations;
 }
@@ -250,9 +273,11 @@ core::StatusOr<int> ApplyMigrations(Connection& conn) {
     MPIM_RETURN_IF_ERROR(
         conn.ExecText("CREATE TABLE IF NOT EXISTS schema_version (id INT NOT NULL PRIMARY KEY,"
                       " version INT NOT NULL) ENGINE=InnoDB"));
-    MPIM_RETURN_IF_ERROR(conn.Exec("INSERT IGNORE INTO schema_version (id, version) VALUES (1, 0)"));
+    MPIM_RETURN_IF_ERROR(
+        conn.Exec("INSERT IGNORE INTO schema_version (id, version) VALUES (1, 0)"));
     MPIM_RETURN_IF_ERROR(conn.Commit());
-    MPIM_ASSIGN_OR_RETURN(auto row, conn.QueryInt("SELECT version FROM schema_version WHERE id = 1"));
+    MPIM_ASSIGN_OR_RETURN(auto row,
+                          conn.QueryInt("SELECT version FROM schema_version WHERE id = 1"));
     int version = static_cast<int>(row.value_or(0));
     if (version > LatestSchemaVersion()) {
       return absl::FailedPreconditionError("database schema version " + std::to_string(version) +

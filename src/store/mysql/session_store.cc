@@ -101,7 +101,7 @@ void MysqlSessionStore::RotateRefreshToken(int64_t session_id, const std::string
           if (used) {
             MPIM_RETURN_IF_ERROR(c.Exec("UPDATE sessions SET revoked_at = ? WHERE session_id = ?",
                                         RevokeTime(now_ms), session_id));
-            MPIM_RETURN_IF_ERROR(ForgetUsedTokens(c, session_id));
+            MPIM_RETURN_IF_ERROR(ForgetRevokedSession(c, session_id));
             result.outcome = RefreshOutcome::kReused;
           }
         }
@@ -133,6 +133,7 @@ void MysqlSessionStore::RevokeAllForUser(int64_t user_id, Callback<int64_t> done
             c.Exec("DELETE u FROM used_refresh_tokens AS u JOIN sessions AS s"
                    " ON s.session_id = u.session_id WHERE s.user_id = ?",
                    user_id));
+        MPIM_RETURN_IF_ERROR(c.Exec("DELETE FROM devices WHERE user_id = ?", user_id));
         return revoked;
       },
       std::move(done));
@@ -147,6 +148,36 @@ void MysqlSessionStore::ListRevoked(int64_t since_ms, int64_t after_session_id, 
                                     Callback<Page<Session>> done) {
   exec_.Read<core::StatusOr<Page<Session>>>(
       [=](Connection& c) { return ListRevokedSessions(c, since_ms, after_session_id, limit); },
+      std::move(done));
+}
+
+void MysqlSessionStore::SetDevice(const Device& device, Callback<Device> done) {
+  exec_.Write<core::StatusOr<Device>>(
+      [this, device](Connection& c) { return SetSessionDevice(c, device, exec_.NowMs()); },
+      std::move(done));
+}
+
+void MysqlSessionStore::ListDevices(int64_t user_id, Callback<std::vector<Device>> done) {
+  exec_.Read<core::StatusOr<std::vector<Device>>>(
+      [user_id](Connection& c) { return ListUserDevices(c, user_id); }, std::move(done));
+}
+
+void MysqlSessionStore::DeleteDevice(int64_t user_id, int64_t device_id, DoneCallback done) {
+  exec_.Write<core::Status>(
+      [user_id, device_id](Connection& c) { return DeleteUserDevice(c, user_id, device_id); },
+      std::move(done));
+}
+
+void MysqlSessionStore::DevicesOf(const std::vector<int64_t>& users,
+                                  Callback<std::vector<Device>> done) {
+  exec_.Read<core::StatusOr<std::vector<Device>>>(
+      [users](Connection& c) { return DevicesWhere(c, "user_id", users); }, std::move(done));
+}
+
+void MysqlSessionStore::GetDevices(const std::vector<int64_t>& device_ids,
+                                   Callback<std::vector<Device>> done) {
+  exec_.Read<core::StatusOr<std::vector<Device>>>(
+      [device_ids](Connection& c) { return DevicesWhere(c, "device_id", device_ids); },
       std::move(done));
 }
 

@@ -116,7 +116,7 @@ void SqliteConversationStore::ListPending(int64_t user_id, int64_t session_id,
 }
 
 void SqliteConversationStore::StartSeq(int64_t user_id, int64_t session_id,
-                                      const std::string& conv_id, Callback<int64_t> done) {
+                                       const std::string& conv_id, Callback<int64_t> done) {
   exec_.Read<core::StatusOr<int64_t>>(
       [user_id, session_id, conv_id](Connection& c) {
         return LoadStartSeq(c, user_id, session_id, conv_id);
@@ -143,6 +143,19 @@ void SqliteConversationStore::SetPinned(int64_t user_id, const std::string& conv
                                         DoneCallback done) {
   SetFlag("UPDATE user_conversations SET pinned = ? WHERE user_id = ? AND conv_id = ?", user_id,
           conv_id, pinned, std::move(done));
+}
+
+void SqliteConversationStore::MutedAmong(const std::string& conv_id,
+                                         const std::vector<int64_t>& users,
+                                         Callback<std::vector<int64_t>> done) {
+  exec_.Read<core::StatusOr<std::vector<int64_t>>>(
+      [conv_id, users](Connection& c) { return MutedMembers(c, conv_id, users); }, std::move(done));
+}
+
+void SqliteConversationStore::TotalUnread(const std::vector<int64_t>& users,
+                                          Callback<std::vector<std::pair<int64_t, int64_t>>> done) {
+  exec_.Read<core::StatusOr<std::vector<std::pair<int64_t, int64_t>>>>(
+      [users](Connection& c) { return TotalUnreadOf(c, users); }, std::move(done));
 }
 
 }  // namespace mpim::store::sqlite

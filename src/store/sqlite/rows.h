@@ -21,6 +21,8 @@ core::Status InsertPrivateConversation(Connection& c, const std::string& conv_id
 
 // The id the last INSERT generated (for store/sql_queries.h).
 inline int64_t LastInsertId(Connection& c) { return sqlite3_last_insert_rowid(c.raw()); }
+// A table of the ids in a JSON array bound as one parameter (IdsJson).
+inline const char* IdsTable(Connection&) { return "(SELECT value FROM json_each(?))"; }
 
 using store::CheckLimit;
 using store::CollectRows;

@@ -196,6 +196,29 @@ CREATE TABLE store_probe (
 );
 INSERT INTO store_probe (id, writes) VALUES (1, 0);
 )sql",
+      // 4: offline push. A session's push device (one per session); job
+      // coalescing (store/job_store.h): a job's key, and when the last job
+      // of a key was acked; an index for the admin API's listing.
+      R"sql(
+CREATE TABLE devices (
+  device_id  INTEGER PRIMARY KEY,
+  session_id INTEGER NOT NULL UNIQUE REFERENCES sessions(session_id) ON DELETE CASCADE,
+  user_id    INTEGER NOT NULL,
+  platform   TEXT    NOT NULL,
+  token      TEXT    NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX devices_by_user ON devices(user_id);
+
+ALTER TABLE jobs ADD COLUMN coalesce_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX jobs_coalesce ON jobs(coalesce_key, kind, state);
+CREATE INDEX jobs_list ON jobs(state, kind, job_id);
+CREATE TABLE job_coalesce (
+  coalesce_key TEXT    NOT NULL PRIMARY KEY,
+  done_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX job_coalesce_done ON job_coalesce(done_at);
+)sql",
   };
   return kMigrations;
 }

@@ -20,6 +20,12 @@ class SqliteSessionStore final : public SessionStore {
   void ListForUser(int64_t user_id, Callback<std::vector<Session>> done) override;
   void ListRevoked(int64_t since_ms, int64_t after_session_id, int limit,
                    Callback<Page<Session>> done) override;
+  void SetDevice(const Device& device, Callback<Device> done) override;
+  void ListDevices(int64_t user_id, Callback<std::vector<Device>> done) override;
+  void DeleteDevice(int64_t user_id, int64_t device_id, DoneCallback done) override;
+  void DevicesOf(const std::vector<int64_t>& users, Callback<std::vector<Device>> done) override;
+  void GetDevices(const std::vector<int64_t>& device_ids,
+                  Callback<std::vector<Device>> done) override;
 
  private:
   Executor& exec_;

@@ -48,12 +48,7 @@ void SqliteUserStore::GetMany(const std::vector<int64_t>& user_ids,
           return absl::InvalidArgumentError("too many user ids");
         }
         // One statement for any number of ids: they travel as a JSON array.
-        std::string ids = "[";
-        for (size_t i = 0; i < user_ids.size(); ++i) {
-          if (i > 0) ids += ',';
-          ids += std::to_string(user_ids[i]);
-        }
-        ids += ']';
+        const std::string ids = IdsJson(user_ids);
         MPIM_ASSIGN_OR_RETURN(
             Stmt st, c.Query(std::string("SELECT ") + kUserColumns +
                                  " FROM users WHERE user_id IN (SELECT value FROM json_each(?))"

@@ -347,9 +347,9 @@ TEST_P(MessageContract, StartSeqIsTheSessionsCursorOrTheJoinPoint) {
     return Call(store().conversations(), &ConversationStore::StartSeq, user, session, conv);
   };
   EXPECT_EQ(*start(bob_, 1, conv_), 0) << "never acked";
-  ASSERT_TRUE(
-      Call(store().conversations(), &ConversationStore::MarkDelivered, int64_t{1}, conv_, int64_t{3})
-          .ok());
+  ASSERT_TRUE(Call(store().conversations(), &ConversationStore::MarkDelivered, int64_t{1}, conv_,
+                   int64_t{3})
+                  .ok());
   EXPECT_EQ(*start(bob_, 1, conv_), 3);
   EXPECT_EQ(*start(bob_, 2, conv_), 0) << "per session";
   EXPECT_EQ(start(bob_, 1, "g:4242").status().code(), StatusCode::kNotFound);
@@ -446,6 +446,40 @@ TEST_P(MessageContract, MuteAndPin) {
   EXPECT_EQ(Call(store().conversations(), &ConversationStore::SetPinned, int64_t{4242}, conv_, true)
                 .code(),
             StatusCode::kNotFound);
+}
+
+TEST_P(MessageContract, MutedAmongAndTotalUnreadForPush) {
+  int64_t carol = MakeUser("carol");
+  AppendN(3);  // alice -> bob
+  const std::string other = PrivateConvId(carol, bob_);
+  ASSERT_TRUE(Append(TextMessage(other, carol, bob_, "c", "c1")).ok());
+  ASSERT_TRUE(Append(TextMessage(other, bob_, carol, "b", "b1")).ok());
+  ASSERT_TRUE(
+      Call(store().conversations(), &ConversationStore::MarkRead, bob_, conv_, int64_t{1}).ok());
+  auto unread = Call(store().conversations(), &ConversationStore::TotalUnread,
+                     std::vector<int64_t>{carol, bob_, alice_, int64_t{4242}});
+  ASSERT_TRUE(unread.ok()) << unread.status();
+  // bob: 2 after his read cursor from alice, 1 from carol (not his own);
+  // alice: none (her own); carol: bob's 1.
+  using P = std::pair<int64_t, int64_t>;
+  EXPECT_EQ(*unread, (std::vector<P>{{alice_, 0}, {bob_, 3}, {carol, 1}}));
+
+  ASSERT_TRUE(Call(store().conversations(), &ConversationStore::SetMuted, bob_, conv_, true).ok());
+  auto muted = Call(store().conversations(), &ConversationStore::MutedAmong, conv_,
+                    std::vector<int64_t>{alice_, bob_, carol});
+  ASSERT_TRUE(muted.ok()) << muted.status();
+  EXPECT_EQ(*muted, std::vector<int64_t>{bob_});
+  EXPECT_TRUE(Call(store().conversations(), &ConversationStore::MutedAmong, other,
+                   std::vector<int64_t>{bob_})
+                  ->empty());
+  EXPECT_TRUE(
+      Call(store().conversations(), &ConversationStore::MutedAmong, conv_, std::vector<int64_t>{})
+          ->empty());
+  EXPECT_EQ(Call(store().conversations(), &ConversationStore::TotalUnread,
+                 std::vector<int64_t>(kMaxPageLimit + 1, alice_))
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST_P(MessageContract, EnsurePrivate) {

@@ -390,6 +390,69 @@ TEST_P(StoreContractTest, SessionRevocationAndListings) {
   EXPECT_EQ(page->items.size(), 2u);
 }
 
+TEST_P(StoreContractTest, DevicesOnePerSessionGoneWithTheSession) {
+  int64_t alice = MakeUser("alice");
+  int64_t bob = MakeUser("bob");
+  const int64_t exp = kStartMs + 1'000'000;
+  for (int64_t id : {10, 11}) {
+    ASSERT_TRUE(
+        Call(store().sessions(), &SessionStore::Create, MakeSession(id, alice, "r", exp)).ok());
+  }
+  ASSERT_TRUE(Call(store().sessions(), &SessionStore::Create, MakeSession(20, bob, "r", exp)).ok());
+  auto set = [&](int64_t device_id, int64_t session, int64_t user, const std::string& token) {
+    return Call(store().sessions(), &SessionStore::SetDevice,
+                Device{.device_id = device_id,
+                       .session_id = session,
+                       .user_id = user,
+                       .platform = "apns",
+                       .token = token});
+  };
+  auto d1 = set(100, 10, alice, "t1");
+  ASSERT_TRUE(d1.ok()) << d1.status();
+  EXPECT_EQ(d1->created_at, kStartMs);
+  ASSERT_TRUE(set(101, 11, alice, "t2").ok());
+  ASSERT_TRUE(set(200, 20, bob, "t3").ok());
+  // A new registration from session 10 replaces its device.
+  AdvanceMs(3);
+  auto d1b = set(102, 10, alice, "t1b");
+  ASSERT_TRUE(d1b.ok());
+  auto listed = Call(store().sessions(), &SessionStore::ListDevices, alice);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].device_id, 101);
+  EXPECT_EQ((*listed)[1].device_id, 102);
+  EXPECT_EQ((*listed)[1].token, "t1b");
+  EXPECT_EQ((*listed)[1].platform, "apns");
+  EXPECT_EQ((*listed)[1].session_id, 10);
+  EXPECT_EQ((*listed)[1].created_at, kStartMs + 3);
+  // Another user's session, or an unknown one: not found.
+  EXPECT_EQ(set(103, 20, alice, "x").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(set(103, 99, alice, "x").status().code(), StatusCode::kNotFound);
+
+  auto of = Call(store().sessions(), &SessionStore::DevicesOf, std::vector<int64_t>{bob, alice});
+  ASSERT_TRUE(of.ok());
+  ASSERT_EQ(of->size(), 3u);
+  EXPECT_EQ((*of)[2].device_id, 200);
+  auto by_id =
+      Call(store().sessions(), &SessionStore::GetDevices, std::vector<int64_t>{200, 100, 4242});
+  ASSERT_TRUE(by_id.ok());
+  ASSERT_EQ(by_id->size(), 1u);  // 100 was replaced
+  EXPECT_EQ((*by_id)[0].user_id, bob);
+
+  // Deleting: only one's own.
+  EXPECT_EQ(Call(store().sessions(), &SessionStore::DeleteDevice, bob, int64_t{101}).code(),
+            StatusCode::kNotFound);
+  ASSERT_TRUE(Call(store().sessions(), &SessionStore::DeleteDevice, alice, int64_t{101}).ok());
+  EXPECT_EQ(Call(store().sessions(), &SessionStore::DeleteDevice, alice, int64_t{101}).code(),
+            StatusCode::kNotFound);
+  // Revoking a session removes its device; a revoked session takes none.
+  ASSERT_TRUE(Call(store().sessions(), &SessionStore::Revoke, int64_t{10}).ok());
+  EXPECT_TRUE(Call(store().sessions(), &SessionStore::ListDevices, alice)->empty());
+  EXPECT_EQ(set(104, 10, alice, "x").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(Call(store().sessions(), &SessionStore::RevokeAllForUser, bob).ok());
+  EXPECT_TRUE(Call(store().sessions(), &SessionStore::ListDevices, bob)->empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Contract, StoreContractTest, ::testing::ValuesIn(AllStoreFactories()),
                          StoreFactoryName);
 
