@@ -17,7 +17,7 @@ extern char** environ;
 namespace mpim::core {
 namespace {
 
-using FieldRef = std::variant<std::string*, int64_t*, std::vector<std::string>*>;
+using FieldRef = std::variant<std::string*, int64_t*, std::vector<std::string>*, bool*>;
 
 // One key of the configuration. The schema below is the single source of
 // truth for names, types, ranges and help texts.
@@ -47,6 +47,11 @@ Field Str(std::string_view section, std::string_view key, std::vector<std::strin
           std::function<Status(const std::string&)> check = nullptr) {
   return Field{section, key, std::string(help),  [ref](Config& c) -> FieldRef { return ref(c); },
                0,       0,   std::move(choices), std::move(check)};
+}
+
+Field Bool(std::string_view section, std::string_view key, std::function<bool*(Config&)> ref,
+           std::string_view help) {
+  return Field{section, key, std::string(help), [ref](Config& c) -> FieldRef { return ref(c); }};
 }
 
 // A list of strings: a TOML array, or comma-separated text (environment,
@@ -118,6 +123,13 @@ Status CheckSrvEntry(const std::string& value) {
     return absl::InvalidArgumentError("role must be gateway, logic, task or all");
   }
   return absl::OkStatus();
+}
+
+Status CheckUrlOrEmpty(const std::string& value) {
+  if (value.empty() || value.rfind("http://", 0) == 0 || value.rfind("https://", 0) == 0) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("expected an http:// or https:// URL");
 }
 
 Status CheckNotEmpty(const std::string& value) {
@@ -487,8 +499,7 @@ const std::vector<Field>& Schema() {
           "Role gateway: sends (and acks) to one logic node that come while its batch calls are "
           "in flight leave together in one call of at most this many; 0: one call each."),
       Int(
-          "rpc", "batch_max_in_flight", 1, 64,
-          [](Config& c) { return &c.rpc.batch_max_in_flight; },
+          "rpc", "batch_max_in_flight", 1, 64, [](Config& c) { return &c.rpc.batch_max_in_flight; },
           "Role gateway: batch calls of sends (and of acks) per logic node at a time."),
       Int(
           "rpc", "max_in_flight", 1, 1000000, [](Config& c) { return &c.rpc.max_in_flight; },
@@ -538,6 +549,65 @@ const std::vector<Field>& Schema() {
           "limits", "requests_burst_address", 1, 10000000,
           [](Config& c) { return &c.limits.requests_burst_address; },
           "HTTP requests per client address allowed in a burst."),
+      // [push]
+      Str(
+          "push", "webhook_url", {}, [](Config& c) { return &c.push.webhook_url; },
+          "Webhook push provider: devices of platform \"webhook\" are pushed by an HTTP POST "
+          "here (docs/push.md). Empty: off.",
+          CheckUrlOrEmpty),
+      Secret(
+          "push", "webhook_secret", [](Config& c) { return &c.push.webhook_secret; },
+          "Key of the webhook's X-MPIM-Signature (HMAC-SHA256 of the body)."),
+      Int(
+          "push", "max_attempts", 1, 100, [](Config& c) { return &c.push.max_attempts; },
+          "Attempts per push (the first included) before it becomes a dead letter."),
+      Int(
+          "push", "retry_base_ms", 1, 3600000, [](Config& c) { return &c.push.retry_base_ms; },
+          "First retry of a push after about this long (jittered), doubling each time."),
+      Int(
+          "push", "coalesce_ms", 0, 3600000, [](Config& c) { return &c.push.coalesce_ms; },
+          "Pushes to one device within this window are merged into one carrying the latest "
+          "message."),
+      Bool(
+          "push", "preview", [](Config& c) { return &c.push.preview; },
+          "Put the start of a text message in the notification (`preview`)."),
+      Int(
+          "push", "timeout_ms", 100, 600000, [](Config& c) { return &c.push.timeout_ms; },
+          "Deadline of one request to a push provider."),
+      Str(
+          "push", "apns_url", {}, [](Config& c) { return &c.push.apns_url; },
+          "APNs endpoint (HTTP/2): Apple's production or sandboxed host, or a private gateway.",
+          CheckUrlOrEmpty),
+      Str(
+          "push", "apns_key_file", {}, [](Config& c) { return &c.push.apns_key_file; },
+          "APNs provider key (.p8) from Apple's developer account; readable by the owner "
+          "only. Empty: APNs off."),
+      Str(
+          "push", "apns_key_id", {}, [](Config& c) { return &c.push.apns_key_id; },
+          "Key id of apns_key_file."),
+      Str(
+          "push", "apns_team_id", {}, [](Config& c) { return &c.push.apns_team_id; },
+          "Apple developer team id (the provider token's issuer)."),
+      Str(
+          "push", "apns_topic", {}, [](Config& c) { return &c.push.apns_topic; },
+          "The app's bundle id (apns-topic)."),
+      Str(
+          "push", "fcm_url", {}, [](Config& c) { return &c.push.fcm_url; }, "FCM HTTP v1 endpoint.",
+          CheckUrlOrEmpty),
+      Str(
+          "push", "fcm_credentials_file", {},
+          [](Config& c) { return &c.push.fcm_credentials_file; },
+          "FCM service-account key (JSON) from the Firebase console; readable by the owner "
+          "only. Empty: FCM off."),
+      Str(
+          "push", "tls_ca_file", {}, [](Config& c) { return &c.push.tls_ca_file; },
+          "CA certificates (PEM) the providers' servers are checked against. Empty: the "
+          "system's."),
+      // [admin]
+      Secret(
+          "admin", "api_key", [](Config& c) { return &c.admin.api_key; },
+          "Bearer key of the admin API (/api/v1/admin, docs/push.md). Empty: the admin API is "
+          "off (404)."),
   };
   return schema;
 }
@@ -562,6 +632,7 @@ Status Invalid(std::string_view source, const std::string& name, const std::stri
 // Checks range / choices / rule of a value already stored in `config`.
 Status Validate(const Field& f, Config& config) {
   FieldRef ref = f.ref(config);
+  if (std::holds_alternative<bool*>(ref)) return absl::OkStatus();
   if (auto* i = std::get_if<int64_t*>(&ref)) {
     if (**i < f.min || **i > f.max) {
       return absl::InvalidArgumentError("must be between " + std::to_string(f.min) + " and " +
@@ -601,6 +672,14 @@ Status SetFromText(const Field& f, Config& config, const std::string& text) {
     **i = value;
   } else if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
     **list = SplitList(text);
+  } else if (auto* b = std::get_if<bool*>(&ref)) {
+    if (text == "true" || text == "1") {
+      **b = true;
+    } else if (text == "false" || text == "0") {
+      **b = false;
+    } else {
+      return absl::InvalidArgumentError("expected true or false, got \"" + text + "\"");
+    }
   } else {
     *std::get<std::string*>(ref) = text;
   }
@@ -622,6 +701,10 @@ Status SetFromToml(const Field& f, Config& config, const toml::node& node) {
       if (!v) return absl::InvalidArgumentError("expected an array of strings");
       (*list)->push_back(*v);
     }
+  } else if (auto* b = std::get_if<bool*>(&ref)) {
+    auto v = node.value_exact<bool>();
+    if (!v) return absl::InvalidArgumentError("expected true or false");
+    **b = *v;
   } else {
     auto v = node.value_exact<std::string>();
     if (!v) return absl::InvalidArgumentError("expected a string");
@@ -724,6 +807,7 @@ std::string Quote(const std::string& s) {
 std::string FormatValue(const Field& f, const Config& config, bool mask) {
   FieldRef ref = f.ref(const_cast<Config&>(config));
   if (auto* i = std::get_if<int64_t*>(&ref)) return std::to_string(**i);
+  if (auto* b = std::get_if<bool*>(&ref)) return **b ? "true" : "false";
   if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
     std::string out = "[";
     for (const std::string& item : **list) out += (out.size() > 1 ? ", " : "") + Quote(item);

@@ -140,8 +140,8 @@ struct RpcConfig {
   // Role logic: the internal gRPC address, HOST:PORT; port 0: any free
   // port (discovery carries the bound one).
   std::string listen = "127.0.0.1:0";
-  int64_t deadline_ms = 2000;  // a call's deadline, all attempts included
-  int64_t max_attempts = 3;    // attempts of a retryable call
+  int64_t deadline_ms = 2000;              // a call's deadline, all attempts included
+  int64_t max_attempts = 3;                // attempts of a retryable call
   std::string balancer = "least_loaded";   // calls without a key
   std::string key_balancer = "ring_hash";  // calls keyed by a conversation
   int64_t channels_per_endpoint = 2;       // HTTP/2 connections per logic node
@@ -155,8 +155,8 @@ struct RpcConfig {
   // A gateway's sends and acks coalesced per logic node (service/remote/call_batcher.h).
   int64_t batch_max_items = 256;    // items per call; 0: one call per send or ack
   int64_t batch_max_in_flight = 2;  // batch calls per logic node at a time
-  int64_t max_in_flight = 1000;            // server: calls at once, then unavailable
-  int64_t rate_per_sec = 0;                // server: calls per second (GCRA); 0: no limit
+  int64_t max_in_flight = 1000;     // server: calls at once, then unavailable
+  int64_t rate_per_sec = 0;         // server: calls per second (GCRA); 0: no limit
 };
 
 struct LogConfig {
@@ -193,6 +193,30 @@ struct AuthConfig {
   std::string previous_token_key_id;
 };
 
+// Offline push (protocol.md section 4; docs/push.md), `[push]`.
+struct PushConfig {
+  std::string webhook_url;  // empty: webhook provider off
+  std::string webhook_secret;
+  int64_t max_attempts = 8;
+  int64_t retry_base_ms = 1000;
+  int64_t coalesce_ms = 1000;
+  bool preview = true;
+  int64_t timeout_ms = 10000;
+  std::string apns_url = "https://api.push.apple.com";
+  std::string apns_key_file;  // empty: APNs off
+  std::string apns_key_id;
+  std::string apns_team_id;
+  std::string apns_topic;
+  std::string fcm_url = "https://fcm.googleapis.com";
+  std::string fcm_credentials_file;  // empty: FCM off
+  std::string tls_ca_file;           // empty: the system's CAs
+};
+
+// The admin API (protocol.md section 5), `[admin]`.
+struct AdminConfig {
+  std::string api_key;  // empty: off
+};
+
 struct Config {
   ServerConfig server;
   AuthConfig auth;
@@ -208,6 +232,8 @@ struct Config {
   RpcConfig rpc;
   LogConfig log;
   LimitsConfig limits;
+  PushConfig push;
+  AdminConfig admin;
 
   // Where each value came from, by "section.key": "file PATH",
   // "environment NAME", "command line", "etcd" (the config centre). A key

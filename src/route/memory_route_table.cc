@@ -46,4 +46,13 @@ std::vector<Route> MemoryRouteTable::LocalRoutes(const std::vector<int64_t>& use
   return out;
 }
 
+void MemoryRouteTable::CountConnections(core::Callback<int64_t> done) {
+  int64_t n = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard lock(s.mu);
+    for (const auto& [user, routes] : s.routes) n += static_cast<int64_t>(routes.size());
+  }
+  std::move(done)(n);
+}
+
 }  // namespace mpim::route

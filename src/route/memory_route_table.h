@@ -17,6 +17,7 @@ class MemoryRouteTable final : public RouteTable {
   void Remove(int64_t user_id, ConnId conn, core::Callback<size_t> done) override;
   void Lookup(const std::vector<int64_t>& users, core::Callback<std::vector<Route>> done) override;
   std::vector<Route> LocalRoutes(const std::vector<int64_t>& users) override;
+  void CountConnections(core::Callback<int64_t> done) override;
 
  private:
   static constexpr size_t kShards = 64;

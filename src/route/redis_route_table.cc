@@ -105,6 +105,19 @@ end
 return n
 )lua";
 
+// The routes of live incarnations (node:{owner} holds theirs). ARGV: prefix.
+constexpr const char* kCountScript = R"lua(
+local p = ARGV[1]
+local n = 0
+for _, m in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
+  local node, inc = string.match(m, '^(%d+):(%d+)$')
+  if node and redis.call('GET', p .. 'node:' .. node) == inc then
+    n = n + redis.call('SCARD', p .. 'rn:' .. node .. ':' .. inc)
+  end
+end
+return n
+)lua";
+
 // Deletes up to ARGV[3] routes of dead incarnations (node:{owner} missing
 // or holding another one), checked here, atomically; answers {more, users
 // that went offline...}. ARGV: prefix, now (ms), budget.
@@ -386,6 +399,18 @@ void RedisRouteTable::Remove(int64_t user_id, ConnId conn, core::Callback<size_t
   std::lock_guard lock(core_->mu);
   core_->MirrorErase(key);
   Core::PostRemove(core_, key, std::move(done));
+}
+
+void RedisRouteTable::CountConnections(core::Callback<int64_t> done) {
+  core_->redis->Command(
+      {"EVAL", kCountScript, "0", core_->options.prefix},
+      [done = std::move(done)](core::StatusOr<redis::Reply> r) mutable {
+        if (!r.ok()) return std::move(done)(r.status());
+        if (r->type != redis::Reply::Type::kInteger) {
+          return std::move(done)(absl::UnavailableError("route count: unexpected reply"));
+        }
+        std::move(done)(r->integer);
+      });
 }
 
 std::vector<Route> RedisRouteTable::LocalRoutes(const std::vector<int64_t>& users) {

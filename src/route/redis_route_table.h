@@ -94,6 +94,7 @@ class RedisRouteTable final : public RouteTable {
   void Lookup(const std::vector<int64_t>& users, core::Callback<std::vector<Route>> done) override;
   // From the mirror (indexed by user).
   std::vector<Route> LocalRoutes(const std::vector<int64_t>& users) override;
+  void CountConnections(core::Callback<int64_t> done) override;
   // After each registration of the mirror but the first.
   void OnRegisteredAgain(std::function<void()> fn) override;
 

@@ -57,6 +57,9 @@ class RouteTable {
   // still reaches when Lookup failed (a remote table that cannot be
   // reached must not stop delivery within the node).
   virtual std::vector<Route> LocalRoutes(const std::vector<int64_t>& users) = 0;
+  // How many live connections the table holds, across all nodes (the admin
+  // API's `sessions`). One round trip.
+  virtual void CountConnections(core::Callback<int64_t> done) = 0;
   // `fn` runs (on a thread of the table's) each time this node's routes
   // were registered again because they may have been lost (a shared table
   // that restarted empty, a reconnect): deliveries looked up in between may

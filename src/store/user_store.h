@@ -63,6 +63,9 @@ class UserStore {
   // username, starting after `after_username` (empty: from the start).
   virtual void SearchByPrefix(const std::string& prefix, const std::string& after_username,
                               int limit, Callback<Page<User>> done) = 0;
+
+  // How many users there are (the admin API's stats).
+  virtual void Count(Callback<int64_t> done) = 0;
 };
 
 }  // namespace mpim::store

@@ -294,6 +294,55 @@ TEST_F(ConfigTest, ShowMasksSecretsAndKeyIdIsRequiredWithAKey) {
   EXPECT_NE(shown.find("previous_token_key = \"\""), std::string::npos);  // empty: nothing to hide
 }
 
+TEST_F(ConfigTest, PushAndAdminKeysBooleansUrlsAndSecrets) {
+  auto defaults = LoadConfig({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->push.preview);
+  EXPECT_EQ(defaults->push.max_attempts, 8);
+  EXPECT_EQ(defaults->push.retry_base_ms, 1000);
+  EXPECT_EQ(defaults->push.coalesce_ms, 1000);
+  EXPECT_TRUE(defaults->push.webhook_url.empty());
+  EXPECT_TRUE(defaults->admin.api_key.empty());
+
+  ConfigSources sources;
+  sources.file = WriteFile("[push]\npreview = false\nwebhook_url = \"https://hooks.example/x\"\n");
+  sources.env = {{"MPIM_PUSH_WEBHOOK_SECRET", "hook-secret-value"},
+                 {"MPIM_ADMIN_API_KEY", "admin-key-value"}};
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->push.preview);
+  EXPECT_EQ(config->push.webhook_url, "https://hooks.example/x");
+  std::string shown = ShowConfig(*config);
+  EXPECT_NE(shown.find("preview = false"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("hook-secret-value"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("admin-key-value"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("api_key = \"********\""), std::string::npos) << shown;
+  // The shown text loads back to the same (booleans included).
+  ConfigSources again;
+  again.file = WriteFile("[push]\npreview = false\n");
+  sources.overrides = {{"push.preview", "true"}};
+  EXPECT_TRUE(LoadConfig(sources)->push.preview) << "--set wins over the file";
+  EXPECT_FALSE(LoadConfig(again)->push.preview);
+
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"push.preview", "yes"},
+                                                        {"push.webhook_url", "ftp://x"},
+                                                        {"push.max_attempts", "0"},
+                                                        {"push.coalesce_ms", "-1"}}) {
+    ConfigSources bad;
+    bad.overrides = {{key, value}};
+    auto refused = LoadConfig(bad);
+    EXPECT_FALSE(refused.ok()) << key << "=" << value;
+    if (!refused.ok()) {
+      EXPECT_NE(std::string(refused.status().message()).find(key), std::string::npos)
+          << refused.status();
+    }
+  }
+  ConfigSources wrong_type;
+  wrong_type.file = WriteFile("[push]\npreview = \"false\"\n");
+  EXPECT_FALSE(LoadConfig(wrong_type).ok()) << "a string is not a boolean";
+}
+
 TEST(ParseHostPortTest, Forms) {
   EXPECT_EQ(*ParseHostPort("127.0.0.1:80"), std::make_pair(std::string("127.0.0.1"), uint16_t{80}));
   EXPECT_EQ(*ParseHostPort("[::1]:0"), std::make_pair(std::string("::1"), uint16_t{0}));

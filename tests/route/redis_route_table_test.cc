@@ -226,6 +226,7 @@ TEST_F(RedisRoutesTest, DeadNodeIsSweptWithinItsTtl) {
     ASSERT_TRUE(Add(*t1, {bob, {1, 2}, 2}).ok());
     ASSERT_TRUE(Add(*t2, {bob, {2, 3}, 3}).ok());  // bob stays online through node 2
     ASSERT_EQ(LookupKeys(*t2, {alice, bob}).size(), 3u);
+    EXPECT_EQ(*CountConnections(*t2), 3) << "both nodes' connections";
   }  // node 1 dies: no Remove, no more heartbeats
   const auto died = Clock::now();
   EXPECT_TRUE(WaitUntil(
@@ -234,6 +235,7 @@ TEST_F(RedisRoutesTest, DeadNodeIsSweptWithinItsTtl) {
       },
       milliseconds(3000)));
   const auto invisible = Clock::now();
+  EXPECT_EQ(*CountConnections(*t2), 1) << "a dead node's connections are not counted";
   EXPECT_TRUE(WaitUntil(
       [&] {
         return heard.Of(alice) == std::vector<bool>{true, false};

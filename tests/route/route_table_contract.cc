@@ -35,6 +35,10 @@ core::StatusOr<std::vector<Route>> Lookup(RouteTable& t, std::vector<int64_t> us
   return Await<std::vector<Route>>([&](auto cb) { t.Lookup(std::move(users), std::move(cb)); });
 }
 
+core::StatusOr<int64_t> CountConnections(RouteTable& t) {
+  return Await<int64_t>([&](auto cb) { t.CountConnections(std::move(cb)); });
+}
+
 RouteKeys Keys(const std::vector<Route>& routes) {
   RouteKeys out;
   for (const Route& r : routes) out.emplace(r.user_id, r.conn.node, r.conn.local, r.session_id);
@@ -53,6 +57,16 @@ TEST_P(RouteTableContract, CountsConnectionsAcrossNodes) {
   EXPECT_EQ(*Remove(*table_, 1001, {2, 10}), 0u);  // went offline
   EXPECT_EQ(*Remove(*table_, 1001, {2, 10}), 0u);
   EXPECT_EQ(*Remove(*table_, 4242, {1, 99}), 0u);
+}
+
+TEST_P(RouteTableContract, CountConnectionsCountsEveryLiveRoute) {
+  EXPECT_EQ(*CountConnections(*table_), 0);
+  ASSERT_TRUE(Add(*table_, {1001, {1, 10}, 500}).ok());
+  ASSERT_TRUE(Add(*table_, {1001, {2, 10}, 501}).ok());
+  ASSERT_TRUE(Add(*table_, {1002, {1, 11}, 502}).ok());
+  EXPECT_EQ(*CountConnections(*table_), 3);
+  ASSERT_TRUE(Remove(*table_, 1001, {1, 10}).ok());
+  EXPECT_EQ(*CountConnections(*table_), 2);
 }
 
 TEST_P(RouteTableContract, LookupIsABatchOverUsers) {
@@ -85,7 +99,8 @@ TEST_P(RouteTableContract, LocalRoutesAnswerFromMemoryWhatThisTableAdded) {
 
 TEST_P(RouteTableContract, FiveThousandUsersInOneLookup) {
   for (int64_t u = 1; u <= 5000; ++u) {
-    ASSERT_TRUE(Add(*table_, {u, {static_cast<uint32_t>(u % 3), static_cast<uint64_t>(u)}, u}).ok());
+    ASSERT_TRUE(
+        Add(*table_, {u, {static_cast<uint32_t>(u % 3), static_cast<uint64_t>(u)}, u}).ok());
   }
   std::vector<int64_t> users;
   for (int64_t u = 1; u <= 5000; u += 2) users.push_back(u);

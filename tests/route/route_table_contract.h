@@ -28,6 +28,7 @@ struct RouteTableFactory {
 core::StatusOr<size_t> Add(RouteTable& t, const Route& r);
 core::StatusOr<size_t> Remove(RouteTable& t, int64_t user, ConnId conn);
 core::StatusOr<std::vector<Route>> Lookup(RouteTable& t, std::vector<int64_t> users);
+core::StatusOr<int64_t> CountConnections(RouteTable& t);
 
 // (user, node, local, session) of each route, sorted: implementations
 // answer in any order.

@@ -65,6 +65,7 @@ class FaultUsers final : public Decorator<store::UserStore> {
                      user_id, update)
   MPIM_FAULT_FORWARD(TouchLastSeen, (int64_t user_id, int64_t ts_ms, DoneCallback done), user_id,
                      ts_ms)
+  MPIM_FAULT_FORWARD(Count, (Callback<int64_t> done), )
   MPIM_FAULT_FORWARD(SearchByPrefix,
                      (const std::string& prefix, const std::string& after_username, int limit,
                       Callback<Page<store::User>> done),

@@ -94,4 +94,13 @@ void MysqlUserStore::SearchByPrefix(const std::string& prefix, const std::string
       std::move(done));
 }
 
+void MysqlUserStore::Count(Callback<int64_t> done) {
+  exec_.Read<core::StatusOr<int64_t>>(
+      [](Connection& c) -> core::StatusOr<int64_t> {
+        MPIM_ASSIGN_OR_RETURN(auto n, c.QueryInt("SELECT COUNT(*) FROM users"));
+        return n.value_or(0);
+      },
+      std::move(done));
+}
+
 }  // namespace mpim::store::mysql

@@ -92,4 +92,13 @@ void SqliteUserStore::SearchByPrefix(const std::string& prefix, const std::strin
       std::move(done));
 }
 
+void SqliteUserStore::Count(Callback<int64_t> done) {
+  exec_.Read<core::StatusOr<int64_t>>(
+      [](Connection& c) -> core::StatusOr<int64_t> {
+        MPIM_ASSIGN_OR_RETURN(auto n, c.QueryInt("SELECT COUNT(*) FROM users"));
+        return n.value_or(0);
+      },
+      std::move(done));
+}
+
 }  // namespace mpim::store::sqlite

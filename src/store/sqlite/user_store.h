@@ -18,6 +18,7 @@ class SqliteUserStore final : public UserStore {
   void TouchLastSeen(int64_t user_id, int64_t ts_ms, DoneCallback done) override;
   void SearchByPrefix(const std::string& prefix, const std::string& after_username, int limit,
                       Callback<Page<User>> done) override;
+  void Count(Callback<int64_t> done) override;
 
  private:
   Executor& exec_;

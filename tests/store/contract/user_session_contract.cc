@@ -19,6 +19,7 @@ TEST_P(StoreContractTest, UserCreateGetAndIdsStartAt1001) {
   EXPECT_EQ(alice->created_at, kStartMs);
   EXPECT_EQ(alice->last_seen, 0);
   EXPECT_EQ(MakeUser("bob"), 1002);
+  EXPECT_EQ(*Call(store().users(), &UserStore::Count), 2);
 
   auto got = Call(store().users(), &UserStore::Get, int64_t{1001});
   ASSERT_TRUE(got.ok());
