@@ -44,15 +44,19 @@ class AllInOne final : public Node {
           }));
     }
     // This process runs the fan-out jobs it queues, at once.
-    tasks_ = MakeTaskWorker(config_, *store_.store, *delivery_.deliverer);
-    service::TaskWorker* tasks = tasks_.get();
+    auto tasks_parts = MakeTasks(config_, *store_.store, delivery_);
+    if (!tasks_parts.ok()) return tasks_parts.status();
+    tasks_ = std::move(*tasks_parts);
+    service::TaskWorker* tasks = tasks_.worker.get();
     logic_.fanout->SetOnJob([tasks] { tasks->Wake(); });
-    tasks_->Start();
+    logic_.admin->SetOnJob([tasks] { tasks->Wake(); });
+    tasks_.worker->Start();
     front_ = std::make_unique<ClientFront>(
         config_,
         gateway::ApiContext{*logic_.auth, *logic_.users, *logic_.friends,
                             static_cast<int>(config_.limits.page_max), logic_.conversations.get(),
-                            logic_.messages.get(), logic_.groups.get()},
+                            logic_.messages.get(), logic_.groups.get(), logic_.devices.get(),
+                            logic_.admin.get()},
         delivery_, static_cast<uint32_t>(config_.server.node_id));
     return absl::OkStatus();
   }
@@ -67,7 +71,7 @@ class AllInOne final : public Node {
     if (stopped_) return;
     stopped_ = true;
     // Everything that may still call the store goes first.
-    if (tasks_) tasks_->Stop();
+    tasks_.Stop();
     logic_.Stop();
     // Then what calls into the deliverer from other threads: the bus's
     // handlers, and the route engine (presence events, lookups' answers).
@@ -80,7 +84,7 @@ class AllInOne final : public Node {
   StoreParts store_;
   DeliveryParts delivery_;
   LogicParts logic_;
-  std::unique_ptr<service::TaskWorker> tasks_;
+  TaskParts tasks_;
   std::unique_ptr<ClientFront> front_;
   bool stopped_ = false;
 };

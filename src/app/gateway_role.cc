@@ -69,6 +69,8 @@ class GatewayNode final : public Node {
     users_ = std::make_unique<service::remote::RemoteUserService>(*client_);
     friends_ = std::make_unique<service::remote::RemoteFriendService>(*client_);
     groups_ = std::make_unique<service::remote::RemoteGroupService>(*client_);
+    devices_ = std::make_unique<service::remote::RemoteDeviceService>(*client_);
+    admin_ = std::make_unique<service::remote::RemoteAdminService>(*client_);
     service::remote::Coalescing coalescing{
         .max_items = static_cast<size_t>(config_.rpc.batch_max_items),
         .max_in_flight = static_cast<size_t>(config_.rpc.batch_max_in_flight)};
@@ -91,7 +93,8 @@ class GatewayNode final : public Node {
     front_ = std::make_unique<ClientFront>(
         config_,
         gateway::ApiContext{*auth_, *users_, *friends_, static_cast<int>(config_.limits.page_max),
-                            conversations_.get(), messages_.get(), groups_.get()},
+                            conversations_.get(), messages_.get(), groups_.get(), devices_.get(),
+                            admin_.get()},
         delivery_, node);
     return absl::OkStatus();
   }
@@ -161,6 +164,8 @@ class GatewayNode final : public Node {
   std::unique_ptr<service::remote::RemoteAuthService> auth_;
   std::unique_ptr<service::remote::RemoteUserService> users_;
   std::unique_ptr<service::remote::RemoteFriendService> friends_;
+  std::unique_ptr<service::remote::RemoteDeviceService> devices_;
+  std::unique_ptr<service::remote::RemoteAdminService> admin_;
   std::unique_ptr<service::remote::RemoteGroupService> groups_;
   std::unique_ptr<service::remote::RemoteConversationService> conversations_;
   std::unique_ptr<service::remote::RemoteMessageService> messages_;

@@ -54,10 +54,17 @@ class LogicNode final : public Node {
     // Large groups' fan-out jobs run on the task role: wake it.
     bus::Bus* bus = delivery_.bus.get();
     logic_.fanout->SetOnJob([bus] { bus->Publish(kJobsTopic, "", nullptr); });
+    logic_.admin->SetOnJob([bus] { bus->Publish(kJobsTopic, "", nullptr); });
 
-    handlers_->SetServices({logic_.auth.get(), logic_.users.get(), logic_.friends.get(),
-                            logic_.groups.get(), logic_.conversations.get(), logic_.messages.get(),
-                            store_.store.get()});
+    handlers_->SetServices({.auth = logic_.auth.get(),
+                            .users = logic_.users.get(),
+                            .devices = logic_.devices.get(),
+                            .admin = logic_.admin.get(),
+                            .friends = logic_.friends.get(),
+                            .groups = logic_.groups.get(),
+                            .conversations = logic_.conversations.get(),
+                            .messages = logic_.messages.get(),
+                            .store = store_.store.get()});
     static const core::Logger log("logic");
     log.Info("serving the logic API",
              {{"rpc", server_->address()}, {"node_id", config_.server.node_id}});

@@ -7,6 +7,7 @@
 #include "cache/cached_store.h"
 #include "cache/registry.h"
 #include "core/logging.h"
+#include "service/push/push_job.h"
 #include "service/task/fanout_job.h"
 #include "store/registry.h"
 
@@ -201,23 +202,50 @@ core::StatusOr<LogicParts> OpenLogic(const core::Config& config, StoreParts& sto
       config.limits, store, deliverer, presence, *parts.fanout, *parts.cursors);
   parts.groups = std::make_unique<service::GroupServiceImpl>(
       config.limits, store, *parts.messages, deliverer, *parts.member_cache, &presence);
+  parts.devices = std::make_unique<service::DeviceServiceImpl>(store, *parts.ids);
+  parts.admin = std::make_unique<service::AdminServiceImpl>(store, *delivery.route_parts.routes);
+  if (auto platforms = service::push::ConfiguredPlatforms(config.push); !platforms.empty()) {
+    parts.push_planner = std::make_unique<service::push::PushPlanner>(
+        store, *delivery.route_parts.routes, config.push, std::move(platforms));
+    parts.fanout->SetPushPlanner(parts.push_planner.get());
+  }
   parts.indexer->Start();
   parts.cursors->Start();
   return parts;
 }
 
-std::unique_ptr<service::TaskWorker> MakeTaskWorker(const core::Config& config, store::Store& store,
-                                                    service::Deliverer& deliverer) {
-  auto tasks =
+core::StatusOr<TaskParts> MakeTasks(const core::Config& config, store::Store& store,
+                                    DeliveryParts& delivery) {
+  TaskParts parts;
+  auto providers = service::push::Providers::Open(config.push);
+  if (!providers.ok()) return providers.status();
+  parts.providers = std::move(*providers);
+  parts.worker =
       std::make_unique<service::TaskWorker>(store, "node-" + std::to_string(config.server.node_id));
-  tasks->Register(service::Fanout::kJobKind,
-                  service::FanoutJobHandler(store, deliverer, config.groups.fanout_batch));
-  return tasks;
+  service::TaskWorker* worker = parts.worker.get();
+  if (!parts.providers->platforms().empty()) {
+    parts.planner = std::make_unique<service::push::PushPlanner>(
+        store, *delivery.route_parts.routes, config.push, parts.providers->platforms());
+    parts.planner->SetOnJob([worker] { worker->Wake(); });
+    parts.worker->Register(service::push::kPushJobKind,
+                           service::push::PushJobHandler(store, *parts.providers, config.push));
+  }
+  parts.worker->Register(
+      service::Fanout::kJobKind,
+      service::FanoutJobHandler(store, *delivery.deliverer, config.groups.fanout_batch,
+                                parts.planner.get()));
+  return parts;
+}
+
+void TaskParts::Stop() {
+  if (worker) worker->Stop();
+  providers.reset();
 }
 
 ClientFront::ClientFront(const core::Config& config, gateway::ApiContext api,
                          DeliveryParts& delivery, uint32_t node)
     : api_(api),
+      admin_key_(config.admin.api_key),
       unauthenticated_(
           std::make_unique<gateway::UnauthenticatedCap>(config.gateway.max_unauthenticated)) {
   context_.reset(new gateway::GatewayContext{
@@ -232,6 +260,8 @@ void ClientFront::AddRoutes(net::Router& router) {
   gateway::AddConversationRoutes(router, api_);
   gateway::AddGroupRoutes(router, api_);
   gateway::AddMessageRoutes(router, api_);
+  if (api_.devices) gateway::AddDeviceRoutes(router, api_);
+  gateway::AddAdminRoutes(router, api_, admin_key_);
 }
 
 net::WsAcceptFn ClientFront::WebSocketAcceptor() {

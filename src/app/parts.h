@@ -28,7 +28,11 @@
 #include "service/group/group_service_impl.h"
 #include "service/group/member_cache.h"
 #include "service/message/message_service_impl.h"
+#include "service/push/device_service_impl.h"
+#include "service/push/push_planner.h"
+#include "service/push/registry.h"
 #include "service/search/indexer.h"
+#include "service/task/admin_service_impl.h"
 #include "service/task/task_worker.h"
 #include "service/user/user_service_impl.h"
 #include "store/store.h"
@@ -98,6 +102,9 @@ struct LogicParts {
   std::unique_ptr<service::GroupServiceImpl> groups;
   std::unique_ptr<service::DeliveredCursors> cursors;
   std::unique_ptr<service::ConversationServiceImpl> conversations;
+  std::unique_ptr<service::DeviceServiceImpl> devices;
+  std::unique_ptr<service::AdminServiceImpl> admin;
+  std::unique_ptr<service::push::PushPlanner> push_planner;  // null: no provider configured
 
   // Writes the pending acks and the index, stops the hashing pool. Idempotent.
   void Stop();
@@ -112,9 +119,18 @@ struct LogicParts {
 core::StatusOr<LogicParts> OpenLogic(const core::Config& config, StoreParts& store,
                                      DeliveryParts& delivery);
 
-// The task worker with every job handler (fan-out jobs).
-std::unique_ptr<service::TaskWorker> MakeTaskWorker(const core::Config& config, store::Store& store,
-                                                    service::Deliverer& deliverer);
+// The task worker with every job handler (fan-out and push jobs), and the
+// push providers it sends through (docs/push.md).
+struct TaskParts {
+  std::unique_ptr<service::push::Providers> providers;
+  std::unique_ptr<service::push::PushPlanner> planner;  // the fan-out job's pages
+  std::unique_ptr<service::TaskWorker> worker;
+
+  // Finishes the jobs in hand, then closes the providers. Idempotent.
+  void Stop();
+};
+core::StatusOr<TaskParts> MakeTasks(const core::Config& config, store::Store& store,
+                                    DeliveryParts& delivery);
 
 // The client protocol (roles `all` and `gateway`): the REST API and the
 // WebSocket sessions, on whichever services (local or remote) it is given.
@@ -127,6 +143,7 @@ class ClientFront {
 
  private:
   gateway::ApiContext api_;
+  std::string admin_key_;
   std::unique_ptr<gateway::UnauthenticatedCap> unauthenticated_;
   std::unique_ptr<gateway::GatewayContext> context_;
 };

@@ -24,11 +24,13 @@ class TaskNode final : public Node {
                                  /*take_inbox=*/false);
     if (!delivery.ok()) return delivery.status();
     delivery_ = std::move(*delivery);
-    tasks_ = MakeTaskWorker(config_, *store_.store, *delivery_.deliverer);
-    service::TaskWorker* tasks = tasks_.get();
+    auto tasks_parts = MakeTasks(config_, *store_.store, delivery_);
+    if (!tasks_parts.ok()) return tasks_parts.status();
+    tasks_ = std::move(*tasks_parts);
+    service::TaskWorker* tasks = tasks_.worker.get();
     delivery_.subscriptions.push_back(delivery_.bus->Subscribe(
         kJobsTopic, [tasks](std::string_view) { tasks->Wake(); }, [tasks] { tasks->Wake(); }));
-    tasks_->Start();
+    tasks_.worker->Start();
     return absl::OkStatus();
   }
 
@@ -38,7 +40,7 @@ class TaskNode final : public Node {
   void Stop() override {
     if (stopped_) return;
     stopped_ = true;
-    if (tasks_) tasks_->Stop();  // the job in hand finishes; the rest wait in the queue
+    tasks_.Stop();  // the job in hand finishes; the rest wait in the queue
     delivery_.Close();
     if (store_.store) store_.store->Close();
   }
@@ -47,7 +49,7 @@ class TaskNode final : public Node {
   core::Config config_;
   StoreParts store_;
   DeliveryParts delivery_;
-  std::unique_ptr<service::TaskWorker> tasks_;
+  TaskParts tasks_;
   bool stopped_ = false;
 };
 

@@ -164,6 +164,7 @@ class CachedUserStore final : public store::UserStore {
                       store::Callback<store::Page<store::User>> done) override {
     inner_.SearchByPrefix(prefix, after_username, limit, std::move(done));
   }
+  void Count(store::Callback<int64_t> done) override { inner_.Count(std::move(done)); }
 
  private:
   store::UserStore& inner_;

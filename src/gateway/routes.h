@@ -10,8 +10,10 @@
 
 #include "net/http.h"
 #include "net/router.h"
+#include "service/admin_service.h"
 #include "service/auth_service.h"
 #include "service/conversation_service.h"
+#include "service/device_service.h"
 #include "service/friend_service.h"
 #include "service/group_service.h"
 #include "service/message_service.h"
@@ -27,6 +29,8 @@ struct ApiContext {
   service::ConversationService* conversations = nullptr;
   service::MessageService* messages = nullptr;
   service::GroupService* groups = nullptr;
+  service::DeviceService* devices = nullptr;
+  service::AdminService* admin = nullptr;
 };
 
 // POST /api/v1/auth/{register,login,refresh,logout}
@@ -41,6 +45,13 @@ void AddGroupRoutes(net::Router& router, const ApiContext& api);
 // Recall, search, PATCH /api/v1/conversations/{id} (needs messages and
 // conversations).
 void AddMessageRoutes(net::Router& router, const ApiContext& api);
+
+// /api/v1/devices... (needs devices).
+void AddDeviceRoutes(net::Router& router, const ApiContext& api);
+
+// /api/v1/admin... (protocol.md section 5), when `api_key` is set and
+// `api.admin` too; otherwise nothing (the paths are 404).
+void AddAdminRoutes(net::Router& router, const ApiContext& api, const std::string& api_key);
 
 // A handler that needs the caller's identity.
 using AuthedHandler = std::function<void(net::HttpRequest, service::Principal, net::HttpResponder)>;

@@ -4,6 +4,7 @@
 #include <boost/json/value.hpp>
 
 #include "core/logging.h"
+#include "service/task/task_worker.h"
 
 namespace mpim::service {
 
@@ -15,8 +16,8 @@ void Fanout::SmallRecipients(const store::ConvRef& ref, core::Callback<MemberLis
   members_.Get(ref.a, std::move(done));
 }
 
-void Fanout::Message(const store::Message& m, route::ConnId origin_conn, bool qos1, Priority priority,
-                     core::DoneCallback done) {
+void Fanout::Message(const store::Message& m, route::ConnId origin_conn, bool qos1,
+                     Priority priority, core::DoneCallback done) {
   auto ref = store::ParseConvId(m.conv_id);
   if (!ref) return std::move(done)(absl::InternalError("stored message has a bad conv_id"));
   SmallRecipients(*ref, [this, m, origin_conn, qos1, priority,
@@ -24,6 +25,14 @@ void Fanout::Message(const store::Message& m, route::ConnId origin_conn, bool qo
     if (!members.ok()) return std::move(done)(members.status());
     if (*members) {
       deliverer_.Message(**members, origin_conn, m, qos1, priority);
+      if (planner_) {
+        // Off the reply path (push_planner.h says what that costs).
+        planner_->Plan(**members, {m}, [](core::Status s) {
+          if (s.ok()) return;
+          static const core::Logger log("push");
+          log.Warn("offline pushes not planned", {{"error", std::string(s.message())}});
+        });
+      }
       return std::move(done)(absl::OkStatus());
     }
     EnqueueJob(m, /*recall=*/false, qos1, priority, std::move(done));
@@ -57,6 +66,7 @@ void Fanout::EnqueueJob(const store::Message& m, bool recall, bool qos1, Priorit
   job.backoff_base_ms = 200;
   job.backoff_max_ms = 30000;
   store_.jobs().Enqueue(job, [this, done = std::move(done)](core::StatusOr<int64_t> id) mutable {
+    if (id.ok()) CountEnqueued(kJobKind, 1);
     if (id.ok() && on_job_) on_job_();
     if (!id.ok()) {
       static const core::Logger log("fanout");

@@ -3,7 +3,9 @@
 // every member, from the member cache, in the caller's path. Larger groups:
 // one durable "fanout" job, which the task worker pages through (see
 // service/task/task_worker.h); offline members find everything through
-// hello and sync, and nothing is written per member per message.
+// hello and sync, and nothing is written per member per message. Members
+// without a live session get an offline push (push/push_planner.h) when a
+// planner is set.
 //
 // Thread-safe; never blocks.
 #pragma once
@@ -14,6 +16,7 @@
 #include "core/config.h"
 #include "service/deliverer.h"
 #include "service/group/member_cache.h"
+#include "service/push/push_planner.h"
 #include "store/conv_id.h"
 #include "store/store.h"
 
@@ -35,8 +38,15 @@ class Fanout {
   // A recall event to every member.
   void Recall(const store::Message& m, core::DoneCallback done);
 
-  // Called after a fan-out job is durable (the wiring wakes the task worker).
-  void SetOnJob(std::function<void()> fn) { on_job_ = std::move(fn); }
+  // Offline pushes for the messages this fans out (null: none). Set before
+  // SetOnJob and before use.
+  void SetPushPlanner(push::PushPlanner* planner) { planner_ = planner; }
+  // Called after a fan-out job (or a push job) is durable (the wiring wakes
+  // the task worker).
+  void SetOnJob(std::function<void()> fn) {
+    if (planner_) planner_->SetOnJob(fn);
+    on_job_ = std::move(fn);
+  }
 
   static constexpr char kJobKind[] = "fanout";
 
@@ -47,6 +57,7 @@ class Fanout {
   store::Store& store_;
   Deliverer& deliverer_;
   MemberCache& members_;
+  push::PushPlanner* planner_ = nullptr;
   std::function<void()> on_job_;
 };
 

@@ -71,7 +71,9 @@ absl::StatusOr<Origin> ParseOrigin(std::string_view url) {
   o.host = u->host_address();
   o.host_is_ip = type != boost::urls::host_type::name;
   o.port = u->has_port() ? std::string(u->port()) : (o.tls ? "443" : "80");
-  if (o.port.empty() || u->port_number() == 0) return absl::InvalidArgumentError("url: bad port");
+  if (o.port.empty() || (u->has_port() && u->port_number() == 0)) {
+    return absl::InvalidArgumentError("url: bad port");
+  }
   o.authority = std::string(u->encoded_host_and_port());
   o.path_prefix = std::string(u->encoded_path());
   while (!o.path_prefix.empty() && o.path_prefix.back() == '/') o.path_prefix.pop_back();

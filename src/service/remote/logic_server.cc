@@ -133,6 +133,88 @@ LogicServer::LogicServer(rpc::Server& server) {
                                                }));
       });
 
+  // ---- Admin ----
+  auto fill_job = [](pb::JobInfo* out, const store::Job& j) {
+    out->set_job_id(j.job_id);
+    out->set_kind(j.kind);
+    out->set_payload(j.payload);
+    out->set_state(static_cast<int32_t>(j.state));
+    out->set_attempts(j.attempts);
+    out->set_max_attempts(j.max_attempts);
+    out->set_run_at(j.run_at);
+    out->set_last_error(j.last_error);
+    out->set_created_at(j.created_at);
+  };
+  On<pb::JobListRequest, pb::JobPage>(
+      server, "Admin", "ListJobs", [fill_job](S s, const auto& r, auto* out, Done done) {
+        store::JobFilter filter{.kind = r.kind(), .after_job = r.after_job(), .limit = r.limit()};
+        if (r.has_state()) {
+          if (r.state() < 0 || r.state() > 2) {
+            return done(absl::InvalidArgumentError("state: must be ready, leased or dead"));
+          }
+          filter.state = static_cast<store::JobState>(r.state());
+        }
+        s.admin->ListJobs(filter, Reply<store::Page<store::Job>>(
+                                      std::move(done), [out, fill_job](const auto& page) {
+                                        for (const store::Job& j : page.items) {
+                                          fill_job(out->add_jobs(), j);
+                                        }
+                                        out->set_has_more(page.has_more);
+                                      }));
+      });
+  On<pb::JobIdRequest, pb::JobInfo>(
+      server, "Admin", "GetJob", [fill_job](S s, const auto& r, auto* out, Done done) {
+        s.admin->GetJob(r.job_id(),
+                        Reply<store::Job>(std::move(done), [out, fill_job](const store::Job& j) {
+                          fill_job(out, j);
+                        }));
+      });
+  On<pb::JobIdRequest, pb::Empty>(server, "Admin", "RetryJob",
+                                  [](S s, const auto& r, auto*, Done done) {
+                                    s.admin->RetryJob(r.job_id(), ReplyDone(std::move(done)));
+                                  });
+  On<pb::JobIdRequest, pb::Empty>(server, "Admin", "DeleteJob",
+                                  [](S s, const auto& r, auto*, Done done) {
+                                    s.admin->DeleteJob(r.job_id(), ReplyDone(std::move(done)));
+                                  });
+  On<pb::Empty, pb::AdminStats>(
+      server, "Admin", "Stats", [](S s, const auto&, auto* out, Done done) {
+        s.admin->Stats(Reply<AdminStats>(std::move(done), [out](const AdminStats& x) {
+          out->set_ready(x.ready);
+          out->set_leased(x.leased);
+          out->set_dead(x.dead);
+          out->set_sessions(x.sessions);
+          out->set_users(x.users);
+        }));
+      });
+
+  // ---- Devices ----
+  auto fill_device = [](pb::DeviceInfo* out, const DeviceInfo& d) {
+    out->set_device_id(d.device_id);
+    out->set_platform(d.platform);
+    out->set_created_at(d.created_at);
+  };
+  On<pb::DeviceRegisterRequest, pb::DeviceInfo>(
+      server, "Devices", "Register", [fill_device](S s, const auto& r, auto* out, Done done) {
+        s.devices->Register(
+            FromProto(r.who()), r.platform(), r.token(),
+            Reply<DeviceInfo>(std::move(done),
+                              [out, fill_device](const DeviceInfo& d) { fill_device(out, d); }));
+      });
+  On<pb::Principal, pb::DeviceList>(
+      server, "Devices", "List", [fill_device](S s, const auto& r, auto* out, Done done) {
+        s.devices->List(FromProto(r), Reply<std::vector<DeviceInfo>>(
+                                          std::move(done), [out, fill_device](const auto& list) {
+                                            for (const DeviceInfo& d : list) {
+                                              fill_device(out->add_devices(), d);
+                                            }
+                                          }));
+      });
+  On<pb::DeviceDeleteRequest, pb::Empty>(
+      server, "Devices", "Delete", [](S s, const auto& r, auto*, Done done) {
+        s.devices->Delete(FromProto(r.who()), r.device_id(), ReplyDone(std::move(done)));
+      });
+
   // ---- Users ----
   auto fill_profile = [](pb::UserProfile* out) {
     return [out](const UserProfile& u) { ToProto(u, out); };

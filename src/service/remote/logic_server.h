@@ -18,8 +18,10 @@
 #include <memory>
 
 #include "rpc/server.h"
+#include "service/admin_service.h"
 #include "service/auth_service.h"
 #include "service/conversation_service.h"
+#include "service/device_service.h"
 #include "service/friend_service.h"
 #include "service/group_service.h"
 #include "service/message_service.h"
@@ -31,6 +33,8 @@ namespace mpim::service::remote {
 struct LogicServices {
   AuthService* auth = nullptr;
   UserService* users = nullptr;
+  DeviceService* devices = nullptr;
+  AdminService* admin = nullptr;
   FriendService* friends = nullptr;
   GroupService* groups = nullptr;
   ConversationService* conversations = nullptr;

@@ -249,6 +249,103 @@ route::Presence::LastSeenSink RemoteLastSeen(rpc::Client& client) {
   };
 }
 
+// ---- Devices ----
+
+DeviceInfo FromProto(const pb::DeviceInfo& x) {
+  return {.device_id = x.device_id(), .platform = x.platform(), .created_at = x.created_at()};
+}
+
+void RemoteDeviceService::Register(Principal who, std::string platform, std::string token,
+                                   core::Callback<DeviceInfo> done) {
+  pb::DeviceRegisterRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_platform(std::move(platform));
+  r.set_token(std::move(token));
+  // A retry registers again, replacing what the first attempt may have set.
+  Invoke<pb::DeviceInfo>(client_, Method("Devices", "Register"), std::move(r), Retryable(),
+                         std::move(done), [](const pb::DeviceInfo& x) { return FromProto(x); });
+}
+
+void RemoteDeviceService::List(Principal who, core::Callback<std::vector<DeviceInfo>> done) {
+  pb::Principal r;
+  ToProto(who, &r);
+  Invoke<pb::DeviceList>(client_, Method("Devices", "List"), std::move(r), Retryable(),
+                         std::move(done), [](const pb::DeviceList& x) {
+                           std::vector<DeviceInfo> out;
+                           for (const pb::DeviceInfo& d : x.devices()) out.push_back(FromProto(d));
+                           return out;
+                         });
+}
+
+void RemoteDeviceService::Delete(Principal who, int64_t device_id, core::DoneCallback done) {
+  pb::DeviceDeleteRequest r;
+  ToProto(who, r.mutable_who());
+  r.set_device_id(device_id);
+  InvokeDone(client_, Method("Devices", "Delete"), std::move(r), Once(), std::move(done));
+}
+
+// ---- Admin ----
+
+store::Job FromProto(const pb::JobInfo& x) {
+  return {.job_id = x.job_id(),
+          .kind = x.kind(),
+          .payload = x.payload(),
+          .state = static_cast<store::JobState>(x.state()),
+          .attempts = x.attempts(),
+          .max_attempts = x.max_attempts(),
+          .run_at = x.run_at(),
+          .last_error = x.last_error(),
+          .created_at = x.created_at()};
+}
+
+pb::JobIdRequest JobIdOf(int64_t job_id) {
+  pb::JobIdRequest r;
+  r.set_job_id(job_id);
+  return r;
+}
+
+void RemoteAdminService::ListJobs(const store::JobFilter& filter,
+                                  core::Callback<store::Page<store::Job>> done) {
+  pb::JobListRequest r;
+  if (filter.state) r.set_state(static_cast<int32_t>(*filter.state));
+  r.set_kind(filter.kind);
+  r.set_after_job(filter.after_job);
+  r.set_limit(filter.limit);
+  Invoke<pb::JobPage>(client_, Method("Admin", "ListJobs"), std::move(r), Retryable(),
+                      std::move(done), [](const pb::JobPage& x) {
+                        store::Page<store::Job> page;
+                        for (const pb::JobInfo& j : x.jobs()) page.items.push_back(FromProto(j));
+                        page.has_more = x.has_more();
+                        return page;
+                      });
+}
+
+void RemoteAdminService::GetJob(int64_t job_id, core::Callback<store::Job> done) {
+  Invoke<pb::JobInfo>(client_, Method("Admin", "GetJob"), JobIdOf(job_id), Retryable(),
+                      std::move(done), [](const pb::JobInfo& x) { return FromProto(x); });
+}
+
+void RemoteAdminService::RetryJob(int64_t job_id, core::DoneCallback done) {
+  InvokeDone(client_, Method("Admin", "RetryJob"), JobIdOf(job_id), Once(), std::move(done));
+}
+
+void RemoteAdminService::DeleteJob(int64_t job_id, core::DoneCallback done) {
+  InvokeDone(client_, Method("Admin", "DeleteJob"), JobIdOf(job_id), Once(), std::move(done));
+}
+
+void RemoteAdminService::Stats(core::Callback<AdminStats> done) {
+  Invoke<pb::AdminStats>(client_, Method("Admin", "Stats"), pb::Empty(), Retryable(),
+                         std::move(done), [](const pb::AdminStats& x) {
+                           return AdminStats{.ready = x.ready(),
+                                             .leased = x.leased(),
+                                             .dead = x.dead(),
+                                             .sessions = x.sessions(),
+                                             .users = x.users()};
+                         });
+}
+
+// ---- Users ----
+
 void RemoteUserService::Get(int64_t user_id, core::Callback<UserProfile> done) {
   pb::UserGetRequest r;
   r.set_user_id(user_id);

@@ -38,10 +38,12 @@
 #include "core/config.h"
 #include "route/presence.h"
 #include "rpc/client.h"
+#include "service/admin_service.h"
 #include "service/auth/token_keys.h"
 #include "service/auth/token_verifier.h"
 #include "service/auth_service.h"
 #include "service/conversation_service.h"
+#include "service/device_service.h"
 #include "service/friend_service.h"
 #include "service/group_service.h"
 #include "service/message_service.h"
@@ -85,6 +87,32 @@ class RemoteUserService final : public UserService {
   void Update(int64_t user_id, ProfileUpdate update, core::Callback<UserProfile> done) override;
   void Search(std::string prefix, std::string after_username, int limit,
               core::Callback<UserPage> done) override;
+
+ private:
+  rpc::Client& client_;
+};
+
+class RemoteDeviceService final : public DeviceService {
+ public:
+  explicit RemoteDeviceService(rpc::Client& client) : client_(client) {}
+  void Register(Principal who, std::string platform, std::string token,
+                core::Callback<DeviceInfo> done) override;
+  void List(Principal who, core::Callback<std::vector<DeviceInfo>> done) override;
+  void Delete(Principal who, int64_t device_id, core::DoneCallback done) override;
+
+ private:
+  rpc::Client& client_;
+};
+
+class RemoteAdminService final : public AdminService {
+ public:
+  explicit RemoteAdminService(rpc::Client& client) : client_(client) {}
+  void ListJobs(const store::JobFilter& filter,
+                core::Callback<store::Page<store::Job>> done) override;
+  void GetJob(int64_t job_id, core::Callback<store::Job> done) override;
+  void RetryJob(int64_t job_id, core::DoneCallback done) override;
+  void DeleteJob(int64_t job_id, core::DoneCallback done) override;
+  void Stats(core::Callback<AdminStats> done) override;
 
  private:
   rpc::Client& client_;

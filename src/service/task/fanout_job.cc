@@ -66,8 +66,9 @@ core::Status ForEachMemberPage(store::Store& store, int64_t group_id, int64_t ba
 
 }  // namespace
 
-TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, int64_t batch) {
-  return [&store, &deliverer, batch](const std::vector<store::Job>& jobs) {
+TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, int64_t batch,
+                                     push::PushPlanner* planner) {
+  return [&store, &deliverer, batch, planner](const std::vector<store::Job>& jobs) {
     std::vector<core::Status> results(jobs.size());
     std::vector<FanoutJob> parsed(jobs.size());
     // The messages, asked for all at once.
@@ -114,13 +115,20 @@ TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, 
       msgs.reserve(entries.size());
       for (auto& e : entries) msgs.push_back(std::move(e.first));
       const auto& [group_id, qos1, priority] = key;
+      core::Status planned;
       core::Status s =
           ForEachMemberPage(store, group_id, batch, [&](const std::vector<int64_t>& u) {
             auto promise = std::make_shared<std::promise<void>>();
             taken.push_back(promise->get_future());
             deliverer.Messages(u, msgs, qos1, static_cast<Priority>(priority),
                                [promise] { promise->set_value(); });
+            if (planner && planned.ok()) {
+              planned = store::AwaitStatus([&](auto cb) { planner->Plan(u, msgs, std::move(cb)); });
+            }
           });
+      // Pushes not queued: the job runs again (members already reached drop
+      // what they have; pushes are coalesced per device).
+      if (s.ok()) s = planned;
       for (const auto& e : entries) results[e.second] = s;
     }
     // Done once the sessions have them queued: meanwhile the next jobs wait

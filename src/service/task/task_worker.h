@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -29,6 +30,13 @@
 
 namespace mpim::service {
 
+// Metrics (docs/push.md): mpim_jobs_total{kind,outcome} with outcome ok,
+// retried or dead; mpim_jobs_queued{kind,state} and
+// mpim_jobs_oldest_due_seconds{kind} (how long the oldest due ready job has
+// waited), refreshed by the worker every kGaugeEvery; and
+// mpim_jobs_enqueued_total{kind}, counted by whoever enqueues (CountEnqueued).
+void CountEnqueued(const std::string& kind, size_t n);
+
 // Marks on a handler's failed status: a dead letter now (FinalFailure),
 // or ready again after the handler's own delay (RetryAfter; otherwise the
 // job's back-off).
@@ -40,6 +48,7 @@ class TaskWorker {
   // Runs `jobs` (one kind, in job order); returns one status per job.
   using Handler = std::function<std::vector<core::Status>(const std::vector<store::Job>& jobs)>;
   static constexpr int kLeaseBatch = 16;
+  static constexpr std::chrono::milliseconds kGaugeEvery{1000};
 
   TaskWorker(store::Store& store, std::string name, int64_t lease_ms = 30000)
       : store_(store), name_(std::move(name)), lease_ms_(lease_ms) {}
@@ -53,6 +62,8 @@ class TaskWorker {
 
  private:
   void Run();
+  // The queue's gauges from the store's counts.
+  void RefreshGauges();
   // Acks the jobs that succeeded (in one go), fails the others.
   void Settle(const std::vector<store::Job>& jobs, const std::vector<core::Status>& results);
 
