@@ -62,6 +62,7 @@ class CountingUsers final : public store::UserStore {
                       store::Callback<store::Page<store::User>> done) override {
     inner_.SearchByPrefix(p, a, limit, std::move(done));
   }
+  void Count(store::Callback<int64_t> done) override { inner_.Count(std::move(done)); }
   std::atomic<int64_t> reads{0};
 
  private:

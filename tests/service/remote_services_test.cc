@@ -16,10 +16,13 @@
 
 #include "core/metrics.h"
 #include "core/worker_pool.h"
+#include "route/memory_route_table.h"
 #include "rpc/server.h"
 #include "service/auth/auth_service_impl.h"
+#include "service/push/device_service_impl.h"
 #include "service/remote/convert.h"
 #include "service/remote/logic_server.h"
+#include "service/task/admin_service_impl.h"
 #include "service/user/user_service_impl.h"
 #include "store/conv_id.h"
 #include "support/await.h"
@@ -60,8 +63,17 @@ class RemoteServicesTest : public testing::ThreeUsersTest,
     server_ = std::move(*server);
     handlers_ = std::make_unique<service::remote::LogicServer>(*server_);
     ASSERT_TRUE(server_->Start().ok());
-    handlers_->SetServices({auth_.get(), users_.get(), &services().friends(), &services().groups(),
-                            &services().conversations(), &services().messages(), faults_.get()});
+    devices_ = std::make_unique<service::DeviceServiceImpl>(*faults_, *ids_);
+    admin_ = std::make_unique<service::AdminServiceImpl>(*faults_, routes_);
+    handlers_->SetServices({.auth = auth_.get(),
+                            .users = users_.get(),
+                            .devices = devices_.get(),
+                            .admin = admin_.get(),
+                            .friends = &services().friends(),
+                            .groups = &services().groups(),
+                            .conversations = &services().conversations(),
+                            .messages = &services().messages(),
+                            .store = faults_.get()});
     discovery_.Set({{.name = "logic-1", .role = "logic", .address = server_->address()}});
     rpc::ClientConfig config;
     config.role = "logic";
@@ -77,6 +89,8 @@ class RemoteServicesTest : public testing::ThreeUsersTest,
         *client_, Coalesced(), metrics_);
     remote_messages_ =
         std::make_unique<service::remote::RemoteMessageService>(*client_, Coalesced(), metrics_);
+    remote_devices_ = std::make_unique<service::remote::RemoteDeviceService>(*client_);
+    remote_admin_ = std::make_unique<service::remote::RemoteAdminService>(*client_);
   }
 
   void TearDown() override {
@@ -111,6 +125,11 @@ class RemoteServicesTest : public testing::ThreeUsersTest,
   std::unique_ptr<service::remote::RemoteGroupService> remote_groups_;
   std::unique_ptr<service::remote::RemoteConversationService> remote_convs_;
   std::unique_ptr<service::remote::RemoteMessageService> remote_messages_;
+  route::MemoryRouteTable routes_;
+  std::unique_ptr<service::DeviceServiceImpl> devices_;
+  std::unique_ptr<service::AdminServiceImpl> admin_;
+  std::unique_ptr<service::remote::RemoteDeviceService> remote_devices_;
+  std::unique_ptr<service::remote::RemoteAdminService> remote_admin_;
 };
 
 TEST_P(RemoteServicesTest, AccountsRoundTripAndTokensAreCheckedOnTheCallersSide) {
@@ -433,6 +452,78 @@ TEST_P(RemoteServicesTest, ANodeStillStartingAnswersUnavailable) {
   EXPECT_EQ(got.status().message(), "service unavailable, try again");
   client->reset();
   (*server)->Shutdown();
+}
+
+TEST_P(RemoteServicesTest, DevicesAndTheAdminApiAcrossTheHop) {
+  store::NewSession session{.session_id = 77,
+                            .user_id = alice_,
+                            .refresh_token_hash = "h",
+                            .expires_at = clock_.NowMs() + 3600000};
+  ASSERT_TRUE(Await<store::Session>([&](auto cb) {
+                faults_->sessions().Create(session, std::move(cb));
+              }).ok());
+  const Principal who{alice_, 77};
+  auto device = Await<service::DeviceInfo>(
+      [&](auto cb) { remote_devices_->Register(who, "fcm", "token-1", std::move(cb)); });
+  ASSERT_TRUE(device.ok()) << device.status();
+  EXPECT_EQ(device->platform, "fcm");
+  EXPECT_GT(device->created_at, 0);
+  EXPECT_EQ(Await<service::DeviceInfo>(
+                [&](auto cb) { remote_devices_->Register(who, "sms", "t", std::move(cb)); })
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Await<service::DeviceInfo>([&](auto cb) {
+              remote_devices_->Register({alice_, 78}, "fcm", "t", std::move(cb));
+            })
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated)
+      << "an unknown (or revoked) session";
+  auto listed = Await<std::vector<service::DeviceInfo>>(
+      [&](auto cb) { remote_devices_->List(who, std::move(cb)); });
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].device_id, device->device_id);
+  EXPECT_EQ(AwaitStatus([&](auto cb) {
+              remote_devices_->Delete(b_, device->device_id, std::move(cb));
+            }).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(AwaitStatus([&](auto cb) {
+                remote_devices_->Delete(who, device->device_id, std::move(cb));
+              }).ok());
+
+  store::NewJob job{.kind = "push", .payload = R"({"x":1})", .max_attempts = 2};
+  auto id = Await<int64_t>([&](auto cb) { faults_->jobs().Enqueue(job, std::move(cb)); });
+  ASSERT_TRUE(id.ok());
+  auto page = Await<store::Page<store::Job>>([&](auto cb) {
+    remote_admin_->ListJobs({.state = store::JobState::kReady, .kind = "push"}, std::move(cb));
+  });
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0].job_id, *id);
+  EXPECT_EQ(page->items[0].max_attempts, 2);
+  auto one = Await<store::Job>([&](auto cb) { remote_admin_->GetJob(*id, std::move(cb)); });
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->payload, R"({"x":1})");
+  EXPECT_EQ(AwaitStatus([&](auto cb) { remote_admin_->RetryJob(*id, std::move(cb)); }).code(),
+            absl::StatusCode::kNotFound)
+      << "only a dead letter is retried";
+  EXPECT_EQ(Await<store::Page<store::Job>>(
+                [&](auto cb) { remote_admin_->ListJobs({.limit = 0}, std::move(cb)); })
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  auto stats = Await<service::AdminStats>([&](auto cb) { remote_admin_->Stats(std::move(cb)); });
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->ready, 1);
+  EXPECT_EQ(stats->users, 3);
+  EXPECT_EQ(stats->sessions, 0);
+  EXPECT_TRUE(AwaitStatus([&](auto cb) { remote_admin_->DeleteJob(*id, std::move(cb)); }).ok());
+  EXPECT_EQ(Await<store::Job>([&](auto cb) { remote_admin_->GetJob(*id, std::move(cb)); })
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
 }
 
 INSTANTIATE_TEST_SUITE_P(Coalescing, RemoteServicesTest, ::testing::Values(size_t{256}, size_t{0}),
