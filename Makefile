@@ -92,9 +92,12 @@ clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 # The benchmark suite (docs/benchmarks.md): every scenario against a fresh
-# `mpim serve`, results in bench/results/<date>.{md,json} and SVG charts.
+# `mpim serve`, results in bench/results/<date>.{md,json} and SVG charts;
+# then offline push to 10,000 devices per provider (push_bench, about a
+# minute each), appended to bench/results/push-<date>.md.
 # Takes several minutes; not part of `make test`.
 .PHONY: bench
 bench: build
 	$(BUILD)/bin/mpim-bench --server-bin $(BUILD)/bin/mpim --suite standard --out-dir bench/results \
 	  --label "commit $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD -- src 2>/dev/null || echo ', src modified')"
+	$(BUILD)/bin/push_bench --out bench/results/push-$$(date +%F).md
