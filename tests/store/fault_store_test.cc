@@ -169,8 +169,8 @@ TEST_F(FaultStoreTest, EverySubStoreAndPingIsInterceptedUnderItsName) {
        StatusOf<store::Message>([&](auto cb) { faults_->messages().Get(1, std::move(cb)); })},
       {"search.Index",
        StatusOf<int64_t>([&](auto cb) { faults_->search().Index({}, std::move(cb)); })},
-      {"jobs.ListDead", StatusOf<store::Page<store::Job>>(
-                            [&](auto cb) { faults_->jobs().ListDead(0, 10, std::move(cb)); })},
+      {"jobs.List", StatusOf<store::Page<store::Job>>(
+                        [&](auto cb) { faults_->jobs().ListDead(0, 10, std::move(cb)); })},
       {"store.Ping", [&] { return AwaitStatus([&](auto cb) { faults_->Ping(std::move(cb)); }); }},
   };
   for (const auto& [name, probe] : probes) {

@@ -172,6 +172,11 @@ TEST_F(SqliteSessionTest, UpgradeFromVersion1KeepsThePreviousToken) {
   // ones).
   Sql("DROP TABLE used_refresh_tokens");
   Sql("DROP TABLE store_probe");
+  Sql("DROP TABLE devices");
+  Sql("DROP TABLE job_coalesce");
+  Sql("DROP INDEX jobs_coalesce");
+  Sql("DROP INDEX jobs_list");
+  Sql("ALTER TABLE jobs DROP COLUMN coalesce_key");
   Sql("UPDATE schema_version SET version = 1");
   ASSERT_EQ(Sql("SELECT version FROM schema_version"), 1);
 
