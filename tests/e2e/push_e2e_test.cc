@@ -385,6 +385,19 @@ TEST_F(PushE2eTest, RetriesGrowThenDeadLetterWhichTheAdminApiRetriesAndDeletes) 
   ASSERT_EQ(stats.status, 200);
   EXPECT_EQ(testing::Int(stats.json.as_object().at("jobs").as_object(), "dead"), 1);
   EXPECT_GE(testing::Int(stats.json.as_object(), "users"), 2);
+  // The metrics say the same (summed over the nodes on a cluster).
+  EXPECT_EQ(server_->MetricSum(R"(mpim_jobs_total{kind="push",outcome="dead"})"), 1);
+  EXPECT_EQ(server_->MetricSum(R"(mpim_jobs_total{kind="push",outcome="retried"})"),
+            kMaxAttempts - 1);
+  EXPECT_EQ(server_->MetricSum(R"(mpim_push_deliveries_total{provider="webhook",outcome="retry"})"),
+            kMaxAttempts);
+  EXPECT_GE(server_->MetricSum(R"(mpim_push_provider_seconds_count{provider="webhook"})"),
+            kMaxAttempts);
+  EXPECT_GE(server_->MetricSum(R"(mpim_jobs_enqueued_total{kind="push"})"), 1);
+  EXPECT_TRUE(testing::PollUntil(
+      [&] { return server_->MetricSum(R"(mpim_jobs_queued{kind="push",state="dead"})") == 1; },
+      Ms(5000)))
+      << "the queue gauge, refreshed every second";
 
   // Retried with the receiver answering again: delivered, and gone.
   receiver_.SetPolicy(nullptr);
@@ -479,7 +492,7 @@ TEST_F(PushE2eTest, AProviderDownForAWhileLeavesMemoryFlat) {
   auto attempts = [&] {
     return server_->MetricSum(R"(mpim_push_deliveries_total{provider="webhook",outcome="retry"})");
   };
-  // 4 messages a second to the group, for 4 s to warm up, then 12 s more.
+  // 4 messages a second to the group, for 3 s to warm up, then 8 s more.
   auto send_for = [&](std::chrono::seconds how_long) {
     const auto until = Clock::now() + how_long;
     int i = 0;
@@ -488,15 +501,15 @@ TEST_F(PushE2eTest, AProviderDownForAWhileLeavesMemoryFlat) {
       std::this_thread::sleep_for(Ms(250));  // pacing the load, not waiting for an event
     }
   };
-  send_for(std::chrono::seconds(4));
+  send_for(std::chrono::seconds(3));
   const double rss_before = rss();
   const double attempts_before = attempts();
-  send_for(std::chrono::seconds(12));
+  send_for(std::chrono::seconds(8));
   const double rss_after = rss();
   const double attempts_after = attempts();
-  std::printf("provider down: %.0f failed attempts in 12 s; RSS %.1f -> %.1f MiB\n",
+  std::printf("provider down: %.0f failed attempts in 8 s; RSS %.1f -> %.1f MiB\n",
               attempts_after - attempts_before, rss_before / 1048576, rss_after / 1048576);
-  EXPECT_GT(attempts_after - attempts_before, kMembers) << "pushes kept being retried";
+  EXPECT_GE(attempts_after - attempts_before, kMembers) << "pushes kept being retried";
   EXPECT_LT(rss_after - rss_before, 8.0 * 1048576) << "memory grew with the backlog";
   ApiResponse stats = Admin("GET", "/stats");
   ASSERT_EQ(stats.status, 200);
