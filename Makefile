@@ -36,7 +36,8 @@ test: build
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the same suites, but the
 # reruns on other engines and targets (label rerun), the cluster failover
-# suite and the browser suite (label noasan): the CI time budget
+# suite, the multi-node suite and the browser suite (label noasan; the first
+# two, and the load generator, are not even built there): the CI time budget
 # (docs/development.md, "CI time").
 # -O1 -g1 (line tables): what ASan recommends, file:line still in reports,
 # and quicker to build than -O2 -g (ws_session.cc: 29.2 vs 33.9 s), which
