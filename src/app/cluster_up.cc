@@ -389,25 +389,37 @@ std::string ClusterUp::ReadyLine() const {
 }
 
 void ClusterUp::Reap() {
-  for (NodeProc& n : nodes_) {
-    if (n.pid <= 0) continue;
-    if (auto code = core::WaitForExit(n.pid, std::chrono::milliseconds(0))) {
+  // One waitpid(-1) loop, each reaped pid matched to its node or engine: a
+  // scan per node could miss a child that exits between its check and a
+  // catch-all reap, and that node's exit would go unreported.
+  int status = 0;
+  pid_t pid = 0;
+  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    int code = 0;
+    if (WIFEXITED(status)) {
+      code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      code = -WTERMSIG(status);
+    } else {
+      continue;  // stopped or continued: not an exit
+    }
+    bool known = false;
+    for (NodeProc& n : nodes_) {
+      if (n.pid != pid) continue;
       std::fprintf(stderr,
                    "mpim cluster up: %s (pid %d) %s; not restarted (restart it with its argv)\n",
-                   n.name.c_str(), n.pid, core::DescribeExit(*code).c_str());
+                   n.name.c_str(), n.pid, core::DescribeExit(code).c_str());
       n.pid = -1;
+      known = true;
     }
-  }
-  for (LocalEngine* e : engines_) {
-    if (e->pid() <= 0) continue;
-    if (auto code = core::WaitForExit(e->pid(), std::chrono::milliseconds(0))) {
+    for (LocalEngine* e : engines_) {
+      if (known || e->pid() != pid) continue;
       std::fprintf(stderr, "mpim cluster up: %s (pid %d) %s; its log: %s\n", e->name(), e->pid(),
-                   core::DescribeExit(*code).c_str(), e->log().c_str());
+                   core::DescribeExit(code).c_str(), e->log().c_str());
       e->Forget();
+      known = true;
     }
-  }
-  // Anything else (a process a node left behind): reap it quietly.
-  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    // Anything else (a process a node left behind) is reaped quietly.
   }
 }
 
