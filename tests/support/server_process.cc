@@ -192,6 +192,7 @@ bool ServerProcess::Start(std::chrono::milliseconds deadline) {
       return false;
     }
     client::HttpClient http("127.0.0.1", port_, std::chrono::milliseconds(500));
+    last_readyz_.clear();
     while (std::chrono::steady_clock::now() < until) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -200,11 +201,13 @@ bool ServerProcess::Start(std::chrono::milliseconds deadline) {
       }
       auto r = http.Get("/readyz");
       if (r.ok() && r->status == 200) return true;
+      last_readyz_ =
+          r.ok() ? std::to_string(r->status) + " " + r->body : std::string(r.status().message());
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll interval, not a sync
     }
     if (pid_ > 0) break;  // still running but never ready
   }
-  error_ = "server did not become ready; logs:\n" + Logs();
+  error_ = "server did not become ready (last /readyz: " + last_readyz_ + "); logs:\n" + Logs();
   return false;
 }
 

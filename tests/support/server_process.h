@@ -84,6 +84,7 @@ class ServerProcess {
   uint16_t port_ = 0;
   pid_t pid_ = -1;
   std::string error_;
+  std::string last_readyz_;  // status and body of the last /readyz while starting
 };
 
 // Servers run one after another on one data dir kept across them (a fresh
