@@ -8,8 +8,6 @@
 // one push per member device on the platform's provider, "token gone"
 // removing the device.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sys/stat.h>
 
 #include <boost/json.hpp>
@@ -22,6 +20,7 @@
 #include "support/group_helpers.h"
 #include "support/h2_test_server.h"
 #include "support/server_process.h"
+#include "support/test_keys.h"
 #include "support/webhook_receiver.h"
 #include "support/ws_helpers.h"
 
@@ -33,17 +32,6 @@ using testing::ApiClient;
 using testing::ApiResponse;
 using Ms = std::chrono::milliseconds;
 namespace json = boost::json;
-
-std::string PrivateKeyPem(EVP_PKEY* key) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(len));
-  BIO_free(bio);
-  EVP_PKEY_free(key);
-  return pem;
-}
 
 std::string WriteSecret(const std::filesystem::path& dir, const std::string& name,
                         const std::string& text) {
@@ -84,14 +72,14 @@ TEST(PushProvidersE2eTest, EachPlatformIsPushedThroughItsProvider) {
   json::object account{{"type", "service_account"},
                        {"project_id", "mpim-test"},
                        {"private_key_id", "key-1"},
-                       {"private_key", PrivateKeyPem(EVP_RSA_gen(2048))},
+                       {"private_key", testing::NewRsaKeyPem()},
                        {"client_email", "mpim@mpim-test.iam.gserviceaccount.com"},
                        {"token_uri", fcm.url() + "/token"}};
   const std::vector<std::string> settings = {
       "--set",
       "push.apns_url=" + apns.url(),
       "--set",
-      "push.apns_key_file=" + WriteSecret(dir, "AuthKey.p8", PrivateKeyPem(EVP_EC_gen("P-256"))),
+      "push.apns_key_file=" + WriteSecret(dir, "AuthKey.p8", testing::NewP256KeyPem()),
       "--set",
       "push.apns_key_id=ABC123DEFG",
       "--set",

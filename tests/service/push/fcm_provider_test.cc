@@ -8,8 +8,9 @@
 #include "service/push/fcm_provider.h"
 
 #include <gtest/gtest.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 #include <boost/json.hpp>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include "core/ports.h"
 #include "net/http_test_server.h"
 #include "service/push/http_provider_fixture.h"
+#include "support/test_keys.h"
 
 namespace mpim::service::push {
 namespace {
@@ -46,20 +48,11 @@ int64_t NowSeconds() {
       .count();
 }
 
-// A private key as PEM PKCS#8.
-std::string PemOf(EVP_PKEY* key) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(size));
-  BIO_free(bio);
-  return pem;
-}
+using mpim::testing::PrivateKeyPem;
 
 // An RSA key as in a service account's key file.
 struct RsaKey {
-  RsaKey() : key(EVP_RSA_gen(2048)), pem(PemOf(key)) {}
+  RsaKey() : key(EVP_RSA_gen(2048)), pem(PrivateKeyPem(key)) {}
   ~RsaKey() { EVP_PKEY_free(key); }
   EVP_PKEY* key;
   std::string pem;
@@ -531,7 +524,7 @@ TEST_F(FcmProviderTest, BadCredentialsNameTheField) {
   EXPECT_EQ(not_json.status().code(), absl::StatusCode::kInvalidArgument);
 
   EVP_PKEY* ec_key = EVP_EC_gen("P-256");
-  std::string ec_pem = PemOf(ec_key);
+  std::string ec_pem = PrivateKeyPem(ec_key);
   EVP_PKEY_free(ec_key);
   auto not_rsa =
       MakeFcmProvider({.credentials_json = Credentials(standin_.token_uri(), ec_pem)}, io_);

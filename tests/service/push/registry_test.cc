@@ -3,31 +3,18 @@
 #include "service/push/registry.h"
 
 #include <gtest/gtest.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "support/temp_dir.h"
+#include "support/test_keys.h"
 
 namespace mpim::service::push {
 namespace {
 
-// A PEM PKCS#8 P-256 private key, as Apple's .p8 files are.
-std::string NewP256KeyPem() {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  std::string pem(data, static_cast<size_t>(len));
-  BIO_free(bio);
-  EVP_PKEY_free(key);
-  return pem;
-}
+using mpim::testing::NewP256KeyPem;
 
 class ProvidersTest : public ::testing::Test {
  protected:
