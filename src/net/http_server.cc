@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/rate_limiter.h"
+#include "net/listen.h"
 #include "net/websocket_upgrade.h"
 
 namespace mpim::net {
@@ -89,24 +90,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   core::Status Start() {
-    beast::error_code ec;
-    tcp::resolver resolver(pool_.At(0));
-    auto results = resolver.resolve(options_.host, std::to_string(options_.port),
-                                    tcp::resolver::passive | tcp::resolver::numeric_service, ec);
-    if (ec || results.empty()) {
-      return absl::UnavailableError("cannot resolve listen host " + options_.host + ": " +
-                                    ec.message());
-    }
-    tcp::endpoint endpoint = results.begin()->endpoint();
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      return absl::UnavailableError("cannot listen on " + options_.host + ":" +
-                                    std::to_string(options_.port) + ": " + ec.message());
-    }
-    port_ = acceptor_.local_endpoint().port();
+    auto port = Listen(acceptor_, options_.host, options_.port);
+    if (!port.ok()) return port.status();
+    port_ = *port;
     asio::co_spawn(acceptor_.get_executor(), AcceptLoop(shared_from_this()), asio::detached);
     return absl::OkStatus();
   }
@@ -164,6 +150,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
     beast::tcp_stream* stream = nullptr;  // null once the connection is done
     bool busy = false;                    // a request is being handled
     bool pending = false;                 // counted in pending_: headers not complete
+    bool counted = false;                 // counted in per_address_
     std::string address;
     std::weak_ptr<WsConnection> ws;  // set once upgraded
   };
@@ -215,13 +202,16 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       return nullptr;
     }
     std::lock_guard lock(mu_);
-    uint32_t& count = per_address_[conn->address];
-    if (options_.connections_per_address != 0 && count >= options_.connections_per_address) {
-      if (count == 0) per_address_.erase(conn->address);
-      refused_per_address_.Inc();
-      return nullptr;
+    if (!options_.trusted_proxies.Contains(conn->address)) {  // a proxy carries many clients
+      uint32_t& count = per_address_[conn->address];
+      if (options_.connections_per_address != 0 && count >= options_.connections_per_address) {
+        if (count == 0) per_address_.erase(conn->address);
+        refused_per_address_.Inc();
+        return nullptr;
+      }
+      ++count;
+      conn->counted = true;
     }
-    ++count;
     conns_.insert(conn);
     open_.Inc();
     SetPending(*conn, true);
@@ -254,7 +244,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
   void Unregister(const std::shared_ptr<Conn>& conn) {
     SetPending(*conn, false);
     std::lock_guard lock(mu_);
-    if (auto it = per_address_.find(conn->address); it != per_address_.end()) {
+    if (auto it = per_address_.find(conn->address); conn->counted && it != per_address_.end()) {
       if (--it->second == 0) per_address_.erase(it);
     }
     conns_.erase(conn);
@@ -341,7 +331,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         co_return false;
       }
       http::request<http::string_body> req = parser.release();
-      if (std::optional<HttpResponse> limited = RateLimit(conn.address)) {
+      const std::string client =
+          options_.trusted_proxies.empty()
+              ? conn.address
+              : options_.trusted_proxies.ClientAddress(conn.address, req["X-Forwarded-For"]);
+      if (std::optional<HttpResponse> limited = RateLimit(client)) {
         requests_.With({MethodLabel(req.method()), "rate_limited", "429"}).Inc();
         // An upgrade refused is the end of that connection; a plain request
         // may go on once the client has waited.
@@ -354,7 +348,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
       if (IsWebSocketPath(req.target())) {
         if (beast::websocket::is_upgrade(req) && options_.on_websocket && buffer.size() == 0) {
           auto target = ParseTarget(std::string(req.target()));
-          HttpRequest request = ToRequest(req, conn.address);
+          HttpRequest request = ToRequest(req, client);
           if (target.ok()) {
             request.path = std::move(target->path);
             request.query = std::move(target->query);
@@ -370,7 +364,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         co_return false;
       }
       bool keep_alive = req.keep_alive();
-      HttpResponse response = co_await Dispatch(std::move(req), conn.address);
+      HttpResponse response = co_await Dispatch(std::move(req), client);
       keep_alive = keep_alive && !draining_.load();
       stream.expires_after(options_.request_timeout);
       auto write_ec = co_await Write(stream, std::move(response), keep_alive);

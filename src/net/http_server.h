@@ -24,6 +24,7 @@
 
 #include "core/metrics.h"
 #include "core/status.h"
+#include "core/trusted_proxies.h"
 #include "net/io_pool.h"
 #include "net/router.h"
 #include "net/websocket.h"
@@ -49,6 +50,10 @@ struct HttpServerOptions {
   double requests_burst_address = 1;
   // Upgrades on this path go to `on_websocket` (none when unset). Other
   // requests to it get 426.
+  // Peers whose X-Forwarded-For names the client (server.trusted_proxies):
+  // their connections are not limited per address, and their requests
+  // count against (and are handled as from) the client's address.
+  core::TrustedProxies trusted_proxies;
   std::string websocket_path = "/ws";
   WsAcceptFn on_websocket;
   WsOptions websocket;

@@ -171,5 +171,36 @@ TEST(LimitsE2eTest, RequestsPerAddressAreRateLimitedWith429AndRetryAfter) {
   EXPECT_TRUE(served);
 }
 
+// Behind a proxy (server.trusted_proxies), a request counts against the
+// client that X-Forwarded-For names, not against the proxy.
+TEST(LimitsE2eTest, RequestsFromATrustedProxyCountAgainstTheForwardedClient) {
+  RestartTarget server({}, {"limits.requests_per_sec_address=1", "limits.requests_burst_address=3",
+                            "server.trusted_proxies=127.0.0.4"});
+  ASSERT_TRUE(server.Start()) << server.error();
+  const uint16_t port = server.port();
+  auto from = [](const std::string& forwarded_for) {
+    return "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: " + forwarded_for +
+           "\r\nConnection: close\r\n\r\n";
+  };
+  std::string refused;
+  for (int i = 0; i < 20 && refused.empty(); ++i) {
+    std::string r = RequestFrom(port, "127.0.0.4", from("198.51.100.1"));
+    if (r.rfind("HTTP/1.1 429", 0) == 0) refused = r;
+  }
+  ASSERT_FALSE(refused.empty()) << "the forwarded client was never limited";
+  // Another client through the same proxy has its own bucket.
+  std::string other = RequestFrom(port, "127.0.0.4", from("198.51.100.2"));
+  EXPECT_EQ(other.rfind("HTTP/1.1 200", 0), 0u) << other;
+  // Entries left of the last untrusted one may be forged: the limited
+  // client cannot hide behind one.
+  std::string forged = RequestFrom(port, "127.0.0.4", from("198.51.100.9, 198.51.100.1"));
+  EXPECT_EQ(forged.rfind("HTTP/1.1 429", 0), 0u) << forged;
+  // An untrusted peer's X-Forwarded-For is ignored: it counts as itself.
+  for (int i = 0; i < 3; ++i) {
+    std::string r = RequestFrom(port, "127.0.0.5", from("198.51.100.1"));
+    EXPECT_EQ(r.rfind("HTTP/1.1 200", 0), 0u) << i << ": " << r;
+  }
+}
+
 }  // namespace
 }  // namespace mpim
