@@ -164,7 +164,8 @@ uint16_t ClusterUp::Port(const std::string& key) {
   if (const json::value* v = ports.if_contains(key); v != nullptr && v->is_int64()) {
     port = static_cast<uint16_t>(v->as_int64());
   }
-  for (int i = 0; (port == 0 || taken_.count(port) || !core::LoopbackPortFree(port)) && i < 100; ++i) {
+  for (int i = 0; (port == 0 || taken_.count(port) || !core::LoopbackPortFree(port)) && i < 100;
+       ++i) {
     port = core::FreeLoopbackPort();
   }
   taken_.insert(port);
@@ -173,8 +174,10 @@ uint16_t ClusterUp::Port(const std::string& key) {
 }
 
 void ClusterUp::PlanNodes() {
-  const std::pair<const char*, int> roles[] = {
-      {"logic", options_.logic}, {"task", options_.task}, {"gateway", options_.gateways}};
+  const std::pair<const char*, int> roles[] = {{"logic", options_.logic},
+                                               {"task", options_.task},
+                                               {"gateway", options_.gateways},
+                                               {"edge", options_.edge}};
   int64_t next_id = 1;
   for (const auto& [role, count] : roles) {
     for (int i = 1; i <= count; ++i) {
@@ -201,17 +204,25 @@ void ClusterUp::WriteNodeConfig(const NodeProc& n) {
                      {"listen", n.http_address()},
                      {"data_dir", n.data_dir.string()},
                      {"node_id", n.node_id}};
-  toml::table config{
-      {"server", server},
-      {"store", toml::table{{"engine", "mysql"}, {"mysql_url", mariadb_->address()}}},
-      {"cache", toml::table{{"engine", "redis"}, {"redis_url", redis}}},
-      {"route", toml::table{{"engine", "redis"}, {"redis_url", redis}}},
-      {"bus", toml::table{{"engine", "redis-streams"}, {"redis_url", redis}}},
-      {"discovery",
-       toml::table{{"engine", "etcd"}, {"etcd_endpoints", toml::array{etcd_->address()}}}},
-      {"auth", toml::table{{"token_key", state_["token_key"].as_string().c_str()},
-                           {"token_key_id", "cluster"}}},
-  };
+  if (n.role == "gateway" && options_.edge > 0) {
+    // The edges' requests count against the clients they carry.
+    server.insert("trusted_proxies", toml::array{"127.0.0.1"});
+  }
+  const toml::table discovery{{"engine", "etcd"},
+                              {"etcd_endpoints", toml::array{etcd_->address()}}};
+  toml::table config{{"server", server}, {"discovery", discovery}};
+  if (n.role != "edge") {  // an edge needs only to find the gateways
+    config = toml::table{
+        {"server", server},
+        {"store", toml::table{{"engine", "mysql"}, {"mysql_url", mariadb_->address()}}},
+        {"cache", toml::table{{"engine", "redis"}, {"redis_url", redis}}},
+        {"route", toml::table{{"engine", "redis"}, {"redis_url", redis}}},
+        {"bus", toml::table{{"engine", "redis-streams"}, {"redis_url", redis}}},
+        {"discovery", discovery},
+        {"auth", toml::table{{"token_key", state_["token_key"].as_string().c_str()},
+                             {"token_key_id", "cluster"}}},
+    };
+  }
   if (n.role == "logic") {
     config.insert("rpc", toml::table{{"listen", "127.0.0.1:" + std::to_string(n.rpc)}});
   }
@@ -356,17 +367,22 @@ bool ClusterUp::StartAll(bool* stopped) {
 
 std::string ClusterUp::ReadyLine() const {
   json::array gateways;
+  json::array edges;
   json::array nodes;
   for (const NodeProc& n : nodes_) {
     if (n.role == "gateway") gateways.emplace_back(n.http_address());
+    if (n.role == "edge") edges.emplace_back(n.http_address());
   }
-  // Gateways first, as clients meet them; then logic and task nodes.
+  // Client-facing nodes first, as clients meet them: gateways, edges; then
+  // logic and task nodes.
   std::vector<const NodeProc*> order;
-  for (const NodeProc& n : nodes_) {
-    if (n.role == "gateway") order.push_back(&n);
+  for (const char* role : {"gateway", "edge"}) {
+    for (const NodeProc& n : nodes_) {
+      if (n.role == role) order.push_back(&n);
+    }
   }
   for (const NodeProc& n : nodes_) {
-    if (n.role != "gateway") order.push_back(&n);
+    if (n.role != "gateway" && n.role != "edge") order.push_back(&n);
   }
   for (const NodeProc* n : order) {
     json::array argv;
@@ -379,7 +395,7 @@ std::string ClusterUp::ReadyLine() const {
   }
   json::object line{
       {"gateways", std::move(gateways)},
-      {"edges", json::array{}},
+      {"edges", std::move(edges)},
       {"engines", json::object{{"redis", redis_->address()},
                                {"mysql", mariadb_->address()},
                                {"etcd", etcd_->address()}}},
@@ -424,10 +440,11 @@ void ClusterUp::Reap() {
 }
 
 void ClusterUp::StopAll() {
-  // Gateways drain first (their clients get 1012 and go elsewhere), then the
-  // task nodes, then the logic nodes (which finish the calls in flight),
-  // then the engines.
-  for (const char* role : {"gateway", "task", "logic"}) {
+  // Edges first (nothing new reaches the gateways through them), then the
+  // gateways drain (their clients get 1012 and go elsewhere), then the task
+  // nodes, then the logic nodes (which finish the calls in flight), then
+  // the engines.
+  for (const char* role : {"edge", "gateway", "task", "logic"}) {
     for (NodeProc& n : nodes_) {
       if (n.role == role && n.pid > 0) ::kill(n.pid, SIGTERM);
     }
@@ -442,12 +459,8 @@ void ClusterUp::StopAll() {
 }
 
 int ClusterUp::Run() {
-  if (options_.edge > 0) {
-    std::fprintf(stderr, "mpim cluster up: --edge: the edge role is not built yet\n");
-    return 2;
-  }
-  if (options_.gateways < 1 || options_.logic < 1 || options_.task < 0 ||
-      options_.gateways + options_.logic + options_.task > 200) {
+  if (options_.gateways < 1 || options_.logic < 1 || options_.task < 0 || options_.edge < 0 ||
+      options_.gateways + options_.logic + options_.task + options_.edge > 200) {
     std::fprintf(stderr,
                  "mpim cluster up: at least 1 gateway and 1 logic node, at most 200 nodes\n");
     return 2;

@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
   up->add_option("--gateways", up_options.gateways, "Gateway nodes")->capture_default_str();
   up->add_option("--logic", up_options.logic, "Logic nodes")->capture_default_str();
   up->add_option("--task", up_options.task, "Task nodes")->capture_default_str();
-  up->add_option("--edge", up_options.edge, "Edge nodes (the edge role is not built yet)")
+  up->add_option("--edge", up_options.edge, "Edge nodes (proxies in front of the gateways)")
       ->capture_default_str();
   up->add_option("--set", up_options.settings,
                  "A setting for every node: --set section.key=value (repeatable)");

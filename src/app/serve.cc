@@ -55,6 +55,8 @@ void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining, 
   });
 }
 
+}  // namespace
+
 sigset_t ShutdownSignals() {
   sigset_t set;
   sigemptyset(&set);
@@ -63,18 +65,17 @@ sigset_t ShutdownSignals() {
   return set;
 }
 
-// Blocks until SIGTERM or SIGINT. Meanwhile, once many connections have
-// gone since the last look, hands freed heap back to the system: glibc keeps
-// it otherwise, and a wave of abandoned connections would leave the resident
-// size at its peak for good.
-int WaitForStopSignal(const sigset_t& signals, const net::HttpServer& server) {
+// Once many connections have gone since the last look, hands freed heap
+// back to the system: glibc keeps it otherwise, and a wave of abandoned
+// connections would leave the resident size at its peak for good.
+int WaitForStopSignal(const sigset_t& signals, const std::function<size_t()>& open_connections) {
   constexpr size_t kTrimAfterClosed = 256;
-  size_t high_water = server.open_connections();
+  size_t high_water = open_connections();
   for (;;) {
     timespec period{0, 100 * 1000 * 1000};  // 100 ms: no wave of connections hides in between
     int signo = sigtimedwait(&signals, nullptr, &period);
     if (signo > 0) return signo;
-    size_t open = server.open_connections();
+    size_t open = open_connections();
     high_water = std::max(high_water, open);
     if (high_water - open >= kTrimAfterClosed) {
       malloc_trim(0);
@@ -83,7 +84,20 @@ int WaitForStopSignal(const sigset_t& signals, const net::HttpServer& server) {
   }
 }
 
-}  // namespace
+void AnnounceServing(const core::Config& config, const std::string& host, uint16_t port,
+                     int64_t node_id, size_t io_threads) {
+  std::string base = "http://" + host + ":" + std::to_string(port);
+  Log().Info("serving", {{"url", base},
+                         {"role", config.server.role},
+                         {"node_id", node_id},
+                         {"data_dir", config.server.data_dir},
+                         {"io_threads", static_cast<int64_t>(io_threads)}});
+  std::printf(
+      "MPIM %s serving on %s\n  health:  %s/healthz\n  ready:   %s/readyz\n"
+      "  metrics: %s/metrics\n",
+      MPIM_VERSION, base.c_str(), base.c_str(), base.c_str(), base.c_str());
+  std::fflush(stdout);
+}
 
 int RunServe(const core::Config& config) {
   core::InitLogging(core::ParseLogLevel(config.log.level), core::ParseLogFormat(config.log.format));
@@ -145,6 +159,8 @@ int RunServe(const core::Config& config) {
     core::SetLogLevel(core::ParseLogLevel(effective.log.level));
   }
 
+  if (config.server.role == "edge") return RunEdge(effective, **discovery, signals);
+
   auto node = StartNode(effective, **discovery);
   if (!node.ok()) {
     Log().Error("cannot start", {{"error", std::string(node.status().message())}});
@@ -191,6 +207,9 @@ int RunServe(const core::Config& config) {
       static_cast<double>(effective.limits.requests_per_sec_address);
   http_options.requests_burst_address =
       static_cast<double>(effective.limits.requests_burst_address);
+  if (auto trusted = core::TrustedProxies::Parse(config.server.trusted_proxies); trusted.ok()) {
+    http_options.trusted_proxies = std::move(*trusted);  // validated at load
+  }
   http_options.on_websocket = (*node)->WebSocketAcceptor();
   http_options.websocket.max_message_bytes = static_cast<uint64_t>(config.limits.frame_max_bytes);
   http_options.websocket.ping_interval_ms = config.gateway.ping_interval_ms;
@@ -216,19 +235,9 @@ int RunServe(const core::Config& config) {
     }
   }
 
-  std::string base = "http://" + listen->first + ":" + std::to_string(server.port());
-  Log().Info("serving", {{"url", base},
-                         {"role", config.server.role},
-                         {"node_id", (*node)->node_id()},
-                         {"data_dir", config.server.data_dir},
-                         {"io_threads", static_cast<int64_t>(pool.size())}});
-  std::printf(
-      "MPIM %s serving on %s\n  health:  %s/healthz\n  ready:   %s/readyz\n"
-      "  metrics: %s/metrics\n",
-      MPIM_VERSION, base.c_str(), base.c_str(), base.c_str(), base.c_str());
-  std::fflush(stdout);
+  AnnounceServing(config, listen->first, server.port(), (*node)->node_id(), pool.size());
 
-  int signo = WaitForStopSignal(signals, server);
+  int signo = WaitForStopSignal(signals, [&server] { return server.open_connections(); });
   Log().Info("draining", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                           {"timeout_ms", config.server.drain_timeout_ms}});
   draining.store(true);

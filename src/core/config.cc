@@ -11,6 +11,7 @@
 
 #include "core/engines.h"
 #include "core/text.h"
+#include "core/trusted_proxies.h"
 
 extern char** environ;
 
@@ -132,6 +133,15 @@ Status CheckUrlOrEmpty(const std::string& value) {
   return absl::InvalidArgumentError("expected an http:// or https:// URL");
 }
 
+// edge.hash_key: user | address | header:NAME | cookie:NAME.
+Status CheckHashKey(const std::string& value) {
+  if (value == "user" || value == "address") return absl::OkStatus();
+  for (std::string_view prefix : {"header:", "cookie:"}) {
+    if (value.rfind(prefix, 0) == 0 && value.size() > prefix.size()) return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("expected user, address, header:NAME or cookie:NAME");
+}
+
 Status CheckNotEmpty(const std::string& value) {
   if (value.empty()) return absl::InvalidArgumentError("must not be empty");
   return absl::OkStatus();
@@ -141,11 +151,11 @@ const std::vector<Field>& Schema() {
   static const std::vector<Field> schema = {
       // [server]
       Str(
-          "server", "role", {"all", "gateway", "logic", "task"},
+          "server", "role", {"all", "gateway", "logic", "task", "edge"},
           [](Config& c) { return &c.server.role; },
           "Which role this process runs: `all` (every role in one process), `gateway` "
-          "(client connections), `logic` (the services, over gRPC) or `task` (background "
-          "jobs). docs/cluster.md."),
+          "(client connections), `logic` (the services, over gRPC), `task` (background "
+          "jobs) or `edge` (a proxy in front of the gateways). docs/cluster.md, docs/edge.md."),
       Str(
           "server", "listen", {}, [](Config& c) { return &c.server.listen; },
           "Address of the HTTP and WebSocket listener, HOST:PORT.", CheckListen),
@@ -187,6 +197,13 @@ const std::vector<Field>& Schema() {
           "Connections whose request headers are still arriving (new ones that have sent "
           "nothing yet included), server-wide; over it new connections are closed at once. 0 "
           "means no limit."),
+      List(
+          "server", "trusted_proxies", [](Config& c) { return &c.server.trusted_proxies; },
+          "Peers (IP addresses or CIDR networks) trusted to name the client in "
+          "X-Forwarded-For: the edges or other reverse proxies in front of this node. Requests "
+          "from them count against the client's address in the per-address limits, and their "
+          "connections are not limited per address. Empty: none.",
+          [](const std::string& v) { return TrustedProxies::Check(v); }),
       // [auth]
       Int(
           "auth", "access_ttl_s", 1, 86400, [](Config& c) { return &c.auth.access_ttl_s; },
@@ -608,6 +625,48 @@ const std::vector<Field>& Schema() {
           "admin", "api_key", [](Config& c) { return &c.admin.api_key; },
           "Bearer key of the admin API (/api/v1/admin, docs/push.md). Empty: the admin API is "
           "off (404)."),
+      // [edge]
+      Str(
+          "edge", "balancer", EngineNames("rpc.balancer"),
+          [](Config& c) { return &c.edge.balancer; },
+          "Role edge: which gateway gets a client: " + EngineHelp("rpc.balancer") +
+              ". The hashing ones place edge.hash_key."),
+      Str(
+          "edge", "hash_key", {}, [](Config& c) { return &c.edge.hash_key; },
+          "Role edge: what the hashing balancers place: `user` (the access token's subject, "
+          "from Authorization: Bearer or ?token=), `address` (the client's IP), `header:NAME` "
+          "or `cookie:NAME`. A request without it goes to any gateway.",
+          CheckHashKey),
+      Int(
+          "edge", "connect_timeout_ms", 10, 600000,
+          [](Config& c) { return &c.edge.connect_timeout_ms; },
+          "Role edge: a connection to a gateway must be up within this."),
+      Int(
+          "edge", "upstream_timeout_ms", 10, 3600000,
+          [](Config& c) { return &c.edge.upstream_timeout_ms; },
+          "Role edge: a gateway's whole answer to a request must arrive within this (else 504)."),
+      Int(
+          "edge", "health_interval_ms", 0, 600000,
+          [](Config& c) { return &c.edge.health_interval_ms; },
+          "Role edge: each gateway's GET /readyz this often; a gateway that fails it gets no "
+          "new clients until it passes. 0: no checks."),
+      Int(
+          "edge", "health_timeout_ms", 10, 600000,
+          [](Config& c) { return &c.edge.health_timeout_ms; },
+          "Role edge: a health check fails after this long."),
+      Int(
+          "edge", "retries", 0, 10, [](Config& c) { return &c.edge.retries; },
+          "Role edge: other gateways tried when one cannot be connected to (any request), or "
+          "broke before answering (GET, HEAD, OPTIONS and WebSocket upgrades)."),
+      Int(
+          "edge", "max_idle_per_upstream", 0, 100000,
+          [](Config& c) { return &c.edge.max_idle_per_upstream; },
+          "Role edge: keep-alive connections to each gateway kept idle for reuse, per io "
+          "thread."),
+      Int(
+          "edge", "max_response_bytes", 1024, int64_t{1} << 34,
+          [](Config& c) { return &c.edge.max_response_bytes; },
+          "Role edge: a gateway's answer body above this is refused (502)."),
   };
   return schema;
 }
@@ -932,7 +991,17 @@ Status ValidateAll(const Config& config) {
   // The cluster roles share everything through the engines: a role that
   // kept state in its own process would split the cluster.
   const std::string& role = config.server.role;
-  if (role != "all") {
+  if (role == "edge") {
+    // An edge holds no state; it only needs to find the gateways.
+    const auto& nodes = config.discovery.static_nodes;
+    if (config.discovery.engine == "static" &&
+        std::none_of(nodes.begin(), nodes.end(),
+                     [](const std::string& n) { return n.rfind("gateway=", 0) == 0; })) {
+      return Invalid("config", "discovery.static_nodes",
+                     "role \"edge\" needs gateways: list them as gateway=HOST:PORT, or use "
+                     "discovery engine etcd or dns");
+    }
+  } else if (role != "all") {
     const std::string why = " in role \"" + role + "\" (cluster roles share it between nodes)";
     if ((role == "logic" || role == "task") && config.store.engine != "mysql") {
       return Invalid("config", "store.engine", "must be \"mysql\"" + why);

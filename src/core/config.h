@@ -31,7 +31,7 @@
 namespace mpim::core {
 
 struct ServerConfig {
-  std::string role = "all";  // all | gateway | logic | task
+  std::string role = "all";  // all | gateway | logic | task | edge
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./data";
   int64_t node_id = 0;                 // snowflake node id, 0..1023
@@ -44,6 +44,9 @@ struct ServerConfig {
   // Connections whose request headers are still arriving, server-wide
   // (slow or idle new clients); over it new connections are closed. 0: none.
   int64_t max_pending_requests = 10000;
+  // Peers (IPs or CIDR networks) whose X-Forwarded-For names the client:
+  // the edges or other reverse proxies in front of this node.
+  std::vector<std::string> trusted_proxies;
 };
 
 struct WebConfig {
@@ -217,6 +220,23 @@ struct AdminConfig {
   std::string api_key;  // empty: off
 };
 
+// The edge role (docs/edge.md), `[edge]`: an HTTP/1.1 and WebSocket proxy
+// in front of the gateways discovery finds.
+struct EdgeConfig {
+  std::string balancer = "bounded_load";
+  // Which part of a request the hashing balancers place: user (the access
+  // token's subject, from Authorization or ?token=), address (the client's
+  // IP), header:NAME, cookie:NAME.
+  std::string hash_key = "user";
+  int64_t connect_timeout_ms = 2000;    // a connection to a gateway
+  int64_t upstream_timeout_ms = 30000;  // a gateway's whole answer to a request
+  int64_t health_interval_ms = 1000;    // GET /readyz of each gateway; 0: none
+  int64_t health_timeout_ms = 1000;
+  int64_t retries = 1;                 // other gateways tried when one cannot be reached
+  int64_t max_idle_per_upstream = 64;  // pooled keep-alive connections, per io thread
+  int64_t max_response_bytes = 67108864;
+};
+
 struct Config {
   ServerConfig server;
   AuthConfig auth;
@@ -234,6 +254,7 @@ struct Config {
   LimitsConfig limits;
   PushConfig push;
   AdminConfig admin;
+  EdgeConfig edge;
 
   // Where each value came from, by "section.key": "file PATH",
   // "environment NAME", "command line", "etcd" (the config centre). A key

@@ -213,7 +213,7 @@ TEST_F(WsMessagingE2eTest, PipelinedSendsFromOneSessionKeepTheirOrder) {
   // expects it: what one session sends in order (without waiting for each
   // reply) gets seqs in that order, so the peer reads it in typing order.
   auto [a, b, conv] = NewPair("pipe");
-  const double sends_before = api_->Metric("mpim_ws_send_seconds_count");
+  const double sends_before = ServerMetric("mpim_ws_send_seconds_count");
   auto wa = OpenWs(a.token());
   ASSERT_TRUE(wa);
   auto replies = SendMany(*wa, b.id(), "p", 300, 300);
@@ -225,7 +225,7 @@ TEST_F(WsMessagingE2eTest, PipelinedSendsFromOneSessionKeepTheirOrder) {
   EXPECT_EQ(out_of_order, 0) << "of 300 pipelined sends got a seq other than their send position";
   // Each send's time in the server went into the histogram (the server is
   // shared by this file's tests, hence the difference).
-  EXPECT_EQ(api_->Metric("mpim_ws_send_seconds_count") - sends_before, 300);
+  EXPECT_EQ(ServerMetric("mpim_ws_send_seconds_count") - sends_before, 300);
 }
 
 TEST_F(WsMessagingE2eTest, ConversationIdIsTheSortedPairWhoeverSends) {

@@ -34,7 +34,18 @@ std::string Tail(const std::string& text, size_t bytes) {
 
 bool ClusterTarget() {
   const char* target = std::getenv("MPIM_E2E_TARGET");
-  return target != nullptr && std::string_view(target) == "cluster";
+  return target != nullptr &&
+         (std::string_view(target) == "cluster" || std::string_view(target) == "edge");
+}
+
+bool EdgeTarget() {
+  const char* target = std::getenv("MPIM_E2E_TARGET");
+  return target != nullptr && std::string_view(target) == "edge";
+}
+
+std::vector<std::string> ClusterTargetArgs() {
+  if (EdgeTarget()) return {"--edge", "1"};
+  return {};
 }
 
 ClusterUpProcess::ClusterUpProcess(Options options) : options_(std::move(options)) {
@@ -134,15 +145,23 @@ ClusterUpProcess::Node& ClusterUpProcess::node(const std::string& name) {
   throw std::out_of_range("no node " + name);
 }
 
-std::vector<uint16_t> ClusterUpProcess::gateway_ports() const {
+std::vector<uint16_t> ClusterUpProcess::PortsOf(const char* field) const {
   std::vector<uint16_t> ports;
-  const json::value* gateways = ready_.if_contains("gateways");
-  if (gateways == nullptr || !gateways->is_array()) return ports;
-  for (const json::value& g : gateways->as_array()) {
+  const json::value* list = ready_.if_contains(field);
+  if (list == nullptr || !list->is_array()) return ports;
+  for (const json::value& g : list->as_array()) {
     const std::string text = json::value_to<std::string>(g);
     ports.push_back(static_cast<uint16_t>(std::stoi(text.substr(text.rfind(':') + 1))));
   }
   return ports;
+}
+
+std::vector<uint16_t> ClusterUpProcess::gateway_ports() const { return PortsOf("gateways"); }
+std::vector<uint16_t> ClusterUpProcess::edge_ports() const { return PortsOf("edges"); }
+
+std::vector<uint16_t> ClusterUpProcess::client_ports() const {
+  std::vector<uint16_t> edges = edge_ports();
+  return edges.empty() ? gateway_ports() : edges;
 }
 
 std::vector<ClusterUpProcess::Node*> ClusterUpProcess::NodesOf(const std::string& role) {

@@ -26,8 +26,13 @@ namespace mpim::testing {
 // The target of the suites that run on `mpim serve` and on a cluster
 // (WsServerTest in support/ws_helpers.h, RestartTarget): `mpim serve` by
 // default, the cluster of `mpim cluster up` (two gateways, two logic nodes,
-// a task node) with MPIM_E2E_TARGET=cluster.
+// a task node) with MPIM_E2E_TARGET=cluster, the same with an edge in
+// front of the gateways (clients talk only to the edge) with
+// MPIM_E2E_TARGET=edge.
 bool ClusterTarget();
+bool EdgeTarget();
+// What `cluster up` needs for the target (--edge 1 for the edge target).
+std::vector<std::string> ClusterTargetArgs();
 
 class ClusterUpProcess {
  public:
@@ -67,6 +72,10 @@ class ClusterUpProcess {
   Node& node(const std::string& name);
   // The gateways' ports, as "gateways" lists them.
   std::vector<uint16_t> gateway_ports() const;
+  // The edges' ports ("edges").
+  std::vector<uint16_t> edge_ports() const;
+  // Where clients connect: the edges when there are, else the gateways.
+  std::vector<uint16_t> client_ports() const;
   // Every node of `role`, in order.
   std::vector<Node*> NodesOf(const std::string& role);
 
@@ -95,6 +104,7 @@ class ClusterUpProcess {
   const std::string& error() const { return error_; }
 
  private:
+  std::vector<uint16_t> PortsOf(const char* field) const;
   bool Gone(Node& n, std::chrono::milliseconds deadline);
   // The exit code cluster up reported for `name` (pid `pid`), waiting for
   // the report up to `deadline`; -signal for a kill.

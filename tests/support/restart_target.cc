@@ -9,14 +9,14 @@ namespace {
 
 // Restart order: the logic nodes first (a gateway is ready once it reaches
 // one), then the task node, then the gateways; stop order the reverse.
-constexpr const char* kStartOrder[] = {"logic", "task", "gateway"};
-constexpr const char* kStopOrder[] = {"gateway", "task", "logic"};
+constexpr const char* kStartOrder[] = {"logic", "task", "gateway", "edge"};
+constexpr const char* kStopOrder[] = {"edge", "gateway", "task", "logic"};
 
 }  // namespace
 
 RestartTarget::RestartTarget(std::vector<std::pair<std::string, std::string>> env,
                              std::vector<std::string> settings) {
-  std::vector<std::string> args;
+  std::vector<std::string> args = ClusterTargetArgs();
   for (std::string& s : settings) {
     args.push_back("--set");
     args.push_back(std::move(s));
@@ -90,7 +90,7 @@ std::optional<int> RestartTarget::Terminate(std::chrono::milliseconds deadline) 
 
 std::vector<uint16_t> RestartTarget::ports() const {
   if (series_) return current_ ? std::vector<uint16_t>{current_->port()} : std::vector<uint16_t>{};
-  return cluster_->gateway_ports();
+  return cluster_->client_ports();
 }
 
 uint16_t RestartTarget::port(size_t k) const {

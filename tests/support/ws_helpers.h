@@ -178,13 +178,13 @@ class WsServerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     start_error_.clear();
     if (ClusterTarget()) {
-      cluster_ =
-          std::make_unique<ClusterUpProcess>(ClusterUpProcess::Options{.env = Config::Env()});
+      cluster_ = std::make_unique<ClusterUpProcess>(
+          ClusterUpProcess::Options{.args = ClusterTargetArgs(), .env = Config::Env()});
       if (!cluster_->Start()) {
         start_error_ = "mpim cluster up did not start: " + cluster_->error();
         return;
       }
-      gateways_ = cluster_->gateway_ports();
+      gateways_ = cluster_->client_ports();
       port_ = gateways_.empty() ? 0 : gateways_.front();
       if (port_ == 0) start_error_ = "mpim cluster up listed no gateway";
       return;
@@ -204,6 +204,14 @@ class WsServerTest : public ::testing::Test {
   }
 
   uint16_t port() const { return port_; }
+  // A series of the server's /metrics, summed over the gateways of a
+  // cluster (an edge's /metrics is its own).
+  double ServerMetric(std::string_view series) const {
+    if (!cluster_) return api_->Metric(series);
+    double sum = 0;
+    for (uint16_t p : cluster_->gateway_ports()) sum += ApiClient(p).Metric(series);
+    return sum;
+  }
   Account NewAccount(std::string_view prefix) { return api_->NewAccount(UniqueName(prefix)); }
   // Two fresh accounts and their private conversation.
   struct Pair {

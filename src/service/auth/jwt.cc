@@ -140,4 +140,16 @@ core::StatusOr<AccessClaims> VerifyAccessToken(std::string_view token,
   return claims;
 }
 
+core::StatusOr<int64_t> UnverifiedSubject(std::string_view token) {
+  if (token.size() > kMaxTokenBytes) return absl::InvalidArgumentError("token too long");
+  const size_t dot1 = token.find('.');
+  const size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos) return absl::InvalidArgumentError("not a JWT");
+  auto payload = DecodeJsonPart(token.substr(dot1 + 1, dot2 - dot1 - 1), "payload");
+  if (!payload.ok()) return absl::InvalidArgumentError(payload.status().message());
+  auto sub = ParseId(payload->if_contains("sub"));
+  if (!sub) return absl::InvalidArgumentError("no subject");
+  return *sub;
+}
+
 }  // namespace mpim::service::auth

@@ -36,6 +36,11 @@ std::string SignAccessToken(const TokenKey& key, const AccessClaims& claims);
 core::StatusOr<AccessClaims> VerifyAccessToken(std::string_view token,
                                                std::span<const TokenKey> keys, int64_t now_s);
 
+// The token's subject (user id) read WITHOUT checking the signature or the
+// expiry: for routing only (the edge places a user's connections by it),
+// never for authentication. invalid_argument when it cannot be read.
+core::StatusOr<int64_t> UnverifiedSubject(std::string_view token);
+
 // base64url without padding (RFC 4648 section 5).
 std::string Base64UrlEncode(std::string_view bytes);
 core::StatusOr<std::string> Base64UrlDecode(std::string_view text);

@@ -1,0 +1,93 @@
+// The edge's listener (role edge, docs/edge.md): an HTTP/1.1 reverse proxy
+// in front of the gateways, with WebSocket upgrades turned into byte
+// tunnels (Boost.Beast behind a pimpl, so includers do not compile it).
+//
+// Per client connection, one io thread:
+//   - a request is read whole (headers within server.max_header_bytes: 431,
+//     body within server.max_body_bytes: 413), within the request timeout
+//     (the idle timeout while a kept-alive connection waits for its next);
+//   - /healthz, /readyz and /metrics are the edge's own (local());
+//   - anything else goes to the gateway Upstreams::Pick chooses for the
+//     request's hash key, over a keep-alive connection pooled per io thread
+//     and per gateway; hop-by-hop headers are dropped both ways, and
+//     X-Forwarded-For / X-Forwarded-Proto / X-Forwarded-Host added;
+//   - a gateway that cannot be connected to is reported (it gets no new
+//     clients until its health check passes) and the request goes to
+//     another, up to `retries` times; a request that broke before its answer
+//     began is retried so too when it is safe to repeat (GET, HEAD, OPTIONS,
+//     upgrades), and once on a fresh connection to the same gateway when a
+//     pooled connection turned out closed (the keep-alive race);
+//   - the edge's own refusals use protocol.md's error body: 502 unavailable
+//     (no gateway could be reached), 504 unavailable (no answer in time);
+//   - a WebSocket upgrade is passed to the gateway; on its 101 the two
+//     connections are joined byte for byte (frames are not parsed), each
+//     direction reading only once the other side took the last bytes
+//     (back-pressure), with no buffer held while idle.
+//
+// Life cycle as net::HttpServer's: Start, StartDrain (stop accepting,
+// close idle connections and tunnels, answer in-flight requests with
+// Connection: close), WaitDrained, CloseAll, then stop the pool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/metrics.h"
+#include "core/status.h"
+#include "edge/hash_key.h"
+#include "edge/upstreams.h"
+#include "net/http.h"
+#include "net/io_pool.h"
+
+namespace mpim::edge {
+
+struct ProxyOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds upstream_timeout{30000};
+  uint32_t max_header_bytes = 16384;
+  uint64_t max_body_bytes = 1 << 20;
+  uint64_t max_response_bytes = 64 << 20;
+  int retries = 1;
+  size_t max_idle_per_upstream = 64;
+  HashKey hash_key = *HashKey::Parse("user");
+  // The edge's own answers by path (/healthz, /readyz, /metrics); nullopt:
+  // proxied. Called on io threads; must not block.
+  std::function<std::optional<net::HttpResponse>(std::string_view path)> local;
+};
+
+class ProxyServer {
+ public:
+  ProxyServer(net::IoPool& pool, Upstreams& upstreams, ProxyOptions options,
+              core::MetricsRegistry& metrics = core::DefaultRegistry());
+  ~ProxyServer();
+
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  // Binds and starts accepting. unavailable if the address cannot be bound.
+  [[nodiscard]] core::Status Start();
+  uint16_t port() const;
+
+  void StartDrain();
+  bool WaitDrained(std::chrono::milliseconds timeout);
+  void CloseAll();
+
+  // Client connections open (tunnels included).
+  size_t open_connections() const;
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mpim::edge
