@@ -66,6 +66,9 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
   options.retries = static_cast<int>(config.edge.retries);
   options.max_idle_per_upstream = static_cast<size_t>(config.edge.max_idle_per_upstream);
   options.hash_key = *hash_key;
+  options.connections_per_address = static_cast<uint32_t>(config.limits.connections_per_address);
+  options.requests_per_sec_address = static_cast<double>(config.limits.requests_per_sec_address);
+  options.requests_burst_address = static_cast<double>(config.limits.requests_burst_address);
   // The operational endpoints (protocol.md section 2) are the edge's own.
   options.local = [&draining,
                    &gateways](std::string_view path) -> std::optional<net::HttpResponse> {

@@ -14,7 +14,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/logging.h"
+#include "core/rate_limiter.h"
 #include "net/listen.h"
 
 namespace mpim::edge {
@@ -215,10 +217,19 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                                  "From a request's last byte in to its answer's last byte out "
                                  "(proxied requests).")
                       .With({})),
+        refused_(metrics
+                     .Counter("mpim_edge_connections_refused_total",
+                              "Client connections closed at accept: over "
+                              "limits.connections_per_address.")
+                     .With({})),
         connections_(metrics.Gauge("mpim_edge_connections",
                                    "Client connections open, by kind: http (requests) or "
                                    "tunnel (WebSockets joined to a gateway).",
                                    {"kind"})) {
+    if (options_.requests_per_sec_address > 0) {
+      request_rate_ = std::make_unique<core::KeyedRateLimiter<std::string>>(
+          options_.requests_per_sec_address, std::max(1.0, options_.requests_burst_address));
+    }
     for (size_t i = 0; i < pool.size(); ++i) {
       conn_pools_.emplace(&pool.At(i), std::make_unique<ConnPool>(options_.max_idle_per_upstream));
     }
@@ -278,6 +289,32 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
+
+  // Counts a connection from `address` while the returned slot lives; null
+  // (and counted as refused) when the address is at its limit.
+  std::shared_ptr<void> TakeSlot(const std::string& address) {
+    if (options_.connections_per_address == 0) return std::make_shared<int>(0);
+    std::lock_guard lock(mu_);
+    uint32_t& count = per_address_[address];
+    if (count >= options_.connections_per_address) {
+      refused_.Inc();
+      return nullptr;
+    }
+    ++count;
+    auto self = shared_from_this();
+    return std::shared_ptr<void>(new char, [self, address](void* p) {
+      delete static_cast<char*>(p);
+      std::lock_guard lock(self->mu_);
+      auto it = self->per_address_.find(address);
+      if (it != self->per_address_.end() && --it->second == 0) self->per_address_.erase(it);
+    });
+  }
+
+  // The wait before `address` may send another request; 0: go ahead.
+  int64_t RateLimit(const std::string& address) {
+    if (!request_rate_) return 0;
+    return request_rate_->TryAcquire(address, core::SystemClock().SteadyMs());
+  }
   const ProxyOptions& options() const { return options_; }
   Upstreams& upstreams() { return upstreams_; }
 
@@ -316,12 +353,15 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   mutable std::mutex mu_;
   std::condition_variable drained_cv_;
   std::unordered_map<Conn*, std::weak_ptr<Conn>> conns_;
+  std::unordered_map<std::string, uint32_t> per_address_;  // under mu_
+  std::unique_ptr<core::KeyedRateLimiter<std::string>> request_rate_;
 
   core::CounterFamily& requests_;
   core::CounterFamily& upstream_requests_;
   core::CounterFamily& upstream_errors_;
   core::Counter& retries_;
   core::Histogram& duration_;
+  core::Counter& refused_;
   core::GaugeFamily& connections_;
 };
 
@@ -333,11 +373,12 @@ namespace {
 class Tunnel final : public Conn {
  public:
   Tunnel(std::shared_ptr<ProxyServer::Impl> server, tcp::socket client, tcp::socket upstream,
-         InFlight load)
+         InFlight load, std::shared_ptr<void> slot)
       : server_(std::move(server)),
         client_(std::move(client)),
         upstream_(std::move(upstream)),
-        load_(std::move(load)) {
+        load_(std::move(load)),
+        slot_(std::move(slot)) {
     server_->connections("tunnel").Add(1);
   }
   ~Tunnel() override {
@@ -416,6 +457,7 @@ class Tunnel final : public Conn {
   tcp::socket client_;
   tcp::socket upstream_;
   InFlight load_;
+  std::shared_ptr<void> slot_;  // the client's connection in its address's count
   Direction up_{&client_, &upstream_};
   Direction down_{&upstream_, &client_};
 };
@@ -423,11 +465,13 @@ class Tunnel final : public Conn {
 // One client connection while it speaks HTTP.
 class Session final : public Conn {
  public:
-  Session(std::shared_ptr<ProxyServer::Impl> server, tcp::socket socket)
-      : server_(std::move(server)), client_(std::move(socket)) {
+  Session(std::shared_ptr<ProxyServer::Impl> server, tcp::socket socket, std::string client_ip,
+          std::shared_ptr<void> slot)
+      : server_(std::move(server)),
+        client_(std::move(socket)),
+        client_ip_(std::move(client_ip)),
+        slot_(std::move(slot)) {
     boost::system::error_code ec;
-    auto peer = client_.socket().remote_endpoint(ec);
-    if (!ec) client_ip_ = peer.address().to_string();
     client_.socket().set_option(tcp::no_delay(true), ec);
     server_->connections("http").Add(1);
   }
@@ -517,6 +561,14 @@ class Session final : public Conn {
     keep_alive_ = req_.keep_alive();
     if (options().local) {
       if (auto local = options().local(PathOf(req_.target()))) return ReplyLocal(*local);
+    }
+    // Proxied requests only: probes of the edge's own endpoints are not
+    // limited.
+    if (int64_t retry_ms = server_->RateLimit(client_ip_); retry_ms > 0) {
+      // A refused upgrade is the end of its connection, as at the gateway.
+      if (beast::websocket::is_upgrade(req_)) keep_alive_ = false;
+      return ReplyLocal(net::HttpResponse::Error(
+          core::RateLimitedError("too many requests from this address", retry_ms)));
     }
     const HashKey& hk = options().hash_key;
     std::string_view header_value;
@@ -668,8 +720,9 @@ class Session final : public Conn {
     std::string to_upstream = beast::buffers_to_string(buffer_.data());
     client_.expires_never();
     up_->stream.expires_never();
-    auto tunnel = std::make_shared<Tunnel>(server_, client_.release_socket(),
-                                           up_->stream.release_socket(), std::move(load_));
+    auto tunnel =
+        std::make_shared<Tunnel>(server_, client_.release_socket(), up_->stream.release_socket(),
+                                 std::move(load_), std::move(slot_));
     server_->Add(tunnel);
     up_.reset();
     tunnel->Start(std::move(to_upstream), std::move(to_client));
@@ -714,6 +767,7 @@ class Session final : public Conn {
   beast::tcp_stream client_;
   beast::flat_buffer buffer_;
   std::string client_ip_;
+  std::shared_ptr<void> slot_;  // this connection in its address's count
   bool registered_ = false;
   bool idle_ = false;
 
@@ -741,8 +795,16 @@ void ProxyServer::Impl::Accept() {
   acceptor_.async_accept(
       pool_.Next(), [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
         if (!ec) {
-          auto session = std::make_shared<Session>(self, std::move(socket));
-          asio::post(session->executor(), [session] { session->Start(); });
+          boost::system::error_code peer_ec;
+          auto peer = socket.remote_endpoint(peer_ec);
+          std::string ip = peer_ec ? std::string() : peer.address().to_string();
+          if (auto slot = self->TakeSlot(ip)) {
+            auto session =
+                std::make_shared<Session>(self, std::move(socket), std::move(ip), std::move(slot));
+            asio::post(session->executor(), [session] { session->Start(); });
+          } else {
+            socket.close(peer_ec);
+          }
         } else if (ec == asio::error::operation_aborted || !self->acceptor_.is_open()) {
           return;
         } else {

@@ -17,6 +17,8 @@
 //     began is retried so too when it is safe to repeat (GET, HEAD, OPTIONS,
 //     upgrades), and once on a fresh connection to the same gateway when a
 //     pooled connection turned out closed (the keep-alive race);
+//   - limits per client address: connections (closed at accept) and a
+//     request rate (429 rate_limited);
 //   - the edge's own refusals use protocol.md's error body: 502 unavailable
 //     (no gateway could be reached), 504 unavailable (no answer in time);
 //   - a WebSocket upgrade is passed to the gateway; on its 101 the two
@@ -59,6 +61,14 @@ struct ProxyOptions {
   int retries = 1;
   size_t max_idle_per_upstream = 64;
   HashKey hash_key = *HashKey::Parse("user");
+  // Per client address (the peer's IP): connections open at once (over it
+  // a new one is closed at accept; 0: no limit), and a token bucket over
+  // requests and upgrades (over it 429 rate_limited with Retry-After; 0 per
+  // second: no limit). limits.connections_per_address and
+  // limits.requests_per_sec_address / requests_burst_address.
+  uint32_t connections_per_address = 0;
+  double requests_per_sec_address = 0;
+  double requests_burst_address = 1;
   // The edge's own answers by path (/healthz, /readyz, /metrics); nullopt:
   // proxied. Called on io threads; must not block.
   std::function<std::optional<net::HttpResponse>(std::string_view path)> local;

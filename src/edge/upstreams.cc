@@ -157,6 +157,7 @@ std::shared_ptr<Upstream> Upstreams::Pick(const std::optional<std::string>& key,
 }
 
 void Upstreams::ReportFailure(const std::shared_ptr<Upstream>& u) {
+  u->failures.fetch_add(1);
   if (!u->healthy.exchange(false)) return;
   ejections_.With({u->address, "connect"}).Inc();
   healthy_gauge_.With({u->address}).Set(0);
@@ -196,9 +197,10 @@ void Upstreams::CheckAll() {
     all = all_;
   }
   for (const auto& u : all) {
+    const uint64_t failures = u->failures.load();
     checker_->Request("GET", "http://" + u->address + "/readyz", {}, {}, options_.health_timeout_ms,
-                      [this, u](core::StatusOr<net::HttpClientResponse> r) {
-                        Checked(u, r.ok() && r->status == 200);
+                      [this, u, failures](core::StatusOr<net::HttpClientResponse> r) {
+                        Checked(u, r.ok() && r->status == 200, failures);
                       });
   }
   timer_.expires_after(std::chrono::milliseconds(options_.health_interval_ms));
@@ -207,8 +209,9 @@ void Upstreams::CheckAll() {
   });
 }
 
-void Upstreams::Checked(const std::shared_ptr<Upstream>& u, bool ok) {
+void Upstreams::Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before) {
   if (stopped_.load()) return;
+  if (ok && u->failures.load() != failures_before) return;  // a failure came since it began
   if (u->healthy.load() == ok) return;
   u->healthy.store(ok);
   healthy_gauge_.With({u->address}).Set(ok ? 1 : 0);

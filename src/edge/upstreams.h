@@ -39,6 +39,9 @@ struct Upstream {
   uint32_t weight = 1;
   std::atomic<int64_t> in_flight{0};  // requests and tunnels open through the edge
   std::atomic<bool> healthy{true};
+  // Bumped by each failure report: a health check begun before it cannot
+  // bring the gateway back.
+  std::atomic<uint64_t> failures{0};
 };
 
 struct UpstreamOptions {
@@ -89,7 +92,7 @@ class Upstreams {
   Upstreams(boost::asio::io_context& io, UpstreamOptions options, core::MetricsRegistry& metrics);
   void Rebuild();  // with mu_ held
   void CheckAll();
-  void Checked(const std::shared_ptr<Upstream>& u, bool ok);
+  void Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before);
 
   boost::asio::io_context& io_;
   UpstreamOptions options_;

@@ -17,6 +17,7 @@
 #include "support/api_client.h"
 #include "support/cluster_up_process.h"
 #include "support/raw_conn.h"
+#include "support/server_process.h"
 #include "support/ws_helpers.h"
 
 namespace mpim {
@@ -249,6 +250,60 @@ TEST_F(EdgeE2eTest, ClientsOfAKilledGatewayComeBackThroughTheEdge) {
   const std::string series = "mpim_edge_upstream_healthy{upstream=\"127.0.0.1:" +
                              std::to_string(cluster_->node(victim).port) + "\"}";
   EXPECT_TRUE(Eventually([&] { return api.Metric(series) == 1; }, Ms(20000))) << series;
+}
+
+// An edge with static discovery in front of one `mpim serve`, with small
+// per-address limits: connections over the cap are closed at accept,
+// requests over the rate get 429 rate_limited, other addresses go on.
+TEST(EdgeLimitsE2eTest, PerAddressConnectionsAndRequestRate) {
+  testing::ServerProcess gateway(testing::ServerProcess::Options{.env = testing::FastAuthEnv()});
+  ASSERT_TRUE(gateway.Start()) << gateway.error();
+  testing::ServerProcess edge(testing::ServerProcess::Options{
+      .extra_args = {"--set", "server.role=edge", "--set",
+                     "discovery.static_nodes=gateway=127.0.0.1:" + std::to_string(gateway.port()),
+                     "--set", "limits.connections_per_address=3", "--set",
+                     "limits.requests_per_sec_address=1", "--set",
+                     "limits.requests_burst_address=4"}});
+  ASSERT_TRUE(edge.Start()) << edge.error();  // its /readyz from 127.0.0.1
+  const uint16_t port = edge.port();
+
+  // Three connections from 127.0.0.2 stay open; the fourth is closed at once.
+  std::vector<std::unique_ptr<testing::RawConn>> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(std::make_unique<testing::RawConn>(port, "127.0.0.2"));
+    ASSERT_TRUE(open.back()->connected());
+  }
+  {
+    testing::RawConn fourth(port, "127.0.0.2");
+    std::string out;
+    EXPECT_TRUE(fourth.ReadUntilClosed(Ms(5000), &out)) << "the 4th connection stayed open";
+    EXPECT_TRUE(out.empty()) << out;
+  }
+  // Another address is not counted with them; and once one closes there is room.
+  EXPECT_EQ(ApiClient(port).Call("GET", "/healthz").status, 200);
+  open.pop_back();
+  EXPECT_TRUE(Eventually([&] {
+    testing::RawConn again(port, "127.0.0.2");
+    again.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string out;
+    again.ReadUntilClosed(Ms(2000), &out);
+    return out.rfind("HTTP/1.1 200", 0) == 0;
+  }));
+
+  // From 127.0.0.3: the burst of 4, then (at 1 per second) a 429.
+  std::string refused;
+  for (int i = 0; i < 12 && refused.empty(); ++i) {
+    testing::RawConn c(port, "127.0.0.3");
+    c.Send("GET /api/v1/users/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string out;
+    c.ReadUntilClosed(Ms(5000), &out);
+    if (out.rfind("HTTP/1.1 429", 0) == 0) refused = out;
+  }
+  ASSERT_FALSE(refused.empty()) << "never rate limited";
+  EXPECT_NE(refused.find("Retry-After: "), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"rate_limited\""), std::string::npos) << refused;
+  // The gateway behind it still serves everyone else through the edge.
+  EXPECT_EQ(ApiClient(port).Get("/users/me").status, 401);
 }
 
 }  // namespace

@@ -31,6 +31,15 @@ std::string MpimBinary() {
   return MPIM_BINARY;
 }
 
+bool ServerSanitized() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return true;
+#else
+  const char* env = std::getenv("MPIM_SERVER_SANITIZED");
+  return env != nullptr && *env != '\0' && std::string_view(env) != "0";
+#endif
+}
+
 std::filesystem::path FreshTempDir(const std::string& prefix) {
   std::random_device rd;
   auto dir = std::filesystem::temp_directory_path() /

@@ -19,8 +19,15 @@ namespace mpim::testing {
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0).
 uint16_t FreePort();
 
-// Path of the built mpim binary (set by CMake as MPIM_BINARY).
+// Path of the built mpim binary (set by CMake as MPIM_BINARY; the
+// environment's MPIM_BINARY wins: `make test-asan` points the release
+// build's e2e suites at the ASan build's binary).
 std::string MpimBinary();
+
+// True when the server under test is a sanitizer build (this test binary is
+// one, or MPIM_SERVER_SANITIZED is set, as `make test-asan` does): its
+// allocator quarantines freed memory, so resident-memory bounds do not hold.
+bool ServerSanitized();
 
 // A new empty directory under the temp dir: <prefix><pid>-<random>.
 std::filesystem::path FreshTempDir(const std::string& prefix);
