@@ -59,7 +59,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_sta
 test-asan: build $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE 'rerun|noasan'
-	$(ASAN_ENV) MPIM_BINARY=$(CURDIR)/$(ASAN_BUILD)/bin/mpim MPIM_SERVER_SANITIZED=1 \
+	$(ASAN_ENV) MPIM_BINARY=$(CURDIR)/$(ASAN_BUILD)/bin/mpim MPIM_TEST_SANITIZED_SERVER=1 \
 	  ctest --test-dir $(BUILD) \
 	  --output-on-failure -j $(JOBS) -L e2e -LE 'rerun|noasan' -E bench_smoke
 

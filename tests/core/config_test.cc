@@ -64,6 +64,20 @@ TEST_F(ConfigTest, EachValueKnowsWhereItCameFrom) {
   EXPECT_NE(shown.find("send_per_sec = 50\n"), std::string::npos) << "a default has no origin";
 }
 
+// The test harness's own variables reach every server it starts (they
+// inherit its environment): none may look like a config key.
+TEST_F(ConfigTest, TheTestHarnessVariablesAreNotConfig) {
+  ConfigSources sources;
+  sources.env = {{"MPIM_BINARY", "/x/mpim"},         {"MPIM_BIN", "/x/mpim"},
+                 {"MPIM_E2E_TARGET", "cluster"},     {"MPIM_TEST_SANITIZED_SERVER", "1"},
+                 {"MPIM_BROWSER_ARTIFACTS", "/tmp"}, {"MPIM_BENCH_BINARY", "/x/b"},
+                 {"MPIM_TEST_STORE", "mysql"},       {"MPIM_TEST_CACHE", "redis"},
+                 {"MPIM_CRASH_TRACE", "1"}};
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->origins.empty());
+}
+
 // The configuration centre's rules: only run-time keys, validated whole.
 TEST_F(ConfigTest, RunTimeValuesAreCheckedLikeAnyOther) {
   auto base = LoadConfig({});

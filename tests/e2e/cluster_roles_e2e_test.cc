@@ -62,10 +62,7 @@ class ClusterRolesE2eTest : public ::testing::Test {
   void TearDown() override {
     run_.StopClients();
     if (HasFailure() && cluster_) {
-      for (int i = 0; i < cluster_->size(); ++i) {
-        std::printf("%s node %d log (last 3000 bytes):\n%s\n", cluster_->role(i).c_str(), i + 1,
-                    cluster_->node(i).LogTail(3000).c_str());
-      }
+      std::printf("%s", cluster_->LogTails(3000).c_str());
     }
   }
 

@@ -191,10 +191,7 @@ class MultiNodeFaultsE2eTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     run_.StopClients();
     if (HasFailure() && cluster_) {
-      for (int i = 0; i < cluster_->size(); ++i) {
-        std::printf("node %d log (last 3000 bytes):\n%s\n", i + 1,
-                    cluster_->node(i).LogTail(3000).c_str());
-      }
+      std::printf("%s", cluster_->LogTails(3000).c_str());
     }
   }
 

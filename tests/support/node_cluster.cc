@@ -108,6 +108,16 @@ bool NodeCluster::Start() {
 
 int NodeCluster::size() const { return static_cast<int>(roles_.size()); }
 
+std::string NodeCluster::LogTails(size_t bytes) const {
+  std::string out;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (!nodes_[i]) continue;
+    out += roles_[i] + " node " + std::to_string(i + 1) + " log (last " + std::to_string(bytes) +
+           " bytes):\n" + nodes_[i]->LogTail(bytes) + "\n";
+  }
+  return out;
+}
+
 bool NodeCluster::StartNode(int i) {
   auto index = static_cast<size_t>(i);
   dirs_[index] = FreshTempDir("mpim-" + roles_[index] + std::to_string(i + 1) + "-");

@@ -50,6 +50,9 @@ class NodeCluster {
   ServerProcess& node(int i) { return *nodes_.at(static_cast<size_t>(i)); }
   uint16_t port(int i) { return node(i).port(); }
   const std::string& role(int i) const { return roles_.at(static_cast<size_t>(i)); }
+  // The last `bytes` of every started node's log, headed by role and number
+  // (for a failed test's TearDown; nodes never started are skipped).
+  std::string LogTails(size_t bytes) const;
   // The nodes that serve clients (role all or gateway), in order: client(k)
   // is the index of the k-th.
   int clients() const;

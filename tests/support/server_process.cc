@@ -35,7 +35,7 @@ bool ServerSanitized() {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   return true;
 #else
-  const char* env = std::getenv("MPIM_SERVER_SANITIZED");
+  const char* env = std::getenv("MPIM_TEST_SANITIZED_SERVER");
   return env != nullptr && *env != '\0' && std::string_view(env) != "0";
 #endif
 }

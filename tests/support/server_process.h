@@ -25,8 +25,10 @@ uint16_t FreePort();
 std::string MpimBinary();
 
 // True when the server under test is a sanitizer build (this test binary is
-// one, or MPIM_SERVER_SANITIZED is set, as `make test-asan` does): its
+// one, or MPIM_TEST_SANITIZED_SERVER is set, as `make test-asan` does): its
 // allocator quarantines freed memory, so resident-memory bounds do not hold.
+// (Servers inherit the test's environment and read MPIM_<SECTION>_<KEY> as
+// config: a test variable must not start with a section's prefix.)
 bool ServerSanitized();
 
 // A new empty directory under the temp dir: <prefix><pid>-<random>.
