@@ -23,6 +23,8 @@ PACKAGES=(
   etcd-server etcd-client
   # a DNS server with SRV records for the tests of discovery engine dns
   dnsmasq-base
+  # the edge's TLS tests ask `openssl s_client` what the edge serves
+  openssl
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)

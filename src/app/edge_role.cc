@@ -1,15 +1,21 @@
 // Role edge (docs/edge.md): the proxy in front of the gateways. It joins
 // discovery as role `edge` (so operators see it, and engines that watch
-// only once joined start watching) and follows the gateways there.
+// only once joined start watching) and follows the gateways there (and the
+// upstreams edge.routes_file names; SIGHUP reads it again).
 #include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
 
 #include "app/node.h"
 #include "app/serve.h"
 #include "core/logging.h"
 #include "core/metrics.h"
-#include "edge/hash_key.h"
 #include "edge/proxy_server.h"
-#include "edge/upstreams.h"
+#include "edge/router.h"
+#include "edge/routes.h"
+#include "edge/routes_file.h"
+#include "edge/tls.h"
 #include "net/http.h"
 #include "net/io_pool.h"
 
@@ -25,35 +31,53 @@ const core::Logger& Log() {
 
 int RunEdge(const core::Config& config, discovery::Discovery& discovery, const sigset_t& signals) {
   auto listen = core::ParseHostPort(config.server.listen);
-  auto hash_key = edge::HashKey::Parse(config.edge.hash_key);
-  if (!listen.ok() || !hash_key.ok()) {  // validated at load; kept for safety
-    Log().Error("bad edge configuration",
-                {{"error", std::string(!listen.ok() ? listen.status().message()
-                                                    : hash_key.status().message())}});
+  if (!listen.ok()) {  // validated at load; kept for safety
+    Log().Error("bad edge configuration", {{"error", std::string(listen.status().message())}});
     return 1;
   }
   net::IoPool pool(static_cast<size_t>(config.server.io_threads));
 
-  edge::UpstreamOptions upstream_options;
-  upstream_options.balancer = config.edge.balancer;
-  upstream_options.health_interval_ms = config.edge.health_interval_ms;
-  upstream_options.health_timeout_ms = config.edge.health_timeout_ms;
-  auto upstreams = edge::Upstreams::Make(pool.At(0), upstream_options);
-  if (!upstreams.ok()) {
-    Log().Error("cannot start the edge", {{"error", std::string(upstreams.status().message())}});
-    return 1;
-  }
-  edge::Upstreams& gateways = **upstreams;
-  const int watch = discovery.Watch([&gateways](const std::vector<discovery::Node>& nodes) {
-    std::vector<edge::Upstreams::Entry> entries;
-    for (const discovery::Node& n : discovery::WithRole(nodes, "gateway")) {
-      entries.push_back({n.address, n.weight});
-    }
-    gateways.Update(entries);
+  edge::Router router(edge::RouterOptions{
+      .io = &pool.At(0),
+      .discovery = &discovery,
+      .dns_servers = config.discovery.dns_servers,
+      .dns_refresh_ms = config.discovery.dns_refresh_ms,
+      .health_interval_ms = config.edge.health_interval_ms,
+      .health_timeout_ms = config.edge.health_timeout_ms,
   });
+  const edge::RouteDefaults defaults{.balancer = config.edge.balancer,
+                                     .hash_key = config.edge.hash_key,
+                                     .retries = static_cast<int>(config.edge.retries)};
+  std::unique_ptr<edge::RoutesFile> routes_file;
+  if (config.edge.routes_file.empty()) {
+    if (core::Status s = router.Apply(edge::DefaultRoutes(defaults)); !s.ok()) {
+      Log().Error("cannot start the edge", {{"error", std::string(s.message())}});
+      return 1;
+    }
+  } else {
+    routes_file = std::make_unique<edge::RoutesFile>(config.edge.routes_file, defaults, router,
+                                                     config.edge.routes_reload_ms);
+    if (core::Status s = routes_file->Load(); !s.ok()) {
+      std::fprintf(stderr, "mpim: configuration error: %s\n", std::string(s.message()).c_str());
+      Log().Error("cannot start the edge", {{"error", std::string(s.message())}});
+      return 2;
+    }
+  }
+
+  std::unique_ptr<edge::TlsCerts> tls;
+  if (!config.edge.tls_cert_file.empty()) {
+    tls = std::make_unique<edge::TlsCerts>(config.edge.tls_cert_file, config.edge.tls_key_file,
+                                           config.edge.routes_reload_ms);
+    if (core::Status s = tls->Load(); !s.ok()) {
+      std::fprintf(stderr, "mpim: configuration error: %s\n", std::string(s.message()).c_str());
+      Log().Error("cannot start the edge", {{"error", std::string(s.message())}});
+      return 2;
+    }
+  }
 
   std::atomic<bool> draining{false};
   edge::ProxyOptions options;
+  options.tls = tls.get();
   options.host = listen->first;
   options.port = listen->second;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
@@ -63,21 +87,23 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
   options.max_header_bytes = static_cast<uint32_t>(config.server.max_header_bytes);
   options.max_body_bytes = static_cast<uint64_t>(config.server.max_body_bytes);
   options.max_response_bytes = static_cast<uint64_t>(config.edge.max_response_bytes);
-  options.retries = static_cast<int>(config.edge.retries);
   options.max_idle_per_upstream = static_cast<size_t>(config.edge.max_idle_per_upstream);
-  options.hash_key = *hash_key;
+  options.access_log = config.edge.access_log;
   options.connections_per_address = static_cast<uint32_t>(config.limits.connections_per_address);
   options.requests_per_sec_address = static_cast<double>(config.limits.requests_per_sec_address);
   options.requests_burst_address = static_cast<double>(config.limits.requests_burst_address);
   // The operational endpoints (protocol.md section 2) are the edge's own.
-  options.local = [&draining,
-                   &gateways](std::string_view path) -> std::optional<net::HttpResponse> {
+  options.local = [&draining, &router](std::string_view path) -> std::optional<net::HttpResponse> {
     if (path == "/healthz") return net::HttpResponse::Json(200, R"({"status":"ok"})");
     if (path == "/readyz") {
       if (draining.load()) return net::HttpResponse::Error(absl::UnavailableError("draining"));
-      if (gateways.healthy() == 0) {
-        return net::HttpResponse::Error(
-            absl::UnavailableError("not ready: no healthy gateway is known"));
+      if (router.healthy() == 0) {
+        std::string clusters;
+        for (const std::string& name : router.clusters_without_healthy()) {
+          clusters += (clusters.empty() ? "" : ", ") + name;
+        }
+        return net::HttpResponse::Error(absl::UnavailableError(
+            "not ready: no healthy upstream is known (clusters: " + clusters + ")"));
       }
       return net::HttpResponse::Json(200, R"({"status":"ready"})");
     }
@@ -89,28 +115,37 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
     }
     return std::nullopt;
   };
-  edge::ProxyServer server(pool, gateways, std::move(options));
+  edge::ProxyServer server(pool, router, std::move(options));
   if (core::Status s = server.Start(); !s.ok()) {
     Log().Error("cannot start the edge listener", {{"error", std::string(s.message())}});
-    discovery.Unwatch(watch);
     return 1;
   }
   auto joined =
       JoinCluster(config, discovery, "edge", listen->first + ":" + std::to_string(server.port()));
   if (!joined.ok()) {
     Log().Error("cannot start", {{"error", std::string(joined.status().message())}});
-    discovery.Unwatch(watch);
     return 1;
   }
   pool.Start();
-  gateways.Start();
+  router.Start();
+  if (routes_file) routes_file->Start();
+  if (tls) tls->Start();
   AnnounceServing(config, listen->first, server.port(), joined->server.node_id, pool.size());
 
-  int signo = WaitForStopSignal(signals, [&server] { return server.open_connections(); });
+  int signo;
+  for (;;) {
+    signo = WaitForStopSignal(signals, [&server] { return server.open_connections(); });
+    if (signo != SIGHUP) break;
+    if (routes_file) routes_file->Reload("SIGHUP");
+    if (tls) tls->Reload("SIGHUP");
+    if (!routes_file && !tls) Log().Info("SIGHUP: no routes file or certificate to read again");
+  }
   Log().Info("draining", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                           {"timeout_ms", config.server.drain_timeout_ms}});
   draining.store(true);
-  discovery.Unwatch(watch);
+  if (routes_file) routes_file->Stop();
+  if (tls) tls->Stop();
+  router.Stop();  // no more changes to the upstream sets while they drain
   discovery.Stop();
   server.StartDrain();
   if (!server.WaitDrained(std::chrono::milliseconds(config.server.drain_timeout_ms))) {
@@ -119,7 +154,6 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
     server.CloseAll();
     server.WaitDrained(std::chrono::seconds(2));
   }
-  gateways.Stop();
   pool.Stop();
   Log().Info("stopped");
   return 0;

@@ -105,6 +105,8 @@ int RunServe(const core::Config& config) {
   // Threads started from here on inherit the mask; only sigwait below sees
   // the shutdown signals.
   sigset_t signals = ShutdownSignals();
+  // The edge reads its routes file again on SIGHUP.
+  if (config.server.role == "edge") sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 

@@ -667,6 +667,27 @@ const std::vector<Field>& Schema() {
           "edge", "max_response_bytes", 1024, int64_t{1} << 34,
           [](Config& c) { return &c.edge.max_response_bytes; },
           "Role edge: a gateway's answer body above this is refused (502)."),
+      Str(
+          "edge", "routes_file", {}, [](Config& c) { return &c.edge.routes_file; },
+          "Role edge: upstream clusters and the routes to them (TOML, docs/edge.md \"Routes\"), "
+          "read again when the file changes or on SIGHUP. Empty: every request to the "
+          "gateways in discovery."),
+      Int(
+          "edge", "routes_reload_ms", 0, 3600000,
+          [](Config& c) { return &c.edge.routes_reload_ms; },
+          "Role edge: how often edge.routes_file is checked for changes. 0: only on SIGHUP."),
+      Bool(
+          "edge", "access_log", [](Config& c) { return &c.edge.access_log; },
+          "Role edge: one log line per request (logger edge.access): client, method, path "
+          "(never the query), status, route, upstream, attempts, time."),
+      Str(
+          "edge", "tls_cert_file", {}, [](Config& c) { return &c.edge.tls_cert_file; },
+          "Role edge: certificate chain (PEM). With edge.tls_key_file the listener also takes "
+          "TLS (told apart from cleartext HTTP by the first bytes), read again when the files "
+          "change or on SIGHUP."),
+      Str(
+          "edge", "tls_key_file", {}, [](Config& c) { return &c.edge.tls_key_file; },
+          "Role edge: the certificate's private key (PEM), readable by its owner only."),
   };
   return schema;
 }
@@ -988,13 +1009,18 @@ Status ValidateAll(const Config& config) {
   if (config.discovery.engine == "dns" && config.discovery.dns_srv.empty()) {
     return Invalid("config", "discovery.dns_srv", "required when discovery.engine is \"dns\"");
   }
+  if (config.edge.tls_cert_file.empty() != config.edge.tls_key_file.empty()) {
+    return Invalid("config",
+                   config.edge.tls_cert_file.empty() ? "edge.tls_cert_file" : "edge.tls_key_file",
+                   "edge.tls_cert_file and edge.tls_key_file go together");
+  }
   // The cluster roles share everything through the engines: a role that
   // kept state in its own process would split the cluster.
   const std::string& role = config.server.role;
   if (role == "edge") {
     // An edge holds no state; it only needs to find the gateways.
     const auto& nodes = config.discovery.static_nodes;
-    if (config.discovery.engine == "static" &&
+    if (config.edge.routes_file.empty() && config.discovery.engine == "static" &&
         std::none_of(nodes.begin(), nodes.end(),
                      [](const std::string& n) { return n.rfind("gateway=", 0) == 0; })) {
       return Invalid("config", "discovery.static_nodes",

@@ -221,7 +221,8 @@ struct AdminConfig {
 };
 
 // The edge role (docs/edge.md), `[edge]`: an HTTP/1.1 and WebSocket proxy
-// in front of the gateways discovery finds.
+// in front of the gateways discovery finds (and the upstreams of a routes
+// file).
 struct EdgeConfig {
   std::string balancer = "bounded_load";
   // Which part of a request the hashing balancers place: user (the access
@@ -235,6 +236,11 @@ struct EdgeConfig {
   int64_t retries = 1;                 // other gateways tried when one cannot be reached
   int64_t max_idle_per_upstream = 64;  // pooled keep-alive connections, per io thread
   int64_t max_response_bytes = 67108864;
+  std::string routes_file;          // routes and upstream clusters; empty: all to the gateways
+  int64_t routes_reload_ms = 1000;  // routes_file checked for changes; 0: SIGHUP only
+  bool access_log = false;
+  std::string tls_cert_file;  // PEM chain; with tls_key_file: the listener also takes TLS
+  std::string tls_key_file;   // PEM, owner-only
 };
 
 struct Config {

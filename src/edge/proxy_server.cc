@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <condition_variable>
 #include <mutex>
@@ -34,10 +35,25 @@ const core::Logger& Log() {
   return log;
 }
 
+const core::Logger& AccessLogger() {
+  static const core::Logger log("edge.access");
+  return log;
+}
+
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
 constexpr size_t kTunnelChunk = 16 * 1024;
+constexpr size_t kTlsTunnelChunk = 4 * 1024;
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+template <class S>
+constexpr bool kIsTls = std::is_same_v<S, TlsStream>;
+
+tcp::socket& RawSocket(tcp::socket& s) { return s; }
+tcp::socket& RawSocket(PlainStream& s) { return s.socket(); }
+tcp::socket& RawSocket(TlsStream& s) { return beast::get_lowest_layer(s).socket(); }
 constexpr uint32_t kMaxResponseHeaderBytes = 64 * 1024;
 
 bool IEquals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
@@ -189,42 +205,47 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
 class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl> {
  public:
-  Impl(net::IoPool& pool, Upstreams& upstreams, ProxyOptions options,
-       core::MetricsRegistry& metrics)
+  Impl(net::IoPool& pool, Router& router, ProxyOptions options, core::MetricsRegistry& metrics)
       : pool_(pool),
-        upstreams_(upstreams),
+        router_(router),
         options_(std::move(options)),
         acceptor_(pool.At(0)),
         requests_(metrics.Counter("mpim_edge_requests_total",
-                                  "Requests the edge answered, by status class (1xx for "
-                                  "WebSocket upgrades the gateway took).",
-                                  {"class"})),
+                                  "Requests the edge answered, by route (local: its own "
+                                  "endpoints; none: refused before routing) and status class "
+                                  "(1xx for WebSocket upgrades the upstream took).",
+                                  {"route", "class"})),
         upstream_requests_(metrics.Counter("mpim_edge_upstream_requests_total",
-                                           "Requests sent to each gateway (retries included).",
-                                           {"upstream"})),
+                                           "Requests sent to each upstream (retries included).",
+                                           {"cluster", "upstream"})),
         upstream_errors_(metrics.Counter("mpim_edge_upstream_errors_total",
-                                         "Failed exchanges with a gateway, by kind: connect, "
+                                         "Failed exchanges with an upstream, by kind: connect, "
                                          "broken (closed or reset before the whole answer), "
                                          "timeout.",
-                                         {"upstream", "kind"})),
-        retries_(metrics
-                     .Counter("mpim_edge_retries_total",
-                              "Requests sent again, to another gateway or on a fresh "
-                              "connection.")
-                     .With({})),
-        duration_(metrics
-                      .Histogram("mpim_edge_request_duration_seconds",
-                                 "From a request's last byte in to its answer's last byte out "
-                                 "(proxied requests).")
-                      .With({})),
+                                         {"cluster", "upstream", "kind"})),
+        retries_(metrics.Counter("mpim_edge_retries_total",
+                                 "Requests sent again, to another upstream or on a fresh "
+                                 "connection, by cluster.",
+                                 {"cluster"})),
+        retries_refused_(metrics.Counter("mpim_edge_retries_refused_total",
+                                         "Retries not sent: the cluster's retry budget was "
+                                         "spent.",
+                                         {"cluster"})),
+        handshakes_(metrics.Counter("mpim_edge_tls_handshakes_total",
+                                    "TLS handshakes with clients, by result: ok or error.",
+                                    {"result"})),
+        duration_(metrics.Histogram("mpim_edge_request_duration_seconds",
+                                    "From a request's last byte in to its answer's last byte "
+                                    "out (proxied requests), by route.",
+                                    {"route"})),
         refused_(metrics
                      .Counter("mpim_edge_connections_refused_total",
                               "Client connections closed at accept: over "
                               "limits.connections_per_address.")
                      .With({})),
         connections_(metrics.Gauge("mpim_edge_connections",
-                                   "Client connections open, by kind: http (requests) or "
-                                   "tunnel (WebSockets joined to a gateway).",
+                                   "Client connections open, by kind: http or https "
+                                   "(requests) or tunnel (WebSockets joined to an upstream).",
                                    {"kind"})) {
     if (options_.requests_per_sec_address > 0) {
       request_rate_ = std::make_unique<core::KeyedRateLimiter<std::string>>(
@@ -316,19 +337,31 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     return request_rate_->TryAcquire(address, core::SystemClock().SteadyMs());
   }
   const ProxyOptions& options() const { return options_; }
-  Upstreams& upstreams() { return upstreams_; }
+  Router& router() { return router_; }
 
-  core::Counter& Answered(unsigned status) { return requests_.With({StatusClass(status)}); }
-  core::Counter& Sent(const std::string& upstream) { return upstream_requests_.With({upstream}); }
-  core::Counter& Error(const std::string& upstream, const char* kind) {
-    return upstream_errors_.With({upstream, kind});
+  core::Counter& Answered(const std::string& route, unsigned status) {
+    return requests_.With({route, StatusClass(status)});
   }
-  core::Counter& retries() { return retries_; }
-  core::Histogram& duration() { return duration_; }
+  core::Counter& Sent(const Cluster& c, const Upstream& u) {
+    return upstream_requests_.With({c.spec.name, u.address});
+  }
+  core::Counter& Error(const Cluster& c, const Upstream& u, const char* kind) {
+    return upstream_errors_.With({c.spec.name, u.address, kind});
+  }
+  core::Counter& retries(const Cluster& c) { return retries_.With({c.spec.name}); }
+  core::Counter& retries_refused(const Cluster& c) { return retries_refused_.With({c.spec.name}); }
+  core::Histogram& duration(const std::string& route) { return duration_.With({route}); }
   core::Gauge& connections(const char* kind) { return connections_.With({kind}); }
 
  private:
   void Accept();
+
+ public:
+  // A connection just accepted, on its io thread: HTTP, or TLS first.
+  void Open(tcp::socket socket, std::string ip, std::shared_ptr<void> slot);
+  core::Counter& handshakes(bool ok) { return handshakes_.With({ok ? "ok" : "error"}); }
+
+ private:
   void ForEach(const std::function<void(const std::shared_ptr<Conn>&)>& fn) {
     std::vector<std::shared_ptr<Conn>> live;
     {
@@ -343,7 +376,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   net::IoPool& pool_;
-  Upstreams& upstreams_;
+  Router& router_;
   const ProxyOptions options_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;
@@ -359,20 +392,25 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   core::CounterFamily& requests_;
   core::CounterFamily& upstream_requests_;
   core::CounterFamily& upstream_errors_;
-  core::Counter& retries_;
-  core::Histogram& duration_;
+  core::CounterFamily& retries_;
+  core::CounterFamily& retries_refused_;
+  core::CounterFamily& handshakes_;
+  core::HistogramFamily& duration_;
   core::Counter& refused_;
   core::GaugeFamily& connections_;
 };
 
 namespace {
 
-// A WebSocket joined to its gateway: bytes copied both ways, frames
+// A WebSocket joined to its upstream: bytes copied both ways, frames
 // untouched. Each direction waits until its source is readable, then reads
 // what is there into a buffer it holds only until the other side took it.
+// A TLS client's bytes must come through OpenSSL: that direction reads with
+// a smaller buffer held while it waits.
+template <class Client>
 class Tunnel final : public Conn {
  public:
-  Tunnel(std::shared_ptr<ProxyServer::Impl> server, tcp::socket client, tcp::socket upstream,
+  Tunnel(std::shared_ptr<ProxyServer::Impl> server, Client client, tcp::socket upstream,
          InFlight load, std::shared_ptr<void> slot)
       : server_(std::move(server)),
         client_(std::move(client)),
@@ -389,7 +427,7 @@ class Tunnel final : public Conn {
   // `to_upstream` and `to_client`: bytes already read past the handshake.
   void Start(std::string to_upstream, std::string to_client) {
     boost::system::error_code ec;
-    client_.non_blocking(true, ec);
+    if constexpr (!kIsTls<Client>) client_.non_blocking(true, ec);
     upstream_.non_blocking(true, ec);
     Begin(up_, std::move(to_upstream));
     Begin(down_, std::move(to_client));
@@ -398,20 +436,22 @@ class Tunnel final : public Conn {
   void CloseIfIdle() override { CloseNow(); }  // clients reconnect through another edge
   void CloseNow() override {
     boost::system::error_code ec;
-    client_.close(ec);
+    RawSocket(client_).close(ec);
     upstream_.close(ec);
   }
   asio::any_io_executor executor() override { return client_.get_executor(); }
 
  private:
+  template <class From, class To>
   struct Direction {
-    tcp::socket* from;
-    tcp::socket* to;
+    From* from;
+    To* to;
     std::unique_ptr<char[]> buffer;
     bool done = false;
   };
 
-  void Begin(Direction& d, std::string pending) {
+  template <class D>
+  void Begin(D& d, std::string pending) {
     if (pending.empty()) return Wait(d);
     auto data = std::make_shared<std::string>(std::move(pending));
     asio::async_write(*d.to, asio::buffer(*data),
@@ -421,62 +461,111 @@ class Tunnel final : public Conn {
                       });
   }
 
-  void Wait(Direction& d) {
-    d.from->async_wait(tcp::socket::wait_read, [self = Self(), &d](boost::system::error_code ec) {
-      self->Readable(d, ec);
-    });
+  template <class D>
+  void Wait(D& d) {
+    if constexpr (kIsTls<std::remove_pointer_t<decltype(d.from)>>) {
+      if (!d.buffer) d.buffer.reset(new char[kTlsTunnelChunk]);
+      d.from->async_read_some(
+          asio::buffer(d.buffer.get(), kTlsTunnelChunk),
+          [self = Self(), &d](boost::system::error_code ec, size_t n) { self->Got(d, ec, n); });
+    } else {
+      d.from->async_wait(tcp::socket::wait_read, [self = Self(), &d](boost::system::error_code ec) {
+        self->Readable(d, ec);
+      });
+    }
   }
 
-  void Readable(Direction& d, boost::system::error_code ec) {
-    if (ec) return CloseNow();
+  // A raw socket is readable: what is there, without blocking.
+  template <class D>
+  void Readable(D& d, boost::system::error_code ec) {
+    if (ending_) return;
+    if (ec) return Broke(ec);
     if (!d.buffer) d.buffer.reset(new char[kTunnelChunk]);
     size_t n = d.from->read_some(asio::buffer(d.buffer.get(), kTunnelChunk), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       d.buffer.reset();
       return Wait(d);
     }
-    if (ec == asio::error::eof) {  // half-close: pass it on, the other way may go on
+    Got(d, ec, n);
+  }
+
+  template <class D>
+  void Got(D& d, boost::system::error_code ec, size_t n) {
+    if (ending_) return;
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+      // Half-close: pass it on, the other way may go on (a TLS client's
+      // connection cannot be half-closed: it ends, with close_notify).
       d.buffer.reset();
       d.done = true;
-      d.to->shutdown(tcp::socket::shutdown_send, ec);
+      if constexpr (kIsTls<std::remove_pointer_t<decltype(d.to)>>) {
+        return EndTls();
+      } else {
+        d.to->shutdown(tcp::socket::shutdown_send, ec);
+      }
       if (up_.done && down_.done) CloseNow();
       return;
     }
-    if (ec) return CloseNow();
+    if (ec) return Broke(ec);
     asio::async_write(*d.to, asio::buffer(d.buffer.get(), n),
                       [self = Self(), &d](boost::system::error_code wec, size_t) {
-                        d.buffer.reset();
+                        if constexpr (!kIsTls<std::remove_pointer_t<decltype(d.from)>>) {
+                          d.buffer.reset();
+                        }
                         if (wec) return self->CloseNow();
                         self->Wait(d);
                       });
   }
 
+  // The upstream is done: the client's read is cancelled and its TLS closed
+  // properly (close_notify), within 2 s, then both ends close.
+  void EndTls() {
+    if constexpr (kIsTls<Client>) {
+      ending_ = true;
+      boost::system::error_code ec;
+      RawSocket(client_).cancel(ec);
+      beast::get_lowest_layer(client_).expires_after(std::chrono::seconds(2));
+      client_.async_shutdown([self = Self()](boost::system::error_code) { self->CloseNow(); });
+    }
+  }
+
+  // A read failed (reset, or a TLS error): both ends close.
+  void Broke(boost::system::error_code ec) {
+    if (ending_) return;
+    Log().Debug("tunnel broken", {{"error", ec.message()}});
+    CloseNow();
+  }
+
   std::shared_ptr<Tunnel> Self() { return std::static_pointer_cast<Tunnel>(shared_from_this()); }
 
   std::shared_ptr<ProxyServer::Impl> server_;
-  tcp::socket client_;
+  Client client_;
   tcp::socket upstream_;
   InFlight load_;
   std::shared_ptr<void> slot_;  // the client's connection in its address's count
-  Direction up_{&client_, &upstream_};
-  Direction down_{&upstream_, &client_};
+  bool ending_ = false;         // EndTls began: reads that end now are not news
+  Direction<Client, tcp::socket> up_{&client_, &upstream_};
+  Direction<tcp::socket, Client> down_{&upstream_, &client_};
 };
 
-// One client connection while it speaks HTTP.
+// One client connection while it speaks HTTP, in cleartext (PlainStream)
+// or over TLS (TlsStream, handshake done). `buffer`: bytes already read.
+template <class Stream>
 class Session final : public Conn {
  public:
-  Session(std::shared_ptr<ProxyServer::Impl> server, tcp::socket socket, std::string client_ip,
-          std::shared_ptr<void> slot)
+  Session(std::shared_ptr<ProxyServer::Impl> server, Stream stream, beast::flat_buffer buffer,
+          std::string client_ip, std::shared_ptr<void> slot)
       : server_(std::move(server)),
-        client_(std::move(socket)),
+        client_(std::move(stream)),
+        buffer_(std::move(buffer)),
         client_ip_(std::move(client_ip)),
         slot_(std::move(slot)) {
     boost::system::error_code ec;
-    client_.socket().set_option(tcp::no_delay(true), ec);
-    server_->connections("http").Add(1);
+    RawSocket(client_).set_option(tcp::no_delay(true), ec);
+    server_->connections(kIsTls<Stream> ? "https" : "http").Add(1);
   }
   ~Session() override {
-    server_->connections("http").Add(-1);
+    if (picked_) cluster_->upstreams->Release(picked_);  // the client left mid-exchange
+    server_->connections(kIsTls<Stream> ? "https" : "http").Add(-1);
     if (registered_) server_->Remove(this);
   }
 
@@ -491,22 +580,28 @@ class Session final : public Conn {
   }
   void CloseNow() override {
     boost::system::error_code ec;
-    client_.socket().close(ec);
+    RawSocket(client_).close(ec);
     if (up_) up_->stream.socket().close(ec);
   }
   asio::any_io_executor executor() override { return client_.get_executor(); }
 
  private:
   std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(client_); }
   const ProxyOptions& options() const { return server_->options(); }
 
   void ReadRequest(bool first) {
     idle_ = !first;
+    route_name_ = "none";
+    method_.clear();
+    path_.clear();
+    upstream_.reset();
+    attempts_ = 0;
     if (!first && server_->draining()) return CloseNow();
     parser_.emplace();
     parser_->header_limit(options().max_header_bytes);
     parser_->body_limit(options().max_body_bytes);
-    client_.expires_after(first ? options().request_timeout : options().idle_timeout);
+    Tcp().expires_after(first ? options().request_timeout : options().idle_timeout);
     http::async_read_header(client_, buffer_, *parser_,
                             [self = Self()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
@@ -514,11 +609,11 @@ class Session final : public Conn {
   void OnHeader(beast::error_code ec) {
     idle_ = false;
     if (ec) return OnReadError(ec);
-    client_.expires_after(options().request_timeout);
+    Tcp().expires_after(options().request_timeout);
     auto& req = parser_->get();
     if (IEquals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
       auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
-      return asio::async_write(client_.socket(), asio::buffer(*cont),
+      return asio::async_write(client_, asio::buffer(*cont),
                                [self = Self(), cont](beast::error_code wec, size_t) {
                                  if (wec) return self->CloseNow();
                                  self->ReadBody();
@@ -559,8 +654,13 @@ class Session final : public Conn {
     req_ = parser_->release();
     started_ = Clock::now();
     keep_alive_ = req_.keep_alive();
+    method_ = std::string(req_.method_string());
+    path_ = std::string(PathOf(req_.target()));  // never the query: it may hold a token
     if (options().local) {
-      if (auto local = options().local(PathOf(req_.target()))) return ReplyLocal(*local);
+      if (auto local = options().local(path_)) {
+        route_name_ = "local";
+        return ReplyLocal(*local);
+      }
     }
     // Proxied requests only: probes of the edge's own endpoints are not
     // limited.
@@ -570,18 +670,36 @@ class Session final : public Conn {
       return ReplyLocal(net::HttpResponse::Error(
           core::RateLimitedError("too many requests from this address", retry_ms)));
     }
-    const HashKey& hk = options().hash_key;
+    upgrade_ = beast::websocket::is_upgrade(req_);
+    table_ = server_->router().Current();
+    const Route* route = table_
+                             ? table_->Match(req_[http::field::host], req_.target(),
+                                             [this](const std::string& name) { return req_[name]; })
+                             : nullptr;
+    if (!route) {
+      if (upgrade_) keep_alive_ = false;
+      return ReplyLocal(net::HttpResponse::Error(absl::NotFoundError("no route for this request")));
+    }
+    route_name_ = route->spec.name;
+    cluster_ = route->cluster.get();
+    const HashKey& hk = cluster_->hash_key;
     std::string_view header_value;
     if (!hk.header().empty()) header_value = req_[hk.header()];
     key_ = hk.Of(req_.target(), header_value, client_ip_);
-    upgrade_ = beast::websocket::is_upgrade(req_);
+    sticky_.reset();
+    if (!cluster_->spec.sticky_cookie.empty()) {
+      if (auto v = CookieValue(req_[http::field::cookie], cluster_->spec.sticky_cookie)) {
+        sticky_ = std::string(*v);
+      }
+    }
+    cluster_->budget->RecordRequest();
 
     DropHopByHop(req_.base(), upgrade_);
     req_.erase(http::field::expect);
     std::string forwarded_for(req_["X-Forwarded-For"]);
     req_.set("X-Forwarded-For",
              forwarded_for.empty() ? client_ip_ : forwarded_for + ", " + client_ip_);
-    req_.set("X-Forwarded-Proto", "http");
+    req_.set("X-Forwarded-Proto", kIsTls<Stream> ? "https" : "http");
     if (req_.find(http::field::host) != req_.end()) {
       req_.set("X-Forwarded-Host", req_[http::field::host]);
     }
@@ -596,11 +714,20 @@ class Session final : public Conn {
   }
 
   void Attempt() {
-    upstream_ = server_->upstreams().Pick(key_, avoid_.get());
-    if (!upstream_) {
-      return ReplyLocal(net::HttpResponse::Error(absl::UnavailableError("no gateway is known")),
+    Upstreams& set = *cluster_->upstreams;
+    picked_ = Picked();
+    if (sticky_ && !avoid_) picked_ = set.PickSticky(*sticky_);
+    if (!picked_) picked_ = set.Pick(key_, avoid_.get());
+    if (!picked_) {
+      if (picked_.circuit_open) {
+        return ReplyLocal(net::HttpResponse::Error(absl::UnavailableError(
+            "every upstream of " + cluster_->spec.name + " is refused by its circuit breaker")));
+      }
+      return ReplyLocal(net::HttpResponse::Error(absl::UnavailableError(
+                            "no upstream of " + cluster_->spec.name + " is known")),
                         502);
     }
+    upstream_ = picked_.upstream;
     load_ = InFlight(upstream_);
     up_ = server_->conn_pool(client_.get_executor()).Take(upstream_->address);
     up_reused_ = up_ != nullptr;
@@ -625,24 +752,42 @@ class Session final : public Conn {
   }
 
   void ConnectFailed() {
-    server_->Error(upstream_->address, "connect").Inc();
-    server_->upstreams().ReportFailure(upstream_);
+    server_->Error(*cluster_, *upstream_, "connect").Inc();
+    Outcome(false);
+    cluster_->upstreams->ReportFailure(upstream_);
     up_.reset();
     // Nothing was sent: any request may go elsewhere.
-    if (attempts_ < options().retries) return Retry();
-    ReplyLocal(net::HttpResponse::Error(absl::UnavailableError("no gateway could be reached")),
+    if (MayRetry()) return Retry();
+    ReplyLocal(net::HttpResponse::Error(absl::UnavailableError(
+                   "no upstream of " + cluster_->spec.name + " could be reached")),
                502);
+  }
+
+  // The breaker's permit back with the exchange's outcome.
+  void Outcome(bool ok) {
+    if (picked_) cluster_->upstreams->Record(picked_, ok);
+    picked_ = Picked();
+  }
+
+  // Another attempt is allowed by the cluster's retries and retry budget.
+  bool MayRetry() {
+    if (attempts_ >= cluster_->spec.retries) return false;
+    if (!cluster_->budget->TryRetry()) {
+      server_->retries_refused(*cluster_).Inc();
+      return false;
+    }
+    return true;
   }
 
   void Retry() {
     ++attempts_;
-    server_->retries().Inc();
+    server_->retries(*cluster_).Inc();
     avoid_ = upstream_;
     Attempt();
   }
 
   void Send() {
-    server_->Sent(upstream_->address).Inc();
+    server_->Sent(*cluster_, *upstream_).Inc();
     up_->stream.expires_after(options().upstream_timeout);
     http::async_write(up_->stream, req_, [self = Self()](beast::error_code ec, size_t) {
       if (ec) return self->Broken(ec, false);
@@ -666,35 +811,51 @@ class Session final : public Conn {
   void Broken(beast::error_code ec, bool answer_began) {
     up_.reset();
     if (ec == beast::error::timeout) {
-      server_->Error(upstream_->address, "timeout").Inc();
+      server_->Error(*cluster_, *upstream_, "timeout").Inc();
+      Outcome(false);
       return ReplyLocal(
-          net::HttpResponse::Error(absl::UnavailableError("the gateway did not answer in time")),
+          net::HttpResponse::Error(absl::UnavailableError("the upstream did not answer in time")),
           504);
     }
+    server_->Error(*cluster_, *upstream_, "broken").Inc();
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      server_->Error(upstream_->address, "broken").Inc();
+      if (picked_) cluster_->upstreams->Release(picked_);  // says nothing of its health
+      picked_ = Picked();
       return ReplyLocal(
-          net::HttpResponse::Error(absl::UnavailableError("the gateway's answer is too large")),
+          net::HttpResponse::Error(absl::UnavailableError("the upstream's answer is too large")),
           502);
     }
-    server_->Error(upstream_->address, "broken").Inc();
     if (!answer_began && up_reused_ && !fresh_retry_done_) {
-      // A pooled connection the gateway closed as it was taken.
+      // A pooled connection the upstream closed as it was taken: the same
+      // upstream again, on a fresh connection, with the same permit.
       fresh_retry_done_ = true;
-      server_->retries().Inc();
+      server_->retries(*cluster_).Inc();
       return Connect();
     }
-    if (!answer_began && (Idempotent(req_.method()) || upgrade_) && attempts_ < options().retries) {
-      server_->upstreams().ReportFailure(upstream_);
+    Outcome(false);
+    if (!answer_began && (Idempotent(req_.method()) || upgrade_) && MayRetry()) {
+      cluster_->upstreams->ReportFailure(upstream_);
       return Retry();
     }
     ReplyLocal(net::HttpResponse::Error(
-                   absl::UnavailableError("the gateway closed the connection before answering")),
+                   absl::UnavailableError("the upstream closed the connection before answering")),
                502);
+  }
+
+  // Sets the sticky cookie on an answer when the client's did not name
+  // the upstream that answered.
+  template <typename Fields>
+  void Stick(Fields& fields) {
+    const std::string& name = cluster_->spec.sticky_cookie;
+    if (name.empty() || (sticky_ && *sticky_ == upstream_->sticky_id)) return;
+    fields.insert(http::field::set_cookie,
+                  name + "=" + upstream_->sticky_id + "; Path=/; HttpOnly; SameSite=Lax");
   }
 
   void OnResponse() {
     resp_ = resp_parser_->release();
+    const unsigned code = resp_.result_int();
+    Outcome(code != 500 && code != 502 && code != 503 && code != 504);
     if (upgrade_ && resp_.result() == http::status::switching_protocols) return StartTunnel();
     if (resp_.keep_alive() && !upgrade_) {
       server_->conn_pool(client_.get_executor()).Put(upstream_->address, std::move(up_));
@@ -703,6 +864,7 @@ class Session final : public Conn {
     load_.Release();
     const bool head = req_.method() == http::verb::head;
     DropHopByHop(resp_.base(), false);
+    Stick(resp_.base());
     const unsigned status = resp_.result_int();
     if (!head && status >= 200 && status != 204 && status != 304) {
       resp_.content_length(resp_.body().size());
@@ -712,21 +874,58 @@ class Session final : public Conn {
   }
 
   void StartTunnel() {
-    server_->Answered(101).Inc();
+    server_->Answered(route_name_, 101).Inc();
+    Stick(resp_.base());
+    AccessLog(101);
     std::ostringstream head;
     head << resp_.base();
     std::string to_client = head.str();
     to_client += beast::buffers_to_string(up_->buffer.data());
     std::string to_upstream = beast::buffers_to_string(buffer_.data());
-    client_.expires_never();
+    Tcp().expires_never();
     up_->stream.expires_never();
-    auto tunnel =
-        std::make_shared<Tunnel>(server_, client_.release_socket(), up_->stream.release_socket(),
-                                 std::move(load_), std::move(slot_));
-    server_->Add(tunnel);
-    up_.reset();
-    tunnel->Start(std::move(to_upstream), std::move(to_client));
+    auto start = [&](auto tunnel) {
+      server_->Add(tunnel);
+      up_.reset();
+      tunnel->Start(std::move(to_upstream), std::move(to_client));
+    };
+    tcp::socket upstream = up_->stream.release_socket();
+    if constexpr (kIsTls<Stream>) {
+      start(std::make_shared<Tunnel<TlsStream>>(server_, std::move(client_), std::move(upstream),
+                                                std::move(load_), std::move(slot_)));
+    } else {
+      start(std::make_shared<Tunnel<tcp::socket>>(server_, client_.release_socket(),
+                                                  std::move(upstream), std::move(load_),
+                                                  std::move(slot_)));
+    }
     // This session ends here: its last handler returns.
+  }
+
+  // One line per answer (edge.access_log): who, what (the path, never the
+  // query), where it went, how it ended and how long it took.
+  void AccessLog(unsigned status) {
+    if (!options().access_log) return;
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_).count();
+    AccessLogger().Info("request", {{"client", client_ip_},
+                                    {"method", method_.empty() ? "-" : method_},
+                                    {"path", path_.empty() ? "-" : path_},
+                                    {"status", static_cast<int64_t>(status)},
+                                    {"route", route_name_},
+                                    {"upstream", upstream_ ? upstream_->address : "-"},
+                                    {"attempts", static_cast<int64_t>(attempts_ + 1)},
+                                    {"duration_us", static_cast<int64_t>(us)}});
+  }
+
+  // No more answers on this connection: the client sees its end.
+  void EndWrites() {
+    if constexpr (kIsTls<Stream>) {
+      Tcp().expires_after(std::chrono::seconds(2));
+      client_.async_shutdown([self = Self()](beast::error_code) { self->CloseNow(); });
+    } else {
+      boost::system::error_code ignored;
+      client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
   }
 
   void ReplyLocal(const net::HttpResponse& r, int status_override = 0) {
@@ -743,28 +942,25 @@ class Session final : public Conn {
   void Write(Response res, bool proxied) {
     load_.Release();
     const unsigned status = res.result_int();
-    server_->Answered(status).Inc();
+    server_->Answered(route_name_, status).Inc();
+    AccessLog(status);
     if (server_->draining()) keep_alive_ = false;
     res.keep_alive(keep_alive_);
     auto out = std::make_shared<Response>(std::move(res));
-    client_.expires_after(options().request_timeout);
+    Tcp().expires_after(options().request_timeout);
     http::async_write(client_, *out, [self = Self(), out, proxied](beast::error_code ec, size_t) {
       if (proxied) {
-        self->server_->duration().Observe(
-            std::chrono::duration<double>(Clock::now() - self->started_).count());
+        self->server_->duration(self->route_name_)
+            .Observe(std::chrono::duration<double>(Clock::now() - self->started_).count());
       }
       if (ec) return self->CloseNow();
-      if (!self->keep_alive_) {
-        boost::system::error_code ignored;
-        self->client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return;
-      }
+      if (!self->keep_alive_) return self->EndWrites();
       self->ReadRequest(false);
     });
   }
 
   std::shared_ptr<ProxyServer::Impl> server_;
-  beast::tcp_stream client_;
+  Stream client_;
   beast::flat_buffer buffer_;
   std::string client_ip_;
   std::shared_ptr<void> slot_;  // this connection in its address's count
@@ -776,8 +972,14 @@ class Session final : public Conn {
   bool keep_alive_ = false;
   bool upgrade_ = false;
   std::optional<std::string> key_;
+  std::optional<std::string> sticky_;  // the client's sticky cookie for this route's cluster
   Clock::time_point started_;
+  std::string method_, path_;  // for the access log
+  std::string route_name_ = "none";
+  std::shared_ptr<const RouteTable> table_;  // the table this request was routed by
+  Cluster* cluster_ = nullptr;               // in table_
 
+  Picked picked_;  // the breaker's permit, until the attempt's outcome
   std::shared_ptr<Upstream> upstream_;
   std::shared_ptr<Upstream> avoid_;
   InFlight load_;
@@ -791,6 +993,81 @@ class Session final : public Conn {
 
 }  // namespace
 
+namespace {
+
+// A connection on a listener that also takes TLS: its first bytes say which
+// (a TLS ClientHello, or anything else: HTTP in cleartext), then the TLS
+// handshake (with the certificate in force now) before HTTP.
+class Handshake : public std::enable_shared_from_this<Handshake> {
+ public:
+  Handshake(std::shared_ptr<ProxyServer::Impl> server, tcp::socket socket, std::string ip,
+            std::shared_ptr<void> slot)
+      : server_(std::move(server)),
+        stream_(std::move(socket)),
+        ip_(std::move(ip)),
+        slot_(std::move(slot)) {}
+
+  void Run() {
+    stream_.expires_after(server_->options().request_timeout);
+    beast::async_detect_ssl(
+        stream_, buffer_,
+        [self = shared_from_this()](beast::error_code ec, bool tls) { self->Detected(ec, tls); });
+  }
+
+ private:
+  void Detected(beast::error_code ec, bool tls) {
+    if (ec) return;  // gone, or silent until the timeout: closed
+    if (!tls) {
+      std::make_shared<Session<PlainStream>>(server_, std::move(stream_), std::move(buffer_),
+                                             std::move(ip_), std::move(slot_))
+          ->Start();
+      return;
+    }
+    ctx_ = server_->options().tls->Current();
+    tls_.emplace(std::move(stream_), *ctx_);
+    // The bytes detection read are the handshake's first. (The default
+    // argument: Beast 1.81 checks this handler against the unbuffered
+    // handshake's signature.)
+    tls_->async_handshake(asio::ssl::stream_base::server, buffer_.data(),
+                          [self = shared_from_this()](beast::error_code hec, size_t used = 0) {
+                            self->Shaken(hec, used);
+                          });
+  }
+
+  void Shaken(beast::error_code ec, size_t used) {
+    server_->handshakes(!ec).Inc();
+    if (ec) {
+      Log().Debug("TLS handshake failed", {{"client", ip_}, {"error", ec.message()}});
+      return;
+    }
+    buffer_.consume(used);
+    std::make_shared<Session<TlsStream>>(server_, std::move(*tls_), std::move(buffer_),
+                                         std::move(ip_), std::move(slot_))
+        ->Start();
+  }
+
+  std::shared_ptr<ProxyServer::Impl> server_;
+  PlainStream stream_;
+  beast::flat_buffer buffer_;
+  std::string ip_;
+  std::shared_ptr<void> slot_;
+  std::shared_ptr<asio::ssl::context> ctx_;
+  std::optional<TlsStream> tls_;
+};
+
+}  // namespace
+
+void ProxyServer::Impl::Open(tcp::socket socket, std::string ip, std::shared_ptr<void> slot) {
+  if (!options_.tls) {
+    std::make_shared<Session<PlainStream>>(shared_from_this(), PlainStream(std::move(socket)),
+                                           beast::flat_buffer(), std::move(ip), std::move(slot))
+        ->Start();
+    return;
+  }
+  std::make_shared<Handshake>(shared_from_this(), std::move(socket), std::move(ip), std::move(slot))
+      ->Run();
+}
+
 void ProxyServer::Impl::Accept() {
   acceptor_.async_accept(
       pool_.Next(), [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
@@ -799,9 +1076,11 @@ void ProxyServer::Impl::Accept() {
           auto peer = socket.remote_endpoint(peer_ec);
           std::string ip = peer_ec ? std::string() : peer.address().to_string();
           if (auto slot = self->TakeSlot(ip)) {
-            auto session =
-                std::make_shared<Session>(self, std::move(socket), std::move(ip), std::move(slot));
-            asio::post(session->executor(), [session] { session->Start(); });
+            auto ex = socket.get_executor();
+            asio::post(ex, [self, socket = std::move(socket), ip = std::move(ip),
+                            slot = std::move(slot)]() mutable {
+              self->Open(std::move(socket), std::move(ip), std::move(slot));
+            });
           } else {
             socket.close(peer_ec);
           }
@@ -814,9 +1093,9 @@ void ProxyServer::Impl::Accept() {
       });
 }
 
-ProxyServer::ProxyServer(net::IoPool& pool, Upstreams& upstreams, ProxyOptions options,
+ProxyServer::ProxyServer(net::IoPool& pool, Router& router, ProxyOptions options,
                          core::MetricsRegistry& metrics)
-    : impl_(std::make_shared<Impl>(pool, upstreams, std::move(options), metrics)) {}
+    : impl_(std::make_shared<Impl>(pool, router, std::move(options), metrics)) {}
 
 ProxyServer::~ProxyServer() { impl_->ClearPools(); }
 

@@ -1,26 +1,37 @@
 // The edge's listener (role edge, docs/edge.md): an HTTP/1.1 reverse proxy
-// in front of the gateways, with WebSocket upgrades turned into byte
-// tunnels (Boost.Beast behind a pimpl, so includers do not compile it).
+// in front of the gateways and other upstreams (router.h), with WebSocket
+// upgrades turned into byte tunnels (Boost.Beast behind a pimpl, so
+// includers do not compile it).
 //
 // Per client connection, one io thread:
+//   - with TLS configured, its first bytes say TLS (a ClientHello: the
+//     handshake, ALPN http/1.1) or cleartext HTTP, on the same port;
 //   - a request is read whole (headers within server.max_header_bytes: 431,
 //     body within server.max_body_bytes: 413), within the request timeout
 //     (the idle timeout while a kept-alive connection waits for its next);
 //   - /healthz, /readyz and /metrics are the edge's own (local());
-//   - anything else goes to the gateway Upstreams::Pick chooses for the
-//     request's hash key, over a keep-alive connection pooled per io thread
-//     and per gateway; hop-by-hop headers are dropped both ways, and
-//     X-Forwarded-For / X-Forwarded-Proto / X-Forwarded-Host added;
-//   - a gateway that cannot be connected to is reported (it gets no new
+//   - anything else is matched against the router's table (the first route
+//     whose host, path prefix and headers fit; none: 404 not_found) and goes
+//     to the upstream of the route's cluster that its sticky cookie names
+//     (if healthy and admitted by its breaker), or else that
+//     Upstreams::Pick chooses for the request's hash key, over a keep-alive
+//     connection pooled per io thread and per upstream; hop-by-hop headers
+//     are dropped both ways, and X-Forwarded-For / X-Forwarded-Proto /
+//     X-Forwarded-Host added; an answer from an upstream the client's
+//     sticky cookie did not name sets it (Set-Cookie, also on a 101);
+//   - an upstream that cannot be connected to is reported (it gets no new
 //     clients until its health check passes) and the request goes to
-//     another, up to `retries` times; a request that broke before its answer
-//     began is retried so too when it is safe to repeat (GET, HEAD, OPTIONS,
-//     upgrades), and once on a fresh connection to the same gateway when a
-//     pooled connection turned out closed (the keep-alive race);
+//     another, up to the cluster's `retries` times and within its retry
+//     budget; a request that broke before its answer began is retried so
+//     too when it is safe to repeat (GET, HEAD, OPTIONS, upgrades), and once
+//     on a fresh connection to the same upstream when a pooled connection
+//     turned out closed (the keep-alive race);
+//   - each exchange's outcome feeds the upstream's circuit breaker; when
+//     every breaker of the cluster refuses: 503 unavailable;
 //   - limits per client address: connections (closed at accept) and a
 //     request rate (429 rate_limited);
 //   - the edge's own refusals use protocol.md's error body: 502 unavailable
-//     (no gateway could be reached), 504 unavailable (no answer in time);
+//     (no upstream could be reached), 504 unavailable (no answer in time);
 //   - a WebSocket upgrade is passed to the gateway; on its 101 the two
 //     connections are joined byte for byte (frames are not parsed), each
 //     direction reading only once the other side took the last bytes
@@ -41,8 +52,8 @@
 
 #include "core/metrics.h"
 #include "core/status.h"
-#include "edge/hash_key.h"
-#include "edge/upstreams.h"
+#include "edge/router.h"
+#include "edge/tls.h"
 #include "net/http.h"
 #include "net/io_pool.h"
 
@@ -58,9 +69,11 @@ struct ProxyOptions {
   uint32_t max_header_bytes = 16384;
   uint64_t max_body_bytes = 1 << 20;
   uint64_t max_response_bytes = 64 << 20;
-  int retries = 1;
   size_t max_idle_per_upstream = 64;
-  HashKey hash_key = *HashKey::Parse("user");
+  bool access_log = false;  // a log line per answer (logger edge.access)
+  // Non-null: the listener also takes TLS (detected per connection by its
+  // first bytes), with the certificate in force when the connection came.
+  TlsCerts* tls = nullptr;
   // Per client address (the peer's IP): connections open at once (over it
   // a new one is closed at accept; 0: no limit), and a token bucket over
   // requests and upgrades (over it 429 rate_limited with Retry-After; 0 per
@@ -76,7 +89,7 @@ struct ProxyOptions {
 
 class ProxyServer {
  public:
-  ProxyServer(net::IoPool& pool, Upstreams& upstreams, ProxyOptions options,
+  ProxyServer(net::IoPool& pool, Router& router, ProxyOptions options,
               core::MetricsRegistry& metrics = core::DefaultRegistry());
   ~ProxyServer();
 

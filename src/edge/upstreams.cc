@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <future>
 #include <span>
 
 #include "core/config.h"
@@ -17,6 +18,13 @@ const core::Logger& Log() {
 }
 
 }  // namespace
+
+std::string StickyId(std::string_view address) {
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx",
+                static_cast<unsigned long long>(rpc::lb::KeyHash(address)));
+  return out;
+}
 
 // In-flight counts for the load-aware balancers, over a snapshot's members.
 class Upstreams::Load final : public rpc::lb::LoadView {
@@ -44,6 +52,8 @@ core::StatusOr<std::unique_ptr<Upstreams>> Upstreams::Make(boost::asio::io_conte
   // Checks the balancer's name and config once, over no endpoints.
   auto probe = rpc::lb::CreateBalancer(options.balancer, {}, options.balancer_config);
   if (!probe.ok()) return probe.status();
+  if (core::Status s = options.breaker.Validate(); !s.ok()) return s;
+  if (!options.clock) options.clock = &core::SystemClock();
   std::unique_ptr<Upstreams> u(new Upstreams(io, std::move(options), metrics));
   net::HttpClientOptions client;
   client.max_connections_per_origin = 1;
@@ -62,13 +72,16 @@ Upstreams::Upstreams(boost::asio::io_context& io, UpstreamOptions options,
       options_(std::move(options)),
       metrics_(metrics),
       healthy_gauge_(metrics.Gauge("mpim_edge_upstream_healthy",
-                                   "1 when the gateway gets new clients (passed its last "
+                                   "1 when the upstream gets new clients (passed its last "
                                    "health check, no failed connection since), else 0.",
-                                   {"upstream"})),
+                                   {"cluster", "upstream"})),
       ejections_(metrics.Counter("mpim_edge_upstream_ejections_total",
-                                 "Gateways taken out of the balancer, by why: check (a failed "
+                                 "Upstreams taken out of the balancer, by why: check (a failed "
                                  "health check) or connect (a failed connection).",
-                                 {"upstream", "reason"})),
+                                 {"cluster", "upstream", "reason"})),
+      breaker_gauge_(metrics.Gauge("mpim_edge_upstream_breaker_state",
+                                   "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.",
+                                   {"cluster", "upstream"})),
       timer_(io) {}
 
 Upstreams::~Upstreams() = default;
@@ -93,7 +106,19 @@ void Upstreams::Update(const std::vector<Entry>& upstreams) {
     u->host = hp->first;
     u->port = hp->second;
     u->weight = std::max<uint32_t>(1, e.weight);
-    healthy_gauge_.With({u->address}).Set(1);
+    u->sticky_id = StickyId(u->address);
+    core::Gauge& state = breaker_gauge_.With({options_.cluster, u->address});
+    state.Set(0);
+    u->breaker = std::move(*rpc::policy::CircuitBreaker::Create(
+        options_.breaker, *options_.clock,
+        [&state, cluster = options_.cluster, address = u->address](auto, auto to) {
+          state.Set(static_cast<int64_t>(to));
+          Log().Warn("circuit breaker of an upstream changed state",
+                     {{"cluster", cluster},
+                      {"upstream", address},
+                      {"state", std::string(rpc::policy::StateName(to))}});
+        }));
+    healthy_gauge_.With({options_.cluster, u->address}).Set(1);
     next.push_back(std::move(u));
   }
   std::sort(next.begin(), next.end(),
@@ -103,11 +128,12 @@ void Upstreams::Update(const std::vector<Entry>& upstreams) {
              next.end());
   for (const auto& old : all_) {
     if (std::none_of(next.begin(), next.end(), [&](const auto& u) { return u == old; })) {
-      healthy_gauge_.With({old->address}).Set(0);
+      healthy_gauge_.With({options_.cluster, old->address}).Set(0);
     }
   }
   if (next.size() != all_.size() || !std::equal(next.begin(), next.end(), all_.begin())) {
-    Log().Info("upstreams changed", {{"upstreams", static_cast<int64_t>(next.size())}});
+    Log().Info("upstreams changed",
+               {{"cluster", options_.cluster}, {"upstreams", static_cast<int64_t>(next.size())}});
   }
   all_ = std::move(next);
   Rebuild();
@@ -132,39 +158,108 @@ void Upstreams::Rebuild() {
   snapshot_ = std::move(snap);
 }
 
-std::shared_ptr<Upstream> Upstreams::Pick(const std::optional<std::string>& key,
-                                          const Upstream* avoid) const {
+bool Upstreams::Admit(const std::shared_ptr<Upstream>& u, Picked& out) const {
+  out.permit = u->breaker->Allow();
+  if (!out.permit) return false;
+  out.upstream = u;
+  return true;
+}
+
+Picked Upstreams::Pick(const std::optional<std::string>& key, const Upstream* avoid) const {
   std::shared_ptr<const Snapshot> snap;
   {
     std::lock_guard lock(mu_);
     snap = snapshot_;
   }
-  if (!snap || snap->members.empty()) return nullptr;
+  Picked picked;
+  if (!snap || snap->members.empty()) return picked;
   rpc::lb::PickContext context;
   context.load = snap->load.get();
   if (key) {
     context.has_key = true;
     context.key_hash = rpc::lb::KeyHash(*key);
   }
-  int i = snap->balancer->Pick(context);
-  if (i < 0) return nullptr;
-  if (snap->members[i].get() == avoid && snap->members.size() > 1) {
+  int first = snap->balancer->Pick(context);
+  if (first < 0) return picked;
+  const auto n = static_cast<int>(snap->members.size());
+  if (snap->members[first].get() == avoid && n > 1) {
     // The next one on: for a hashing balancer, where the key would go
     // without the one that failed, most of the time.
-    i = (i + 1) % static_cast<int>(snap->members.size());
+    first = (first + 1) % n;
   }
-  return snap->members[i];
+  if (Admit(snap->members[first], picked)) return picked;
+  // Its breaker refused: the others, least loaded first, the avoided one last.
+  std::vector<int> order;
+  for (int i = 0; i < n; ++i) {
+    if (i != first) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    const bool avoid_a = snap->members[a].get() == avoid;
+    const bool avoid_b = snap->members[b].get() == avoid;
+    if (avoid_a != avoid_b) return avoid_b;
+    return snap->members[a]->in_flight.load(std::memory_order_relaxed) <
+           snap->members[b]->in_flight.load(std::memory_order_relaxed);
+  });
+  for (int i : order) {
+    if (Admit(snap->members[i], picked)) return picked;
+  }
+  picked.circuit_open = true;
+  return picked;
+}
+
+Picked Upstreams::PickSticky(std::string_view id) const {
+  std::shared_ptr<const Snapshot> snap;
+  {
+    std::lock_guard lock(mu_);
+    snap = snapshot_;
+  }
+  Picked picked;
+  if (!snap) return picked;
+  for (const auto& u : snap->members) {
+    if (u->sticky_id == id && u->healthy.load(std::memory_order_relaxed)) {
+      Admit(u, picked);
+      break;
+    }
+  }
+  return picked;
+}
+
+void Upstreams::Record(const Picked& p, bool ok) {
+  if (p.upstream) p.upstream->breaker->Record(p.permit, ok);
+}
+
+void Upstreams::Release(const Picked& p) {
+  if (p.upstream) p.upstream->breaker->Release(p.permit);
 }
 
 void Upstreams::ReportFailure(const std::shared_ptr<Upstream>& u) {
   u->failures.fetch_add(1);
   if (!u->healthy.exchange(false)) return;
-  ejections_.With({u->address, "connect"}).Inc();
-  healthy_gauge_.With({u->address}).Set(0);
+  ejections_.With({options_.cluster, u->address, "connect"}).Inc();
+  healthy_gauge_.With({options_.cluster, u->address}).Set(0);
   Log().Warn("upstream unreachable; no new clients until its health check passes",
-             {{"upstream", u->address}});
-  std::lock_guard lock(mu_);
-  Rebuild();
+             {{"cluster", options_.cluster}, {"upstream", u->address}});
+  {
+    std::lock_guard lock(mu_);
+    Rebuild();
+  }
+  if (!ActiveChecks()) {
+    // Nothing would bring it back: it gets another chance after eject_ms.
+    auto timer = std::make_shared<boost::asio::steady_timer>(
+        io_, std::chrono::milliseconds(options_.eject_ms));
+    const uint64_t failures = u->failures.load();
+    std::lock_guard lock(mu_);
+    if (stopped_.load()) return;
+    eject_timers_.insert(timer);
+    timer->async_wait([this, u, timer, failures](boost::system::error_code ec) {
+      if (ec) return;  // cancelled by Stop
+      {
+        std::lock_guard lock(mu_);
+        eject_timers_.erase(timer);
+      }
+      Checked(u, true, failures);
+    });
+  }
 }
 
 size_t Upstreams::size() const {
@@ -178,15 +273,31 @@ size_t Upstreams::healthy() const {
       std::count_if(all_.begin(), all_.end(), [](const auto& u) { return u->healthy.load(); }));
 }
 
+bool Upstreams::ActiveChecks() const {
+  return options_.health_interval_ms > 0 && !options_.health_path.empty();
+}
+
 void Upstreams::Start() {
-  if (options_.health_interval_ms <= 0) return;
+  if (!ActiveChecks()) return;
   boost::asio::post(io_, [this] { CheckAll(); });
 }
 
 void Upstreams::Stop() {
-  stopped_.store(true);
-  boost::asio::post(io_, [this] { timer_.cancel(); });
+  if (stopped_.exchange(true)) return;
+  // Timers cancelled on their thread; waited for (briefly: the io_context
+  // may not be running), so that no handler of this object runs Checked
+  // after Stop.
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> cancelled = done->get_future();
+  boost::asio::post(io_, [this, done] {
+    timer_.cancel();
+    std::lock_guard lock(mu_);
+    for (const auto& t : eject_timers_) t->cancel();
+    eject_timers_.clear();
+    done->set_value();
+  });
   if (checker_) checker_->Shutdown();
+  cancelled.wait_for(std::chrono::seconds(2));
 }
 
 void Upstreams::CheckAll() {
@@ -198,7 +309,8 @@ void Upstreams::CheckAll() {
   }
   for (const auto& u : all) {
     const uint64_t failures = u->failures.load();
-    checker_->Request("GET", "http://" + u->address + "/readyz", {}, {}, options_.health_timeout_ms,
+    checker_->Request("GET", "http://" + u->address + options_.health_path, {}, {},
+                      options_.health_timeout_ms,
                       [this, u, failures](core::StatusOr<net::HttpClientResponse> r) {
                         Checked(u, r.ok() && r->status == 200, failures);
                       });
@@ -214,12 +326,13 @@ void Upstreams::Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t fa
   if (ok && u->failures.load() != failures_before) return;  // a failure came since it began
   if (u->healthy.load() == ok) return;
   u->healthy.store(ok);
-  healthy_gauge_.With({u->address}).Set(ok ? 1 : 0);
+  healthy_gauge_.With({options_.cluster, u->address}).Set(ok ? 1 : 0);
   if (ok) {
-    Log().Info("upstream healthy again", {{"upstream", u->address}});
+    Log().Info("upstream healthy again", {{"cluster", options_.cluster}, {"upstream", u->address}});
   } else {
-    ejections_.With({u->address, "check"}).Inc();
-    Log().Warn("upstream failed its health check; no new clients", {{"upstream", u->address}});
+    ejections_.With({options_.cluster, u->address, "check"}).Inc();
+    Log().Warn("upstream failed its health check; no new clients",
+               {{"cluster", options_.cluster}, {"upstream", u->address}});
   }
   std::lock_guard lock(mu_);
   Rebuild();

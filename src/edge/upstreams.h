@@ -1,17 +1,26 @@
-// The gateways an edge sends clients to: the set discovery reports, each
-// with its health, and the balancer over the healthy ones.
+// One upstream cluster of an edge (routes.h): the upstreams its source
+// reports (discovery, a static list, DNS SRV), each with its health and
+// circuit breaker, and the balancer over the healthy ones.
 //
-// Health: a gateway is healthy from the moment it appears (so a new one
-// gets clients at once); it turns unhealthy when its GET /readyz answers
-// anything but 200 or does not answer within the timeout (active checks,
-// every health_interval_ms), or when a connection to it fails (passive:
-// the proxy reports it). It turns healthy again on its next passed check.
-// The balancer is built over the healthy gateways, rebuilt on every change
-// and swapped in whole, so Pick never waits on a rebuild. When none is
-// healthy Pick chooses among all of them (better a try than a certain 502).
+// Health: an upstream is healthy from the moment it appears (so a new one
+// gets clients at once); it turns unhealthy when its GET health_path
+// answers anything but 200 or does not answer within the timeout (active
+// checks, every health_interval_ms; none when health_path is empty), or when
+// a connection to it fails (passive: the proxy reports it). It turns
+// healthy again on its next passed check (with no active checks: after
+// eject_ms). The balancer is built over the healthy upstreams, rebuilt on
+// every change and swapped in whole, so Pick never waits on a rebuild. When
+// none is healthy Pick chooses among all of them (better a try than a
+// certain 502).
 //
-// Threads: Update, Pick and ReportFailure from any thread. Health checks
-// run on the io_context given to the constructor.
+// Circuit breaker (rpc/policy/circuit_breaker.h), one per upstream: the
+// proxy records each exchange (a connection that failed, broke or timed
+// out, or an answer 500, 502, 503 or 504, is a failure); an open breaker
+// refuses requests, which then go to another upstream whose breaker admits
+// them (and are refused with 503 when none does).
+//
+// Threads: Update, Pick, Record and ReportFailure from any thread. Health
+// checks run on the io_context given to Make.
 #pragma once
 
 #include <atomic>
@@ -21,14 +30,18 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/metrics.h"
 #include "core/status.h"
 #include "net/http_client.h"
 #include "rpc/lb/balancer.h"
 #include "rpc/lb/registry.h"
+#include "rpc/policy/circuit_breaker.h"
 
 namespace mpim::edge {
 
@@ -37,6 +50,8 @@ struct Upstream {
   std::string host;
   uint16_t port = 0;
   uint32_t weight = 1;
+  std::string sticky_id;  // the sticky cookie's value for it: a hash of the address
+  std::unique_ptr<rpc::policy::CircuitBreaker> breaker;
   std::atomic<int64_t> in_flight{0};  // requests and tunnels open through the edge
   std::atomic<bool> healthy{true};
   // Bumped by each failure report: a health check begun before it cannot
@@ -45,11 +60,31 @@ struct Upstream {
 };
 
 struct UpstreamOptions {
+  std::string cluster = "gateways";  // the metrics' cluster label
   std::string balancer = "bounded_load";
   rpc::lb::BalancerConfig balancer_config;
-  int64_t health_interval_ms = 1000;  // 0: no active checks
+  std::string health_path = "/readyz";  // empty: no active checks
+  int64_t health_interval_ms = 1000;    // 0: no active checks
   int64_t health_timeout_ms = 1000;
+  // Without active checks, an upstream ejected on a failed connection gets
+  // clients again after this long.
+  int64_t eject_ms = 5000;
+  rpc::policy::CircuitBreakerConfig breaker;
+  core::Clock* clock = nullptr;  // the breakers' clock; null: the system's
 };
+
+// An upstream chosen for one request, with its breaker's permit: give the
+// permit back with Upstreams::Record (or Release) exactly once.
+struct Picked {
+  std::shared_ptr<Upstream> upstream;
+  rpc::policy::CircuitBreaker::Permit permit;
+  bool circuit_open = false;  // none was picked because every breaker refused
+  explicit operator bool() const { return upstream != nullptr; }
+};
+
+// The sticky cookie's value for an upstream at `address`: 16 hex digits of
+// a stable hash, the same on every edge (addresses stay private).
+std::string StickyId(std::string_view address);
 
 class Upstreams {
  public:
@@ -67,15 +102,26 @@ class Upstreams {
   };
   void Update(const std::vector<Entry>& upstreams);
 
-  // A gateway for a request with `key` (nullopt: none), or null when there
-  // is none at all. `avoid` (may be null) is skipped when another is
+  // An upstream for a request with `key` (nullopt: none): the balancer's
+  // choice, or when its breaker refuses, the least loaded other one whose
+  // breaker admits. Empty when there is none at all, or none admits
+  // (circuit_open). `avoid` (may be null) is skipped when another is
   // healthy: the one a retry just failed on.
-  std::shared_ptr<Upstream> Pick(const std::optional<std::string>& key,
-                                 const Upstream* avoid = nullptr) const;
+  Picked Pick(const std::optional<std::string>& key, const Upstream* avoid = nullptr) const;
+
+  // The healthy upstream whose sticky_id is `id`, if its breaker admits;
+  // empty otherwise (the caller then picks as usual).
+  Picked PickSticky(std::string_view id) const;
+
+  // The outcome of an exchange with a picked upstream, for its breaker.
+  void Record(const Picked& p, bool ok);
+  void Release(const Picked& p);
 
   // A connection to `u` failed: it gets no new clients until its health
   // check passes.
   void ReportFailure(const std::shared_ptr<Upstream>& u);
+
+  const UpstreamOptions& options() const { return options_; }
 
   size_t size() const;
   size_t healthy() const;
@@ -93,12 +139,15 @@ class Upstreams {
   void Rebuild();  // with mu_ held
   void CheckAll();
   void Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before);
+  bool Admit(const std::shared_ptr<Upstream>& u, Picked& out) const;
+  bool ActiveChecks() const;
 
   boost::asio::io_context& io_;
   UpstreamOptions options_;
   core::MetricsRegistry& metrics_;
   core::GaugeFamily& healthy_gauge_;
   core::CounterFamily& ejections_;
+  core::GaugeFamily& breaker_gauge_;
   std::unique_ptr<net::HttpClient> checker_;
   boost::asio::steady_timer timer_;
   std::atomic<bool> stopped_{false};
@@ -106,6 +155,7 @@ class Upstreams {
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<Upstream>> all_;  // by address
   std::shared_ptr<const Snapshot> snapshot_;    // replaced whole
+  std::set<std::shared_ptr<boost::asio::steady_timer>> eject_timers_;
 };
 
 }  // namespace mpim::edge

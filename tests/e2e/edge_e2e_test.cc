@@ -16,6 +16,7 @@
 
 #include "support/api_client.h"
 #include "support/cluster_up_process.h"
+#include "support/eventually.h"
 #include "support/raw_conn.h"
 #include "support/server_process.h"
 #include "support/ws_helpers.h"
@@ -28,15 +29,7 @@ using testing::ClusterUpProcess;
 using testing::Ms;
 using testing::WsConn;
 
-// Polls `done` every 20 ms until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& done, Ms timeout = Ms(10000)) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(Ms(20));
-  }
-  return true;
-}
+using testing::Eventually;
 
 class EdgeE2eTest : public ::testing::Test {
  protected:
@@ -83,13 +76,16 @@ TEST_F(EdgeE2eTest, AnswersItsOwnOperationalEndpoints) {
   EXPECT_EQ(api.Call("GET", "/readyz").status, 200);
   for (uint16_t port : gateways()) {
     const std::string series =
-        "mpim_edge_upstream_healthy{upstream=\"127.0.0.1:" + std::to_string(port) + "\"}";
+        "mpim_edge_upstream_healthy{cluster=\"gateways\",upstream=\"127.0.0.1:" +
+        std::to_string(port) + "\"}";
     // Checked every 200 ms; a gateway still starting when the edge began
     // passes on a later check.
     EXPECT_TRUE(Eventually([&] { return api.Metric(series) == 1; })) << series;
   }
   // Gateways have no mpim_edge_ series: the edge's /metrics is its own.
-  EXPECT_EQ(ApiClient(gateways().at(0)).Metric("mpim_edge_requests_total{class=\"2xx\"}"), 0);
+  EXPECT_EQ(ApiClient(gateways().at(0))
+                .Metric("mpim_edge_requests_total{route=\"default\",class=\"2xx\"}"),
+            0);
 }
 
 TEST_F(EdgeE2eTest, RestAndChatThroughTheEdge) {
@@ -126,7 +122,7 @@ TEST_F(EdgeE2eTest, RestAndChatThroughTheEdge) {
   ASSERT_TRUE(m) << wb.last_error();
   EXPECT_EQ(testing::Str(*testing::Obj(testing::MsgOf(*m), "body"), "text"), big);
   EXPECT_GT(api.Metric("mpim_edge_connections{kind=\"tunnel\"}"), 1);
-  EXPECT_GT(api.Metric("mpim_edge_requests_total{class=\"2xx\"}"), 0);
+  EXPECT_GT(api.Metric("mpim_edge_requests_total{route=\"default\",class=\"2xx\"}"), 0);
 }
 
 TEST_F(EdgeE2eTest, AUsersConnectionsLandOnOneGateway) {
@@ -247,8 +243,9 @@ TEST_F(EdgeE2eTest, ClientsOfAKilledGatewayComeBackThroughTheEdge) {
   EXPECT_EQ(api.Call("GET", "/readyz").status, 200);  // one gateway left is enough
   EXPECT_TRUE(cluster_->Restart(victim)) << cluster_->error();
   // The restarted gateway passes its health check and gets clients again.
-  const std::string series = "mpim_edge_upstream_healthy{upstream=\"127.0.0.1:" +
-                             std::to_string(cluster_->node(victim).port) + "\"}";
+  const std::string series =
+      "mpim_edge_upstream_healthy{cluster=\"gateways\",upstream=\"127.0.0.1:" +
+      std::to_string(cluster_->node(victim).port) + "\"}";
   EXPECT_TRUE(Eventually([&] { return api.Metric(series) == 1; }, Ms(20000))) << series;
 }
 

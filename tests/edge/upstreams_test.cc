@@ -13,6 +13,7 @@
 #include "core/ports.h"
 #include "net/http_test_server.h"
 #include "net/io_pool.h"
+#include "support/eventually.h"
 
 namespace mpim::edge {
 namespace {
@@ -21,13 +22,13 @@ using Ms = std::chrono::milliseconds;
 using testing::HttpTestAnswer;
 using testing::HttpTestServer;
 
-bool Eventually(const std::function<bool()>& done, Ms timeout = Ms(10000)) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(Ms(10));
-  }
-  return true;
+using testing::Eventually;
+
+// The upstream Pick chooses (its breaker's permit dropped: breakers stay
+// closed in these tests).
+std::shared_ptr<Upstream> PickOne(Upstreams& u, const std::optional<std::string>& key,
+                                  const Upstream* avoid = nullptr) {
+  return u.Pick(key, avoid).upstream;
 }
 
 // A /readyz endpoint whose answer the test flips.
@@ -51,11 +52,14 @@ class UpstreamsTest : public ::testing::Test {
     if (upstreams_) upstreams_->Stop();
     pool_.Stop();
   }
-  Upstreams& Make(std::string balancer, int64_t health_interval_ms = 50) {
+  Upstreams& Make(std::string balancer, int64_t health_interval_ms = 50,
+                  const std::function<void(UpstreamOptions&)>& tune = nullptr) {
     UpstreamOptions options;
     options.balancer = std::move(balancer);
     options.health_interval_ms = health_interval_ms;
     options.health_timeout_ms = 500;
+    options.clock = &clock_;
+    if (tune) tune(options);
     auto made = Upstreams::Make(pool_.At(0), options, metrics_);
     EXPECT_TRUE(made.ok()) << made.status();
     upstreams_ = std::move(*made);
@@ -64,6 +68,7 @@ class UpstreamsTest : public ::testing::Test {
   }
 
   net::IoPool pool_{1};
+  core::ManualClock clock_;
   core::MetricsRegistry metrics_;
   std::unique_ptr<Upstreams> upstreams_;
 };
@@ -77,7 +82,7 @@ TEST_F(UpstreamsTest, AnUnknownBalancerIsRefused) {
 
 TEST_F(UpstreamsTest, NothingKnownNothingPicked) {
   Upstreams& u = Make("round_robin", 0);
-  EXPECT_EQ(u.Pick(std::nullopt), nullptr);
+  EXPECT_EQ(PickOne(u, std::nullopt), nullptr);
   EXPECT_EQ(u.size(), 0u);
 }
 
@@ -87,15 +92,15 @@ TEST_F(UpstreamsTest, AKeyStaysOnOneGatewayAndOnlyAFewMoveWhenOneJoins) {
   std::map<std::string, std::string> placed;
   for (int i = 0; i < 3000; ++i) {
     const std::string key = "u" + std::to_string(i);
-    auto first = u.Pick(key);
+    auto first = PickOne(u, key);
     ASSERT_NE(first, nullptr);
-    EXPECT_EQ(u.Pick(key)->address, first->address);
+    EXPECT_EQ(PickOne(u, key)->address, first->address);
     placed[key] = first->address;
   }
   u.Update({{"10.0.0.1:80"}, {"10.0.0.2:80"}, {"10.0.0.3:80"}, {"10.0.0.4:80"}});
   int moved = 0;
   for (const auto& [key, address] : placed) {
-    const std::string now = u.Pick(key)->address;
+    const std::string now = PickOne(u, key)->address;
     if (now != address) {
       ++moved;
       EXPECT_EQ(now, "10.0.0.4:80") << "a key moved between gateways that stayed";
@@ -113,18 +118,18 @@ TEST_F(UpstreamsTest, AFailedConnectionTakesAGatewayOutUntilItsCheckPasses) {
   ASSERT_TRUE(Eventually([&] { return u.healthy() == 2; }));
   std::shared_ptr<Upstream> ua;
   for (int i = 0; i < 4 && !ua; ++i) {
-    auto p = u.Pick(std::nullopt);
+    auto p = PickOne(u, std::nullopt);
     if (p->address == a.address()) ua = p;
   }
   ASSERT_NE(ua, nullptr);
   a.ready = false;  // so the next checks keep it out
   u.ReportFailure(ua);
   EXPECT_EQ(u.healthy(), 1u);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(u.Pick(std::nullopt)->address, b.address());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(PickOne(u, std::nullopt)->address, b.address());
   a.ready = true;
   EXPECT_TRUE(Eventually([&] { return u.healthy() == 2; }));
   bool a_again = false;
-  for (int i = 0; i < 4; ++i) a_again = a_again || u.Pick(std::nullopt)->address == a.address();
+  for (int i = 0; i < 4; ++i) a_again = a_again || PickOne(u, std::nullopt)->address == a.address();
   EXPECT_TRUE(a_again);
 }
 
@@ -134,11 +139,11 @@ TEST_F(UpstreamsTest, AFailedHealthCheckTakesAGatewayOutAndAllDownStillPicks) {
   u.Update({{a.address()}, {b.address()}});
   b.ready = false;
   ASSERT_TRUE(Eventually([&] { return u.healthy() == 1; }));
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(u.Pick(std::nullopt)->address, a.address());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(PickOne(u, std::nullopt)->address, a.address());
   a.ready = false;
   ASSERT_TRUE(Eventually([&] { return u.healthy() == 0; }));
   // None healthy: any of them rather than none.
-  EXPECT_NE(u.Pick(std::nullopt), nullptr);
+  EXPECT_NE(PickOne(u, std::nullopt), nullptr);
   // A gateway that is gone (nothing listens) fails its checks too.
   const uint16_t closed = core::FreeLoopbackPort();
   u.Update({{a.address()}, {"127.0.0.1:" + std::to_string(closed)}});
@@ -148,20 +153,97 @@ TEST_F(UpstreamsTest, AFailedHealthCheckTakesAGatewayOutAndAllDownStillPicks) {
   ASSERT_TRUE(Eventually([&] {
     if (u.healthy() != 1) return false;
     for (int i = 0; i < 4; ++i) {
-      if (u.Pick(std::nullopt)->address != a.address()) return false;
+      if (PickOne(u, std::nullopt)->address != a.address()) return false;
     }
     return true;
   }));
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(u.Pick(std::nullopt)->address, a.address());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(PickOne(u, std::nullopt)->address, a.address());
 }
 
 TEST_F(UpstreamsTest, AvoidSkipsTheGatewayARetryFailedOn) {
   Upstreams& u = Make("ring_hash", 0);
   u.Update({{"10.0.0.1:80"}, {"10.0.0.2:80"}});
-  auto first = u.Pick(std::string("k"));
-  auto again = u.Pick(std::string("k"), first.get());
+  auto first = PickOne(u, std::string("k"));
+  auto again = PickOne(u, std::string("k"), first.get());
   ASSERT_NE(again, nullptr);
   EXPECT_NE(again->address, first->address);
+}
+
+// Breakers: min 4 calls, half failing trips it for 1 s (the test's clock).
+void TightBreaker(UpstreamOptions& o) {
+  o.breaker.min_calls = 4;
+  o.breaker.error_rate = 0.5;
+  o.breaker.open_ms = 1000;
+  o.breaker.max_open_ms = 1000;
+  o.breaker.half_open_calls = 1;
+}
+
+TEST_F(UpstreamsTest, AnOpenBreakerSendsRequestsToTheOthersAndAllOpenIsSaid) {
+  Upstreams& u = Make("round_robin", 0, TightBreaker);
+  u.Update({{"10.0.0.1:80"}, {"10.0.0.2:80"}});
+  // Every exchange with .1 fails; .2 answers.
+  for (int i = 0; i < 8; ++i) {
+    Picked p = u.Pick(std::nullopt);
+    ASSERT_TRUE(p);
+    u.Record(p, p.upstream->address != "10.0.0.1:80");
+  }
+  for (int i = 0; i < 10; ++i) {
+    Picked p = u.Pick(std::nullopt);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p.upstream->address, "10.0.0.2:80") << "the open breaker let a request through";
+    u.Record(p, true);
+  }
+  EXPECT_NE(
+      metrics_.Exposition().find(
+          "mpim_edge_upstream_breaker_state{cluster=\"gateways\",upstream=\"10.0.0.1:80\"} 1"),
+      std::string::npos)
+      << metrics_.Exposition();
+  // .2 fails too (half its window of 10 successes): both open, and Pick
+  // says so.
+  for (int i = 0; i < 30; ++i) {
+    Picked p = u.Pick(std::nullopt);
+    if (!p) break;
+    u.Record(p, false);
+  }
+  Picked none = u.Pick(std::nullopt);
+  EXPECT_FALSE(none);
+  EXPECT_TRUE(none.circuit_open);
+  // After the open period one probe goes through; its success closes it.
+  clock_.AdvanceMs(1001);
+  Picked probe = u.Pick(std::nullopt);
+  ASSERT_TRUE(probe);
+  u.Record(probe, true);
+  Picked after = u.Pick(std::string("any"));
+  EXPECT_TRUE(after);
+}
+
+TEST_F(UpstreamsTest, AStickyIdFindsItsUpstreamWhileItIsHealthy) {
+  Upstreams& u = Make("round_robin", 0);
+  u.Update({{"10.0.0.1:80"}, {"10.0.0.2:80"}});
+  const std::string id = StickyId("10.0.0.2:80");
+  EXPECT_EQ(id.size(), 16u);
+  EXPECT_NE(id, StickyId("10.0.0.1:80"));
+  for (int i = 0; i < 5; ++i) {
+    Picked p = u.PickSticky(id);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p.upstream->address, "10.0.0.2:80");
+    u.Release(p);
+  }
+  EXPECT_FALSE(u.PickSticky("0123456789abcdef"));
+  u.ReportFailure(u.PickSticky(id).upstream);
+  EXPECT_FALSE(u.PickSticky(id)) << "an ejected upstream is not stuck to";
+}
+
+TEST_F(UpstreamsTest, WithoutActiveChecksAnEjectedUpstreamComesBackAfterEjectMs) {
+  Upstreams& u = Make("round_robin", 50, [](UpstreamOptions& o) {
+    o.health_path.clear();  // no checks
+    o.eject_ms = 200;
+  });
+  u.Update({{"10.0.0.1:80"}, {"10.0.0.2:80"}});
+  std::shared_ptr<Upstream> one = PickOne(u, std::nullopt);
+  u.ReportFailure(one);
+  EXPECT_EQ(u.healthy(), 1u);
+  EXPECT_TRUE(Eventually([&] { return u.healthy() == 2; }, Ms(5000)));
 }
 
 }  // namespace

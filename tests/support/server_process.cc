@@ -195,6 +195,7 @@ bool ServerProcess::Spawn() {
 
 bool ServerProcess::Start(std::chrono::milliseconds deadline) {
   auto until = std::chrono::steady_clock::now() + deadline;
+  exit_code_.reset();
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (!Spawn()) {
       error_ = "fork failed";
@@ -206,6 +207,7 @@ bool ServerProcess::Start(std::chrono::milliseconds deadline) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
         break;  // exited: maybe the port was taken; try another
       }
       auto r = http.Get("/readyz");
@@ -214,7 +216,8 @@ bool ServerProcess::Start(std::chrono::milliseconds deadline) {
           r.ok() ? std::to_string(r->status) + " " + r->body : std::string(r.status().message());
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // poll interval, not a sync
     }
-    if (pid_ > 0) break;  // still running but never ready
+    if (pid_ > 0) break;         // still running but never ready
+    if (exit_code_ == 2) break;  // a configuration error: another port will not help
   }
   error_ = "server did not become ready (last /readyz: " + last_readyz_ + "); logs:\n" + Logs();
   return false;
@@ -225,9 +228,12 @@ void ServerProcess::Signal(int signo) {
 }
 
 std::optional<int> ServerProcess::Wait(std::chrono::milliseconds deadline) {
-  if (pid_ <= 0) return std::nullopt;
+  if (pid_ <= 0) return exit_code_;
   std::optional<int> code = WaitForExit(pid_, deadline);
-  if (code) pid_ = -1;
+  if (code) {
+    pid_ = -1;
+    exit_code_ = code;
+  }
   return code;
 }
 

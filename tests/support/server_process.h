@@ -73,7 +73,10 @@ class ServerProcess {
   bool Start(std::chrono::milliseconds deadline = std::chrono::seconds(20));
 
   void Signal(int signo);
-  // The exit code, or -signal if killed by a signal; nullopt on timeout.
+  // The exit code, or -signal if killed by a signal; nullopt on timeout
+  // (and when it never ran). A server that exited during Start keeps its
+  // code here (Start does not try another port after exit code 2, a
+  // configuration error).
   std::optional<int> Wait(std::chrono::milliseconds deadline);
 
   uint16_t port() const { return port_; }
@@ -92,6 +95,7 @@ class ServerProcess {
   bool own_dir_ = false;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
+  std::optional<int> exit_code_;  // once it exited and was reaped
   std::string error_;
   std::string last_readyz_;  // status and body of the last /readyz while starting
 };

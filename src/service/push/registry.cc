@@ -1,34 +1,16 @@
 #include "service/push/registry.h"
 
 #include <pthread.h>
-#include <sys/stat.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <fstream>
-#include <sstream>
 
+#include "core/secret_file.h"
 #include "service/push/apns_provider.h"
 #include "service/push/fcm_provider.h"
 #include "service/push/webhook_provider.h"
 
 namespace mpim::service::push {
-
-core::StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& key) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    return absl::InvalidArgumentError(key + ": cannot read " + path);
-  }
-  if ((st.st_mode & 077) != 0) {
-    return absl::InvalidArgumentError(key + ": " + path +
-                                      " may be read by group or others; chmod 600 it");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(key + ": cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::set<std::string> ConfiguredPlatforms(const core::PushConfig& config) {
   std::set<std::string> out;
@@ -54,7 +36,7 @@ core::StatusOr<std::unique_ptr<Providers>> Providers::Open(const core::PushConfi
     p->by_platform_["webhook"] = std::move(*webhook);
   }
   if (!config.apns_key_file.empty()) {
-    auto key = ReadSecretFile(config.apns_key_file, "push.apns_key_file");
+    auto key = core::ReadSecretFile(config.apns_key_file, "push.apns_key_file");
     if (!key.ok()) return key.status();
     auto apns = MakeApnsProvider({.url = config.apns_url,
                                   .key_pem = std::move(*key),
@@ -70,7 +52,8 @@ core::StatusOr<std::unique_ptr<Providers>> Providers::Open(const core::PushConfi
     p->by_platform_["apns"] = std::move(*apns);
   }
   if (!config.fcm_credentials_file.empty()) {
-    auto credentials = ReadSecretFile(config.fcm_credentials_file, "push.fcm_credentials_file");
+    auto credentials =
+        core::ReadSecretFile(config.fcm_credentials_file, "push.fcm_credentials_file");
     if (!credentials.ok()) return credentials.status();
     auto fcm = MakeFcmProvider({.url = config.fcm_url,
                                 .credentials_json = std::move(*credentials),

@@ -47,9 +47,4 @@ class Providers {
 // The platforms whose provider `config` turns on (without opening them).
 std::set<std::string> ConfiguredPlatforms(const core::PushConfig& config);
 
-// The contents of a credentials file that must be the owner's alone:
-// kInvalidArgument (naming `key`) when it cannot be read or when group or
-// others may read it.
-core::StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& key);
-
 }  // namespace mpim::service::push

@@ -1,0 +1,636 @@
+// End to end: the edge's routes and TLS (issue 23; docs/edge.md "Routes",
+// "TLS"): the real `mpim serve --role edge` with an edge.routes_file, in
+// front of upstreams this test runs (real HTTP servers on loopback, each
+// answering with its name: support/http_backend.h), one found through DNS
+// SRV (dnsmasq), and a real gateway for WebSockets over TLS. Routing by
+// host, path prefix and header; 404 when no route fits; sticky cookies;
+// circuit breakers; retry budgets; the access log; the routes file reloaded
+// on change and on SIGHUP under load with no failed request, a bad file
+// keeping the routes in force; a bad file at start refused. TLS and
+// cleartext on one port with ALPN; the certificate reloaded under load
+// without dropping a connection; a key others may read refused.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/json.hpp>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/http_client.h"
+#include "net/http_test_server.h"
+#include "net/io_pool.h"
+#include "support/api_client.h"
+#include "support/dns_server.h"
+#include "support/eventually.h"
+#include "support/http_backend.h"
+#include "support/raw_conn.h"
+#include "support/server_process.h"
+
+namespace mpim {
+namespace {
+
+using testing::ApiClient;
+using testing::ApiResponse;
+using testing::Eventually;
+using testing::HttpBackend;
+using testing::Who;
+using Ms = std::chrono::milliseconds;
+
+// An upstream cluster with a static list: [upstreams.NAME], its addresses,
+// and `more` lines of its settings.
+std::string Upstream(const std::string& name, const std::vector<std::string>& addresses,
+                     const std::string& more = "") {
+  std::string out = "[upstreams." + name + "]\naddresses = [";
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    out += (i > 0 ? ", \"" : "\"") + addresses[i] + "\"";
+  }
+  return out + "]\n" + more + "\n";
+}
+
+std::string Loopback(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+class EdgeRoutesE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::FreshTempDir("mpim-edge-routes-");
+    routes_ = dir_ / "routes.toml";
+  }
+  void TearDown() override {
+    if (HasFailure() && edge_) std::printf("edge log:\n%s\n", edge_->LogTail(6000).c_str());
+    edge_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Replaces the routes file whole (a rename, as editors and config
+  // managers do), with a new modification time.
+  void WriteRoutes(const std::string& text) {
+    const auto tmp = dir_ / "routes.toml.new";
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, routes_);
+  }
+
+  // Starts the edge on the routes file written now.
+  bool StartEdge(const std::string& text, std::vector<std::string> extra = {}) {
+    WriteRoutes(text);
+    std::vector<std::string> args = {"--role", "edge",
+                                     "--set",  "edge.routes_file=" + routes_.string(),
+                                     "--set",  "edge.routes_reload_ms=100",
+                                     "--set",  "edge.health_interval_ms=100",
+                                     "--set",  "edge.access_log=true"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    edge_ = std::make_unique<testing::ServerProcess>(
+        testing::ServerProcess::Options{.extra_args = args, .env = testing::FastAuthEnv()});
+    if (!edge_->Start()) {
+      start_error_ = edge_->error();
+      return false;
+    }
+    return true;
+  }
+
+  ApiResponse Get(const std::string& target,
+                  std::vector<std::pair<std::string, std::string>> headers = {}) {
+    return ApiClient(edge_->port()).Call("GET", target, "", "", std::move(headers));
+  }
+
+  std::filesystem::path dir_;
+  std::filesystem::path routes_;
+  std::unique_ptr<testing::ServerProcess> edge_;
+  std::string start_error_;
+};
+
+TEST_F(EdgeRoutesE2eTest, RoutesByHostPathAndHeaderAndSaysWhenNoneFits) {
+  HttpBackend a("a"), b("b"), c("c"), d("d");
+  ASSERT_TRUE(StartEdge(Upstream("a", {a.address()}) + Upstream("b", {b.address()}) +
+                        Upstream("c", {c.address()}) + Upstream("d", {d.address()}) + R"(
+[[routes]]
+name = "chat-host"
+host = "*.chat.test"
+upstream = "d"
+[[routes]]
+name = "search"
+path_prefix = "/search"
+upstream = "b"
+[[routes]]
+name = "canary"
+path_prefix = "/api"
+headers = { "X-Canary" = "1" }
+upstream = "c"
+[[routes]]
+name = "api"
+path_prefix = "/api"
+upstream = "a"
+)")) << start_error_;
+  EXPECT_EQ(Who(Get("/search")), "b");
+  EXPECT_EQ(Who(Get("/search/q?x=1")), "b");
+  EXPECT_EQ(Who(Get("/api/v1/users/me")), "a");
+  EXPECT_EQ(Who(Get("/api/v1/users/me", {{"X-Canary", "1"}})), "c");
+  EXPECT_EQ(Who(Get("/api/v1/users/me", {{"X-Canary", "2"}})), "a");
+  EXPECT_EQ(Who(Get("/search", {{"Host", "eu.chat.test:8080"}})), "d");
+  // No route: the protocol's error, and the connection goes on.
+  ApiClient api(edge_->port());
+  ApiResponse none = api.Call("GET", "/searchx");
+  EXPECT_EQ(none.status, 404) << none.Describe();
+  EXPECT_EQ(none.ErrorCode(), "not_found");
+  EXPECT_EQ(Who(api.Call("GET", "/search")), "b");
+  // The edge's own endpoints are not routed.
+  EXPECT_EQ(Get("/readyz").status, 200);
+  EXPECT_EQ(a.hits() + b.hits() + c.hits() + d.hits(), 7);
+  EXPECT_GE(api.Metric("mpim_edge_requests_total{route=\"search\",class=\"2xx\"}"), 3);
+  EXPECT_EQ(api.Metric("mpim_edge_requests_total{route=\"none\",class=\"4xx\"}"), 1);
+  EXPECT_EQ(api.Metric("mpim_edge_requests_total{route=\"canary\",class=\"2xx\"}"), 1);
+}
+
+TEST_F(EdgeRoutesE2eTest, AnUpstreamFromDnsSrvIsFollowed) {
+  HttpBackend b("b");
+  testing::DnsServer dns;
+  ASSERT_TRUE(
+      dns.Start({{"_http._tcp.api.test", "b.test", b.port(), 1}}, {{"b.test", "127.0.0.1"}}))
+      << dns.error();
+  ASSERT_TRUE(StartEdge(R"(
+[upstreams.k8s]
+dns_srv = "_http._tcp.api.test"
+[[routes]]
+upstream = "k8s"
+)",
+                        {"--set", "discovery.dns_servers=" + dns.Endpoint(), "--set",
+                         "discovery.dns_refresh_ms=200"}))
+      << start_error_;
+  EXPECT_EQ(Who(Get("/x")), "b");
+}
+
+TEST_F(EdgeRoutesE2eTest, AStickyCookiePinsAClientToItsUpstreamUntilThatOneGoes) {
+  std::map<std::string, std::unique_ptr<HttpBackend>> backends;
+  backends["a"] = std::make_unique<HttpBackend>("a");
+  backends["b"] = std::make_unique<HttpBackend>("b");
+  ASSERT_TRUE(StartEdge(Upstream("pair", {backends["a"]->address(), backends["b"]->address()},
+                                 "balancer = \"round_robin\"\nsticky_cookie = \"mpim_edge\"") +
+                        R"(
+[[routes]]
+upstream = "pair"
+)")) << start_error_;
+  // Without the cookie, round robin; each answer sets it.
+  ApiResponse first = Get("/x");
+  const std::string pinned = Who(first);
+  ASSERT_TRUE(backends.contains(pinned)) << pinned;
+  const std::string cookie = first.Header("set-cookie");
+  ASSERT_EQ(cookie.rfind("mpim_edge=", 0), 0u) << cookie;
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos);
+  const std::string value = cookie.substr(0, cookie.find(';'));  // mpim_edge=<id>
+  std::set<std::string> without;
+  for (int i = 0; i < 4; ++i) without.insert(Who(Get("/x")));
+  EXPECT_EQ(without, (std::set<std::string>{"a", "b"}));
+  // With it, always the same one, and no new cookie.
+  for (int i = 0; i < 10; ++i) {
+    ApiResponse r = Get("/x", {{"Cookie", "theme=dark; " + value}});
+    EXPECT_EQ(Who(r), pinned);
+    EXPECT_EQ(r.Header("set-cookie"), "");
+  }
+  // Its upstream goes: the client lands on the other and is pinned there.
+  const std::string other = pinned == "a" ? "b" : "a";
+  backends.erase(pinned);
+  ApiResponse moved;
+  ASSERT_TRUE(Eventually([&] {
+    moved = Get("/x", {{"Cookie", value}});
+    return Who(moved) == other;
+  }));
+  const std::string repinned = moved.Header("set-cookie");
+  EXPECT_EQ(repinned.rfind("mpim_edge=", 0), 0u) << repinned;
+  EXPECT_NE(repinned.substr(0, repinned.find(';')), value);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Who(Get("/x", {{"Cookie", repinned.substr(0, repinned.find(';'))}})), other);
+  }
+}
+
+TEST_F(EdgeRoutesE2eTest, AFailingUpstreamTripsItsBreakerAndTheOtherTakesItsRequests) {
+  HttpBackend a("a"), b("b");
+  a.set_status(503);
+  ASSERT_TRUE(StartEdge(Upstream("pair", {a.address(), b.address()}, R"(balancer = "round_robin"
+retries = 0
+breaker = { min_calls = 4, error_rate = 0.5, open_ms = 60000, max_open_ms = 60000 })") +
+                        R"(
+[[routes]]
+upstream = "pair"
+)")) << start_error_;
+  int unavailable = 0;
+  for (int i = 0; i < 12; ++i) unavailable += Get("/x").status == 503 ? 1 : 0;
+  EXPECT_GE(unavailable, 1);
+  const int hits_when_open = a.hits();
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Who(Get("/x")), "b");
+  EXPECT_EQ(a.hits(), hits_when_open) << "the open breaker let requests through";
+  ApiClient api(edge_->port());
+  EXPECT_EQ(api.Metric("mpim_edge_upstream_breaker_state{cluster=\"pair\",upstream=\"" +
+                       a.address() + "\"}"),
+            1);
+  EXPECT_EQ(api.Metric("mpim_edge_upstream_breaker_state{cluster=\"pair\",upstream=\"" +
+                       b.address() + "\"}"),
+            0);
+  // Every breaker open: 503 unavailable from the edge itself.
+  b.set_status(503);
+  ApiResponse r;
+  ASSERT_TRUE(Eventually([&] {
+    r = Get("/x");
+    return r.ErrorCode() == "unavailable" && r.body.find("circuit breaker") != std::string::npos;
+  }));
+  EXPECT_EQ(r.status, 503);
+}
+
+TEST_F(EdgeRoutesE2eTest, RetriesStayWithinTheirBudget) {
+  HttpBackend b("b");
+  const uint16_t dead1 = testing::FreePort(), dead2 = testing::FreePort();
+  ASSERT_TRUE(StartEdge(Upstream("stingy", {Loopback(dead1), b.address()},
+                                 R"(balancer = "round_robin"
+health_path = ""
+retry_budget = { ratio = 0.0, min_retries_per_sec = 0.0 })") +
+                        Upstream("normal", {Loopback(dead2), b.address()},
+                                 "balancer = \"round_robin\"\nhealth_path = \"\"") +
+                        R"(
+[[routes]]
+path_prefix = "/stingy"
+upstream = "stingy"
+[[routes]]
+path_prefix = "/normal"
+upstream = "normal"
+)")) << start_error_;
+  // One of two requests meets the dead upstream first.
+  std::vector<int> stingy = {Get("/stingy").status, Get("/stingy").status};
+  std::sort(stingy.begin(), stingy.end());
+  EXPECT_EQ(stingy, (std::vector<int>{200, 502})) << "no budget: no retry";
+  EXPECT_EQ(Get("/normal").status, 200);
+  EXPECT_EQ(Get("/normal").status, 200);
+  ApiClient api(edge_->port());
+  EXPECT_EQ(api.Metric("mpim_edge_retries_refused_total{cluster=\"stingy\"}"), 1);
+  EXPECT_EQ(api.Metric("mpim_edge_retries_total{cluster=\"normal\"}"), 1);
+}
+
+TEST_F(EdgeRoutesE2eTest, TheAccessLogNamesRouteAndUpstreamButNeverTheQuery) {
+  HttpBackend a("a");
+  ASSERT_TRUE(StartEdge(Upstream("a", {a.address()}) + R"(
+[[routes]]
+name = "everything"
+upstream = "a"
+)")) << start_error_;
+  EXPECT_EQ(Who(Get("/ws?token=very-secret-token")), "a");
+  ASSERT_TRUE(Eventually(
+      [&] { return edge_->Logs().find(R"("route":"everything")") != std::string::npos; }));
+  const std::string logs = edge_->Logs();
+  EXPECT_NE(logs.find(R"("path":"/ws")"), std::string::npos) << logs;
+  EXPECT_NE(logs.find(R"("upstream":")" + a.address() + "\""), std::string::npos) << logs;
+  EXPECT_NE(logs.find(R"("status":200)"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("very-secret-token"), std::string::npos) << "a token reached the log";
+}
+
+// Requests from `threads` clients in a loop until stopped; every answer
+// that is not a backend's 200 is counted as failed.
+class Load {
+ public:
+  Load(uint16_t port, int threads) {
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, port] {
+        ApiClient api(port);
+        while (!stop_.load()) {
+          ApiResponse r = api.Call("GET", "/x");
+          total_.fetch_add(1);
+          const std::string who = Who(r);
+          if (who != "a" && who != "b") {
+            failed_.fetch_add(1);
+            std::lock_guard lock(mu_);
+            if (first_failure_.empty()) first_failure_ = who;
+          }
+        }
+      });
+    }
+  }
+  ~Load() { Stop(); }
+  void Stop() {
+    stop_.store(true);
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  int total() const { return total_.load(); }
+  int failed() const { return failed_.load(); }
+  std::string first_failure() {
+    std::lock_guard lock(mu_);
+    return first_failure_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> total_{0}, failed_{0};
+  std::mutex mu_;
+  std::string first_failure_;
+  std::vector<std::thread> threads_;
+};
+
+std::string RoutesTo(const HttpBackend& to) {
+  return Upstream("one", {to.address()}) + "[[routes]]\nupstream = \"one\"\n";
+}
+
+TEST_F(EdgeRoutesE2eTest, RoutesReloadUnderLoadWithoutAFailedRequest) {
+  HttpBackend a("a"), b("b");
+  ASSERT_TRUE(StartEdge(RoutesTo(a))) << start_error_;
+  Load load(edge_->port(), 4);
+  ApiClient api(edge_->port());
+  for (int round = 0; round < 3; ++round) {
+    WriteRoutes(RoutesTo(b));
+    ASSERT_TRUE(Eventually([&] { return Who(api.Call("GET", "/x")) == "b"; })) << round;
+    WriteRoutes(RoutesTo(a));
+    ASSERT_TRUE(Eventually([&] { return Who(api.Call("GET", "/x")) == "a"; })) << round;
+  }
+  // A broken file: logged and counted, the routes in force stay.
+  WriteRoutes("[upstreams.one]\naddresses = [\"nowhere\"]\n[[routes]]\nupstream = \"one\"\n");
+  ASSERT_TRUE(Eventually(
+      [&] { return api.Metric("mpim_edge_route_reloads_total{result=\"error\"}") >= 1; }));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Who(api.Call("GET", "/x")), "a");
+  std::this_thread::sleep_for(Ms(200));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << "first failure: " << load.first_failure();
+  EXPECT_GT(load.total(), 100);
+  EXPECT_GT(b.hits(), 0);
+  EXPECT_GE(api.Metric("mpim_edge_route_reloads_total{result=\"ok\"}"), 6);
+  EXPECT_NE(edge_->Logs().find("routes not reloaded"), std::string::npos);
+}
+
+TEST_F(EdgeRoutesE2eTest, SighupReadsTheRoutesAgain) {
+  HttpBackend a("a"), b("b");
+  ASSERT_TRUE(StartEdge(RoutesTo(a), {"--set", "edge.routes_reload_ms=0"})) << start_error_;
+  WriteRoutes(RoutesTo(b));
+  std::this_thread::sleep_for(Ms(300));
+  EXPECT_EQ(Who(Get("/x")), "a") << "read again with no SIGHUP and no polling";
+  edge_->Signal(SIGHUP);
+  EXPECT_TRUE(Eventually([&] { return Who(Get("/x")) == "b"; }));
+  EXPECT_EQ(edge_->Wait(Ms(0)), std::nullopt) << "SIGHUP stopped the edge";
+}
+
+TEST_F(EdgeRoutesE2eTest, ABadRoutesFileAtStartIsAConfigurationError) {
+  EXPECT_FALSE(
+      StartEdge("[upstreams.one]\nrole = \"gateway\"\nbalancer = \"best\"\n"
+                "[[routes]]\nupstream = \"one\"\n"));
+  EXPECT_NE(edge_->Logs().find("configuration error"), std::string::npos) << edge_->Logs();
+  EXPECT_NE(edge_->Logs().find("upstreams.one.balancer: unknown balancer"), std::string::npos);
+  EXPECT_EQ(edge_->Wait(Ms(5000)), 2);
+}
+
+// TLS on the edge's one port (docs/edge.md "TLS"): a self-signed
+// certificate for localhost, real TLS clients (net::HttpClient, Beast's
+// WebSocket over OpenSSL, `openssl s_client`).
+class EdgeTlsE2eTest : public EdgeRoutesE2eTest {
+ protected:
+  static testing::TestCertificate NewCertificate() {
+    testing::TestCertificate c = testing::MakeSelfSignedCertificate({"localhost"}, {"127.0.0.1"});
+    EXPECT_FALSE(c.cert_pem.empty());
+    return c;
+  }
+
+  // Writes `c` over the edge's certificate and key (the key mode 600 unless
+  // `key_mode` says otherwise), key first, each by a rename; ca.pem (what
+  // clients trust) becomes the certificate.
+  void Install(const testing::TestCertificate& c,
+               std::filesystem::perms key_mode = std::filesystem::perms::owner_read |
+                                                 std::filesystem::perms::owner_write) {
+    const auto key_tmp = dir_ / "key.pem.new";
+    std::ofstream(key_tmp) << c.key_pem;
+    std::filesystem::permissions(key_tmp, key_mode);
+    std::filesystem::rename(key_tmp, dir_ / "key.pem");
+    const auto cert_tmp = dir_ / "cert.pem.new";
+    std::ofstream(cert_tmp) << c.cert_pem;
+    std::filesystem::rename(cert_tmp, dir_ / "cert.pem");
+    std::ofstream(dir_ / "ca.pem") << c.cert_pem;
+  }
+
+  bool StartTlsEdge(const std::string& routes) {
+    first_ = NewCertificate();
+    Install(first_);
+    return StartEdge(routes, {"--set", "edge.tls_cert_file=" + (dir_ / "cert.pem").string(),
+                              "--set", "edge.tls_key_file=" + (dir_ / "key.pem").string()});
+  }
+
+  // `openssl s_client` to the edge: its output (certificate, ALPN).
+  std::string SClient(const std::string& alpn) {
+    int code = 0;
+    return testing::RunCommand(
+        "echo | timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(edge_->port()) +
+            " -servername localhost -alpn " + alpn + " 2>&1",
+        &code);
+  }
+
+  // SHA-256 fingerprint of the certificate a new connection is served.
+  std::string ServedFingerprint() {
+    int code = 0;
+    return testing::RunCommand(
+        "echo | timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(edge_->port()) +
+            " -servername localhost 2>/dev/null | openssl x509 -noout "
+            "-fingerprint -sha256",
+        &code);
+  }
+  testing::TestCertificate first_;  // the one the edge started with
+
+  std::string Fingerprint(const std::string& pem) {
+    std::ofstream(dir_ / "probe.pem") << pem;
+    int code = 0;
+    return testing::RunCommand(
+        "openssl x509 -noout -fingerprint -sha256 -in " + (dir_ / "probe.pem").string(), &code);
+  }
+};
+
+// An HTTPS client of the edge (trusting dir/ca.pem), on a pool of its own.
+class HttpsClient {
+ public:
+  explicit HttpsClient(const std::filesystem::path& ca, int connections = 1) {
+    net::HttpClientOptions o;
+    o.tls_ca_file = ca.string();
+    o.max_connections_per_origin = connections;
+    client_ = std::move(*net::HttpClient::Make(pool_.At(0), o));
+    pool_.Start();
+  }
+  ~HttpsClient() {
+    client_->Shutdown();
+    pool_.Stop();
+  }
+  // Status and body of GET `url`; status 0 and the error when it failed.
+  std::pair<int, std::string> Get(const std::string& url) {
+    std::promise<std::pair<int, std::string>> done;
+    auto answer = done.get_future();
+    client_->Request("GET", url, {}, {}, 10000, [&done](core::StatusOr<net::HttpClientResponse> r) {
+      done.set_value(r.ok() ? std::make_pair(r->status, r->body)
+                            : std::make_pair(0, std::string(r.status().message())));
+    });
+    return answer.get();
+  }
+  int64_t connections_opened() const { return client_->connections_opened(); }
+
+ private:
+  net::IoPool pool_{1};
+  std::unique_ptr<net::HttpClient> client_;
+};
+
+std::string WhoBody(const std::pair<int, std::string>& r) {
+  boost::system::error_code ec;
+  boost::json::value json = boost::json::parse(r.second, ec);
+  return Who(r.first, ec ? boost::json::value() : json, std::to_string(r.first) + " " + r.second);
+}
+
+TEST_F(EdgeTlsE2eTest, TlsAndCleartextShareThePortWithAlpn) {
+  HttpBackend a("a");
+  ASSERT_TRUE(StartTlsEdge(RoutesTo(a))) << start_error_;
+  const std::string base = "https://localhost:" + std::to_string(edge_->port());
+  HttpsClient https(dir_ / "ca.pem");
+  EXPECT_EQ(WhoBody(https.Get(base + "/x")), "a");
+  EXPECT_EQ(WhoBody(https.Get(base + "/x")), "a");
+  EXPECT_EQ(https.connections_opened(), 1) << "keep-alive over TLS";
+  EXPECT_EQ(Who(Get("/x")), "a") << "cleartext on the same port";
+  // The upstream hears which the client used.
+  std::vector<std::string> protos;
+  for (const auto& r : a.requests()) {
+    if (r.target == "/x") protos.emplace_back(r.Header("x-forwarded-proto"));
+  }
+  EXPECT_EQ(protos, (std::vector<std::string>{"https", "https", "http"}));
+  EXPECT_NE(SClient("h2,http/1.1").find("ALPN protocol: http/1.1"), std::string::npos);
+  EXPECT_NE(SClient("h2").find("No ALPN negotiated"), std::string::npos);
+  // Garbage after a ClientHello's first byte is a failed handshake, and the
+  // edge goes on.
+  {
+    testing::RawConn raw(edge_->port());
+    raw.Send(std::string("\x16\x03\x01\x00\x05garbage", 12));
+    EXPECT_TRUE(raw.ReadUntilClosed(Ms(5000)));
+  }
+  EXPECT_EQ(WhoBody(https.Get(base + "/x")), "a");
+  ApiClient api(edge_->port());
+  EXPECT_GE(api.Metric("mpim_edge_tls_handshakes_total{result=\"ok\"}"), 3);
+  EXPECT_GT(api.Metric("mpim_edge_tls_certificate_expiry_timestamp_seconds"),
+            static_cast<double>(std::time(nullptr)));
+}
+
+TEST_F(EdgeTlsE2eTest, ACertificateReloadsUnderLoadWithoutDroppingAConnection) {
+  HttpBackend a("a");
+  ASSERT_TRUE(StartTlsEdge(RoutesTo(a))) << start_error_;
+  const std::string url = "https://localhost:" + std::to_string(edge_->port()) + "/x";
+  ASSERT_EQ(ServedFingerprint(), Fingerprint(first_.cert_pem));
+
+  HttpsClient kept(dir_ / "ca.pem");
+  ASSERT_EQ(WhoBody(kept.Get(url)), "a");
+  // Load over TLS while the certificate changes; a new connection may be
+  // served either, so the load trusts both.
+  const testing::TestCertificate next = NewCertificate();
+  std::ofstream(dir_ / "both.pem") << first_.cert_pem << next.cert_pem;
+  std::atomic<bool> stop{false};
+  std::atomic<int> total{0}, failed{0};
+  std::thread load([&] {
+    HttpsClient c(dir_ / "both.pem", 2);
+    while (!stop.load()) {
+      auto r = c.Get(url);
+      total.fetch_add(1);
+      if (WhoBody(r) != "a") failed.fetch_add(1);
+    }
+  });
+  std::this_thread::sleep_for(Ms(300));
+  Install(next);
+  ApiClient api(edge_->port());
+  ASSERT_TRUE(Eventually([&] { return ServedFingerprint() == Fingerprint(next.cert_pem); }))
+      << "the new certificate is not served";
+  EXPECT_GE(api.Metric("mpim_edge_tls_reloads_total{result=\"ok\"}"), 1);
+  std::this_thread::sleep_for(Ms(300));
+  stop.store(true);
+  load.join();
+  EXPECT_EQ(failed.load(), 0) << "of " << total.load();
+  EXPECT_GT(total.load(), 10);
+  // The connection opened before the reload is still up and still served.
+  EXPECT_EQ(WhoBody(kept.Get(url)), "a");
+  EXPECT_EQ(kept.connections_opened(), 1);
+  // A key others may read is refused at reload: the pair in force stays.
+  Install(NewCertificate(), std::filesystem::perms::owner_read |
+                                std::filesystem::perms::owner_write |
+                                std::filesystem::perms::others_read);
+  ASSERT_TRUE(
+      Eventually([&] { return api.Metric("mpim_edge_tls_reloads_total{result=\"error\"}") >= 1; }));
+  EXPECT_EQ(ServedFingerprint(), Fingerprint(next.cert_pem));
+  EXPECT_NE(edge_->Logs().find("chmod 600"), std::string::npos);
+}
+
+// A WebSocket over TLS through the edge to a real gateway (`mpim serve`):
+// the tunnel carries TLS on the client side and cleartext to the gateway.
+TEST_F(EdgeTlsE2eTest, AWebSocketOverTlsReachesTheGateway) {
+  testing::ServerProcess gateway(testing::ServerProcess::Options{.env = testing::FastAuthEnv()});
+  ASSERT_TRUE(gateway.Start()) << gateway.error();
+  ASSERT_TRUE(
+      StartTlsEdge(Upstream("gw", {Loopback(gateway.port())}) + "[[routes]]\nupstream = \"gw\"\n"))
+      << start_error_;
+  ApiClient direct(gateway.port());
+  const testing::Account alice = direct.NewAccount(testing::UniqueName("tls"));
+  const testing::Account bob = direct.NewAccount(testing::UniqueName("tls"));
+
+  namespace asio = boost::asio;
+  namespace beast = boost::beast;
+  asio::io_context io;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file((dir_ / "ca.pem").string());
+  beast::websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(io, ctx);
+  beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(10));
+  beast::get_lowest_layer(ws).connect(
+      asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), edge_->port()));
+  ws.next_layer().set_verify_mode(asio::ssl::verify_peer);
+  ws.next_layer().set_verify_callback(asio::ssl::host_name_verification("localhost"));
+  SSL_set_tlsext_host_name(ws.next_layer().native_handle(), "localhost");
+  ws.next_layer().handshake(asio::ssl::stream_base::client);
+  ws.handshake("localhost", "/ws?token=" + alice.token());
+  beast::flat_buffer buffer;
+  ws.read(buffer);
+  EXPECT_NE(beast::buffers_to_string(buffer.data()).find("\"op\":\"hello\""), std::string::npos);
+  buffer.clear();
+  // A message bigger than a TLS record each way: sent, then read back.
+  auto call = [&](const std::string& frame) {
+    ws.write(asio::buffer(frame));
+    for (int i = 0; i < 5; ++i) {
+      buffer.clear();
+      ws.read(buffer);
+      boost::json::value v = boost::json::parse(beast::buffers_to_string(buffer.data()));
+      if (v.at("op") == "reply") return v;
+    }
+    return boost::json::value();
+  };
+  const std::string text(60000, 'x');
+  boost::json::value sent = call(R"({"op":"send","rid":1,"to":{"user":")" + bob.id() +
+                                 R"("},"client_msg_id":"c1","body":{"text":")" + text + R"("}})");
+  ASSERT_TRUE(sent.is_object());
+  ASSERT_EQ(sent.at("ok"), true) << boost::json::serialize(sent);
+  boost::json::value page = call(R"({"op":"sync","rid":2,"conv_id":)" +
+                                 boost::json::serialize(sent.at("conv_id")) + R"(,"after_seq":0})");
+  ASSERT_TRUE(page.is_object());
+  ASSERT_EQ(page.at("messages").as_array().size(), 1u) << boost::json::serialize(page);
+  EXPECT_EQ(page.at("messages").at(0).at("body").at("text").as_string(), text);
+  ws.close(beast::websocket::close_code::normal);
+  EXPECT_EQ(
+      ApiClient(edge_->port()).Metric("mpim_edge_requests_total{route=\"route1\",class=\"1xx\"}"),
+      1);
+}
+
+TEST_F(EdgeTlsE2eTest, AKeyOthersMayReadIsRefusedAtStart) {
+  HttpBackend a("a");
+  Install(NewCertificate(), std::filesystem::perms::owner_read |
+                                std::filesystem::perms::owner_write |
+                                std::filesystem::perms::group_read);
+  EXPECT_FALSE(
+      StartEdge(RoutesTo(a), {"--set", "edge.tls_cert_file=" + (dir_ / "cert.pem").string(),
+                              "--set", "edge.tls_key_file=" + (dir_ / "key.pem").string()}));
+  EXPECT_NE(edge_->Logs().find("edge.tls_key_file"), std::string::npos) << edge_->Logs();
+  EXPECT_EQ(edge_->Wait(Ms(5000)), 2);
+}
+
+}  // namespace
+}  // namespace mpim
