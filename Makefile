@@ -106,10 +106,12 @@ clean:
 # The benchmark suite (docs/benchmarks.md): every scenario against a fresh
 # `mpim serve`, results in bench/results/<date>.{md,json} and SVG charts;
 # then offline push to 10,000 devices per provider (push_bench, about a
-# minute each), appended to bench/results/push-<date>.md.
+# minute each), appended to bench/results/push-<date>.md; then the edge
+# beside HAProxy and nginx (edge_bench, about 3 minutes).
 # Takes several minutes; not part of `make test`.
 .PHONY: bench
 bench: build
 	$(BUILD)/bin/mpim-bench --server-bin $(BUILD)/bin/mpim --suite standard --out-dir bench/results \
 	  --label "commit $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD -- src 2>/dev/null || echo ', src modified')"
 	$(BUILD)/bin/push_bench --out bench/results/push-$$(date +%F).md
+	$(BUILD)/bin/edge_bench --out bench/results/edge-$$(date +%F).md

@@ -25,6 +25,8 @@ PACKAGES=(
   dnsmasq-base
   # the edge's TLS tests ask `openssl s_client` what the edge serves
   openssl
+  # make bench: the edge beside HAProxy and nginx (bench/edge_bench.cc)
+  haproxy nginx-light
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)

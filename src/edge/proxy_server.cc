@@ -126,42 +126,44 @@ struct UpConn {
   beast::flat_buffer buffer;
 };
 
-// Idle connections to the gateways, for one io thread (no lock: only that
-// thread uses it).
+// Idle connections to the upstreams, for one io thread (no lock: only that
+// thread uses it). Each idle connection waits to become readable: an
+// upstream that closes it (or sends what nobody asked for) takes it out of
+// the pool then, so taking one costs no system call.
 class ConnPool {
  public:
   explicit ConnPool(size_t max_idle) : max_idle_(max_idle) {}
 
-  // An idle connection to `address` the gateway has not closed, or null.
+  // An idle connection to `address`, or null.
   std::unique_ptr<UpConn> Take(const std::string& address) {
     auto it = idle_.find(address);
-    if (it == idle_.end()) return nullptr;
-    while (!it->second.empty()) {
-      std::unique_ptr<UpConn> c = std::move(it->second.back());
-      it->second.pop_back();
-      if (Usable(*c)) return c;
-    }
-    return nullptr;
+    if (it == idle_.end() || it->second.empty()) return nullptr;
+    std::unique_ptr<UpConn> c = std::move(it->second.back());
+    it->second.pop_back();
+    boost::system::error_code ec;
+    c->stream.socket().cancel(ec);  // its wait ends, aborted
+    return c;
   }
 
   void Put(const std::string& address, std::unique_ptr<UpConn> c) {
     auto& list = idle_[address];
     if (list.size() >= max_idle_ || c->buffer.size() != 0) return;  // closed on drop
     c->stream.expires_never();
+    UpConn* raw = c.get();
+    c->stream.socket().async_wait(tcp::socket::wait_read,
+                                  [this, address, raw](boost::system::error_code ec) {
+                                    if (!ec) Drop(address, raw);  // not taken: closed or stray
+                                  });
     list.push_back(std::move(c));
   }
 
   void Clear() { idle_.clear(); }
 
  private:
-  // Not closed by the gateway meanwhile and nothing unexpected waiting:
-  // a peek that would block.
-  static bool Usable(UpConn& c) {
-    tcp::socket& s = c.stream.socket();
-    if (!s.is_open()) return false;
-    char byte;
-    ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  void Drop(const std::string& address, const UpConn* c) {
+    auto it = idle_.find(address);
+    if (it == idle_.end()) return;
+    std::erase_if(it->second, [c](const std::unique_ptr<UpConn>& x) { return x.get() == c; });
   }
 
   size_t max_idle_;

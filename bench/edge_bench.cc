@@ -1,0 +1,476 @@
+// The edge beside HAProxy and nginx (issue 23; docs/benchmarks.md, "Edge"):
+// the same upstreams (one nginx worker answering "ok" on 10 loopback
+// ports), the same client, each proxy with two threads or workers on this
+// 2-core box, one after the other:
+//
+//   - latency at fixed rates (open loop: request i is due at start + i/rate
+//     whatever came before, and its latency counts from when it was due, so
+//     a stall is not hidden): p50, p95, p99, and the p95 the proxy adds over
+//     the upstreams reached directly at the same rate;
+//   - the most requests a second each proxy answers (closed loop, 64
+//     keep-alive connections);
+//   - each proxy's CPU per request at 10,000/s and its resident memory;
+//   - how evenly 100,000 users spread over 10 upstreams for the edge's
+//     hashing balancers (max / mean).
+//
+//   edge_bench [--seconds 8] [--only NAME] [--out FILE.md]
+//   (the mpim it was built with; --only: the upstreams and the targets whose
+//   name contains NAME)
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/histogram.h"
+#include "bench/setup.h"
+#include "core/metrics.h"
+#include "edge/upstreams.h"
+#include "net/io_pool.h"
+#include "support/server_process.h"
+
+namespace mpim {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kUpstreams = 10;
+constexpr int kConnections = 64;
+
+struct Target {
+  std::string name;
+  uint16_t port = 0;
+  pid_t pid = -1;  // the proxy's process (-1: the upstreams directly)
+};
+
+struct Result {
+  uint64_t p50_us = 0, p95_us = 0, p99_us = 0;
+  uint64_t done = 0, failed = 0;
+  double seconds = 0;
+};
+
+// One keep-alive client connection of the load.
+class Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  struct Shared {
+    bench::Histogram latency;  // microseconds
+    uint64_t done = 0, failed = 0;
+    bool closed_loop = false;
+    Clock::time_point end;
+    bool record = false;  // past the warm-up
+  };
+
+  Conn(asio::io_context& io, uint16_t port, Shared& shared)
+      : stream_(io), timer_(io), port_(port), shared_(shared) {
+    req_.method(http::verb::get);
+    req_.target("/bench");
+    req_.version(11);
+    req_.set(http::field::host, "127.0.0.1");
+    req_.keep_alive(true);
+  }
+
+  void Connect(std::function<void()> done) {
+    stream_.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_),
+                          [self = shared_from_this(), done](beast::error_code ec) {
+                            if (!ec) {
+                              self->stream_.socket().set_option(tcp::no_delay(true));
+                            }
+                            done();
+                          });
+  }
+
+  // Open loop: a request is due at `at`.
+  void Due(Clock::time_point at) {
+    due_.push_back(at);
+    if (!busy_) Next();
+  }
+
+  void StartClosedLoop() { Send(Clock::now()); }
+
+ private:
+  void Next() {
+    if (due_.empty()) return;
+    const Clock::time_point at = due_.front();
+    if (at > Clock::now()) {
+      busy_ = true;
+      timer_.expires_at(at);
+      timer_.async_wait([self = shared_from_this()](beast::error_code) {
+        self->busy_ = false;
+        self->Next();
+      });
+      return;
+    }
+    due_.pop_front();
+    Send(at);
+  }
+
+  void Send(Clock::time_point due) {
+    busy_ = true;
+    due_at_ = due;
+    http::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Failed();
+      self->res_ = {};
+      http::async_read(self->stream_, self->buffer_, self->res_,
+                       [self](beast::error_code rec, size_t) {
+                         if (rec || self->res_.result_int() != 200) return self->Failed();
+                         self->Done();
+                       });
+    });
+  }
+
+  void Done() {
+    const auto now = Clock::now();
+    if (shared_.record) {
+      shared_.latency.Record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(now - due_at_).count()));
+      ++shared_.done;
+    }
+    busy_ = false;
+    if (now >= shared_.end) return;
+    if (shared_.closed_loop) return Send(now);
+    Next();
+  }
+
+  void Failed() {
+    if (shared_.record) ++shared_.failed;
+    busy_ = false;
+    beast::error_code ec;
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  asio::steady_timer timer_;
+  uint16_t port_;
+  Shared& shared_;
+  http::request<http::empty_body> req_;
+  http::response<http::string_body> res_;
+  beast::flat_buffer buffer_;
+  std::deque<Clock::time_point> due_;
+  Clock::time_point due_at_;
+  bool busy_ = false;
+};
+
+// `rate` requests a second (0: closed loop, as fast as answered) for
+// `seconds` after a 1 s warm-up, over kConnections connections to `ports`
+// (round robin over them: the direct run spreads like the proxies do).
+Result Load(const std::vector<uint16_t>& ports, double rate, double seconds) {
+  asio::io_context io(1);
+  Conn::Shared shared;
+  shared.closed_loop = rate <= 0;
+  std::vector<std::shared_ptr<Conn>> conns;
+  int connected = 0;
+  for (int i = 0; i < kConnections; ++i) {
+    conns.push_back(std::make_shared<Conn>(io, ports[i % ports.size()], shared));
+    conns.back()->Connect([&connected] { ++connected; });
+  }
+  while (connected < kConnections && io.run_one() > 0) {
+  }
+  const auto start = Clock::now();
+  const auto warm = start + std::chrono::seconds(1);
+  shared.end =
+      warm + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  asio::steady_timer record(io);
+  record.expires_at(warm);
+  record.async_wait([&shared](beast::error_code) { shared.record = true; });
+  // Open loop: requests are handed out in slices of 1 ms ahead of their time.
+  asio::steady_timer slicer(io);
+  uint64_t next = 0;
+  std::function<void()> slice = [&] {
+    const auto horizon = Clock::now() + std::chrono::milliseconds(1);
+    for (;;) {
+      const auto at = start + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(static_cast<double>(next) / rate));
+      if (at > horizon || at >= shared.end) break;
+      conns[next % conns.size()]->Due(at);
+      ++next;
+    }
+    if (horizon < shared.end) {
+      slicer.expires_at(horizon);
+      slicer.async_wait([&slice](beast::error_code) { slice(); });
+    }
+  };
+  if (shared.closed_loop) {
+    for (auto& c : conns) c->StartClosedLoop();
+  } else {
+    slice();
+  }
+  io.restart();  // the connect loop may have run out of work, which stops it
+  io.run_until(shared.end + std::chrono::seconds(5));
+  Result r;
+  r.p50_us = shared.latency.Percentile(50);
+  r.p95_us = shared.latency.Percentile(95);
+  r.p99_us = shared.latency.Percentile(99);
+  r.done = shared.done;
+  r.failed = shared.failed;
+  r.seconds = seconds;
+  return r;
+}
+
+std::string Write(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+// The upstreams: one nginx worker answering 200 "ok" on each port.
+std::string UpstreamsConf(const std::filesystem::path& dir, const std::vector<uint16_t>& ports) {
+  std::ostringstream c;
+  c << "worker_processes 1;\ndaemon off;\nerror_log " << (dir / "up-error.log").string()
+    << ";\npid " << (dir / "up.pid").string()
+    << ";\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n"
+       "  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n";
+  for (uint16_t p : ports) {
+    c << "  server { listen 127.0.0.1:" << p << "; location / { return 200 \"ok\\n\"; } }\n";
+  }
+  c << "}\n";
+  return c.str();
+}
+
+std::string NginxProxyConf(const std::filesystem::path& dir, uint16_t port,
+                           const std::vector<uint16_t>& ups) {
+  std::ostringstream c;
+  c << "worker_processes 2;\ndaemon off;\nerror_log " << (dir / "px-error.log").string()
+    << ";\npid " << (dir / "px.pid").string()
+    << ";\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n"
+       "  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n  upstream be {\n";
+  for (uint16_t p : ups) c << "    server 127.0.0.1:" << p << ";\n";
+  c << "    keepalive 64;\n  }\n  server {\n    listen 127.0.0.1:" << port
+    << ";\n    location / { proxy_pass http://be; proxy_http_version 1.1; "
+       "proxy_set_header Connection \"\"; }\n  }\n}\n";
+  return c.str();
+}
+
+std::string HaproxyConf(uint16_t port, const std::vector<uint16_t>& ups) {
+  std::ostringstream c;
+  c << "global\n  maxconn 9000\n  nbthread 2\n"
+       "defaults\n  mode http\n  timeout connect 2s\n  timeout client 300s\n"
+       "  timeout server 300s\n  option http-keep-alive\n  http-reuse always\n"
+       "frontend fe\n  bind 127.0.0.1:"
+    << port << "\n  default_backend be\nbackend be\n  balance roundrobin\n";
+  for (size_t i = 0; i < ups.size(); ++i) {
+    c << "  server s" << i << " 127.0.0.1:" << ups[i] << "\n";
+  }
+  return c.str();
+}
+
+std::string EdgeRoutes(const std::vector<uint16_t>& ups) {
+  std::ostringstream c;
+  c << "[upstreams.bench]\naddresses = [";
+  for (size_t i = 0; i < ups.size(); ++i) c << (i ? ", " : "") << "\"127.0.0.1:" << ups[i] << "\"";
+  c << "]\nbalancer = \"round_robin\"\nhealth_path = \"\"\n[[routes]]\nupstream = \"bench\"\n";
+  return c.str();
+}
+
+// A process and its children (nginx's workers), for CPU and memory.
+std::vector<pid_t> Tree(pid_t pid) {
+  std::vector<pid_t> out = {pid};
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t child;
+  while (in >> child) out.push_back(child);
+  return out;
+}
+double TreeCpuSeconds(pid_t pid) {
+  double s = 0;
+  for (pid_t p : Tree(pid)) s += bench::CpuSeconds(p);
+  return s;
+}
+uint64_t TreeRssKib(pid_t pid) {
+  uint64_t k = 0;
+  for (pid_t p : Tree(pid)) k += bench::RssKib(p);
+  return k;
+}
+
+bool WaitListening(uint16_t port) {
+  for (int i = 0; i < 200; ++i) {
+    asio::io_context io;
+    tcp::socket s(io);
+    beast::error_code ec;
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+    if (!ec) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return false;
+}
+
+// Max / mean of the users each upstream gets from `balancer`.
+double Spread(const std::string& balancer) {
+  net::IoPool pool(1);
+  core::MetricsRegistry metrics;
+  edge::UpstreamOptions o;
+  o.balancer = balancer;
+  o.health_interval_ms = 0;
+  auto made = edge::Upstreams::Make(pool.At(0), o, metrics);
+  if (!made.ok()) return 0;
+  std::vector<edge::Upstreams::Entry> entries;
+  for (int i = 0; i < kUpstreams; ++i)
+    entries.push_back({"10.0.0." + std::to_string(i + 1) + ":80"});
+  (*made)->Update(entries);
+  std::map<std::string, int> count;
+  constexpr int kUsers = 100000;
+  for (int u = 0; u < kUsers; ++u) {
+    edge::Picked p = (*made)->Pick(std::to_string(1000000 + u));
+    if (p) ++count[p.upstream->address];
+    (*made)->Release(p);
+  }
+  int max = 0;
+  for (const auto& [a, n] : count) max = std::max(max, n);
+  return static_cast<double>(max) / (static_cast<double>(kUsers) / kUpstreams);
+}
+
+int Main(int argc, char** argv) {
+  std::string out, only;
+  double seconds = 8;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--seconds") seconds = std::atof(argv[i + 1]);
+    if (a == "--out") out = argv[i + 1];
+    if (a == "--only") only = argv[i + 1];
+  }
+  rlimit nofile{20000, 20000};
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  const auto dir = testing::FreshTempDir("mpim-edge-bench-");
+  std::vector<uint16_t> ups;
+  for (int i = 0; i < kUpstreams; ++i) ups.push_back(testing::FreePort());
+  std::string error;
+  const pid_t upstreams =
+      testing::SpawnEngine({"nginx", "-p", dir.string(), "-e", (dir / "up-error.log").string(),
+                            "-c", Write(dir / "up.conf", UpstreamsConf(dir, ups))},
+                           (dir / "up.out").string(), &error);
+  if (upstreams < 0 || !WaitListening(ups.back())) {
+    std::fprintf(stderr, "edge_bench: nginx upstreams did not start: %s\n", error.c_str());
+    return 1;
+  }
+
+  std::vector<Target> targets;
+  targets.push_back({"upstreams directly", 0, -1});
+  // The edge: `mpim serve --role edge`, two io threads, no access log.
+  testing::ServerProcess edge(testing::ServerProcess::Options{
+      .extra_args = {"--role", "edge", "--set",
+                     "edge.routes_file=" + Write(dir / "routes.toml", EdgeRoutes(ups)), "--set",
+                     "server.io_threads=2", "--set", "log.level=warn", "--set",
+                     "limits.requests_per_sec_address=0", "--set",
+                     "limits.connections_per_address=0"}});
+  if (!edge.Start()) {
+    std::fprintf(stderr, "edge_bench: the edge did not start: %s\n", edge.error().c_str());
+    return 1;
+  }
+  targets.push_back({"MPIM edge", edge.port(), edge.pid()});
+  const uint16_t haproxy_port = testing::FreePort();
+  const pid_t haproxy = testing::SpawnEngine(
+      {"haproxy", "-db", "-f", Write(dir / "haproxy.cfg", HaproxyConf(haproxy_port, ups))},
+      (dir / "haproxy.out").string(), &error);
+  if (haproxy > 0 && WaitListening(haproxy_port)) {
+    targets.push_back({"HAProxy 2.6", haproxy_port, haproxy});
+  } else {
+    std::fprintf(stderr, "edge_bench: haproxy did not start: %s\n", error.c_str());
+  }
+  const uint16_t nginx_port = testing::FreePort();
+  const pid_t nginx =
+      testing::SpawnEngine({"nginx", "-p", dir.string(), "-e", (dir / "px-error.log").string(),
+                            "-c", Write(dir / "px.conf", NginxProxyConf(dir, nginx_port, ups))},
+                           (dir / "nginx.out").string(), &error);
+  if (nginx > 0 && WaitListening(nginx_port)) {
+    targets.push_back({"nginx 1.22", nginx_port, nginx});
+  } else {
+    std::fprintf(stderr, "edge_bench: nginx proxy did not start: %s\n", error.c_str());
+  }
+
+  std::ostringstream md;
+  md << "# Edge beside HAProxy and nginx\n\nOne client thread, " << kConnections
+     << " keep-alive connections, GET of a 3-byte answer from " << kUpstreams
+     << " upstream ports (one nginx worker); each proxy with 2 threads or workers; " << seconds
+     << " s per run after 1 s of warm-up; latency from when each request was due "
+     << "(open loop).\n\n";
+  const std::vector<double> rates = {1000, 5000, 10000};
+  std::map<std::string, std::map<double, Result>> by;
+  std::map<std::string, double> cpu_per_request_us;
+  std::erase_if(targets, [&](const Target& t) {
+    return t.pid > 0 && !only.empty() && t.name.find(only) == std::string::npos;
+  });
+  for (const Target& t : targets) {
+    for (double rate : rates) {
+      std::vector<uint16_t> ports = t.pid < 0 ? ups : std::vector<uint16_t>{t.port};
+      const double cpu0 = t.pid > 0 ? TreeCpuSeconds(t.pid) : 0;
+      Result r = Load(ports, rate, seconds);
+      if (t.pid > 0 && rate == 10000) {  // the warm-up second's requests included
+        cpu_per_request_us[t.name] = (TreeCpuSeconds(t.pid) - cpu0) * 1e6 / (rate * (seconds + 1));
+      }
+      by[t.name][rate] = r;
+      std::printf("%-20s %6.0f/s  p50 %5lu us  p95 %6lu us  p99 %6lu us  done %lu failed %lu\n",
+                  t.name.c_str(), rate, static_cast<unsigned long>(r.p50_us),
+                  static_cast<unsigned long>(r.p95_us), static_cast<unsigned long>(r.p99_us),
+                  static_cast<unsigned long>(r.done), static_cast<unsigned long>(r.failed));
+      std::fflush(stdout);
+    }
+    std::vector<uint16_t> ports = t.pid < 0 ? ups : std::vector<uint16_t>{t.port};
+    by[t.name][0] = Load(ports, 0, seconds);
+    std::printf("%-20s max %8.0f/s (failed %lu)\n", t.name.c_str(),
+                static_cast<double>(by[t.name][0].done) / seconds,
+                static_cast<unsigned long>(by[t.name][0].failed));
+    std::fflush(stdout);
+  }
+
+  md << "| target | rate/s | p50 us | p95 us | p99 us | p95 added us | failed |\n"
+     << "|---|---|---|---|---|---|---|\n";
+  for (const Target& t : targets) {
+    for (double rate : rates) {
+      const Result& r = by[t.name][rate];
+      const auto& direct = by[targets[0].name][rate];
+      md << "| " << t.name << " | " << rate << " | " << r.p50_us << " | " << r.p95_us << " | "
+         << r.p99_us << " | "
+         << (t.pid < 0 ? std::string("-")
+                       : std::to_string(static_cast<int64_t>(r.p95_us) -
+                                        static_cast<int64_t>(direct.p95_us)))
+         << " | " << r.failed << " |\n";
+    }
+  }
+  md << "\n| target | max requests/s | CPU per request at 10,000/s (us) | RSS after (MiB) |\n"
+     << "|---|---|---|---|\n";
+  for (const Target& t : targets) {
+    const Result& r = by[t.name][0];
+    md << "| " << t.name << " | " << static_cast<int64_t>(static_cast<double>(r.done) / seconds)
+       << " | "
+       << (t.pid < 0 ? std::string("-")
+                     : std::to_string(static_cast<int64_t>(cpu_per_request_us[t.name])))
+       << " | " << (t.pid < 0 ? std::string("-") : std::to_string(TreeRssKib(t.pid) / 1024))
+       << " |\n";
+  }
+  md << "\n(CPU and RSS: the proxy's processes, nginx's master and workers together. Each "
+        "target's max is measured with the client and the upstreams on the same 2 cores.)\n";
+  md << "\n| balancer | users per upstream, max / mean (100,000 users, 10 upstreams) |\n"
+     << "|---|---|\n";
+  for (const char* b : {"ring_hash", "bounded_load", "maglev"}) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", Spread(b));
+    md << "| " << b << " | " << buf << " |\n";
+  }
+  std::printf("\n%s", md.str().c_str());
+  if (!out.empty()) std::ofstream(out) << md.str();
+  for (pid_t p : {upstreams, haproxy, nginx}) {
+    if (p <= 0) continue;
+    for (pid_t q : Tree(p)) ::kill(q, SIGKILL);  // nginx's workers outlive a killed master
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace mpim
+
+int main(int argc, char** argv) { return mpim::Main(argc, argv); }
