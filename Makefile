@@ -109,8 +109,12 @@ clean:
 # minute each), appended to bench/results/push-<date>.md; then the edge
 # beside HAProxy and nginx (edge_bench, about 3 minutes).
 # Takes several minutes; not part of `make test`.
-.PHONY: bench
-bench: build
+BENCH_TOOLS := store_bench cache_bench bus_bench lb_bench rpc_bench push_bench edge_bench
+.PHONY: bench bench-tools
+bench-tools: build
+	cmake --build $(BUILD) -j $(JOBS) --target $(BENCH_TOOLS)
+
+bench: bench-tools
 	$(BUILD)/bin/mpim-bench --server-bin $(BUILD)/bin/mpim --suite standard --out-dir bench/results \
 	  --label "commit $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD -- src 2>/dev/null || echo ', src modified')"
 	$(BUILD)/bin/push_bench --out bench/results/push-$$(date +%F).md
