@@ -7,6 +7,14 @@
 
 namespace mpim::core {
 
+StatusOr<std::string> ReadFile(const std::string& path, const std::string& key) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(key + ": cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string& key) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
@@ -16,11 +24,7 @@ StatusOr<std::string> ReadSecretFile(const std::string& path, const std::string&
     return absl::InvalidArgumentError(key + ": " + path +
                                       " may be read by group or others; chmod 600 it");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(key + ": cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return ReadFile(path, key);
 }
 
 }  // namespace mpim::core

@@ -9,6 +9,10 @@
 
 namespace mpim::core {
 
+// The contents of `path`; invalid_argument naming `key` when it cannot be
+// read.
+StatusOr<std::string> ReadFile(const std::string& path, const std::string& key);
+
 // The contents of `path`; invalid_argument naming `key` (the config key
 // that named the file) when it cannot be read or its mode lets group or
 // others read it.

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "core/clock.h"
-#include "core/logging.h"
 #include "core/rate_limiter.h"
+#include "edge/log.h"
 #include "net/listen.h"
 
 namespace mpim::edge {
@@ -29,11 +29,6 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const core::Logger& Log() {
-  static const core::Logger log("edge");
-  return log;
-}
 
 const core::Logger& AccessLogger() {
   static const core::Logger log("edge.access");

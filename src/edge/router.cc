@@ -2,15 +2,10 @@
 
 #include <algorithm>
 
-#include "core/logging.h"
+#include "edge/log.h"
 
 namespace mpim::edge {
 namespace {
-
-const core::Logger& Log() {
-  static const core::Logger log("edge");
-  return log;
-}
 
 // The role a DNS SRV cluster's lookups file their targets under.
 constexpr const char* kSrvRole = "upstream";

@@ -1,16 +1,8 @@
 #include "edge/routes_file.h"
 
-#include "core/logging.h"
+#include "edge/log.h"
 
 namespace mpim::edge {
-namespace {
-
-const core::Logger& Log() {
-  static const core::Logger log("edge");
-  return log;
-}
-
-}  // namespace
 
 RoutesFile::RoutesFile(std::string path, RouteDefaults defaults, Router& router, int64_t poll_ms,
                        core::MetricsRegistry& metrics)

@@ -6,19 +6,12 @@
 #include <boost/asio/ssl/context.hpp>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
-#include "core/logging.h"
 #include "core/secret_file.h"
+#include "edge/log.h"
 
 namespace mpim::edge {
 namespace {
-
-const core::Logger& Log() {
-  static const core::Logger log("edge");
-  return log;
-}
 
 namespace ssl = boost::asio::ssl;
 
@@ -38,14 +31,6 @@ int SelectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const un
     i += 1 + len;
   }
   return SSL_TLSEXT_ERR_NOACK;
-}
-
-core::StatusOr<std::string> ReadFile(const std::string& path, const std::string& key) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InvalidArgumentError(key + ": cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // The notAfter of the context's certificate, Unix seconds; 0 if unknown.
@@ -79,7 +64,7 @@ TlsCerts::~TlsCerts() { watcher_.Stop(); }
 core::Status TlsCerts::Load() {
   std::lock_guard lock(load_mu_);
   watcher_.Seen(watcher_.Look());  // a bad pair is read again on its next change
-  auto cert = ReadFile(cert_file_, "edge.tls_cert_file");
+  auto cert = core::ReadFile(cert_file_, "edge.tls_cert_file");
   if (!cert.ok()) return cert.status();
   auto key = core::ReadSecretFile(key_file_, "edge.tls_key_file");
   if (!key.ok()) return key.status();

@@ -6,19 +6,10 @@
 #include <span>
 
 #include "core/config.h"
-#include "core/logging.h"
+#include "edge/log.h"
 #include "rpc/lb/hash.h"
 
 namespace mpim::edge {
-namespace {
-
-const core::Logger& Log() {
-  static const core::Logger log("edge");
-  return log;
-}
-
-}  // namespace
-
 std::string StickyId(std::string_view address) {
   char out[17];
   std::snprintf(out, sizeof out, "%016llx",
