@@ -93,7 +93,26 @@ struct Client::Snapshot final : public lb::LoadView {
   }
 };
 
+class Client::InFlight {
+ public:
+  explicit InFlight(Client* client) : client_(client) {
+    std::lock_guard lock(client_->calls_mu_);
+    ++client_->calls_in_flight_;
+  }
+  ~InFlight() {
+    std::lock_guard lock(client_->calls_mu_);
+    if (--client_->calls_in_flight_ == 0) client_->calls_cv_.notify_all();
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  Client* const client_;
+};
+
 struct Client::CallState {
+  explicit CallState(Client* client) : in_flight(client) {}
+  InFlight in_flight;  // first: released after every other member
   std::string method;
   const Message* request = nullptr;
   Message* response = nullptr;
@@ -253,7 +272,7 @@ std::shared_ptr<const Client::Snapshot> Client::snapshot() const {
 
 void Client::Call(std::string method, const Message& request, Message* response,
                   CallOptions options, Done done) {
-  auto call = std::make_shared<CallState>();
+  auto call = std::make_shared<CallState>(this);
   call->method = std::move(method);
   call->request = &request;
   call->response = response;
@@ -267,10 +286,6 @@ void Client::Call(std::string method, const Message& request, Message* response,
     call->deadline_ms = call->started_ms + deadline_ms_.load(std::memory_order_relaxed);
   }
   call->options = std::move(options);
-  {
-    std::lock_guard lock(calls_mu_);
-    ++calls_in_flight_;
-  }
   budget_->RecordRequest();
   Attempt(call);
 }
@@ -388,8 +403,6 @@ void Client::Finish(const std::shared_ptr<CallState>& call, core::Status status)
   call->context.reset();
   Done done = std::move(call->done);
   done(std::move(status));
-  std::lock_guard lock(calls_mu_);
-  if (--calls_in_flight_ == 0) calls_cv_.notify_all();
 }
 
 core::Status Client::CallAndWait(std::string method, const Message& request, Message* response,
@@ -421,19 +434,20 @@ void Client::CheckHealth() {
   }
   for (const auto& endpoint : endpoints) {
     struct Check {
+      Check(Client* client, std::shared_ptr<Endpoint> e)
+          : in_flight(client), endpoint(std::move(e)) {}
+      InFlight in_flight;  // first: released after every other member
+      std::shared_ptr<Endpoint> endpoint;
       grpc::ClientContext context;
       grpc::health::v1::HealthCheckRequest request;
       grpc::health::v1::HealthCheckResponse response;
     };
-    auto check = std::make_shared<Check>();
+    auto check = std::make_shared<Check>(this, endpoint);
     check->context.set_deadline(WallDeadline(std::min<int64_t>(config_.health_interval_ms, 1000)));
-    {
-      std::lock_guard lock(calls_mu_);
-      ++calls_in_flight_;
-    }
     GenericStub stub(endpoint->Channel());
     stub.UnaryCall(&check->context, std::string(kHealthCheck), grpc::StubOptions(), &check->request,
-                   &check->response, [this, check, endpoint](grpc::Status status) {
+                   &check->response, [this, check](grpc::Status status) {
+                     const std::shared_ptr<Endpoint>& endpoint = check->endpoint;
                      // A server without the health service counts as healthy.
                      bool serving =
                          (status.ok() && check->response.status() ==
@@ -459,8 +473,6 @@ void Client::CheckHealth() {
                                   {{"role", config_.role}, {"node", endpoint->name}});
                        Rebalance();
                      }
-                     std::lock_guard lock(calls_mu_);
-                     if (--calls_in_flight_ == 0) calls_cv_.notify_all();
                    });
   }
 }

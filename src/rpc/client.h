@@ -177,6 +177,14 @@ class Client {
   std::vector<std::shared_ptr<Endpoint>> endpoints_;  // by name
   std::shared_ptr<const Snapshot> snapshot_;
 
+  // Calls and health checks whose state (and with it a reference to a
+  // channel) still exists; the destructor waits for none. Counted by
+  // InFlight, the first member of that state, so the count drops only
+  // after the channel reference is gone: the last reference to gRPC's
+  // objects must not be dropped on one of gRPC's callback threads (gRPC
+  // 1.51's callback completion queue would then shut itself down from its
+  // own thread and free its queue twice).
+  class InFlight;
   std::mutex calls_mu_;
   std::condition_variable calls_cv_;
   int64_t calls_in_flight_ = 0;
