@@ -25,6 +25,8 @@ PACKAGES=(
   dnsmasq-base
   # the edge's TLS tests ask `openssl s_client` what the edge serves
   openssl
+  # the edge's GeoIP zones read MaxMind DB files
+  libmaxminddb-dev
   # make bench: the edge beside HAProxy and nginx (bench/edge_bench.cc)
   haproxy nginx-light
   # tests, benchmarks and fuzzing (clang's libFuzzer)

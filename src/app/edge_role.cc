@@ -75,9 +75,21 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
     }
   }
 
+  std::unique_ptr<edge::GeoIpDatabase> geoip;
+  if (!config.edge.geoip_database.empty()) {
+    geoip = std::make_unique<edge::GeoIpDatabase>(config.edge.geoip_database,
+                                                  config.edge.routes_reload_ms);
+    if (core::Status s = geoip->Load(); !s.ok()) {
+      std::fprintf(stderr, "mpim: configuration error: %s\n", std::string(s.message()).c_str());
+      Log().Error("cannot start the edge", {{"error", std::string(s.message())}});
+      return 2;
+    }
+  }
+
   std::atomic<bool> draining{false};
   edge::ProxyOptions options;
   options.tls = tls.get();
+  options.geoip = geoip.get();
   options.host = listen->first;
   options.port = listen->second;
   options.request_timeout = std::chrono::milliseconds(config.server.request_timeout_ms);
@@ -130,6 +142,7 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
   router.Start();
   if (routes_file) routes_file->Start();
   if (tls) tls->Start();
+  if (geoip) geoip->Start();
   AnnounceServing(config, listen->first, server.port(), joined->server.node_id, pool.size());
 
   int signo;
@@ -138,13 +151,17 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
     if (signo != SIGHUP) break;
     if (routes_file) routes_file->Reload("SIGHUP");
     if (tls) tls->Reload("SIGHUP");
-    if (!routes_file && !tls) Log().Info("SIGHUP: no routes file or certificate to read again");
+    if (geoip) geoip->Reload("SIGHUP");
+    if (!routes_file && !tls && !geoip) {
+      Log().Info("SIGHUP: no routes file, certificate or GeoIP database to read again");
+    }
   }
   Log().Info("draining", {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"},
                           {"timeout_ms", config.server.drain_timeout_ms}});
   draining.store(true);
   if (routes_file) routes_file->Stop();
   if (tls) tls->Stop();
+  if (geoip) geoip->Stop();
   router.Stop();  // no more changes to the upstream sets while they drain
   discovery.Stop();
   server.StartDrain();

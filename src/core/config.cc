@@ -688,6 +688,11 @@ const std::vector<Field>& Schema() {
       Str(
           "edge", "tls_key_file", {}, [](Config& c) { return &c.edge.tls_key_file; },
           "Role edge: the certificate's private key (PEM), readable by its owner only."),
+      Str(
+          "edge", "geoip_database", {}, [](Config& c) { return &c.edge.geoip_database; },
+          "Role edge: a MaxMind DB file (.mmdb, GeoIP2/GeoLite2 City or Country) locating "
+          "clients by address, for upstream clusters with zones (docs/edge.md \"GeoIP\"); "
+          "read again when it changes or on SIGHUP. Empty: zones are not used."),
   };
   return schema;
 }

@@ -239,8 +239,9 @@ struct EdgeConfig {
   std::string routes_file;          // routes and upstream clusters; empty: all to the gateways
   int64_t routes_reload_ms = 1000;  // routes_file checked for changes; 0: SIGHUP only
   bool access_log = false;
-  std::string tls_cert_file;  // PEM chain; with tls_key_file: the listener also takes TLS
-  std::string tls_key_file;   // PEM, owner-only
+  std::string tls_cert_file;   // PEM chain; with tls_key_file: the listener also takes TLS
+  std::string tls_key_file;    // PEM, owner-only
+  std::string geoip_database;  // .mmdb: clients to the nearest zone of clusters with zones
 };
 
 struct Config {

@@ -4,7 +4,20 @@
 
 #include <algorithm>
 
+#include "edge/log.h"
+
 namespace mpim::edge {
+
+void ReportReload(core::CounterFamily& reloads, const core::Status& result, std::string_view what,
+                  const std::string& file, const char* why) {
+  reloads.With({result.ok() ? "ok" : "error"}).Inc();
+  if (result.ok()) {
+    Log().Info(std::string(what) + " reloaded", {{"file", file}, {"why", why}});
+  } else {
+    Log().Error(std::string(what) + " not reloaded; what is in force stays",
+                {{"file", file}, {"why", why}, {"error", std::string(result.message())}});
+  }
+}
 
 FileWatcher::FileWatcher(std::vector<std::string> paths, int64_t poll_ms,
                          std::function<void()> on_change)

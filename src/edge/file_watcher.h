@@ -13,11 +13,21 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
 
+#include "core/metrics.h"
+#include "core/status.h"
+
 namespace mpim::edge {
+
+// After reading a watched file again: counts the result in `reloads`
+// ({result}: ok or error) and logs it ("<what> reloaded", or "<what> not
+// reloaded; what is in force stays" with the error).
+void ReportReload(core::CounterFamily& reloads, const core::Status& result, std::string_view what,
+                  const std::string& file, const char* why);
 
 class FileWatcher {
  public:

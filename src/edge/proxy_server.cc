@@ -714,7 +714,7 @@ class Session final : public Conn {
     Upstreams& set = *cluster_->upstreams;
     picked_ = Picked();
     if (sticky_ && !avoid_) picked_ = set.PickSticky(*sticky_);
-    if (!picked_) picked_ = set.Pick(key_, avoid_.get());
+    if (!picked_) picked_ = set.Pick(key_, avoid_.get(), Where());
     if (!picked_) {
       if (picked_.circuit_open) {
         return ReplyLocal(net::HttpResponse::Error(absl::UnavailableError(
@@ -730,6 +730,14 @@ class Session final : public Conn {
     up_reused_ = up_ != nullptr;
     if (up_) return Send();
     Connect();
+  }
+
+  // The client's location when the cluster has zones and a GeoIP database
+  // is configured (looked up once per connection); null otherwise.
+  const Location* Where() {
+    if (cluster_->spec.zones.empty() || !options().geoip) return nullptr;
+    if (!location_) location_ = options().geoip->Lookup(client_ip_);
+    return &*location_;
   }
 
   void Connect() {
@@ -970,6 +978,7 @@ class Session final : public Conn {
   bool upgrade_ = false;
   std::optional<std::string> key_;
   std::optional<std::string> sticky_;  // the client's sticky cookie for this route's cluster
+  std::optional<Location> location_;   // the client's, once looked up
   Clock::time_point started_;
   std::string method_, path_;  // for the access log
   std::string route_name_ = "none";

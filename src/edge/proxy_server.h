@@ -14,7 +14,8 @@
 //     whose host, path prefix and headers fit; none: 404 not_found) and goes
 //     to the upstream of the route's cluster that its sticky cookie names
 //     (if healthy and admitted by its breaker), or else that
-//     Upstreams::Pick chooses for the request's hash key, over a keep-alive
+//     Upstreams::Pick chooses for the request's hash key (and, for a
+//     cluster with zones, the client's location: geoip.h), over a keep-alive
 //     connection pooled per io thread and per upstream; hop-by-hop headers
 //     are dropped both ways, and X-Forwarded-For / X-Forwarded-Proto /
 //     X-Forwarded-Host added; an answer from an upstream the client's
@@ -52,6 +53,7 @@
 
 #include "core/metrics.h"
 #include "core/status.h"
+#include "edge/geoip.h"
 #include "edge/router.h"
 #include "edge/tls.h"
 #include "net/http.h"
@@ -74,6 +76,9 @@ struct ProxyOptions {
   // Non-null: the listener also takes TLS (detected per connection by its
   // first bytes), with the certificate in force when the connection came.
   TlsCerts* tls = nullptr;
+  // Non-null: clients are located in it (once per connection) for clusters
+  // with zones (upstreams.h).
+  GeoIpDatabase* geoip = nullptr;
   // Per client address (the peer's IP): connections open at once (over it
   // a new one is closed at accept; 0: no limit), and a token bucket over
   // requests and upgrades (over it 429 rate_limited with Retry-After; 0 per

@@ -52,6 +52,7 @@ core::StatusOr<std::shared_ptr<Cluster>> Router::Build(const ClusterSpec& spec) 
   u.health_interval_ms = options_.health_interval_ms;
   u.health_timeout_ms = options_.health_timeout_ms;
   u.breaker = spec.breaker;
+  u.zones = spec.zones;
   u.clock = options_.clock;
   auto upstreams = Upstreams::Make(*options_.io, u, *options_.metrics);
   if (!upstreams.ok()) {

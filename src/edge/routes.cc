@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/config.h"
 #include "edge/hash_key.h"
@@ -141,6 +142,79 @@ Status ReadBudget(std::string_view source, const std::string& where, const toml:
   return absl::OkStatus();
 }
 
+const std::set<std::string>& Continents() {
+  static const std::set<std::string> codes = {"AF", "AN", "AS", "EU", "NA", "OC", "SA"};
+  return codes;
+}
+
+Status ReadZone(std::string_view source, const std::string& where, const std::string& name,
+                const toml::table& t, ZoneSpec& z) {
+  Reader r(source, where, t);
+  z.name = name;
+  double latitude = 1000, longitude = 1000;
+  for (Status s : {r.Strings("addresses", z.addresses), r.Strings("countries", z.countries),
+                   r.Strings("continents", z.continents), r.Double("latitude", latitude),
+                   r.Double("longitude", longitude), r.Done()}) {
+    if (!s.ok()) return s;
+  }
+  if (z.addresses.empty()) return Bad(source, where + ".addresses", "required (its upstreams)");
+  for (const std::string& a : z.addresses) {
+    if (auto hp = core::ParseHostPort(a); !hp.ok()) {
+      return Bad(source, where + ".addresses", std::string(hp.status().message()));
+    }
+  }
+  for (std::string& c : z.countries) {
+    for (char& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (c.size() != 2 || !std::isalpha(static_cast<unsigned char>(c[0])) ||
+        !std::isalpha(static_cast<unsigned char>(c[1]))) {
+      return Bad(source, where + ".countries", "\"" + c + "\" is no ISO 3166-1 alpha-2 code");
+    }
+  }
+  for (std::string& c : z.continents) {
+    for (char& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!Continents().contains(c)) {
+      return Bad(source, where + ".continents",
+                 "\"" + c + "\" is no continent code (AF AN AS EU NA OC SA)");
+    }
+  }
+  const bool has_lat = latitude != 1000, has_lon = longitude != 1000;
+  if (has_lat != has_lon) return Bad(source, where, "latitude and longitude go together");
+  if (has_lat) {
+    if (latitude < -90 || latitude > 90) return Bad(source, where + ".latitude", "must be -90..90");
+    if (longitude < -180 || longitude > 180) {
+      return Bad(source, where + ".longitude", "must be -180..180");
+    }
+    z.latitude = latitude;
+    z.longitude = longitude;
+  }
+  return absl::OkStatus();
+}
+
+// [upstreams.NAME.zones.ZONE] tables, in file order (toml++ keeps keys sorted).
+Status ReadZones(std::string_view source, const std::string& where, const toml::table& zones,
+                 ClusterSpec& c) {
+  std::vector<std::pair<toml::source_position, ZoneSpec>> read;
+  std::set<std::string> seen;
+  for (const auto& [key, node] : zones) {
+    const std::string name(key.str());
+    const toml::table* t = node.as_table();
+    if (!t) return Bad(source, where + "." + name, "expected a table");
+    ZoneSpec z;
+    if (Status s = ReadZone(source, where + "." + name, name, *t, z); !s.ok()) return s;
+    for (const std::string& a : z.addresses) {
+      if (!seen.insert(a).second) {
+        return Bad(source, where + "." + name + ".addresses", a + " is in two zones");
+      }
+    }
+    read.emplace_back(node.source().begin, std::move(z));
+  }
+  std::stable_sort(read.begin(), read.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.line, a.first.column) < std::tie(b.first.line, b.first.column);
+  });
+  for (auto& [at, z] : read) c.zones.push_back(std::move(z));
+  return absl::OkStatus();
+}
+
 Status ReadCluster(std::string_view source, const std::string& name, const toml::table& t,
                    const RouteDefaults& defaults, ClusterSpec& c) {
   const std::string where = "upstreams." + name;
@@ -165,9 +239,27 @@ Status ReadCluster(std::string_view source, const std::string& name, const toml:
       return s;
     }
   }
+  if (const toml::table* z = r.Table("zones", nested)) {
+    if (Status s = ReadZones(source, where + ".zones", *z, c); !s.ok()) return s;
+  }
   if (!nested.ok()) return nested;
   if (Status s = r.Done(); !s.ok()) return s;
 
+  if (c.role.empty() && c.addresses.empty() && c.dns_srv.empty()) {
+    // A static cluster may be given by its zones alone.
+    for (const ZoneSpec& z : c.zones) {
+      c.addresses.insert(c.addresses.end(), z.addresses.begin(), z.addresses.end());
+    }
+  } else if (!c.addresses.empty()) {
+    for (const ZoneSpec& z : c.zones) {
+      for (const std::string& a : z.addresses) {
+        if (std::find(c.addresses.begin(), c.addresses.end(), a) == c.addresses.end()) {
+          return Bad(source, where + ".zones." + z.name + ".addresses",
+                     a + " is not one of " + where + ".addresses");
+        }
+      }
+    }
+  }
   const int sources = !c.role.empty() + !c.addresses.empty() + !c.dns_srv.empty();
   if (sources != 1) {
     return Bad(source, where, "needs exactly one of role, addresses and dns_srv");
@@ -241,7 +333,7 @@ bool ClusterSpec::operator==(const ClusterSpec& o) const {
          balancer == o.balancer && hash_key == o.hash_key && health_path == o.health_path &&
          sticky_cookie == o.sticky_cookie && retries == o.retries &&
          breaker(this->breaker) == breaker(o.breaker) &&
-         budget(retry_budget) == budget(o.retry_budget);
+         budget(retry_budget) == budget(o.retry_budget) && zones == o.zones;
 }
 
 core::StatusOr<RoutesSpec> ParseRoutes(std::string_view text, std::string_view source,

@@ -15,6 +15,13 @@
 //   breaker = { error_rate = 0.5, min_calls = 20, open_ms = 1000 }
 //   retry_budget = { ratio = 0.2, min_retries_per_sec = 10 }
 //
+//   [upstreams.gateways.zones.eu]    # GeoIP (edge.geoip_database): clients
+//   addresses = ["10.1.0.5:8080"]    # go to the zone that lists their
+//   countries = ["DE", "FR"]         # country, else their continent, else
+//   continents = ["EU", "AF"]        # the nearest by coordinates; a zone
+//   latitude = 50.1                  # with no healthy upstream passes them
+//   longitude = 8.7                  # on to the next (docs/edge.md "GeoIP")
+//
 //   [[routes]]
 //   name = "api"                     # metrics label; default "route<N>"
 //   host = "chat.example.com"        # exact, or "*.example.com"; default any
@@ -33,6 +40,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,6 +51,20 @@
 #include "rpc/policy/retry_budget.h"
 
 namespace mpim::edge {
+
+// A zone of an upstream cluster: which of its upstreams are there (by
+// address; for a static cluster a subset of its addresses, which default
+// to all its zones' addresses) and whom it serves.
+struct ZoneSpec {
+  std::string name;
+  std::vector<std::string> addresses;   // HOST:PORT each
+  std::vector<std::string> countries;   // ISO 3166-1 alpha-2, upper case
+  std::vector<std::string> continents;  // AF AN AS EU NA OC SA
+  std::optional<double> latitude;       // both or neither
+  std::optional<double> longitude;
+
+  bool operator==(const ZoneSpec&) const = default;
+};
 
 struct ClusterSpec {
   std::string name;
@@ -57,6 +79,7 @@ struct ClusterSpec {
   int retries = 1;
   rpc::policy::CircuitBreakerConfig breaker;
   rpc::policy::RetryBudgetConfig retry_budget;
+  std::vector<ZoneSpec> zones;  // in file order
 
   bool operator==(const ClusterSpec& o) const;
 };

@@ -1,7 +1,5 @@
 #include "edge/routes_file.h"
 
-#include "edge/log.h"
-
 namespace mpim::edge {
 
 RoutesFile::RoutesFile(std::string path, RouteDefaults defaults, Router& router, int64_t poll_ms,
@@ -26,15 +24,6 @@ core::Status RoutesFile::Load() {
   return absl::OkStatus();
 }
 
-void RoutesFile::Reload(const char* why) {
-  core::Status s = Load();
-  reloads_.With({s.ok() ? "ok" : "error"}).Inc();
-  if (s.ok()) {
-    Log().Info("routes reloaded", {{"file", path_}, {"why", why}});
-  } else {
-    Log().Error("routes not reloaded; the routes in force stay",
-                {{"file", path_}, {"why", why}, {"error", std::string(s.message())}});
-  }
-}
+void RoutesFile::Reload(const char* why) { ReportReload(reloads_, Load(), "routes", path_, why); }
 
 }  // namespace mpim::edge

@@ -29,12 +29,19 @@ class Upstreams::Load final : public rpc::lb::LoadView {
   const std::vector<std::shared_ptr<Upstream>>& members_;
 };
 
-// What Pick reads: the members the balancer was built over (the healthy
-// gateways, or all when none is), immutable once published.
-struct Upstreams::Snapshot {
+// Upstreams with a balancer over them.
+struct Upstreams::Pool {
   std::vector<std::shared_ptr<Upstream>> members;
   std::unique_ptr<rpc::lb::Balancer> balancer;
   std::unique_ptr<Load> load;
+};
+
+// What Pick reads, immutable once published: the whole cluster's pool (the
+// healthy upstreams, or all when none is), and each zone's (its healthy
+// upstreams only; empty when it has none).
+struct Upstreams::Snapshot {
+  Pool all;
+  std::vector<Pool> zones;
 };
 
 core::StatusOr<std::unique_ptr<Upstreams>> Upstreams::Make(boost::asio::io_context& io,
@@ -73,7 +80,17 @@ Upstreams::Upstreams(boost::asio::io_context& io, UpstreamOptions options,
       breaker_gauge_(metrics.Gauge("mpim_edge_upstream_breaker_state",
                                    "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.",
                                    {"cluster", "upstream"})),
-      timer_(io) {}
+      timer_(io) {
+  core::CounterFamily& picks = metrics.Counter(
+      "mpim_edge_zone_picks_total",
+      "Upstreams picked for clients of a cluster with zones (retries included), by the zone "
+      "picked from (any: the client was not located, or no zone had a healthy upstream).",
+      {"cluster", "zone"});
+  for (const ZoneSpec& z : options_.zones) {
+    zone_picks_.push_back(&picks.With({options_.cluster, z.name}));
+  }
+  zone_picks_.push_back(&picks.With({options_.cluster, "any"}));
+}
 
 Upstreams::~Upstreams() = default;
 
@@ -130,22 +147,45 @@ void Upstreams::Update(const std::vector<Entry>& upstreams) {
   Rebuild();
 }
 
-void Upstreams::Rebuild() {
-  auto snap = std::make_shared<Snapshot>();
-  for (const auto& u : all_) {
-    if (u->healthy.load()) snap->members.push_back(u);
-  }
-  if (snap->members.empty()) snap->members = all_;  // none healthy: try them all
+namespace {
+
+// Fills `pool` with a balancer over `members`; false (logged) if it cannot.
+template <typename PoolT>
+bool Build(PoolT& pool, std::vector<std::shared_ptr<Upstream>> members,
+           const UpstreamOptions& options) {
+  pool.members = std::move(members);
   std::vector<rpc::lb::Endpoint> endpoints;
-  endpoints.reserve(snap->members.size());
-  for (const auto& u : snap->members) endpoints.push_back({u->address, u->weight});
-  auto balancer = rpc::lb::CreateBalancer(options_.balancer, endpoints, options_.balancer_config);
+  endpoints.reserve(pool.members.size());
+  for (const auto& u : pool.members) endpoints.push_back({u->address, u->weight});
+  auto balancer = rpc::lb::CreateBalancer(options.balancer, endpoints, options.balancer_config);
   if (!balancer.ok()) {  // names are unique and weights >= 1: not expected
     Log().Error("cannot build the balancer", {{"error", std::string(balancer.status().message())}});
-    return;
+    return false;
   }
-  snap->balancer = std::move(*balancer);
-  snap->load = std::make_unique<Load>(snap->members);
+  pool.balancer = std::move(*balancer);
+  pool.load = std::make_unique<typename decltype(pool.load)::element_type>(pool.members);
+  return true;
+}
+
+}  // namespace
+
+void Upstreams::Rebuild() {
+  auto snap = std::make_shared<Snapshot>();
+  std::vector<std::shared_ptr<Upstream>> healthy;
+  for (const auto& u : all_) {
+    if (u->healthy.load()) healthy.push_back(u);
+  }
+  for (const ZoneSpec& z : options_.zones) {
+    std::vector<std::shared_ptr<Upstream>> in_zone;
+    for (const auto& u : healthy) {
+      if (std::find(z.addresses.begin(), z.addresses.end(), u->address) != z.addresses.end()) {
+        in_zone.push_back(u);
+      }
+    }
+    if (!Build(snap->zones.emplace_back(), std::move(in_zone), options_)) return;
+  }
+  if (healthy.empty()) healthy = all_;  // none healthy: try them all
+  if (!Build(snap->all, std::move(healthy), options_)) return;
   snapshot_ = std::move(snap);
 }
 
@@ -156,14 +196,36 @@ bool Upstreams::Admit(const std::shared_ptr<Upstream>& u, Picked& out) const {
   return true;
 }
 
-Picked Upstreams::Pick(const std::optional<std::string>& key, const Upstream* avoid) const {
+Picked Upstreams::Pick(const std::optional<std::string>& key, const Upstream* avoid,
+                       const Location* where) const {
   std::shared_ptr<const Snapshot> snap;
   {
     std::lock_guard lock(mu_);
     snap = snapshot_;
   }
+  if (!snap) return {};
+  if (where && !snap->zones.empty()) {
+    for (size_t z : RankZones(options_.zones, *where)) {
+      const auto& members = snap->zones[z].members;
+      if (members.empty() || (members.size() == 1 && members[0].get() == avoid)) continue;
+      Picked picked = PickFrom(snap->zones[z], key, avoid);
+      if (picked) {
+        zone_picks_[z]->Inc();
+        return picked;
+      }
+    }
+    Picked picked = PickFrom(snap->all, key, avoid);
+    if (picked) zone_picks_.back()->Inc();
+    return picked;
+  }
+  return PickFrom(snap->all, key, avoid);
+}
+
+Picked Upstreams::PickFrom(const Pool& pool, const std::optional<std::string>& key,
+                           const Upstream* avoid) const {
   Picked picked;
-  if (!snap || snap->members.empty()) return picked;
+  if (pool.members.empty()) return picked;
+  const Pool* snap = &pool;
   rpc::lb::PickContext context;
   context.load = snap->load.get();
   if (key) {
@@ -206,7 +268,7 @@ Picked Upstreams::PickSticky(std::string_view id) const {
   }
   Picked picked;
   if (!snap) return picked;
-  for (const auto& u : snap->members) {
+  for (const auto& u : snap->all.members) {
     if (u->sticky_id == id && u->healthy.load(std::memory_order_relaxed)) {
       Admit(u, picked);
       break;

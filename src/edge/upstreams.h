@@ -13,6 +13,13 @@
 // none is healthy Pick chooses among all of them (better a try than a
 // certain 502).
 //
+// Zones (GeoIP, routes.h ZoneSpec): when the options name zones and Pick is
+// given the client's location, the upstreams of the zones that serve it
+// come first (geoip.h RankZones): the first zone in that order with a
+// healthy upstream whose breaker admits the request gets it, balanced over
+// that zone's healthy upstreams; when none does (or the location is
+// unknown), any upstream of the cluster.
+//
 // Circuit breaker (rpc/policy/circuit_breaker.h), one per upstream: the
 // proxy records each exchange (a connection that failed, broke or timed
 // out, or an answer 500, 502, 503 or 504, is a failure); an open breaker
@@ -38,6 +45,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/status.h"
+#include "edge/geoip.h"
 #include "net/http_client.h"
 #include "rpc/lb/balancer.h"
 #include "rpc/lb/registry.h"
@@ -70,6 +78,7 @@ struct UpstreamOptions {
   // clients again after this long.
   int64_t eject_ms = 5000;
   rpc::policy::CircuitBreakerConfig breaker;
+  std::vector<ZoneSpec> zones;
   core::Clock* clock = nullptr;  // the breakers' clock; null: the system's
 };
 
@@ -107,7 +116,9 @@ class Upstreams {
   // breaker admits. Empty when there is none at all, or none admits
   // (circuit_open). `avoid` (may be null) is skipped when another is
   // healthy: the one a retry just failed on.
-  Picked Pick(const std::optional<std::string>& key, const Upstream* avoid = nullptr) const;
+  // With zones, `where` (may be null: unknown) orders them.
+  Picked Pick(const std::optional<std::string>& key, const Upstream* avoid = nullptr,
+              const Location* where = nullptr) const;
 
   // The healthy upstream whose sticky_id is `id`, if its breaker admits;
   // empty otherwise (the caller then picks as usual).
@@ -133,8 +144,11 @@ class Upstreams {
   void Stop();
 
  private:
+  struct Pool;
   struct Snapshot;
   class Load;
+  Picked PickFrom(const Pool& pool, const std::optional<std::string>& key,
+                  const Upstream* avoid) const;
   Upstreams(boost::asio::io_context& io, UpstreamOptions options, core::MetricsRegistry& metrics);
   void Rebuild();  // with mu_ held
   void CheckAll();
@@ -148,6 +162,7 @@ class Upstreams {
   core::GaugeFamily& healthy_gauge_;
   core::CounterFamily& ejections_;
   core::GaugeFamily& breaker_gauge_;
+  std::vector<core::Counter*> zone_picks_;  // per zone, then "any"
   std::unique_ptr<net::HttpClient> checker_;
   boost::asio::steady_timer timer_;
   std::atomic<bool> stopped_{false};

@@ -6,7 +6,8 @@
 // host, path prefix and header; 404 when no route fits; sticky cookies;
 // circuit breakers; retry budgets; the access log; the routes file reloaded
 // on change and on SIGHUP under load with no failed request, a bad file
-// keeping the routes in force; a bad file at start refused. TLS and
+// keeping the routes in force; a bad file at start refused. GeoIP zones
+// with a database the test writes. TLS and
 // cleartext on one port with ALPN; the certificate reloaded under load
 // without dropping a connection; a key others may read refused.
 #include <gtest/gtest.h>
@@ -39,6 +40,7 @@
 #include "support/dns_server.h"
 #include "support/eventually.h"
 #include "support/http_backend.h"
+#include "support/mmdb_writer.h"
 #include "support/raw_conn.h"
 #include "support/server_process.h"
 
@@ -172,6 +174,90 @@ upstream = "k8s"
                          "discovery.dns_refresh_ms=200"}))
       << start_error_;
   EXPECT_EQ(Who(Get("/x")), "b");
+}
+
+// Which backend answered a GET from the loopback address `source` (a new
+// connection each time: the client's address is looked up once per
+// connection).
+std::string WhoFrom(uint16_t port, const std::string& source) {
+  testing::RawConn c(port, source);
+  if (!c.connected()) return "not connected from " + source;
+  c.Send("GET /geo HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n\r\n");
+  std::string out;
+  c.ReadUntilClosed(Ms(5000), &out);
+  const std::string mark = R"("upstream":")";
+  const size_t at = out.find(mark);
+  if (at == std::string::npos) return out.substr(0, 200);
+  const size_t from = at + mark.size();
+  return out.substr(from, out.find('"', from) - from);
+}
+
+// GeoIP (docs/edge.md "GeoIP"): a database this test writes places
+// 127.0.0.2 in Germany and 127.0.0.3 in the US; clients from there go to
+// their zone's upstream, others to any; a zone whose upstream is gone
+// passes its clients on; a new database is read on change.
+TEST_F(EdgeRoutesE2eTest, ClientsGoToTheirZoneAndOnWhenItsUpstreamIsGone) {
+  auto eu = std::make_unique<HttpBackend>("eu");
+  HttpBackend us("us");
+  const std::string geo = (dir_ / "geo.mmdb").string();
+  testing::WriteMmdb(geo, {{.prefix = "127.0.0.2/32",
+                            .country = "DE",
+                            .continent = "EU",
+                            .latitude = 52.5,
+                            .longitude = 13.4},
+                           {.prefix = "127.0.0.3/32",
+                            .country = "US",
+                            .continent = "NA",
+                            .latitude = 40.7,
+                            .longitude = -74.0}});
+  ASSERT_TRUE(
+      StartEdge("[upstreams.geo]\nbalancer = \"round_robin\"\n"
+                "[upstreams.geo.zones.eu]\naddresses = [\"" +
+                    eu->address() +
+                    "\"]\ncontinents = [\"EU\"]\n"
+                    "[upstreams.geo.zones.us]\naddresses = [\"" +
+                    us.address() +
+                    "\"]\ncountries = [\"US\"]\n"
+                    "[[routes]]\nupstream = \"geo\"\n",
+                {"--set", "edge.geoip_database=" + geo}))
+      << start_error_;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(WhoFrom(edge_->port(), "127.0.0.2"), "eu");
+    EXPECT_EQ(WhoFrom(edge_->port(), "127.0.0.3"), "us");
+  }
+  std::set<std::string> elsewhere;  // not in the database: round robin over both
+  for (int i = 0; i < 4; ++i) elsewhere.insert(WhoFrom(edge_->port(), "127.0.0.1"));
+  EXPECT_EQ(elsewhere, (std::set<std::string>{"eu", "us"}));
+
+  // The German zone's only upstream goes away: its clients go to the US.
+  eu.reset();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(WhoFrom(edge_->port(), "127.0.0.2"), "us");
+
+  // A new database, read on change: 127.0.0.3 moves to Germany (whose zone
+  // has no upstream now: so still the US), 127.0.0.4 appears in the US.
+  testing::WriteMmdb(geo, {{.prefix = "127.0.0.4/32", .country = "US", .continent = "NA"}});
+  ApiClient api(edge_->port());
+  EXPECT_TRUE(Eventually([&] {
+    return api.Metric("mpim_edge_geoip_reloads_total{result=\"ok\"}") >= 1;
+  })) << "the new database was not read";
+  EXPECT_EQ(WhoFrom(edge_->port(), "127.0.0.4"), "us");
+  // Picks, retries included: the first request after eu went picked it,
+  // failed to connect and was retried in the US.
+  EXPECT_EQ(api.Metric("mpim_edge_zone_picks_total{cluster=\"geo\",zone=\"eu\"}"), 4 + 1);
+  EXPECT_EQ(api.Metric("mpim_edge_zone_picks_total{cluster=\"geo\",zone=\"us\"}"), 4 + 3 + 1);
+  EXPECT_GE(api.Metric("mpim_edge_zone_picks_total{cluster=\"geo\",zone=\"any\"}"), 4);
+  EXPECT_GE(api.Metric("mpim_edge_geoip_lookups_total{result=\"found\"}"), 12);
+}
+
+TEST_F(EdgeRoutesE2eTest, AGeoIpDatabaseThatCannotBeReadIsAConfigurationError) {
+  HttpBackend a("a");
+  const std::string geo = (dir_ / "junk.mmdb").string();
+  std::ofstream(geo) << "no database";
+  EXPECT_FALSE(StartEdge(Upstream("a", {a.address()}) + "[[routes]]\nupstream = \"a\"\n",
+                         {"--set", "edge.geoip_database=" + geo}));
+  EXPECT_NE(edge_->Logs().find("configuration error"), std::string::npos) << edge_->Logs();
+  EXPECT_NE(edge_->Logs().find("junk.mmdb"), std::string::npos);
+  EXPECT_EQ(edge_->Wait(Ms(5000)), 2);
 }
 
 TEST_F(EdgeRoutesE2eTest, AStickyCookiePinsAClientToItsUpstreamUntilThatOneGoes) {

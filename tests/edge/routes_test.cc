@@ -155,6 +155,90 @@ TEST(RoutesTest, EveryMistakeNamesTheFileAndTheKey) {
   EXPECT_NE(Error("[upstreams.a\n").find("routes.toml: "), std::string::npos);  // TOML syntax
 }
 
+TEST(RoutesTest, ZonesAreReadInFileOrderAndAStaticClusterMayBeGivenByThem) {
+  auto spec = Parse(R"(
+[upstreams.geo.zones.us]
+addresses = ["10.2.0.1:80"]
+continents = ["na", "SA"]
+latitude = 37.4
+longitude = -122
+
+[upstreams.geo.zones.eu]
+addresses = ["10.1.0.1:80", "10.1.0.2:80"]
+countries = ["de", "FR"]
+
+[upstreams.geo.zones.rest]
+addresses = ["10.3.0.1:80"]
+
+[upstreams.gw]
+role = "gateway"
+[upstreams.gw.zones.a]
+addresses = ["127.0.0.1:1"]
+
+[[routes]]
+upstream = "geo"
+)");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const ClusterSpec& geo = spec->clusters[0].name == "geo" ? spec->clusters[0] : spec->clusters[1];
+  ASSERT_EQ(geo.zones.size(), 3u);
+  EXPECT_EQ(geo.zones[0].name, "us") << "file order, not the keys' order";
+  EXPECT_EQ(geo.zones[1].name, "eu");
+  EXPECT_EQ(geo.zones[2].name, "rest");
+  EXPECT_EQ(geo.zones[0].continents, (std::vector<std::string>{"NA", "SA"}));
+  EXPECT_EQ(geo.zones[0].latitude, 37.4);
+  EXPECT_EQ(geo.zones[0].longitude, -122.0);
+  EXPECT_EQ(geo.zones[1].countries, (std::vector<std::string>{"DE", "FR"}));
+  EXPECT_FALSE(geo.zones[1].latitude);
+  EXPECT_EQ(geo.addresses,
+            (std::vector<std::string>{"10.2.0.1:80", "10.1.0.1:80", "10.1.0.2:80", "10.3.0.1:80"}))
+      << "a static cluster's addresses default to its zones'";
+
+  auto changed = Parse(R"(
+[upstreams.geo.zones.us]
+addresses = ["10.2.0.1:80"]
+[[routes]]
+upstream = "geo"
+)");
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_FALSE(changed->clusters[0] == geo) << "zones are part of a cluster's spec";
+}
+
+TEST(RoutesTest, ZoneMistakesNameTheZoneAndTheKey) {
+  const std::string route = "\n[[routes]]\nupstream = \"a\"\n";
+  auto zone = [&](const std::string& body, const std::string& cluster = "") {
+    return Error("[upstreams.a]\n" + cluster + "[upstreams.a.zones.z]\n" + body + route);
+  };
+  EXPECT_NE(zone("countries = [\"DE\"]\n").find("upstreams.a.zones.z.addresses: required"),
+            std::string::npos);
+  EXPECT_NE(zone("addresses = [\"x\"]\n").find("upstreams.a.zones.z.addresses"), std::string::npos);
+  EXPECT_NE(zone("addresses = [\"1.2.3.4:5\"]\ncountries = [\"DEU\"]\n")
+                .find("upstreams.a.zones.z.countries: \"DEU\" is no ISO 3166-1 alpha-2 code"),
+            std::string::npos);
+  EXPECT_NE(zone("addresses = [\"1.2.3.4:5\"]\ncontinents = [\"XX\"]\n")
+                .find("upstreams.a.zones.z.continents: \"XX\" is no continent code"),
+            std::string::npos);
+  EXPECT_NE(zone("addresses = [\"1.2.3.4:5\"]\nlatitude = 1.0\n")
+                .find("latitude and longitude go together"),
+            std::string::npos);
+  EXPECT_NE(zone("addresses = [\"1.2.3.4:5\"]\nlatitude = 91\nlongitude = 0\n")
+                .find("upstreams.a.zones.z.latitude: must be -90..90"),
+            std::string::npos);
+  EXPECT_NE(zone("addresses = [\"1.2.3.4:5\"]\nlatitude = 0\nlongitude = 181\n")
+                .find("upstreams.a.zones.z.longitude: must be -180..180"),
+            std::string::npos);
+  EXPECT_NE(zone("addresses = [\"1.2.3.4:5\"]\nweather = \"sunny\"\n")
+                .find("upstreams.a.zones.z.weather: unknown key"),
+            std::string::npos);
+  EXPECT_NE(zone("addresses = [\"1.2.3.4:5\"]\n", "addresses = [\"1.2.3.4:6\"]\n")
+                .find("1.2.3.4:5 is not one of upstreams.a.addresses"),
+            std::string::npos);
+  EXPECT_NE(Error("[upstreams.a.zones.y]\naddresses = [\"1.2.3.4:5\"]\n"
+                  "[upstreams.a.zones.z]\naddresses = [\"1.2.3.4:5\"]\n" +
+                  route)
+                .find("1.2.3.4:5 is in two zones"),
+            std::string::npos);
+}
+
 TEST(RoutesTest, TheBuiltInRoutesSendEverythingToTheGateways) {
   RoutesSpec spec = DefaultRoutes(kDefaults);
   ASSERT_EQ(spec.clusters.size(), 1u);

@@ -14,6 +14,7 @@
 #include "net/http_test_server.h"
 #include "net/io_pool.h"
 #include "support/eventually.h"
+#include "support/metrics_text.h"
 
 namespace mpim::edge {
 namespace {
@@ -244,6 +245,65 @@ TEST_F(UpstreamsTest, WithoutActiveChecksAnEjectedUpstreamComesBackAfterEjectMs)
   u.ReportFailure(one);
   EXPECT_EQ(u.healthy(), 1u);
   EXPECT_TRUE(Eventually([&] { return u.healthy() == 2; }, Ms(5000)));
+}
+
+// GeoIP zones: a located client goes to its zone's upstreams, balanced
+// among them; to the next zone when its own has none healthy (or all its
+// breakers refuse); to any upstream when unlocated or no zone serves it.
+TEST_F(UpstreamsTest, ZonesServeTheirClientsAndPassThemOnWhenTheirsAreDown) {
+  Gateway eu1, eu2, us;
+  Upstreams& u = Make("round_robin", 50, [&](UpstreamOptions& o) {
+    o.cluster = "gw";
+    o.zones = {{.name = "eu",
+                .addresses = {eu1.address(), eu2.address()},
+                .continents = {"EU"},
+                .latitude = 50.1,
+                .longitude = 8.7},
+               {.name = "us", .addresses = {us.address()}, .countries = {"US"}}};
+  });
+  u.Update({{eu1.address()}, {eu2.address()}, {us.address()}});
+  ASSERT_TRUE(Eventually([&] { return u.healthy() == 3; }));
+  const Location berlin{.found = true, .country = "DE", .continent = "EU"};
+  const Location texas{.found = true, .country = "US", .continent = "NA"};
+  const Location tokyo{.found = true, .country = "JP", .continent = "AS"};
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 20; ++i) ++seen[u.Pick(std::nullopt, nullptr, &berlin).upstream->address];
+  EXPECT_EQ(seen, (std::map<std::string, int>{{eu1.address(), 10}, {eu2.address(), 10}}))
+      << "balanced within the zone";
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(u.Pick(std::nullopt, nullptr, &texas).upstream->address, us.address());
+  }
+  // Tokyo: no zone lists it, and only eu has coordinates (tokyo has none):
+  // file order, eu first.
+  EXPECT_NE(u.Pick(std::nullopt, nullptr, &tokyo).upstream->address, us.address());
+  // Unlocated (not in the database): any of the three.
+  const Location nowhere;
+  seen.clear();
+  for (int i = 0; i < 30; ++i) ++seen[u.Pick(std::nullopt, nullptr, &nowhere).upstream->address];
+  EXPECT_EQ(seen.size(), 3u);
+
+  // The US zone's only upstream fails its checks: Texas goes to Europe.
+  us.ready = false;
+  ASSERT_TRUE(Eventually([&] { return u.healthy() == 2; }));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_NE(u.Pick(std::nullopt, nullptr, &texas).upstream->address, us.address());
+  }
+  us.ready = true;
+  ASSERT_TRUE(Eventually([&] { return u.healthy() == 3; }));
+  EXPECT_EQ(u.Pick(std::nullopt, nullptr, &texas).upstream->address, us.address());
+
+  // A retry avoiding the zone's only upstream goes elsewhere.
+  auto first = u.Pick(std::nullopt, nullptr, &texas).upstream;
+  EXPECT_NE(u.Pick(std::nullopt, first.get(), &texas).upstream->address, us.address());
+
+  const std::string text = metrics_.Exposition();
+  auto picks = [&](const std::string& zone) {
+    return testing::SeriesValue(text,
+                                R"(mpim_edge_zone_picks_total{cluster="gw",zone=")" + zone + "\"}");
+  };
+  EXPECT_EQ(picks("eu"), 20 + 1 + 5 + 1);
+  EXPECT_EQ(picks("us"), 5 + 1 + 1);
+  EXPECT_EQ(picks("any"), 30);
 }
 
 }  // namespace
