@@ -175,6 +175,8 @@ void Upstreams::Rebuild() {
   for (const auto& u : all_) {
     if (u->healthy.load()) healthy.push_back(u);
   }
+  // Each pool's Load refers to its members where they are: no reallocation.
+  snap->zones.reserve(options_.zones.size());
   for (const ZoneSpec& z : options_.zones) {
     std::vector<std::shared_ptr<Upstream>> in_zone;
     for (const auto& u : healthy) {
@@ -225,36 +227,35 @@ Picked Upstreams::PickFrom(const Pool& pool, const std::optional<std::string>& k
                            const Upstream* avoid) const {
   Picked picked;
   if (pool.members.empty()) return picked;
-  const Pool* snap = &pool;
   rpc::lb::PickContext context;
-  context.load = snap->load.get();
+  context.load = pool.load.get();
   if (key) {
     context.has_key = true;
     context.key_hash = rpc::lb::KeyHash(*key);
   }
-  int first = snap->balancer->Pick(context);
+  int first = pool.balancer->Pick(context);
   if (first < 0) return picked;
-  const auto n = static_cast<int>(snap->members.size());
-  if (snap->members[first].get() == avoid && n > 1) {
+  const auto n = static_cast<int>(pool.members.size());
+  if (pool.members[first].get() == avoid && n > 1) {
     // The next one on: for a hashing balancer, where the key would go
     // without the one that failed, most of the time.
     first = (first + 1) % n;
   }
-  if (Admit(snap->members[first], picked)) return picked;
+  if (Admit(pool.members[first], picked)) return picked;
   // Its breaker refused: the others, least loaded first, the avoided one last.
   std::vector<int> order;
   for (int i = 0; i < n; ++i) {
     if (i != first) order.push_back(i);
   }
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    const bool avoid_a = snap->members[a].get() == avoid;
-    const bool avoid_b = snap->members[b].get() == avoid;
+    const bool avoid_a = pool.members[a].get() == avoid;
+    const bool avoid_b = pool.members[b].get() == avoid;
     if (avoid_a != avoid_b) return avoid_b;
-    return snap->members[a]->in_flight.load(std::memory_order_relaxed) <
-           snap->members[b]->in_flight.load(std::memory_order_relaxed);
+    return pool.members[a]->in_flight.load(std::memory_order_relaxed) <
+           pool.members[b]->in_flight.load(std::memory_order_relaxed);
   });
   for (int i : order) {
-    if (Admit(snap->members[i], picked)) return picked;
+    if (Admit(pool.members[i], picked)) return picked;
   }
   picked.circuit_open = true;
   return picked;
@@ -287,15 +288,17 @@ void Upstreams::Release(const Picked& p) {
 
 void Upstreams::ReportFailure(const std::shared_ptr<Upstream>& u) {
   u->failures.fetch_add(1);
-  if (!u->healthy.exchange(false)) return;
+  {
+    // Health and the snapshot change together: healthy() never counts an
+    // upstream out that Pick may still choose.
+    std::lock_guard lock(mu_);
+    if (!u->healthy.exchange(false)) return;
+    Rebuild();
+  }
   ejections_.With({options_.cluster, u->address, "connect"}).Inc();
   healthy_gauge_.With({options_.cluster, u->address}).Set(0);
   Log().Warn("upstream unreachable; no new clients until its health check passes",
              {{"cluster", options_.cluster}, {"upstream", u->address}});
-  {
-    std::lock_guard lock(mu_);
-    Rebuild();
-  }
   if (!ActiveChecks()) {
     // Nothing would bring it back: it gets another chance after eject_ms.
     auto timer = std::make_shared<boost::asio::steady_timer>(
@@ -322,8 +325,10 @@ size_t Upstreams::size() const {
 
 size_t Upstreams::healthy() const {
   std::lock_guard lock(mu_);
-  return static_cast<size_t>(
-      std::count_if(all_.begin(), all_.end(), [](const auto& u) { return u->healthy.load(); }));
+  const bool checks = ActiveChecks();
+  return static_cast<size_t>(std::count_if(all_.begin(), all_.end(), [&](const auto& u) {
+    return u->healthy.load() && (u->checked.load() || !checks);
+  }));
 }
 
 bool Upstreams::ActiveChecks() const {
@@ -362,11 +367,14 @@ void Upstreams::CheckAll() {
   }
   for (const auto& u : all) {
     const uint64_t failures = u->failures.load();
-    checker_->Request("GET", "http://" + u->address + options_.health_path, {}, {},
-                      options_.health_timeout_ms,
-                      [this, u, failures](core::StatusOr<net::HttpClientResponse> r) {
-                        Checked(u, r.ok() && r->status == 200, failures);
-                      });
+    checker_->Request(
+        "GET", "http://" + u->address + options_.health_path, {}, {}, options_.health_timeout_ms,
+        [this, u, failures](core::StatusOr<net::HttpClientResponse> r) {
+          if (r.ok() && r->status == 200) return Checked(u, true, failures);
+          Checked(u, false, failures,
+                  r.ok() ? "status " + std::to_string(r->status) + ": " + r->body.substr(0, 200)
+                         : std::string(r.status().message()));
+        });
   }
   timer_.expires_after(std::chrono::milliseconds(options_.health_interval_ms));
   timer_.async_wait([this](boost::system::error_code ec) {
@@ -374,21 +382,30 @@ void Upstreams::CheckAll() {
   });
 }
 
-void Upstreams::Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before) {
+void Upstreams::Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before,
+                        const std::string& why) {
   if (stopped_.load()) return;
   if (ok && u->failures.load() != failures_before) return;  // a failure came since it began
-  if (u->healthy.load() == ok) return;
-  u->healthy.store(ok);
+  if (ok) {
+    u->failed_checks.store(0);
+    u->checked.store(true);
+  } else if (u->failed_checks.fetch_add(1) + 1 < options_.health_fall && u->healthy.load()) {
+    return;  // not yet: one blip does not take it out
+  }
+  {
+    std::lock_guard lock(mu_);  // as in ReportFailure
+    if (u->healthy.load() == ok) return;
+    u->healthy.store(ok);
+    Rebuild();
+  }
   healthy_gauge_.With({options_.cluster, u->address}).Set(ok ? 1 : 0);
   if (ok) {
     Log().Info("upstream healthy again", {{"cluster", options_.cluster}, {"upstream", u->address}});
   } else {
     ejections_.With({options_.cluster, u->address, "check"}).Inc();
-    Log().Warn("upstream failed its health check; no new clients",
-               {{"cluster", options_.cluster}, {"upstream", u->address}});
+    Log().Warn("upstream failed its health checks; no new clients",
+               {{"cluster", options_.cluster}, {"upstream", u->address}, {"got", why}});
   }
-  std::lock_guard lock(mu_);
-  Rebuild();
 }
 
 }  // namespace mpim::edge

@@ -4,9 +4,11 @@
 //
 // Health: an upstream is healthy from the moment it appears (so a new one
 // gets clients at once); it turns unhealthy when its GET health_path
-// answers anything but 200 or does not answer within the timeout (active
-// checks, every health_interval_ms; none when health_path is empty), or when
-// a connection to it fails (passive: the proxy reports it). It turns
+// answers anything but 200 or does not answer within the timeout
+// health_fall times in a row (active checks, every health_interval_ms; none
+// when health_path is empty: one blip of a gateway's readiness does not
+// take it out), or at once when a connection to it fails (passive: the
+// proxy reports it). It turns
 // healthy again on its next passed check (with no active checks: after
 // eject_ms). The balancer is built over the healthy upstreams, rebuilt on
 // every change and swapped in whole, so Pick never waits on a rebuild. When
@@ -65,6 +67,8 @@ struct Upstream {
   // Bumped by each failure report: a health check begun before it cannot
   // bring the gateway back.
   std::atomic<uint64_t> failures{0};
+  std::atomic<int> failed_checks{0};  // active checks failed in a row
+  std::atomic<bool> checked{false};   // has passed an active check
 };
 
 struct UpstreamOptions {
@@ -74,6 +78,7 @@ struct UpstreamOptions {
   std::string health_path = "/readyz";  // empty: no active checks
   int64_t health_interval_ms = 1000;    // 0: no active checks
   int64_t health_timeout_ms = 1000;
+  int health_fall = 2;  // failed checks in a row that take a healthy upstream out
   // Without active checks, an upstream ejected on a failed connection gets
   // clients again after this long.
   int64_t eject_ms = 5000;
@@ -135,6 +140,10 @@ class Upstreams {
   const UpstreamOptions& options() const { return options_; }
 
   size_t size() const;
+  // Healthy upstreams that have also passed a health check (any, without
+  // active checks): what the edge's readiness counts. A new upstream gets
+  // requests at once, but an edge is not ready on upstreams it has not
+  // seen answer.
   size_t healthy() const;
 
   // Starts the health checks (if any); Stop ends them and must be called
@@ -152,7 +161,9 @@ class Upstreams {
   Upstreams(boost::asio::io_context& io, UpstreamOptions options, core::MetricsRegistry& metrics);
   void Rebuild();  // with mu_ held
   void CheckAll();
-  void Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before);
+  // `why`: what the failed check got (for the log).
+  void Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before,
+               const std::string& why = {});
   bool Admit(const std::shared_ptr<Upstream>& u, Picked& out) const;
   bool ActiveChecks() const;
 

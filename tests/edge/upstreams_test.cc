@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "core/ports.h"
@@ -139,7 +140,13 @@ TEST_F(UpstreamsTest, AFailedHealthCheckTakesAGatewayOutAndAllDownStillPicks) {
   Upstreams& u = Make("round_robin");
   u.Update({{a.address()}, {b.address()}});
   b.ready = false;
-  ASSERT_TRUE(Eventually([&] { return u.healthy() == 1; }));
+  // b out once its checks failed (a's passed): only a is picked.
+  ASSERT_TRUE(Eventually([&] {
+    for (int i = 0; i < 4; ++i) {
+      if (PickOne(u, std::nullopt)->address != a.address()) return false;
+    }
+    return u.healthy() == 1;
+  }));
   for (int i = 0; i < 10; ++i) EXPECT_EQ(PickOne(u, std::nullopt)->address, a.address());
   a.ready = false;
   ASSERT_TRUE(Eventually([&] { return u.healthy() == 0; }));
@@ -159,6 +166,37 @@ TEST_F(UpstreamsTest, AFailedHealthCheckTakesAGatewayOutAndAllDownStillPicks) {
     return true;
   }));
   for (int i = 0; i < 10; ++i) EXPECT_EQ(PickOne(u, std::nullopt)->address, a.address());
+}
+
+// One failed check is a blip: an upstream goes out after health_fall (2)
+// in a row; a passed check in between starts the count again.
+TEST_F(UpstreamsTest, OneFailedCheckDoesNotTakeAGatewayOut) {
+  std::atomic<int> checks{0};
+  std::atomic<int> fail_from{1 << 30};  // checks from this one on answer 503
+  std::atomic<int> fail_until{1 << 30};
+  HttpTestServer server;
+  server.SetHandler([&](const testing::HttpTestRequest&) {
+    HttpTestAnswer a;
+    const int n = checks.fetch_add(1);
+    a.status = n >= fail_from.load() && n < fail_until.load() ? 503 : 200;
+    return a;
+  });
+  const std::string address = "127.0.0.1:" + std::to_string(server.port());
+  Upstreams& u = Make("round_robin", 30);
+  u.Update({{address}});
+  ASSERT_TRUE(Eventually([&] { return checks.load() >= 2; }));
+  // One check fails, the next passes.
+  const int from = checks.load() + 1;
+  fail_until = from + 1;
+  fail_from = from;
+  ASSERT_TRUE(Eventually([&] { return checks.load() >= from + 4; }));
+  EXPECT_EQ(u.healthy(), 1u) << "one failed check took it out";
+  // Two in a row: out.
+  const int again = checks.load() + 1;
+  fail_until = again + 2;
+  fail_from = again;
+  EXPECT_TRUE(Eventually([&] { return u.healthy() == 0; }));
+  EXPECT_TRUE(Eventually([&] { return u.healthy() == 1; })) << "and back on its next pass";
 }
 
 TEST_F(UpstreamsTest, AvoidSkipsTheGatewayARetryFailedOn) {
@@ -304,6 +342,30 @@ TEST_F(UpstreamsTest, ZonesServeTheirClientsAndPassThemOnWhenTheirsAreDown) {
   EXPECT_EQ(picks("eu"), 20 + 1 + 5 + 1);
   EXPECT_EQ(picks("us"), 5 + 1 + 1);
   EXPECT_EQ(picks("any"), 30);
+}
+
+// Each zone's load-aware balancer reads its own members' load (three
+// zones: the snapshot's pools are not moved once built; ASan would see it).
+TEST_F(UpstreamsTest, ZonesWithALoadAwareBalancerKeepKeysInTheirZone) {
+  Upstreams& u = Make("bounded_load", 0, [&](UpstreamOptions& o) {
+    o.zones = {{.name = "a", .addresses = {"10.0.1.1:80", "10.0.1.2:80"}, .countries = {"AA"}},
+               {.name = "b", .addresses = {"10.0.2.1:80", "10.0.2.2:80"}, .countries = {"BB"}},
+               {.name = "c", .addresses = {"10.0.3.1:80"}, .countries = {"CC"}}};
+  });
+  u.Update({{"10.0.1.1:80"}, {"10.0.1.2:80"}, {"10.0.2.1:80"}, {"10.0.2.2:80"}, {"10.0.3.1:80"}});
+  for (const auto& [country, prefix] : std::vector<std::pair<std::string, std::string>>{
+           {"AA", "10.0.1."}, {"BB", "10.0.2."}, {"CC", "10.0.3."}}) {
+    const Location where{.found = true, .country = country};
+    std::set<std::string> seen;
+    for (int i = 0; i < 200; ++i) {
+      Picked p = u.Pick("user" + std::to_string(i), nullptr, &where);
+      ASSERT_TRUE(p);
+      EXPECT_EQ(p.upstream->address.rfind(prefix, 0), 0u) << country;
+      seen.insert(p.upstream->address);
+      u.Release(p);
+    }
+    EXPECT_EQ(seen.size(), country == "CC" ? 1u : 2u) << "keys spread within the zone";
+  }
 }
 
 }  // namespace
