@@ -11,9 +11,12 @@
 //     keep-alive connections);
 //   - each proxy's CPU per request at 10,000/s and its resident memory;
 //   - how evenly 100,000 users spread over 10 upstreams for the edge's
-//     hashing balancers (max / mean).
+//     hashing balancers (max / mean);
+//   - each proxy's memory with N idle WebSockets joined through it to a
+//     WebSocket server in this process (default 9,000: two descriptors a
+//     tunnel at the proxy, within the box's 20,000 per process).
 //
-//   edge_bench [--seconds 8] [--only NAME] [--out FILE.md]
+//   edge_bench [--seconds 8] [--only NAME] [--websockets N] [--out FILE.md]
 //   (the mpim it was built with; --only: the upstreams and the targets whose
 //   name contains NAME)
 #include <sys/resource.h>
@@ -23,6 +26,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -48,6 +52,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -242,40 +247,139 @@ std::string UpstreamsConf(const std::filesystem::path& dir, const std::vector<ui
   return c.str();
 }
 
+// Each proxy: GET / to the nginx upstreams; /ws-bench (WebSocket upgrades)
+// to the WebSocket server of this process on `ws`.
+constexpr char kWsPath[] = "/ws-bench";
+
 std::string NginxProxyConf(const std::filesystem::path& dir, uint16_t port,
-                           const std::vector<uint16_t>& ups) {
+                           const std::vector<uint16_t>& ups, uint16_t ws) {
   std::ostringstream c;
-  c << "worker_processes 2;\ndaemon off;\nerror_log " << (dir / "px-error.log").string()
-    << ";\npid " << (dir / "px.pid").string()
-    << ";\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n"
+  c << "worker_processes 2;\nworker_rlimit_nofile 20000;\ndaemon off;\nerror_log "
+    << (dir / "px-error.log").string() << ";\npid " << (dir / "px.pid").string()
+    << ";\nevents { worker_connections 19000; }\nhttp {\n  access_log off;\n"
        "  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n  upstream be {\n";
   for (uint16_t p : ups) c << "    server 127.0.0.1:" << p << ";\n";
   c << "    keepalive 64;\n  }\n  server {\n    listen 127.0.0.1:" << port
     << ";\n    location / { proxy_pass http://be; proxy_http_version 1.1; "
-       "proxy_set_header Connection \"\"; }\n  }\n}\n";
+       "proxy_set_header Connection \"\"; }\n"
+    << "    location " << kWsPath << " { proxy_pass http://127.0.0.1:" << ws
+    << "; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
+       "proxy_set_header Connection \"upgrade\"; proxy_read_timeout 300s; }\n  }\n}\n";
   return c.str();
 }
 
-std::string HaproxyConf(uint16_t port, const std::vector<uint16_t>& ups) {
+std::string HaproxyConf(uint16_t port, const std::vector<uint16_t>& ups, uint16_t ws) {
   std::ostringstream c;
-  c << "global\n  maxconn 9000\n  nbthread 2\n"
+  c << "global\n  maxconn 9500\n  nbthread 2\n"
        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 300s\n"
-       "  timeout server 300s\n  option http-keep-alive\n  http-reuse always\n"
-       "frontend fe\n  bind 127.0.0.1:"
-    << port << "\n  default_backend be\nbackend be\n  balance roundrobin\n";
+       "  timeout server 300s\n  timeout tunnel 300s\n  option http-keep-alive\n"
+       "  http-reuse always\nfrontend fe\n  bind 127.0.0.1:"
+    << port << "\n  maxconn 9500\n  use_backend ws if { path_beg " << kWsPath
+    << " }\n  default_backend be\nbackend ws\n  server w 127.0.0.1:" << ws
+    << " maxconn 9500\nbackend be\n  balance roundrobin\n";
   for (size_t i = 0; i < ups.size(); ++i) {
     c << "  server s" << i << " 127.0.0.1:" << ups[i] << "\n";
   }
   return c.str();
 }
 
-std::string EdgeRoutes(const std::vector<uint16_t>& ups) {
+std::string EdgeRoutes(const std::vector<uint16_t>& ups, uint16_t ws) {
   std::ostringstream c;
   c << "[upstreams.bench]\naddresses = [";
   for (size_t i = 0; i < ups.size(); ++i) c << (i ? ", " : "") << "\"127.0.0.1:" << ups[i] << "\"";
-  c << "]\nbalancer = \"round_robin\"\nhealth_path = \"\"\n[[routes]]\nupstream = \"bench\"\n";
+  c << "]\nbalancer = \"round_robin\"\nhealth_path = \"\"\n"
+    << "[upstreams.ws]\naddresses = [\"127.0.0.1:" << ws << "\"]\nhealth_path = \"\"\n"
+    << "[[routes]]\npath_prefix = \"" << kWsPath << "\"\nupstream = \"ws\"\n"
+    << "[[routes]]\nupstream = \"bench\"\n";
   return c.str();
 }
+
+using Ws = websocket::stream<tcp::socket>;
+
+// The WebSocket server behind the proxies: accepts, then waits for a frame
+// that never comes (each session ends when its client goes).
+class WsUpstream {
+ public:
+  WsUpstream() : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    Accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~WsUpstream() {
+    io_.stop();
+    thread_.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec) return;
+      auto ws = std::make_shared<Ws>(std::move(socket));
+      ws->async_accept([ws](beast::error_code aec) {
+        if (aec) return;
+        auto buffer = std::make_shared<beast::flat_buffer>();
+        ws->async_read(*buffer, [ws, buffer](beast::error_code, size_t) {});
+      });
+      Accept();
+    });
+  }
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+// Opens `n` WebSockets to `port` (at most 256 handshakes at once) and
+// keeps them idle; Close ends them.
+class IdleWebSockets {
+ public:
+  size_t Open(uint16_t port, int n) {
+    port_ = port;
+    left_ = n;
+    for (int i = 0; i < 256 && left_ > 0; ++i) Next();
+    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    while (pending_ > 0 && Clock::now() < deadline) io_.run_for(std::chrono::milliseconds(100));
+    return open_.size();
+  }
+  size_t failed() const { return failed_; }
+  void Close() {
+    for (auto& ws : open_) {
+      beast::error_code ec;
+      ws->next_layer().close(ec);
+    }
+    open_.clear();
+    io_.run_for(std::chrono::milliseconds(200));
+  }
+
+ private:
+  void Next() {
+    if (left_ <= 0) return;
+    --left_;
+    ++pending_;
+    auto ws = std::make_shared<Ws>(io_);
+    ws->next_layer().async_connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_),
+        [this, ws](beast::error_code ec) {
+          if (ec) return Done(nullptr);
+          ws->async_handshake("127.0.0.1", kWsPath,
+                              [this, ws](beast::error_code hec) { Done(hec ? nullptr : ws); });
+        });
+  }
+  void Done(const std::shared_ptr<Ws>& ws) {
+    --pending_;
+    if (ws) {
+      open_.push_back(ws);
+    } else {
+      ++failed_;
+    }
+    Next();
+  }
+  asio::io_context io_;
+  uint16_t port_ = 0;
+  int left_ = 0;
+  int pending_ = 0;
+  size_t failed_ = 0;
+  std::vector<std::shared_ptr<Ws>> open_;
+};
 
 // A process and its children (nginx's workers), for CPU and memory.
 std::vector<pid_t> Tree(pid_t pid) {
@@ -336,11 +440,13 @@ double Spread(const std::string& balancer) {
 int Main(int argc, char** argv) {
   std::string out, only;
   double seconds = 8;
+  int websockets = 9000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--seconds") seconds = std::atof(argv[i + 1]);
     if (a == "--out") out = argv[i + 1];
     if (a == "--only") only = argv[i + 1];
+    if (a == "--websockets") websockets = std::atoi(argv[i + 1]);
   }
   rlimit nofile{20000, 20000};
   setrlimit(RLIMIT_NOFILE, &nofile);
@@ -357,12 +463,15 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
+  WsUpstream ws_upstream;
+  const uint16_t ws = ws_upstream.port();
+
   std::vector<Target> targets;
   targets.push_back({"upstreams directly", 0, -1});
   // The edge: `mpim serve --role edge`, two io threads, no access log.
   testing::ServerProcess edge(testing::ServerProcess::Options{
       .extra_args = {"--role", "edge", "--set",
-                     "edge.routes_file=" + Write(dir / "routes.toml", EdgeRoutes(ups)), "--set",
+                     "edge.routes_file=" + Write(dir / "routes.toml", EdgeRoutes(ups, ws)), "--set",
                      "server.io_threads=2", "--set", "log.level=warn", "--set",
                      "limits.requests_per_sec_address=0", "--set",
                      "limits.connections_per_address=0"}});
@@ -373,7 +482,7 @@ int Main(int argc, char** argv) {
   targets.push_back({"MPIM edge", edge.port(), edge.pid()});
   const uint16_t haproxy_port = testing::FreePort();
   const pid_t haproxy = testing::SpawnEngine(
-      {"haproxy", "-db", "-f", Write(dir / "haproxy.cfg", HaproxyConf(haproxy_port, ups))},
+      {"haproxy", "-db", "-f", Write(dir / "haproxy.cfg", HaproxyConf(haproxy_port, ups, ws))},
       (dir / "haproxy.out").string(), &error);
   if (haproxy > 0 && WaitListening(haproxy_port)) {
     targets.push_back({"HAProxy 2.6", haproxy_port, haproxy});
@@ -383,7 +492,7 @@ int Main(int argc, char** argv) {
   const uint16_t nginx_port = testing::FreePort();
   const pid_t nginx =
       testing::SpawnEngine({"nginx", "-p", dir.string(), "-e", (dir / "px-error.log").string(),
-                            "-c", Write(dir / "px.conf", NginxProxyConf(dir, nginx_port, ups))},
+                            "-c", Write(dir / "px.conf", NginxProxyConf(dir, nginx_port, ups, ws))},
                            (dir / "nginx.out").string(), &error);
   if (nginx > 0 && WaitListening(nginx_port)) {
     targets.push_back({"nginx 1.22", nginx_port, nginx});
@@ -459,6 +568,34 @@ int Main(int argc, char** argv) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.3f", Spread(b));
     md << "| " << b << " | " << buf << " |\n";
+  }
+  if (websockets > 0) {
+    md << "\n| proxy | RSS before (MiB) | RSS with " << websockets
+       << " idle WebSockets (MiB) | per WebSocket (KiB) | opened | failed |\n"
+       << "|---|---|---|---|---|---|\n";
+    for (const Target& t : targets) {
+      if (t.pid < 0) continue;
+      const uint64_t before = TreeRssKib(t.pid);
+      IdleWebSockets idle;
+      const size_t opened = idle.Open(t.port, websockets);
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+      const uint64_t with = TreeRssKib(t.pid);
+      idle.Close();
+      const double per =
+          opened ? static_cast<double>(with - std::min(with, before)) / static_cast<double>(opened)
+                 : 0;
+      char per_text[32];
+      std::snprintf(per_text, sizeof per_text, "%.1f", per);
+      std::printf("%-20s %zu idle WebSockets: RSS %lu -> %lu KiB (%s KiB each), failed %zu\n",
+                  t.name.c_str(), opened, static_cast<unsigned long>(before),
+                  static_cast<unsigned long>(with), per_text, idle.failed());
+      std::fflush(stdout);
+      md << "| " << t.name << " | " << before / 1024 << " | " << with / 1024 << " | " << per_text
+         << " | " << opened << " | " << idle.failed() << " |\n";
+      std::this_thread::sleep_for(std::chrono::seconds(1));  // the tunnels wind down
+    }
+    md << "\n(Each WebSocket: a client connection and an upstream connection at the proxy, "
+          "idle after the handshake; RSS of the proxy's processes.)\n";
   }
   std::printf("\n%s", md.str().c_str());
   if (!out.empty()) std::ofstream(out) << md.str();

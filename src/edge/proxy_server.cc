@@ -1,5 +1,6 @@
 #include "edge/proxy_server.h"
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -89,6 +90,41 @@ void DropHopByHop(http::header<isRequest>& h, bool keep_upgrade) {
   } else {
     h.erase(http::field::upgrade);
   }
+}
+
+// A message's start line and fields as HTTP/1.1 puts them on the wire,
+// appended to `out`; the body follows it in the same write. (Beast's
+// serializer walks a chain of buffer views per write: about a tenth of the
+// edge's CPU at its maximum, session 18's profile.) Callers have set the
+// framing: Content-Length where there is a body, no Transfer-Encoding.
+template <bool isRequest>
+void AppendHead(std::string& out, const http::header<isRequest>& h) {
+  const unsigned version = h.version();
+  const char v[] = {'H', 'T',
+                    'T', 'P',
+                    '/', static_cast<char>('0' + version / 10 % 10),
+                    '.', static_cast<char>('0' + version % 10)};
+  if constexpr (isRequest) {
+    out.append(h.method_string());
+    out += ' ';
+    out.append(h.target());
+    out += ' ';
+    out.append(v, sizeof v);
+  } else {
+    out.append(v, sizeof v);
+    out += ' ';
+    out += std::to_string(h.result_int());
+    out += ' ';
+    out.append(h.reason());
+  }
+  out += "\r\n";
+  for (const auto& f : h) {
+    out.append(f.name_string());
+    out += ": ";
+    out.append(f.value());
+    out += "\r\n";
+  }
+  out += "\r\n";
 }
 
 bool Idempotent(http::verb v) {
@@ -792,9 +828,12 @@ class Session final : public Conn {
   }
 
   void Send() {
-    server_->Sent(*cluster_, *upstream_).Inc();
+    SentCounter().Inc();
     up_->stream.expires_after(options().upstream_timeout);
-    http::async_write(up_->stream, req_, [self = Self()](beast::error_code ec, size_t) {
+    head_.clear();
+    AppendHead(head_, req_.base());
+    const std::array<asio::const_buffer, 2> out = {asio::buffer(head_), asio::buffer(req_.body())};
+    asio::async_write(up_->stream, out, [self = Self()](beast::error_code ec, size_t) {
       if (ec) return self->Broken(ec, false);
       self->ReadResponse();
     });
@@ -947,16 +986,19 @@ class Session final : public Conn {
   void Write(Response res, bool proxied) {
     load_.Release();
     const unsigned status = res.result_int();
-    server_->Answered(route_name_, status).Inc();
+    AnsweredCounter(status).Inc();
     AccessLog(status);
     if (server_->draining()) keep_alive_ = false;
     res.keep_alive(keep_alive_);
-    auto out = std::make_shared<Response>(std::move(res));
+    out_ = std::move(res);
+    head_.clear();
+    AppendHead(head_, out_.base());
     Tcp().expires_after(options().request_timeout);
-    http::async_write(client_, *out, [self = Self(), out, proxied](beast::error_code ec, size_t) {
+    const std::array<asio::const_buffer, 2> out = {asio::buffer(head_), asio::buffer(out_.body())};
+    asio::async_write(client_, out, [self = Self(), proxied](beast::error_code ec, size_t) {
       if (proxied) {
-        self->server_->duration(self->route_name_)
-            .Observe(std::chrono::duration<double>(Clock::now() - self->started_).count());
+        self->DurationHistogram().Observe(
+            std::chrono::duration<double>(Clock::now() - self->started_).count());
       }
       if (ec) return self->CloseNow();
       if (!self->keep_alive_) return self->EndWrites();
@@ -964,10 +1006,47 @@ class Session final : public Conn {
     });
   }
 
+  // The metric children this connection last used, looked up again only
+  // when its route or upstream changes (a family's lookup takes a mutex
+  // shared by the io threads and allocates its key).
+  void MetricsForRoute() {
+    if (metrics_.route == route_name_) return;
+    metrics_.route = route_name_;
+    metrics_.answered.fill(nullptr);
+    metrics_.duration = nullptr;
+  }
+  core::Counter& AnsweredCounter(unsigned status) {
+    MetricsForRoute();
+    const size_t i = std::clamp<unsigned>(status / 100, 1, 5) - 1;
+    if (!metrics_.answered[i]) metrics_.answered[i] = &server_->Answered(route_name_, status);
+    return *metrics_.answered[i];
+  }
+  core::Histogram& DurationHistogram() {
+    MetricsForRoute();
+    if (!metrics_.duration) metrics_.duration = &server_->duration(route_name_);
+    return *metrics_.duration;
+  }
+  core::Counter& SentCounter() {
+    if (metrics_.upstream != upstream_) {  // held: its address is not reused meanwhile
+      metrics_.upstream = upstream_;
+      metrics_.sent = &server_->Sent(*cluster_, *upstream_);
+    }
+    return *metrics_.sent;
+  }
+
+  struct MetricChildren {
+    std::string route = "\n";  // no route's name
+    std::array<core::Counter*, 5> answered{};
+    core::Histogram* duration = nullptr;
+    std::shared_ptr<Upstream> upstream;  // an upstream belongs to one cluster
+    core::Counter* sent = nullptr;
+  };
+
   std::shared_ptr<ProxyServer::Impl> server_;
   Stream client_;
   beast::flat_buffer buffer_;
   std::string client_ip_;
+  MetricChildren metrics_;
   std::shared_ptr<void> slot_;  // this connection in its address's count
   bool registered_ = false;
   bool idle_ = false;
@@ -995,6 +1074,8 @@ class Session final : public Conn {
   int attempts_ = 0;
   std::optional<http::response_parser<http::string_body>> resp_parser_;
   Response resp_;
+  Response out_;      // the answer being written to the client
+  std::string head_;  // the head of what is being written (to the upstream or the client)
 };
 
 }  // namespace
