@@ -9,12 +9,14 @@
 // keeping the routes in force; a bad file at start refused. GeoIP zones
 // with a database the test writes. TLS and
 // cleartext on one port with ALPN; the certificate reloaded under load
-// without dropping a connection; a key others may read refused.
+// without dropping a connection; a key others may read refused; stalled
+// handshakes, unfinished requests and garbage over TLS.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
@@ -500,11 +502,13 @@ class EdgeTlsE2eTest : public EdgeRoutesE2eTest {
     std::ofstream(dir_ / "ca.pem") << c.cert_pem;
   }
 
-  bool StartTlsEdge(const std::string& routes) {
+  bool StartTlsEdge(const std::string& routes, std::vector<std::string> extra = {}) {
     first_ = NewCertificate();
     Install(first_);
-    return StartEdge(routes, {"--set", "edge.tls_cert_file=" + (dir_ / "cert.pem").string(),
-                              "--set", "edge.tls_key_file=" + (dir_ / "key.pem").string()});
+    std::vector<std::string> args = {"--set", "edge.tls_cert_file=" + (dir_ / "cert.pem").string(),
+                                     "--set", "edge.tls_key_file=" + (dir_ / "key.pem").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return StartEdge(routes, args);
   }
 
   // `openssl s_client` to the edge: its output (certificate, ALPN).
@@ -603,6 +607,87 @@ TEST_F(EdgeTlsE2eTest, TlsAndCleartextShareThePortWithAlpn) {
             static_cast<double>(std::time(nullptr)));
 }
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+// A TLS client that does what browsers do not: its handshake, then what
+// the test sends; reads with a deadline.
+class RawTls {
+ public:
+  explicit RawTls(uint16_t port) : ctx_(asio::ssl::context::tls_client), stream_(io_, ctx_) {
+    boost::system::error_code ec;
+    beast::get_lowest_layer(stream_).connect(
+        asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+    if (!ec) stream_.handshake(asio::ssl::stream_base::client, ec);  // no verification
+    ok_ = !ec;
+  }
+  bool ok() const { return ok_; }
+  void Send(const std::string& bytes) {
+    boost::system::error_code ec;
+    asio::write(stream_, asio::buffer(bytes), ec);
+  }
+  // Reads until the edge closes (true) or `deadline` passes (false).
+  bool ReadUntilClosed(Ms deadline, std::string* out) {
+    bool closed = false;
+    asio::async_read(stream_, asio::dynamic_buffer(*out),
+                     [&](boost::system::error_code, size_t) { closed = true; });
+    io_.restart();
+    io_.run_for(deadline);
+    return closed;
+  }
+
+ private:
+  asio::io_context io_;
+  asio::ssl::context ctx_;
+  asio::ssl::stream<asio::ip::tcp::socket> stream_;
+  bool ok_ = false;
+};
+
+// Slow and broken clients over TLS: handshakes that stall and requests
+// that never finish are cut off at server.request_timeout_ms while other
+// clients are served; bytes that are not HTTP after a good handshake get
+// 400 over TLS.
+TEST_F(EdgeTlsE2eTest, HostileClientsOverTlsAreCutOffAndOthersServed) {
+  HttpBackend a("a");
+  ASSERT_TRUE(StartTlsEdge(RoutesTo(a), {"--set", "server.request_timeout_ms=1000"}))
+      << start_error_;
+  // Ten handshakes that stop after the record header of a ClientHello.
+  std::vector<std::unique_ptr<testing::RawConn>> stalled;
+  for (int i = 0; i < 10; ++i) {
+    stalled.push_back(std::make_unique<testing::RawConn>(edge_->port()));
+    stalled.back()->Send(std::string("\x16\x03\x01\x02\x00\x01", 6));
+  }
+  // Ten good handshakes whose request never ends.
+  std::vector<std::unique_ptr<RawTls>> slow;
+  for (int i = 0; i < 10; ++i) {
+    slow.push_back(std::make_unique<RawTls>(edge_->port()));
+    ASSERT_TRUE(slow.back()->ok());
+    slow.back()->Send("GET /x HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
+  }
+  // Meanwhile others are served, over TLS and in cleartext.
+  const std::string base = "https://localhost:" + std::to_string(edge_->port());
+  HttpsClient https(dir_ / "ca.pem");
+  EXPECT_EQ(WhoBody(https.Get(base + "/x")), "a");
+  EXPECT_EQ(Who(Get("/x")), "a");
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& c : stalled) EXPECT_TRUE(c->ReadUntilClosed(Ms(5000))) << "a stalled handshake";
+  for (auto& c : slow) {
+    std::string got;
+    EXPECT_TRUE(c->ReadUntilClosed(Ms(5000), &got)) << "a request that never ended";
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, Ms(4500));
+  // Not HTTP, after a good handshake: the protocol's 400, over TLS.
+  RawTls garbage(edge_->port());
+  ASSERT_TRUE(garbage.ok());
+  garbage.Send("\x01\x02 this is no request\r\n\r\n");
+  std::string answer;
+  EXPECT_TRUE(garbage.ReadUntilClosed(Ms(5000), &answer));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << answer.substr(0, 200);
+  EXPECT_NE(answer.find("invalid_argument"), std::string::npos) << answer.substr(0, 400);
+  EXPECT_EQ(WhoBody(https.Get(base + "/x")), "a") << "the edge goes on";
+  EXPECT_EQ(a.hits(), 3);
+}
+
 TEST_F(EdgeTlsE2eTest, ACertificateReloadsUnderLoadWithoutDroppingAConnection) {
   HttpBackend a("a");
   ASSERT_TRUE(StartTlsEdge(RoutesTo(a))) << start_error_;
@@ -661,8 +746,6 @@ TEST_F(EdgeTlsE2eTest, AWebSocketOverTlsReachesTheGateway) {
   const testing::Account alice = direct.NewAccount(testing::UniqueName("tls"));
   const testing::Account bob = direct.NewAccount(testing::UniqueName("tls"));
 
-  namespace asio = boost::asio;
-  namespace beast = boost::beast;
   asio::io_context io;
   asio::ssl::context ctx(asio::ssl::context::tls_client);
   ctx.load_verify_file((dir_ / "ca.pem").string());
