@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "absl/strings/ascii.h"
+
 namespace mpim::edge {
 
 struct GeoIp::Handle {
@@ -40,7 +42,7 @@ std::string StringAt(MMDB_entry_s& entry, const char* a, const char* b) {
     return {};
   }
   std::string out(data.utf8_string, data.data_size);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  absl::AsciiStrToUpper(&out);
   return out;
 }
 
@@ -122,14 +124,12 @@ GeoIpDatabase::GeoIpDatabase(std::string path, int64_t poll_ms, core::MetricsReg
                                "Reloads of edge.geoip_database, by result: ok (in force) or "
                                "error (the database in force stayed).",
                                {"result"})),
-      found_(metrics
-                 .Counter("mpim_edge_geoip_lookups_total",
-                          "Client addresses looked up in the GeoIP database (once per "
-                          "connection), by result: found or not_found.",
-                          {"result"})
-                 .With({"found"})),
-      not_found_(
-          metrics.Counter("mpim_edge_geoip_lookups_total", "", {"result"}).With({"not_found"})),
+      lookups_(metrics.Counter("mpim_edge_geoip_lookups_total",
+                               "Client addresses looked up in the GeoIP database (once per "
+                               "connection), by result: found or not_found.",
+                               {"result"})),
+      found_(lookups_.With({"found"})),
+      not_found_(lookups_.With({"not_found"})),
       watcher_({path_}, poll_ms, [this] { Reload("changed"); }) {}
 
 GeoIpDatabase::~GeoIpDatabase() { watcher_.Stop(); }

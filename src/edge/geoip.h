@@ -91,6 +91,7 @@ class GeoIpDatabase {
 
   const std::string path_;
   core::CounterFamily& reloads_;
+  core::CounterFamily& lookups_;
   core::Counter& found_;
   core::Counter& not_found_;
   mutable std::mutex mu_;  // guards db_

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "core/config.h"
 #include "edge/hash_key.h"
 #include "rpc/lb/registry.h"
@@ -164,14 +165,14 @@ Status ReadZone(std::string_view source, const std::string& where, const std::st
     }
   }
   for (std::string& c : z.countries) {
-    for (char& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    absl::AsciiStrToUpper(&c);
     if (c.size() != 2 || !std::isalpha(static_cast<unsigned char>(c[0])) ||
         !std::isalpha(static_cast<unsigned char>(c[1]))) {
       return Bad(source, where + ".countries", "\"" + c + "\" is no ISO 3166-1 alpha-2 code");
     }
   }
   for (std::string& c : z.continents) {
-    for (char& ch : c) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    absl::AsciiStrToUpper(&c);
     if (!Continents().contains(c)) {
       return Bad(source, where + ".continents",
                  "\"" + c + "\" is no continent code (AF AN AS EU NA OC SA)");

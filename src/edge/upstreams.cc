@@ -147,27 +147,20 @@ void Upstreams::Update(const std::vector<Entry>& upstreams) {
   Rebuild();
 }
 
-namespace {
-
-// Fills `pool` with a balancer over `members`; false (logged) if it cannot.
-template <typename PoolT>
-bool Build(PoolT& pool, std::vector<std::shared_ptr<Upstream>> members,
-           const UpstreamOptions& options) {
+bool Upstreams::Fill(Pool& pool, std::vector<std::shared_ptr<Upstream>> members) const {
   pool.members = std::move(members);
   std::vector<rpc::lb::Endpoint> endpoints;
   endpoints.reserve(pool.members.size());
   for (const auto& u : pool.members) endpoints.push_back({u->address, u->weight});
-  auto balancer = rpc::lb::CreateBalancer(options.balancer, endpoints, options.balancer_config);
+  auto balancer = rpc::lb::CreateBalancer(options_.balancer, endpoints, options_.balancer_config);
   if (!balancer.ok()) {  // names are unique and weights >= 1: not expected
     Log().Error("cannot build the balancer", {{"error", std::string(balancer.status().message())}});
     return false;
   }
   pool.balancer = std::move(*balancer);
-  pool.load = std::make_unique<typename decltype(pool.load)::element_type>(pool.members);
+  pool.load = std::make_unique<Load>(pool.members);
   return true;
 }
-
-}  // namespace
 
 void Upstreams::Rebuild() {
   auto snap = std::make_shared<Snapshot>();
@@ -184,10 +177,10 @@ void Upstreams::Rebuild() {
         in_zone.push_back(u);
       }
     }
-    if (!Build(snap->zones.emplace_back(), std::move(in_zone), options_)) return;
+    if (!Fill(snap->zones.emplace_back(), std::move(in_zone))) return;
   }
   if (healthy.empty()) healthy = all_;  // none healthy: try them all
-  if (!Build(snap->all, std::move(healthy), options_)) return;
+  if (!Fill(snap->all, std::move(healthy))) return;
   snapshot_ = std::move(snap);
 }
 

@@ -160,6 +160,9 @@ class Upstreams {
                   const Upstream* avoid) const;
   Upstreams(boost::asio::io_context& io, UpstreamOptions options, core::MetricsRegistry& metrics);
   void Rebuild();  // with mu_ held
+  // Fills `pool` with `members` and a balancer over them; false (logged)
+  // if the balancer cannot be built.
+  bool Fill(Pool& pool, std::vector<std::shared_ptr<Upstream>> members) const;
   void CheckAll();
   // `why`: what the failed check got (for the log).
   void Checked(const std::shared_ptr<Upstream>& u, bool ok, uint64_t failures_before,
