@@ -42,20 +42,57 @@ bool Exchange::Route(const Request& req) {
   return true;
 }
 
-void Exchange::Run(Request req, bool upgrade) {
-  req_ = std::move(req);
-  upgrade_ = upgrade;
+void Exchange::Prepare(const Request& req) {
   const HashKey& hk = cluster_->hash_key;
   std::string_view header_value;
-  if (!hk.header().empty()) header_value = req_[hk.header()];
-  key_ = hk.Of(req_.target(), header_value, client_ip_);
+  if (!hk.header().empty()) header_value = req[hk.header()];
+  key_ = hk.Of(req.target(), header_value, client_ip_);
   sticky_.reset();
   if (!cluster_->spec.sticky_cookie.empty()) {
-    if (auto v = CookieValue(req_[http::field::cookie], cluster_->spec.sticky_cookie)) {
+    if (auto v = CookieValue(req[http::field::cookie], cluster_->spec.sticky_cookie)) {
       sticky_ = std::string(*v);
     }
   }
   cluster_->budget->RecordRequest();
+  attempts_ = 0;
+  upstream_.reset();
+  avoid_ = nullptr;
+  fresh_retry_done_ = false;
+}
+
+Picked Exchange::Choose() {
+  Upstreams& set = *cluster_->upstreams;
+  Picked picked;
+  if (sticky_ && !avoid_) picked = set.PickSticky(*sticky_);
+  if (!picked) {
+    const Location* where =
+        cluster_->spec.zones.empty() || !server_.options().geoip ? nullptr : client_.Where();
+    picked = set.Pick(key_, avoid_.get(), where);
+  }
+  if (picked) upstream_ = picked.upstream;
+  return picked;
+}
+
+Picked Exchange::Retarget(const std::shared_ptr<Upstream>& failed) {
+  if (!MayRetry()) return Picked();
+  ++attempts_;
+  server_.retries(*cluster_).Inc();
+  avoid_ = failed;
+  return Choose();
+}
+
+absl::Status Exchange::NoneChosen(const Picked& p) const {
+  if (p.circuit_open) {
+    return absl::UnavailableError("every upstream of " + cluster_->spec.name +
+                                  " is refused by its circuit breaker");
+  }
+  return absl::UnavailableError("no upstream of " + cluster_->spec.name + " is known");
+}
+
+void Exchange::Run(Request req, bool upgrade) {
+  Prepare(req);
+  req_ = std::move(req);
+  upgrade_ = upgrade;
 
   DropHopByHop(req_.base(), upgrade_);
   req_.erase(http::field::expect);
@@ -70,10 +107,6 @@ void Exchange::Run(Request req, bool upgrade) {
       req_.method() == http::verb::put || req_.method() == http::verb::patch) {
     req_.content_length(req_.body().size());
   }
-  attempts_ = 0;
-  upstream_.reset();
-  avoid_ = nullptr;
-  fresh_retry_done_ = false;
   Attempt();
 }
 
@@ -88,24 +121,8 @@ void Exchange::Refuse(absl::Status error, unsigned status) {
 }
 
 void Exchange::Attempt() {
-  Upstreams& set = *cluster_->upstreams;
-  picked_ = Picked();
-  if (sticky_ && !avoid_) picked_ = set.PickSticky(*sticky_);
-  if (!picked_) {
-    const Location* where =
-        cluster_->spec.zones.empty() || !server_.options().geoip ? nullptr : client_.Where();
-    picked_ = set.Pick(key_, avoid_.get(), where);
-  }
-  if (!picked_) {
-    if (picked_.circuit_open) {
-      return Refuse(absl::UnavailableError("every upstream of " + cluster_->spec.name +
-                                           " is refused by its circuit breaker"),
-                    503);
-    }
-    return Refuse(absl::UnavailableError("no upstream of " + cluster_->spec.name + " is known"),
-                  502);
-  }
-  upstream_ = picked_.upstream;
+  picked_ = Choose();
+  if (!picked_) return Refuse(NoneChosen(picked_), picked_.circuit_open ? 503 : 502);
   load_ = InFlight(upstream_);
   up_ = server_.conn_pool(ex_).Take(upstream_->address);
   up_reused_ = up_ != nullptr;

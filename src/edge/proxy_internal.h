@@ -234,6 +234,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
   virtual asio::any_io_executor executor() = 0;
 };
 
+class H2UpstreamPool;  // h2_upstream.h
+struct H2PoolDeleter {
+  void operator()(H2UpstreamPool* p) const;
+};
+
 // One line per answer (edge.access_log, logger edge.access): who, what (the
 // path, never the query), where it went, how it ended and how long it took.
 void LogAccess(const std::string& client, std::string_view method, std::string_view path,
@@ -246,6 +251,7 @@ using namespace proxy;  // NOLINT: this header is the listener's own
 
 class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl> {
  public:
+  ~Impl();
   Impl(net::IoPool& pool, Router& router, ProxyOptions options, core::MetricsRegistry& metrics)
       : pool_(pool),
         router_(router),
@@ -286,7 +292,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                      .With({})),
         connections_(metrics.Gauge("mpim_edge_connections",
                                    "Client connections open, by kind: http or https "
-                                   "(requests) or tunnel (WebSockets joined to an upstream).",
+                                   "(HTTP/1.1 requests), h2c or h2 (HTTP/2 in cleartext or "
+                                   "over TLS) or tunnel (WebSockets joined to an upstream).",
                                    {"kind"})) {
     if (options_.requests_per_sec_address > 0) {
       request_rate_ = std::make_unique<core::KeyedRateLimiter<std::string>>(
@@ -341,12 +348,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   ConnPool& conn_pool(const Executor& ex) { return *conn_pools_.at(&ex.context()); }
+  H2UpstreamPool& h2_pool(const Executor& ex) { return *h2_pools_.at(&ex.context()); }
+  // The io threads' pools of HTTP/2 upstream connections (h2_upstream.cc).
+  void MakeH2Pools();
 
   // The pooled connections, closed while the io_contexts still exist
   // (before the pool that owns them is destroyed).
-  void ClearPools() {
-    for (auto& [io, p] : conn_pools_) p->Clear();
-  }
+  void ClearPools();
 
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
@@ -421,6 +429,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   uint16_t port_ = 0;
   std::atomic<bool> draining_{false};
   std::unordered_map<asio::execution_context*, std::unique_ptr<ConnPool>> conn_pools_;
+  std::unordered_map<asio::execution_context*, std::unique_ptr<H2UpstreamPool, H2PoolDeleter>>
+      h2_pools_;
 
   mutable std::mutex mu_;
   std::condition_variable drained_cv_;
@@ -513,6 +523,17 @@ class Exchange {
   bool Route(const Request& req);
   // Sends `req` (routed) on its way; `upgrade`: a WebSocket upgrade.
   void Run(Request req, bool upgrade);
+
+  // For a stream that goes its own way (an HTTP/2 upstream, h2_upstream.h):
+  // Prepare (hash key, sticky cookie, the retry budget's count) for the
+  // routed `req`, then Choose the upstream, and Retarget after a failure
+  // that sent nothing (empty when retries or the budget say no).
+  void Prepare(const Request& req);
+  Picked Choose();
+  Picked Retarget(const std::shared_ptr<Upstream>& failed);
+  // Why Choose found none.
+  absl::Status NoneChosen(const Picked& p) const;
+  Cluster* cluster() const { return cluster_; }
   // The client is gone: the upstream connection closes.
   void Cancel();
 
@@ -560,6 +581,14 @@ class Exchange {
   std::shared_ptr<Upstream> sent_for_;  // SentCounter's upstream (held: its address stays its own)
   core::Counter* sent_ = nullptr;
 };
+
+// An HTTP/2 session (h2_session.cc) on a client connection: in cleartext
+// after the connection preface (prior knowledge), or over TLS with ALPN h2.
+// `buffer`: bytes read already (the preface among them).
+void StartH2(std::shared_ptr<ProxyServer::Impl> server, PlainStream stream,
+             beast::flat_buffer buffer, std::string ip, std::shared_ptr<void> slot);
+void StartH2(std::shared_ptr<ProxyServer::Impl> server, TlsStream stream, beast::flat_buffer buffer,
+             std::string ip, std::shared_ptr<void> slot);
 
 }  // namespace proxy
 

@@ -1,3 +1,5 @@
+#include <openssl/ssl.h>
+
 #include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/rate_limiter.h"
+#include "edge/h2_upstream.h"
 #include "edge/log.h"
 #include "edge/proxy_internal.h"
 #include "net/listen.h"
@@ -314,6 +317,13 @@ class Session final : public Conn, public Exchange::Client {
       return ReplyLocal(net::HttpResponse::Error(absl::NotFoundError("no route for this request")));
     }
     route_name_ = exchange_.route_name();
+    if (exchange_.cluster()->spec.protocol == "h2") {
+      // Its upstreams speak HTTP/2 only (gRPC): the client must too.
+      keep_alive_ = keep_alive_ && !upgrade_;
+      return ReplyLocal(net::HttpResponse::Error(absl::InvalidArgumentError(
+                            "route " + route_name_ + " goes to HTTP/2 upstreams: use HTTP/2")),
+                        505);
+    }
     routed_ = true;
     exchange_.Run(std::move(req), upgrade_);
   }
@@ -423,13 +433,14 @@ void Session<Stream>::Upgraded(Response head, std::unique_ptr<UpConn> up, InFlig
 
 namespace {
 
-// A connection on a listener that also takes TLS: its first bytes say which
-// (a TLS ClientHello, or anything else: HTTP in cleartext), then the TLS
-// handshake (with the certificate in force now) before HTTP.
-class Handshake : public std::enable_shared_from_this<Handshake> {
+// A new connection: its first bytes say what it speaks. A TLS ClientHello
+// (when TLS is configured: the handshake, with the certificate in force
+// now, then HTTP/2 if ALPN chose h2, else HTTP/1.1), the HTTP/2 connection
+// preface (HTTP/2 with prior knowledge), or anything else: HTTP/1.1.
+class Detect : public std::enable_shared_from_this<Detect> {
  public:
-  Handshake(std::shared_ptr<ProxyServer::Impl> server, Socket socket, std::string ip,
-            std::shared_ptr<void> slot)
+  Detect(std::shared_ptr<ProxyServer::Impl> server, Socket socket, std::string ip,
+         std::shared_ptr<void> slot)
       : server_(std::move(server)),
         stream_(std::move(socket)),
         ip_(std::move(ip)),
@@ -437,20 +448,38 @@ class Handshake : public std::enable_shared_from_this<Handshake> {
 
   void Run() {
     stream_.expires_after(server_->options().request_timeout);
-    beast::async_detect_ssl(
-        stream_, buffer_,
-        [self = shared_from_this()](beast::error_code ec, bool tls) { self->Detected(ec, tls); });
+    Read();
   }
 
  private:
-  void Detected(beast::error_code ec, bool tls) {
-    if (ec) return;  // gone, or silent until the timeout: closed
-    if (!tls) {
-      std::make_shared<Session<PlainStream>>(server_, std::move(stream_), std::move(buffer_),
-                                             std::move(ip_), std::move(slot_))
-          ->Start();
-      return;
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+  void Read() {
+    auto space = buffer_.prepare(512);
+    stream_.async_read_some(space, [self = shared_from_this()](beast::error_code ec, size_t n) {
+      if (ec) return;  // gone, or silent until the timeout: closed
+      self->buffer_.commit(n);
+      self->Decide();
+    });
+  }
+
+  void Decide() {
+    const std::string_view got(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    if (got.empty()) return Read();
+    if (server_->options().tls && got.front() == 0x16) return Handshake();
+    const size_t n = std::min(got.size(), kPreface.size());
+    if (got.substr(0, n) == kPreface.substr(0, n)) {
+      if (n < kPreface.size()) return Read();  // the preface so far: more
+      stream_.expires_never();
+      return StartH2(server_, std::move(stream_), std::move(buffer_), std::move(ip_),
+                     std::move(slot_));
     }
+    std::make_shared<Session<PlainStream>>(server_, std::move(stream_), std::move(buffer_),
+                                           std::move(ip_), std::move(slot_))
+        ->Start();
+  }
+
+  void Handshake() {
     ctx_ = server_->options().tls->Current();
     tls_.emplace(std::move(stream_), *ctx_);
     // The bytes detection read are the handshake's first. (The default
@@ -469,6 +498,14 @@ class Handshake : public std::enable_shared_from_this<Handshake> {
       return;
     }
     buffer_.consume(used);
+    const unsigned char* alpn = nullptr;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(tls_->native_handle(), &alpn, &alpn_len);
+    if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_len) == "h2") {
+      beast::get_lowest_layer(*tls_).expires_never();
+      return StartH2(server_, std::move(*tls_), std::move(buffer_), std::move(ip_),
+                     std::move(slot_));
+    }
     std::make_shared<Session<TlsStream>>(server_, std::move(*tls_), std::move(buffer_),
                                          std::move(ip_), std::move(slot_))
         ->Start();
@@ -486,13 +523,7 @@ class Handshake : public std::enable_shared_from_this<Handshake> {
 }  // namespace
 
 void ProxyServer::Impl::Open(Socket socket, std::string ip, std::shared_ptr<void> slot) {
-  if (!options_.tls) {
-    std::make_shared<Session<PlainStream>>(shared_from_this(), PlainStream(std::move(socket)),
-                                           beast::flat_buffer(), std::move(ip), std::move(slot))
-        ->Start();
-    return;
-  }
-  std::make_shared<Handshake>(shared_from_this(), std::move(socket), std::move(ip), std::move(slot))
+  std::make_shared<Detect>(shared_from_this(), std::move(socket), std::move(ip), std::move(slot))
       ->Run();
 }
 
@@ -523,7 +554,9 @@ void ProxyServer::Impl::Accept() {
 
 ProxyServer::ProxyServer(net::IoPool& pool, Router& router, ProxyOptions options,
                          core::MetricsRegistry& metrics)
-    : impl_(std::make_shared<Impl>(pool, router, std::move(options), metrics)) {}
+    : impl_(std::make_shared<Impl>(pool, router, std::move(options), metrics)) {
+  impl_->MakeH2Pools();
+}
 
 ProxyServer::~ProxyServer() { impl_->ClearPools(); }
 

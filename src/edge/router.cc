@@ -49,6 +49,8 @@ core::StatusOr<std::shared_ptr<Cluster>> Router::Build(const ClusterSpec& spec) 
   u.cluster = spec.name;
   u.balancer = spec.balancer;
   u.health_path = spec.health_path;
+  u.grpc_health = spec.protocol == "h2";
+  u.health_service = spec.health_service;
   u.health_interval_ms = options_.health_interval_ms;
   u.health_timeout_ms = options_.health_timeout_ms;
   u.breaker = spec.breaker;

@@ -228,6 +228,7 @@ Status ReadCluster(std::string_view source, const std::string& name, const toml:
   for (Status s : {r.String("role", c.role), r.Strings("addresses", c.addresses),
                    r.String("dns_srv", c.dns_srv), r.String("balancer", c.balancer),
                    r.String("hash_key", c.hash_key), r.String("health_path", c.health_path),
+                   r.String("protocol", c.protocol), r.String("health_service", c.health_service),
                    r.String("sticky_cookie", c.sticky_cookie), r.Int("retries", retries)}) {
     if (!s.ok()) return s;
   }
@@ -276,6 +277,9 @@ Status ReadCluster(std::string_view source, const std::string& name, const toml:
   }
   if (auto k = HashKey::Parse(c.hash_key); !k.ok()) {
     return Bad(source, where + ".hash_key", std::string(k.status().message()));
+  }
+  if (c.protocol != "http1" && c.protocol != "h2") {
+    return Bad(source, where + ".protocol", "must be \"http1\" or \"h2\"");
   }
   if (!c.health_path.empty() && c.health_path.front() != '/') {
     return Bad(source, where + ".health_path", "must start with / (or be empty: no checks)");
@@ -332,6 +336,7 @@ bool ClusterSpec::operator==(const ClusterSpec& o) const {
   };
   return name == o.name && role == o.role && addresses == o.addresses && dns_srv == o.dns_srv &&
          balancer == o.balancer && hash_key == o.hash_key && health_path == o.health_path &&
+         protocol == o.protocol && health_service == o.health_service &&
          sticky_cookie == o.sticky_cookie && retries == o.retries &&
          breaker(this->breaker) == breaker(o.breaker) &&
          budget(retry_budget) == budget(o.retry_budget) && zones == o.zones;

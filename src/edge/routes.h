@@ -9,7 +9,9 @@
 //   # dns_srv = "_http._tcp.api.ns.svc.cluster.local"
 //   balancer = "bounded_load"        # default edge.balancer
 //   hash_key = "user"                # default edge.hash_key
+//   protocol = "http1"               # or "h2": HTTP/2 upstreams (gRPC)
 //   health_path = "/readyz"          # "" for no active checks
+//   health_service = ""              # h2: the gRPC health check's service
 //   sticky_cookie = "mpim_edge"      # "" (default) for none
 //   retries = 1                      # default edge.retries
 //   breaker = { error_rate = 0.5, min_calls = 20, open_ms = 1000 }
@@ -74,7 +76,12 @@ struct ClusterSpec {
   std::string dns_srv;                 // an SRV name, read again every discovery.dns_refresh_ms
   std::string balancer;
   std::string hash_key;
-  std::string health_path = "/readyz";
+  // "http1" (HTTP/1.1, keep-alive pooled) or "h2" (cleartext HTTP/2 with
+  // prior knowledge, multiplexed: gRPC servers; only HTTP/2 clients' streams
+  // go there, h2_upstream.h).
+  std::string protocol = "http1";
+  std::string health_path = "/readyz";  // http1: GET it; h2: "" turns checks off
+  std::string health_service;           // h2: grpc.health.v1 Check of this service
   std::string sticky_cookie;
   int retries = 1;
   rpc::policy::CircuitBreakerConfig breaker;

@@ -15,20 +15,22 @@ namespace {
 
 namespace ssl = boost::asio::ssl;
 
-// ALPN: HTTP/1.1 when the client offers it; without a match the handshake
-// goes on without ALPN (a client that names nothing speaks HTTP/1.1).
+// ALPN: h2 when the client offers it (HTTP/2, h2_session.cc), else
+// HTTP/1.1; without a match the handshake goes on without ALPN (a client
+// that names nothing speaks HTTP/1.1).
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
                unsigned in_len, void*) {
-  static constexpr unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
-  for (unsigned i = 0; i < in_len;) {
-    const unsigned len = in[i];
-    if (i + 1 + len > in_len) break;
-    if (len == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, len) == 0) {
-      *out = in + i + 1;
-      *out_len = static_cast<unsigned char>(len);
-      return SSL_TLSEXT_ERR_OK;
+  for (std::string_view want : {std::string_view("h2"), std::string_view("http/1.1")}) {
+    for (unsigned i = 0; i < in_len;) {
+      const unsigned len = in[i];
+      if (i + 1 + len > in_len) break;
+      if (std::string_view(reinterpret_cast<const char*>(in + i + 1), len) == want) {
+        *out = in + i + 1;
+        *out_len = static_cast<unsigned char>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+      i += 1 + len;
     }
-    i += 1 + len;
   }
   return SSL_TLSEXT_ERR_NOACK;
 }

@@ -1,6 +1,6 @@
 // The edge's TLS (docs/edge.md, "TLS"): a certificate chain and its key
 // (PEM, edge.tls_cert_file and edge.tls_key_file; the key readable by its
-// owner only), TLS 1.2 and 1.3, ALPN (http/1.1), and certificate reload
+// owner only), TLS 1.2 and 1.3, ALPN (h2, http/1.1), and certificate reload
 // without dropping a connection: the files are read again when they change
 // (FileWatcher, every edge.routes_reload_ms) or on Reload() (SIGHUP), and
 // a new OpenSSL context is swapped in for the connections that come next;

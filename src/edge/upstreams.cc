@@ -6,6 +6,7 @@
 #include <span>
 
 #include "core/config.h"
+#include "edge/grpc_health.h"
 #include "edge/log.h"
 #include "rpc/lb/hash.h"
 
@@ -345,6 +346,7 @@ void Upstreams::Stop() {
     std::lock_guard lock(mu_);
     for (const auto& t : eject_timers_) t->cancel();
     eject_timers_.clear();
+    alive_.reset();
     done->set_value();
   });
   if (checker_) checker_->Shutdown();
@@ -360,6 +362,15 @@ void Upstreams::CheckAll() {
   }
   for (const auto& u : all) {
     const uint64_t failures = u->failures.load();
+    if (options_.grpc_health) {
+      CheckGrpcHealth(
+          io_, u->host, u->port, options_.health_service, options_.health_timeout_ms,
+          [this, alive = std::weak_ptr<bool>(alive_), u, failures](bool ok, std::string why) {
+            if (alive.expired()) return;  // stopped (on this thread)
+            Checked(u, ok, failures, why);
+          });
+      continue;
+    }
     checker_->Request(
         "GET", "http://" + u->address + options_.health_path, {}, {}, options_.health_timeout_ms,
         [this, u, failures](core::StatusOr<net::HttpClientResponse> r) {

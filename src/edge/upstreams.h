@@ -5,7 +5,8 @@
 // Health: an upstream is healthy from the moment it appears (so a new one
 // gets clients at once); it turns unhealthy when its GET health_path
 // answers anything but 200 or does not answer within the timeout
-// health_fall times in a row (active checks, every health_interval_ms; none
+// health_fall times in a row (active checks, every health_interval_ms; for
+// HTTP/2 upstreams gRPC's health Check instead, grpc_health.h; none
 // when health_path is empty: one blip of a gateway's readiness does not
 // take it out), or at once when a connection to it fails (passive: the
 // proxy reports it). It turns
@@ -76,7 +77,11 @@ struct UpstreamOptions {
   std::string balancer = "bounded_load";
   rpc::lb::BalancerConfig balancer_config;
   std::string health_path = "/readyz";  // empty: no active checks
-  int64_t health_interval_ms = 1000;    // 0: no active checks
+  // Checks by gRPC health (grpc_health.h, of health_service) instead of GET
+  // health_path: HTTP/2 upstreams.
+  bool grpc_health = false;
+  std::string health_service;
+  int64_t health_interval_ms = 1000;  // 0: no active checks
   int64_t health_timeout_ms = 1000;
   int health_fall = 2;  // failed checks in a row that take a healthy upstream out
   // Without active checks, an upstream ejected on a failed connection gets
@@ -178,6 +183,8 @@ class Upstreams {
   core::GaugeFamily& breaker_gauge_;
   std::vector<core::Counter*> zone_picks_;  // per zone, then "any"
   std::unique_ptr<net::HttpClient> checker_;
+  std::shared_ptr<bool> alive_ =
+      std::make_shared<bool>(true);  // gRPC checks' callbacks: until Stop
   boost::asio::steady_timer timer_;
   std::atomic<bool> stopped_{false};
 

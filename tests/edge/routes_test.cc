@@ -39,6 +39,8 @@ retry_budget = { ratio = 0.1, min_retries_per_sec = 1 }
 
 [upstreams.k8s]
 dns_srv = "_http._tcp.api.default.svc.cluster.local"
+protocol = "h2"
+health_service = "mpim.Logic"
 
 [[routes]]
 name = "search"
@@ -67,6 +69,8 @@ TEST(RoutesTest, AFullFileIsReadWithDefaultsWhereItIsSilent) {
   EXPECT_EQ(g.retries, 2);
   EXPECT_EQ(g.health_path, "/readyz");
   EXPECT_EQ(g.sticky_cookie, "mpim_edge");
+  EXPECT_EQ(g.protocol, "http1");
+  EXPECT_EQ(g.health_service, "");
   EXPECT_EQ(g.breaker.min_calls, rpc::policy::CircuitBreakerConfig{}.min_calls);
   const ClusterSpec& s = by_name.at("search");
   EXPECT_EQ(s.addresses, (std::vector<std::string>{"127.0.0.1:9200", "127.0.0.2:9200"}));
@@ -81,6 +85,8 @@ TEST(RoutesTest, AFullFileIsReadWithDefaultsWhereItIsSilent) {
   EXPECT_DOUBLE_EQ(s.retry_budget.ratio, 0.1);
   EXPECT_DOUBLE_EQ(s.retry_budget.min_retries_per_sec, 1);
   EXPECT_EQ(by_name.at("k8s").dns_srv, "_http._tcp.api.default.svc.cluster.local");
+  EXPECT_EQ(by_name.at("k8s").protocol, "h2");
+  EXPECT_EQ(by_name.at("k8s").health_service, "mpim.Logic");
 
   ASSERT_EQ(spec->routes.size(), 3u);
   EXPECT_EQ(spec->routes[0].name, "search");
@@ -99,6 +105,9 @@ TEST(RoutesTest, ASpecComparesEqualOnlyWhenNothingChanged) {
   EXPECT_TRUE(a->clusters[1] == b->clusters[1]);
   b->clusters[1].breaker.open_ms += 1;
   EXPECT_FALSE(a->clusters[1] == b->clusters[1]);
+  auto c = Parse(kFull);
+  c->clusters[1].protocol = c->clusters[1].protocol == "h2" ? "http1" : "h2";
+  EXPECT_FALSE(a->clusters[1] == c->clusters[1]);
 }
 
 TEST(RoutesTest, EveryMistakeNamesTheFileAndTheKey) {
@@ -131,6 +140,9 @@ TEST(RoutesTest, EveryMistakeNamesTheFileAndTheKey) {
             std::string::npos);
   EXPECT_NE(Error("[upstreams.a]\nrole = \"gateway\"\nsticky_cookie = \"a b\"\n" + route)
                 .find("upstreams.a.sticky_cookie"),
+            std::string::npos);
+  EXPECT_NE(Error("[upstreams.a]\nrole = \"gateway\"\nprotocol = \"h3\"\n" + route)
+                .find("upstreams.a.protocol: must be \"http1\" or \"h2\""),
             std::string::npos);
   EXPECT_NE(Error("[upstreams.a]\nrole = \"gateway\"\nretries = \"x\"\n" + route)
                 .find("upstreams.a.retries: expected an integer"),

@@ -52,9 +52,37 @@ class EchoServer::Service final : public mpim::testing::Echo::CallbackService {
     return reactor;
   }
 
+  grpc::ServerBidiReactor<EchoRequest, EchoReply>* Chat(grpc::CallbackServerContext*) override {
+    calls_.fetch_add(1);
+    return new ChatReactor(name_);
+  }
+
  private:
   class Reactor final : public grpc::ServerUnaryReactor {
     void OnDone() override { delete this; }
+  };
+
+  // Reads one request, writes its echo, reads the next: one of each in
+  // flight at most.
+  class ChatReactor final : public grpc::ServerBidiReactor<EchoRequest, EchoReply> {
+   public:
+    explicit ChatReactor(std::string name) : name_(std::move(name)) { StartRead(&request_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) return Finish(grpc::Status::OK);  // the caller is done
+      reply_.set_payload(request_.payload());
+      reply_.set_server(name_);
+      StartWrite(&reply_);
+    }
+    void OnWriteDone(bool ok) override {
+      if (!ok) return Finish(grpc::Status::CANCELLED);
+      StartRead(&request_);
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    const std::string name_;
+    EchoRequest request_;
+    EchoReply reply_;
   };
 
   const std::string name_;

@@ -36,7 +36,8 @@ class EchoServer {
   void Stop();
   void Start();
 
-  // Echo calls that reached this server, whatever their outcome.
+  // Echo calls and Chat streams that reached this server, whatever their
+  // outcome.
   int64_t calls() const { return calls_.load(); }
 
   class Service;
