@@ -14,7 +14,12 @@
 //     hashing balancers (max / mean);
 //   - each proxy's memory with N idle WebSockets joined through it to a
 //     WebSocket server in this process (default 9,000: two descriptors a
-//     tunnel at the proxy, within the box's 20,000 per process).
+//     tunnel at the proxy, within the box's 20,000 per process);
+//   - over HTTP/2 (h2load, nghttp2's load generator: cleartext with prior
+//     knowledge, 8 connections of 16 streams each) to the same HTTP/1.1
+//     upstreams: requests a second, mean latency and CPU per request of
+//     each proxy (HAProxy and nginx on a port of their own for h2c; the
+//     edge on its one port).
 //
 //   edge_bench [--seconds 8] [--only NAME] [--websockets N] [--out FILE.md]
 //   (the mpim it was built with; --only: the upstreams and the targets whose
@@ -62,7 +67,8 @@ constexpr int kConnections = 64;
 struct Target {
   std::string name;
   uint16_t port = 0;
-  pid_t pid = -1;  // the proxy's process (-1: the upstreams directly)
+  pid_t pid = -1;        // the proxy's process (-1: the upstreams directly)
+  uint16_t h2_port = 0;  // where it takes HTTP/2 in cleartext (0: the same port)
 };
 
 struct Result {
@@ -251,7 +257,7 @@ std::string UpstreamsConf(const std::filesystem::path& dir, const std::vector<ui
 // to the WebSocket server of this process on `ws`.
 constexpr char kWsPath[] = "/ws-bench";
 
-std::string NginxProxyConf(const std::filesystem::path& dir, uint16_t port,
+std::string NginxProxyConf(const std::filesystem::path& dir, uint16_t port, uint16_t h2_port,
                            const std::vector<uint16_t>& ups, uint16_t ws) {
   std::ostringstream c;
   c << "worker_processes 2;\nworker_rlimit_nofile 20000;\ndaemon off;\nerror_log "
@@ -260,7 +266,8 @@ std::string NginxProxyConf(const std::filesystem::path& dir, uint16_t port,
        "  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n  upstream be {\n";
   for (uint16_t p : ups) c << "    server 127.0.0.1:" << p << ";\n";
   c << "    keepalive 64;\n  }\n  server {\n    listen 127.0.0.1:" << port
-    << ";\n    location / { proxy_pass http://be; proxy_http_version 1.1; "
+    << ";\n    listen 127.0.0.1:" << h2_port << " http2;\n    http2_max_requests 100000000;\n"
+    << "    location / { proxy_pass http://be; proxy_http_version 1.1; "
        "proxy_set_header Connection \"\"; }\n"
     << "    location " << kWsPath << " { proxy_pass http://127.0.0.1:" << ws
     << "; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; "
@@ -268,13 +275,15 @@ std::string NginxProxyConf(const std::filesystem::path& dir, uint16_t port,
   return c.str();
 }
 
-std::string HaproxyConf(uint16_t port, const std::vector<uint16_t>& ups, uint16_t ws) {
+std::string HaproxyConf(uint16_t port, uint16_t h2_port, const std::vector<uint16_t>& ups,
+                        uint16_t ws) {
   std::ostringstream c;
   c << "global\n  maxconn 9500\n  nbthread 2\n"
        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 300s\n"
        "  timeout server 300s\n  timeout tunnel 300s\n  option http-keep-alive\n"
        "  http-reuse always\nfrontend fe\n  bind 127.0.0.1:"
-    << port << "\n  maxconn 9500\n  use_backend ws if { path_beg " << kWsPath
+    << port << "\n  bind 127.0.0.1:" << h2_port
+    << " proto h2\n  maxconn 9500\n  use_backend ws if { path_beg " << kWsPath
     << " }\n  default_backend be\nbackend ws\n  server w 127.0.0.1:" << ws
     << " maxconn 9500\nbackend be\n  balance roundrobin\n";
   for (size_t i = 0; i < ups.size(); ++i) {
@@ -400,6 +409,54 @@ uint64_t TreeRssKib(pid_t pid) {
   return k;
 }
 
+// One h2load run: what it printed, parsed.
+struct H2Result {
+  double rps = 0;
+  uint64_t succeeded = 0, failed = 0;
+  std::string mean_latency;  // as h2load prints it ("1.23ms")
+  double cpu_per_request_us = 0;
+  bool ran = false;
+};
+
+// h2load against `port` for `seconds` (after a second's warm-up), and the
+// proxy's CPU meanwhile.
+H2Result H2Load(uint16_t port, pid_t pid, double seconds) {
+  H2Result r;
+  const double cpu0 = TreeCpuSeconds(pid);
+  int code = 0;
+  const std::string text = testing::RunCommand(
+      "h2load -c 8 -m 16 -t 1 --warm-up-time=1 -D " + std::to_string(static_cast<int>(seconds)) +
+          " http://127.0.0.1:" + std::to_string(port) + "/bench 2>&1",
+      &code);
+  const double cpu = TreeCpuSeconds(pid) - cpu0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("finished in", 0) == 0) {
+      const size_t comma = line.find(", ");
+      if (comma != std::string::npos) r.rps = std::atof(line.c_str() + comma + 2);
+      r.ran = true;
+    } else if (line.rfind("requests:", 0) == 0) {
+      unsigned long long total = 0, started = 0, done = 0, ok = 0, failed = 0;
+      std::sscanf(line.c_str(),
+                  "requests: %llu total, %llu started, %llu done, %llu succeeded, %llu failed",
+                  &total, &started, &done, &ok, &failed);
+      r.succeeded = ok;
+      r.failed = failed;
+    } else if (line.rfind("time for request:", 0) == 0) {
+      std::istringstream f(line.substr(17));
+      std::string min, max, mean;
+      f >> min >> max >> mean;
+      r.mean_latency = mean;
+    }
+  }
+  if (!r.ran) std::fprintf(stderr, "edge_bench: h2load failed (%d): %s\n", code, text.c_str());
+  // The warm-up second's requests count toward the CPU too, at about the
+  // same rate.
+  if (r.succeeded > 0) r.cpu_per_request_us = cpu * 1e6 / (r.rps * (seconds + 1));
+  return r;
+}
+
 bool WaitListening(uint16_t port) {
   for (int i = 0; i < 200; ++i) {
     asio::io_context io;
@@ -481,21 +538,24 @@ int Main(int argc, char** argv) {
   }
   targets.push_back({"MPIM edge", edge.port(), edge.pid()});
   const uint16_t haproxy_port = testing::FreePort();
+  const uint16_t haproxy_h2_port = testing::FreePort();
   const pid_t haproxy = testing::SpawnEngine(
-      {"haproxy", "-db", "-f", Write(dir / "haproxy.cfg", HaproxyConf(haproxy_port, ups, ws))},
+      {"haproxy", "-db", "-f",
+       Write(dir / "haproxy.cfg", HaproxyConf(haproxy_port, haproxy_h2_port, ups, ws))},
       (dir / "haproxy.out").string(), &error);
   if (haproxy > 0 && WaitListening(haproxy_port)) {
-    targets.push_back({"HAProxy 2.6", haproxy_port, haproxy});
+    targets.push_back({"HAProxy 2.6", haproxy_port, haproxy, haproxy_h2_port});
   } else {
     std::fprintf(stderr, "edge_bench: haproxy did not start: %s\n", error.c_str());
   }
   const uint16_t nginx_port = testing::FreePort();
-  const pid_t nginx =
-      testing::SpawnEngine({"nginx", "-p", dir.string(), "-e", (dir / "px-error.log").string(),
-                            "-c", Write(dir / "px.conf", NginxProxyConf(dir, nginx_port, ups, ws))},
-                           (dir / "nginx.out").string(), &error);
+  const uint16_t nginx_h2_port = testing::FreePort();
+  const pid_t nginx = testing::SpawnEngine(
+      {"nginx", "-p", dir.string(), "-e", (dir / "px-error.log").string(), "-c",
+       Write(dir / "px.conf", NginxProxyConf(dir, nginx_port, nginx_h2_port, ups, ws))},
+      (dir / "nginx.out").string(), &error);
   if (nginx > 0 && WaitListening(nginx_port)) {
-    targets.push_back({"nginx 1.22", nginx_port, nginx});
+    targets.push_back({"nginx 1.22", nginx_port, nginx, nginx_h2_port});
   } else {
     std::fprintf(stderr, "edge_bench: nginx proxy did not start: %s\n", error.c_str());
   }
@@ -562,6 +622,29 @@ int Main(int argc, char** argv) {
   }
   md << "\n(CPU and RSS: the proxy's processes, nginx's master and workers together. Each "
         "target's max is measured with the client and the upstreams on the same 2 cores.)\n";
+  int h2load_code = 0;
+  testing::RunCommand("command -v h2load >/dev/null", &h2load_code);
+  if (h2load_code == 0) {
+    md << "\n| proxy | HTTP/2 requests/s (h2load: h2c, 8 connections x 16 streams) | mean "
+          "latency | CPU per request (us) | failed |\n"
+       << "|---|---|---|---|---|\n";
+    for (const Target& t : targets) {
+      if (t.pid < 0) continue;
+      const H2Result r = H2Load(t.h2_port ? t.h2_port : t.port, t.pid, seconds);
+      std::printf("%-20s HTTP/2 %8.0f/s mean %s cpu %.1f us/request failed %lu\n", t.name.c_str(),
+                  r.rps, r.mean_latency.c_str(), r.cpu_per_request_us,
+                  static_cast<unsigned long>(r.failed));
+      std::fflush(stdout);
+      char cpu[32];
+      std::snprintf(cpu, sizeof cpu, "%.1f", r.cpu_per_request_us);
+      md << "| " << t.name << " | " << static_cast<int64_t>(r.rps) << " | " << r.mean_latency
+         << " | " << cpu << " | " << r.failed << " |\n";
+    }
+    md << "\n(HTTP/2 in cleartext from the client to the proxy, HTTP/1.1 keep-alive from the "
+          "proxy to the upstreams; h2load on the same 2 cores.)\n";
+  } else {
+    md << "\n(HTTP/2: h2load is not installed, nghttp2-client; skipped.)\n";
+  }
   md << "\n| balancer | users per upstream, max / mean (100,000 users, 10 upstreams) |\n"
      << "|---|---|\n";
   for (const char* b : {"ring_hash", "bounded_load", "maglev"}) {

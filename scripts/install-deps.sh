@@ -27,8 +27,9 @@ PACKAGES=(
   openssl
   # the edge's GeoIP zones read MaxMind DB files
   libmaxminddb-dev
-  # make bench: the edge beside HAProxy and nginx (bench/edge_bench.cc)
-  haproxy nginx-light
+  # make bench: the edge beside HAProxy and nginx (bench/edge_bench.cc),
+  # over HTTP/2 with h2load (nghttp2's load generator)
+  haproxy nginx-light nghttp2-client
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)

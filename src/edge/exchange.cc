@@ -180,16 +180,8 @@ void Exchange::Retry() {
   Attempt();
 }
 
-core::Counter& Exchange::SentCounter() {
-  if (sent_for_ != upstream_) {
-    sent_for_ = upstream_;
-    sent_ = &server_.Sent(*cluster_, *upstream_);
-  }
-  return *sent_;
-}
-
 void Exchange::Send() {
-  SentCounter().Inc();
+  SentTo(upstream_).Inc();
   up_->stream.expires_after(server_.options().upstream_timeout);
   head_.clear();
   AppendHead(head_, req_.base());

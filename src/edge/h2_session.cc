@@ -125,7 +125,7 @@ class H2Session final : public Conn {
         : session(session->Self()),
           id(id),
           exchange(*session->server_, *this, session->client_.get_executor(), session->client_ip_,
-                   kIsTls<Stream>) {
+                   kIsTls<Stream>, session->sent_) {
       req.version(11);
     }
 
@@ -263,6 +263,18 @@ class H2Session final : public Conn {
       if (ec) return self->Close();
       self->Flush();
       self->Read();  // a read paused while nghttp2 had no use for it
+    });
+  }
+
+  // Flush once the handlers ready now have run: answers that come from
+  // upstreams together go to the client in one write (one system call for
+  // many streams' frames instead of one each).
+  void FlushSoon() {
+    if (flush_posted_ || closed_) return;
+    flush_posted_ = true;
+    asio::post(client_.get_executor(), [self = Self()] {
+      self->flush_posted_ = false;
+      self->Flush();
     });
   }
 
@@ -551,7 +563,7 @@ class H2Session final : public Conn {
     provider.read_callback = ReadBody;
     const bool body = s.method != "HEAD" && !(s.out_end && s.out.empty() && !s.trailers);
     nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), body ? &provider : nullptr);
-    Flush();
+    FlushSoon();
   }
 
   // The answer is on its way: counted and logged.
@@ -657,7 +669,7 @@ class H2Session final : public Conn {
       s.deferred = false;
       nghttp2_session_resume_data(session_, s.id);
     }
-    Flush();
+    FlushSoon();
   }
 
   // The upstream side failed: before the answer began the client gets the
@@ -670,7 +682,7 @@ class H2Session final : public Conn {
                           status);
     }
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
-    Flush();
+    FlushSoon();
   }
 
   // The upstream took `n` of the client's body bytes: the client's window
@@ -678,7 +690,7 @@ class H2Session final : public Conn {
   void Consumed(H2Stream& s, size_t n) {
     if (s.closed || closed_) return;
     nghttp2_session_consume_stream(session_, s.id, n);
-    Flush();
+    FlushSoon();
   }
 
   std::shared_ptr<ProxyServer::Impl> server_;
@@ -688,13 +700,15 @@ class H2Session final : public Conn {
   std::shared_ptr<void> slot_;
   asio::steady_timer timer_;
   nghttp2_session* session_ = nullptr;
+  SentCounters sent_;  // the streams' exchanges count with it
   std::map<int32_t, std::shared_ptr<H2Stream>> streams_;
   std::unique_ptr<uint8_t[]> rbuf_;
   std::string wbuf_;
   bool registered_ = false;
   bool reading_ = false;
   bool writing_ = false;
-  bool busy_ = false;  // in nghttp2_session_mem_recv or _mem_send
+  bool busy_ = false;          // in nghttp2_session_mem_recv or _mem_send
+  bool flush_posted_ = false;  // FlushSoon's handler is on its way
   bool closed_ = false;
   bool goaway_sent_ = false;
   bool served_any_ = false;

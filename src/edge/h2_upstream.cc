@@ -367,7 +367,7 @@ void H2Leg::Submit(H2UpConn& conn) {
   }
   stream_id_ = id;
   sent_at_ = Clock::now();
-  server_.Sent(*cluster_, *picked_upstream_).Inc();
+  exchange_.SentTo(picked_upstream_).Inc();
   conn.Track(id, shared_from_this());
 }
 

@@ -481,6 +481,27 @@ class AnswerMetrics {
   core::Histogram* duration_ = nullptr;
 };
 
+// The sent-requests counters (mpim_edge_upstream_requests_total) a client
+// connection has used, by upstream: looked up in the family (a mutex shared
+// by the io threads, and an allocated key) once per connection and upstream,
+// not per request. On the connection's io thread.
+class SentCounters {
+ public:
+  core::Counter& For(ProxyServer::Impl& server, const Cluster& cluster,
+                     const std::shared_ptr<Upstream>& upstream) {
+    for (auto& [u, c] : known_) {
+      if (u == upstream) return *c;
+    }
+    if (known_.size() >= 16) known_.clear();
+    core::Counter* c = &server.Sent(cluster, *upstream);
+    known_.emplace_back(upstream, c);  // held: its address is not reused meanwhile
+    return *c;
+  }
+
+ private:
+  std::vector<std::pair<std::shared_ptr<Upstream>, core::Counter*>> known_;
+};
+
 // One request's way to an upstream over HTTP/1.1 (exchange.cc), for a client
 // connection of either kind: the route (Route), then (Run) the upstream its
 // sticky cookie names or the cluster's balancer picks (with the client's
@@ -513,8 +534,13 @@ class Exchange {
   };
 
   Exchange(ProxyServer::Impl& server, Client& client, Executor ex, const std::string& client_ip,
-           bool tls)
-      : server_(server), client_(client), ex_(std::move(ex)), client_ip_(client_ip), tls_(tls) {}
+           bool tls, SentCounters& sent)
+      : server_(server),
+        client_(client),
+        ex_(std::move(ex)),
+        client_ip_(client_ip),
+        tls_(tls),
+        sent_(sent) {}
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -534,6 +560,10 @@ class Exchange {
   // Why Choose found none.
   absl::Status NoneChosen(const Picked& p) const;
   Cluster* cluster() const { return cluster_; }
+  // The connection's counter of requests sent to `u`.
+  core::Counter& SentTo(const std::shared_ptr<Upstream>& u) {
+    return sent_.For(server_, *cluster_, u);
+  }
   // The client is gone: the upstream connection closes.
   void Cancel();
 
@@ -553,7 +583,6 @@ class Exchange {
   void Broken(beast::error_code ec, bool answer_began);
   void OnResponse();
   void Refuse(absl::Status error, unsigned status);
-  core::Counter& SentCounter();
 
   ProxyServer::Impl& server_;
   Client& client_;
@@ -577,9 +606,8 @@ class Exchange {
   bool fresh_retry_done_ = false;
   int attempts_ = 0;
   std::optional<http::response_parser<http::string_body>> resp_parser_;
-  std::string head_;                    // the request's head, being written
-  std::shared_ptr<Upstream> sent_for_;  // SentCounter's upstream (held: its address stays its own)
-  core::Counter* sent_ = nullptr;
+  std::string head_;    // the request's head, being written
+  SentCounters& sent_;  // the client connection's
 };
 
 // An HTTP/2 session (h2_session.cc) on a client connection: in cleartext

@@ -188,7 +188,7 @@ class Session final : public Conn, public Exchange::Client {
         buffer_(std::move(buffer)),
         client_ip_(std::move(client_ip)),
         slot_(std::move(slot)),
-        exchange_(*server_, *this, client_.get_executor(), client_ip_, kIsTls<Stream>) {
+        exchange_(*server_, *this, client_.get_executor(), client_ip_, kIsTls<Stream>, sent_) {
     boost::system::error_code ec;
     RawSocket(client_).set_option(tcp::no_delay(true), ec);
     server_->connections(kIsTls<Stream> ? "https" : "http").Add(1);
@@ -396,9 +396,10 @@ class Session final : public Conn, public Exchange::Client {
   std::string method_, path_;  // for the access log
   std::string route_name_ = "none";
   bool routed_ = false;  // this request went to the exchange
-  Exchange exchange_;    // last: its destructor returns the breaker's permit
-  Response out_;         // the answer being written to the client
-  std::string head_;     // its head
+  SentCounters sent_;
+  Exchange exchange_;  // last: its destructor returns the breaker's permit
+  Response out_;       // the answer being written to the client
+  std::string head_;   // its head
 };
 
 // The upstream took the upgrade: the session's client connection and the

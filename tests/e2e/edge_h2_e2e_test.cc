@@ -9,6 +9,7 @@
 // deadlines, health checks taking a NOT_SERVING upstream out, a stopped one
 // routed around; and hostile HTTP/2 clients.
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 #include <gtest/gtest.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -335,6 +336,24 @@ TEST_F(EdgeH2E2eTest, PlainHttp2UpstreamsAnswerAndTheirFailuresAreTheEdgesErrors
   H2Response closed = h2.Get("/close");
   EXPECT_EQ(closed.status, 502) << closed.error;
   EXPECT_EQ(h2.Get("/again").status, 200);
+}
+
+TEST_F(EdgeH2E2eTest, OnSigtermAStreamInFlightFinishesAndTheEdgeExits) {
+  EchoServer e1("e1");
+  ASSERT_TRUE(StartEdge(EchoRoutes({&e1}))) << start_error_;
+  auto stub = EchoStub();
+  testing::EchoReply reply;
+  ASSERT_TRUE(Echo(*stub, "first", &reply).ok());
+  e1.Stall(1000);
+  auto call = std::async(std::launch::async, [&] {
+    testing::EchoReply r;
+    grpc::Status st = Echo(*stub, "draining", &r, 10000);
+    return st.ok() ? r.payload() : "failed: " + st.error_message();
+  });
+  ASSERT_TRUE(Eventually([&] { return e1.calls() == 2; }));
+  edge_->Signal(SIGTERM);
+  EXPECT_EQ(call.get(), "draining") << "the edge finishes what it took (GOAWAY, then closes)";
+  EXPECT_EQ(edge_->Wait(std::chrono::seconds(15)), 0);
 }
 
 // Frames by hand: a 9-byte header, then the payload.
