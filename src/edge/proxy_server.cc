@@ -264,6 +264,9 @@ class Session final : public Conn, public Exchange::Client {
   }
 
   void ReadBody() {
+    // A request without a body is whole with its header: no read op (and
+    // no trip through the scheduler) for nothing.
+    if (parser_->is_done()) return OnRequest();
     http::async_read(client_, buffer_, *parser_, [self = Self()](beast::error_code ec, size_t) {
       if (ec) return self->OnReadError(ec);
       self->OnRequest();

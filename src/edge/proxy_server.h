@@ -1,11 +1,16 @@
-// The edge's listener (role edge, docs/edge.md): an HTTP/1.1 reverse proxy
-// in front of the gateways and other upstreams (router.h), with WebSocket
-// upgrades turned into byte tunnels (Boost.Beast behind a pimpl, so
-// includers do not compile it).
+// The edge's listener (role edge, docs/edge.md): a reverse proxy for
+// HTTP/1.1 and HTTP/2 (and so gRPC) in front of the gateways and other
+// upstreams (router.h), with WebSocket upgrades turned into byte tunnels
+// (Boost.Beast and nghttp2 behind a pimpl, so includers do not compile
+// them; the parts: proxy_internal.h).
 //
 // Per client connection, one io thread:
-//   - with TLS configured, its first bytes say TLS (a ClientHello: the
-//     handshake, ALPN http/1.1) or cleartext HTTP, on the same port;
+//   - its first bytes say what it speaks, on the one port: a TLS
+//     ClientHello when TLS is configured (the handshake, then HTTP/2 if
+//     ALPN chose h2, else HTTP/1.1), the HTTP/2 connection preface (h2c,
+//     prior knowledge), or else HTTP/1.1; HTTP/2 streams are proxied as
+//     h2_session.cc says (to HTTP/1.1 upstreams as the requests below, to
+//     protocol = "h2" clusters joined stream to stream: h2_upstream.h);
 //   - a request is read whole (headers within server.max_header_bytes: 431,
 //     body within server.max_body_bytes: 413), within the request timeout
 //     (the idle timeout while a kept-alive connection waits for its next);
