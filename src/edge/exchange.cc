@@ -115,6 +115,11 @@ void Exchange::Cancel() {
   if (up_) up_->stream.socket().close(ec);
 }
 
+void Exchange::TimedOut() {
+  timed_out_ = true;
+  Cancel();
+}
+
 void Exchange::Refuse(absl::Status error, unsigned status) {
   load_.Release();
   client_.Refuse(net::HttpResponse::Error(error), status);
@@ -136,7 +141,10 @@ void Exchange::Connect() {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(upstream_->host, ec);
   if (ec) return ConnectFailed();
-  up_->stream.expires_after(server_.options().connect_timeout);
+  timed_out_ = false;
+  if (!client_.UpstreamDeadline(server_.options().connect_timeout)) {
+    up_->stream.expires_after(server_.options().connect_timeout);
+  }
   up_->stream.async_connect(tcp::endpoint(address, upstream_->port),
                             [self = client_.Hold(), this](beast::error_code cec) {
                               if (cec) return ConnectFailed();
@@ -182,12 +190,15 @@ void Exchange::Retry() {
 
 void Exchange::Send() {
   SentTo(upstream_).Inc();
-  up_->stream.expires_after(server_.options().upstream_timeout);
+  timed_out_ = false;
+  if (!client_.UpstreamDeadline(server_.options().upstream_timeout)) {
+    up_->stream.expires_after(server_.options().upstream_timeout);
+  }
   head_.clear();
   AppendHead(head_, req_.base());
   const std::array<asio::const_buffer, 2> out = {asio::buffer(head_), asio::buffer(req_.body())};
   asio::async_write(up_->stream, out, [self = client_.Hold(), this](beast::error_code ec, size_t) {
-    if (ec) return Broken(ec, false);
+    if (ec) return Broken(timed_out_ ? beast::error_code(beast::error::timeout) : ec, false);
     ReadResponse();
   });
 }
@@ -199,7 +210,10 @@ void Exchange::ReadResponse() {
   if (req_.method() == http::verb::head) resp_parser_->skip(true);
   http::async_read(up_->stream, up_->buffer, *resp_parser_,
                    [self = client_.Hold(), this](beast::error_code ec, size_t) {
-                     if (ec) return Broken(ec, resp_parser_->got_some());
+                     if (ec) {
+                       return Broken(timed_out_ ? beast::error_code(beast::error::timeout) : ec,
+                                     resp_parser_->got_some());
+                     }
                      OnResponse();
                    });
 }

@@ -528,6 +528,10 @@ class Exchange {
     // The upstream took an upgrade (101, `head`): its connection is the
     // client's now, with the load it counts.
     virtual void Upgraded(Response head, std::unique_ptr<UpConn> up, InFlight load) = 0;
+    // The upstream phase now ends within `d` (connecting, or sending and
+    // reading the answer). True: the client keeps that deadline and calls
+    // TimedOut when it passes; false: the upstream stream's own timeout.
+    virtual bool UpstreamDeadline(std::chrono::milliseconds) { return false; }
 
    protected:
     ~Client() = default;
@@ -566,6 +570,10 @@ class Exchange {
   }
   // The client is gone: the upstream connection closes.
   void Cancel();
+  // The deadline the client kept (UpstreamDeadline) passed: the upstream
+  // connection closes and the exchange ends as a timeout (504, or a failed
+  // connection).
+  void TimedOut();
 
   const std::string& route_name() const { return route_name_; }
   const Upstream* upstream() const { return upstream_.get(); }
@@ -604,6 +612,7 @@ class Exchange {
   std::unique_ptr<UpConn> up_;
   bool up_reused_ = false;
   bool fresh_retry_done_ = false;
+  bool timed_out_ = false;  // TimedOut closed the upstream connection
   int attempts_ = 0;
   std::optional<http::response_parser<http::string_body>> resp_parser_;
   std::string head_;    // the request's head, being written

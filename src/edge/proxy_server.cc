@@ -188,7 +188,8 @@ class Session final : public Conn, public Exchange::Client {
         buffer_(std::move(buffer)),
         client_ip_(std::move(client_ip)),
         slot_(std::move(slot)),
-        exchange_(*server_, *this, client_.get_executor(), client_ip_, kIsTls<Stream>, sent_) {
+        exchange_(*server_, *this, client_.get_executor(), client_ip_, kIsTls<Stream>, sent_),
+        deadline_timer_(client_.get_executor()) {
     boost::system::error_code ec;
     RawSocket(client_).set_option(tcp::no_delay(true), ec);
     server_->connections(kIsTls<Stream> ? "https" : "http").Add(1);
@@ -201,6 +202,7 @@ class Session final : public Conn, public Exchange::Client {
   void Start() {
     server_->Add(shared_from_this());
     registered_ = true;
+    Tcp().expires_never();  // the session keeps its own deadline
     ReadRequest(true);
   }
 
@@ -211,6 +213,8 @@ class Session final : public Conn, public Exchange::Client {
     boost::system::error_code ec;
     RawSocket(client_).close(ec);
     exchange_.Cancel();
+    phase_ = Phase::kNone;
+    deadline_timer_.cancel();
   }
   asio::any_io_executor executor() override { return client_.get_executor(); }
 
@@ -226,11 +230,51 @@ class Session final : public Conn, public Exchange::Client {
   }
   void Refuse(const net::HttpResponse& r, unsigned status) override { ReplyLocal(r, status); }
   void Upgraded(Response head, std::unique_ptr<UpConn> up, InFlight load) override;
+  bool UpstreamDeadline(std::chrono::milliseconds d) override {
+    SetDeadline(Phase::kUpstream, d);
+    return true;
+  }
 
  private:
   std::shared_ptr<Session> Self() { return std::static_pointer_cast<Session>(shared_from_this()); }
   PlainStream& Tcp() { return beast::get_lowest_layer(client_); }
   const ProxyOptions& options() const { return server_->options(); }
+
+  // One deadline for the connection's phase (reading a request or waiting
+  // for the next, the upstream's part, writing the answer): Set moves it
+  // (a clock read, no timer operation), and the timer is armed again only
+  // when the deadline moves before the time it is armed for, or when it
+  // fires early (then for what is left). Beast's own timeouts armed and
+  // cancelled a timer for every read and write (about 5% of the edge's CPU,
+  // session 19's profile). The timer holds the session weakly.
+  enum class Phase { kNone, kClient, kUpstream };
+
+  void SetDeadline(Phase phase, std::chrono::milliseconds d) {
+    phase_ = phase;
+    deadline_ = Clock::now() + d;
+    if (armed_for_ <= deadline_) return;  // fires first, then waits for the rest
+    Arm(deadline_);
+  }
+
+  void Arm(Clock::time_point at) {
+    armed_for_ = at;
+    deadline_timer_.expires_at(at);  // a wait pending ends, aborted
+    deadline_timer_.async_wait([weak = weak_from_this(), at](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) static_cast<Session*>(self.get())->Fired(at);
+    });
+  }
+
+  void Fired(Clock::time_point at) {
+    if (armed_for_ != at) return;  // armed again since
+    armed_for_ = Clock::time_point::max();
+    if (phase_ == Phase::kNone) return;
+    if (Clock::now() < deadline_) return Arm(deadline_);
+    const Phase phase = phase_;
+    phase_ = Phase::kNone;
+    if (phase == Phase::kUpstream) return exchange_.TimedOut();
+    CloseNow();  // a client too slow to send or take: its pending op ends
+  }
 
   void ReadRequest(bool first) {
     idle_ = !first;
@@ -242,7 +286,7 @@ class Session final : public Conn, public Exchange::Client {
     parser_.emplace();
     parser_->header_limit(options().max_header_bytes);
     parser_->body_limit(options().max_body_bytes);
-    Tcp().expires_after(first ? options().request_timeout : options().idle_timeout);
+    SetDeadline(Phase::kClient, first ? options().request_timeout : options().idle_timeout);
     http::async_read_header(client_, buffer_, *parser_,
                             [self = Self()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
@@ -250,7 +294,7 @@ class Session final : public Conn, public Exchange::Client {
   void OnHeader(beast::error_code ec) {
     idle_ = false;
     if (ec) return OnReadError(ec);
-    Tcp().expires_after(options().request_timeout);
+    SetDeadline(Phase::kClient, options().request_timeout);
     auto& req = parser_->get();
     if (IEquals(req[http::field::expect], "100-continue") && !parser_->is_done()) {
       auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
@@ -369,7 +413,7 @@ class Session final : public Conn, public Exchange::Client {
     out_ = std::move(res);
     head_.clear();
     AppendHead(head_, out_.base());
-    Tcp().expires_after(options().request_timeout);
+    SetDeadline(Phase::kClient, options().request_timeout);
     const std::array<asio::const_buffer, 2> out = {asio::buffer(head_), asio::buffer(out_.body())};
     asio::async_write(client_, out, [self = Self(), proxied](beast::error_code ec, size_t) {
       if (proxied) {
@@ -400,9 +444,13 @@ class Session final : public Conn, public Exchange::Client {
   std::string route_name_ = "none";
   bool routed_ = false;  // this request went to the exchange
   SentCounters sent_;
-  Exchange exchange_;  // last: its destructor returns the breaker's permit
-  Response out_;       // the answer being written to the client
-  std::string head_;   // its head
+  Exchange exchange_;  // its destructor returns the breaker's permit
+  asio::steady_timer deadline_timer_;
+  Phase phase_ = Phase::kNone;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  Clock::time_point armed_for_ = Clock::time_point::max();  // max: not armed
+  Response out_;      // the answer being written to the client
+  std::string head_;  // its head
 };
 
 // The upstream took the upgrade: the session's client connection and the
@@ -419,6 +467,8 @@ void Session<Stream>::Upgraded(Response head, std::unique_ptr<UpConn> up, InFlig
   std::string to_upstream = beast::buffers_to_string(buffer_.data());
   Tcp().expires_never();
   up->stream.expires_never();
+  phase_ = Phase::kNone;
+  deadline_timer_.cancel();
   auto start = [&](auto tunnel) {
     server_->Add(tunnel);
     tunnel->Start(std::move(to_upstream), std::move(to_client));

@@ -9,8 +9,8 @@
 // deadlines, health checks taking a NOT_SERVING upstream out, a stopped one
 // routed around; and hostile HTTP/2 clients.
 #include <grpcpp/grpcpp.h>
-#include <signal.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "e2e/edge_fixture.h"
+#include "net/http_test_server.h"
 #include "rpc/echo_server.h"
 #include "service/push/h2_client.h"
 #include "support/eventually.h"
@@ -354,6 +355,36 @@ TEST_F(EdgeH2E2eTest, OnSigtermAStreamInFlightFinishesAndTheEdgeExits) {
   edge_->Signal(SIGTERM);
   EXPECT_EQ(call.get(), "draining") << "the edge finishes what it took (GOAWAY, then closes)";
   EXPECT_EQ(edge_->Wait(std::chrono::seconds(15)), 0);
+}
+
+TEST_F(EdgeH2E2eTest, AnUpstreamThatDoesNotAnswerInTimeIs504OverBothProtocols) {
+  testing::HttpTestServer slow;
+  slow.SetHandler([](const testing::HttpTestRequest& r) {
+    testing::HttpTestAnswer a;
+    if (r.target == "/slow") a.action = testing::HttpTestAnswer::Action::kHold;
+    a.body = R"({"upstream":"slow"})";
+    return a;
+  });
+  ASSERT_TRUE(StartEdge(Upstream("one", {Loopback(slow.port())}, "health_path = \"\"\n") +
+                            "[[routes]]\nupstream = \"one\"\n",
+                        {"--set", "edge.upstream_timeout_ms=300"}))
+      << start_error_;
+  // HTTP/1.1: the deadline of the upstream's part passes, 504, and the
+  // client's connection goes on.
+  testing::ApiClient h1(edge_->port());
+  const auto began = std::chrono::steady_clock::now();
+  testing::ApiResponse late = h1.Call("GET", "/slow", "", "");
+  EXPECT_EQ(late.status, 504) << late.Describe();
+  EXPECT_EQ(late.ErrorCode(), "unavailable");
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(3));
+  EXPECT_EQ(testing::Who(h1.Call("GET", "/fast", "", "")), "slow");
+  // HTTP/2: the same for a stream, the others unaffected.
+  H2Caller h2(H2cUrl());
+  auto held = h2.Start({.method = "GET", .path = "/slow"});
+  EXPECT_EQ(WhoAnswered(h2.Get("/fast")), "slow");
+  H2Response timed_out = held.get();
+  EXPECT_EQ(timed_out.status, 504) << timed_out.error;
+  slow.ReleaseHeld();
 }
 
 // Frames by hand: a 9-byte header, then the payload.
