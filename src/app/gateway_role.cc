@@ -73,7 +73,8 @@ class GatewayNode final : public Node {
     admin_ = std::make_unique<service::remote::RemoteAdminService>(*client_);
     service::remote::Coalescing coalescing{
         .max_items = static_cast<size_t>(config_.rpc.batch_max_items),
-        .max_in_flight = static_cast<size_t>(config_.rpc.batch_max_in_flight)};
+        .max_in_flight = static_cast<size_t>(config_.rpc.batch_max_in_flight),
+        .ack_linger = std::chrono::milliseconds(config_.rpc.ack_linger_ms)};
     conversations_ =
         std::make_unique<service::remote::RemoteConversationService>(*client_, coalescing);
     messages_ = std::make_unique<service::remote::RemoteMessageService>(*client_, coalescing);

@@ -519,6 +519,10 @@ const std::vector<Field>& Schema() {
           "rpc", "batch_max_in_flight", 1, 64, [](Config& c) { return &c.rpc.batch_max_in_flight; },
           "Role gateway: batch calls of sends (and of acks) per logic node at a time."),
       Int(
+          "rpc", "ack_linger_ms", 0, 1000, [](Config& c) { return &c.rpc.ack_linger_ms; },
+          "Role gateway: how long an ack may wait for others to the same logic node before "
+          "their AckMany call leaves (acks have no reply); 0: at once when a call slot is free."),
+      Int(
           "rpc", "max_in_flight", 1, 1000000, [](Config& c) { return &c.rpc.max_in_flight; },
           "Role logic: calls served at once; beyond it calls are refused with unavailable "
           "(and retried on another node), never queued."),

@@ -158,6 +158,7 @@ struct RpcConfig {
   // A gateway's sends and acks coalesced per logic node (service/remote/call_batcher.h).
   int64_t batch_max_items = 256;    // items per call; 0: one call per send or ack
   int64_t batch_max_in_flight = 2;  // batch calls per logic node at a time
+  int64_t ack_linger_ms = 20;       // how long an ack may wait for others to one node
   int64_t max_in_flight = 1000;     // server: calls at once, then unavailable
   int64_t rate_per_sec = 0;         // server: calls per second (GCRA); 0: no limit
 };

@@ -309,6 +309,7 @@ void WsSession::OnClosed() {
     ctx_.registry.Remove(conn_id_.local);
     ctx_.presence.DropConnection(conn_id_, subscriptions_);
     ctx_.presence.Disconnected(user, ctx_.clock.NowMs());
+    ctx_.conversations.SendPendingAcks(principal_);
     registered_ = false;
   }
   queue_.Clear();

@@ -61,6 +61,11 @@ class ConversationService {
                     core::Callback<int64_t> done) = 0;
   // Moves this session's delivered cursor (cumulative ack).
   virtual void Ack(Principal who, std::string conv_id, int64_t seq, core::DoneCallback done) = 0;
+  // The session is closing: its acks that still wait to be passed on (a
+  // gateway lets them linger to coalesce them, service/remote) leave now,
+  // so that its next hello already sees them. Nothing to do where an ack
+  // applies at once.
+  virtual void SendPendingAcks(Principal /*who*/) {}
   // Tells the other members' connections (never stored).
   virtual void Typing(Principal who, std::string conv_id, core::DoneCallback done) = 0;
   // Mute or pin (either may be absent).

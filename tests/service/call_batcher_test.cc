@@ -2,13 +2,19 @@
 // at once; items that come while the node's calls are all in flight leave
 // together in the next call, in order, at most max_items per call; answers
 // reach the right items; a failed call answers each of its items; nodes
-// are independent.
+// are independent. With linger: items wait for others up to the linger,
+// a full batch leaves at once, an answer does not send a fresh item before
+// its time, Hurry sends a node's items at once, and what lingers leaves
+// when the batcher goes.
 #include "service/remote/call_batcher.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -136,6 +142,136 @@ TEST(CallBatcherTest, CallsInFlightMayOutliveTheBatcher) {
   calls.AnswerOldest();
   calls.AnswerOldest();
   EXPECT_EQ(got, (std::vector<int>{10, 20})) << "the waiting item still went";
+}
+
+// Batch calls made from any thread (the lingering one sends), answered by
+// the test.
+struct LockedCalls {
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<std::vector<int>> sent;
+  std::vector<std::chrono::steady_clock::time_point> sent_at;
+  std::deque<core::Callback<Batcher::Results>> open;
+  std::deque<std::vector<int>> open_items;
+
+  Batcher::SendFn Fn() {
+    return
+        [this](const std::string&, std::vector<int> items, core::Callback<Batcher::Results> done) {
+          std::lock_guard lock(mu);
+          sent.push_back(items);
+          sent_at.push_back(std::chrono::steady_clock::now());
+          open.push_back(std::move(done));
+          open_items.push_back(std::move(items));
+          changed.notify_all();
+        };
+  }
+  size_t Sent() {
+    std::lock_guard lock(mu);
+    return sent.size();
+  }
+  // Waits (5 s at most) until `n` calls were made.
+  bool AwaitSent(size_t n) {
+    std::unique_lock lock(mu);
+    return changed.wait_for(lock, std::chrono::seconds(5), [&] { return sent.size() >= n; });
+  }
+  void AnswerOldest() {
+    core::Callback<Batcher::Results> done;
+    std::vector<int> items;
+    {
+      std::lock_guard lock(mu);
+      done = std::move(open.front());
+      items = std::move(open_items.front());
+      open.pop_front();
+      open_items.pop_front();
+    }
+    Batcher::Results results;
+    for (int x : items) results.emplace_back(x * 10);
+    std::move(done)(std::move(results));
+  }
+};
+
+TEST(CallBatcherTest, LingeringItemsLeaveTogetherWhenDue) {
+  using namespace std::chrono_literals;
+  LockedCalls calls;
+  Batcher batcher({.max_in_flight = 2, .max_items = 100, .linger = 300ms}, Owner, calls.Fn());
+  std::mutex mu;
+  std::map<int, int> answers;
+  const auto first = std::chrono::steady_clock::now();
+  for (int x = 1; x <= 4; ++x) {
+    batcher.Add(x % 2 ? "a" : "b", x, [&, x](core::StatusOr<int> r) {
+      std::lock_guard lock(mu);
+      answers[x] = r.value();
+    });
+  }
+  EXPECT_EQ(calls.Sent(), 0u) << "a free slot, but the items linger";
+  ASSERT_TRUE(calls.AwaitSent(2)) << "they leave when due";
+  {
+    std::lock_guard lock(calls.mu);
+    std::map<int, std::vector<int>> by_first;
+    for (const auto& items : calls.sent) by_first[items.front()] = items;
+    EXPECT_EQ(by_first.at(1), (std::vector<int>{1, 3})) << "node A's items in one call";
+    EXPECT_EQ(by_first.at(2), (std::vector<int>{2, 4})) << "node B's";
+    for (auto at : calls.sent_at) EXPECT_GE(at - first, 300ms) << "not before the linger";
+  }
+  calls.AnswerOldest();
+  calls.AnswerOldest();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(answers, (std::map<int, int>{{1, 10}, {2, 20}, {3, 30}, {4, 40}}));
+}
+
+TEST(CallBatcherTest, AFullBatchLeavesAtOnceAndAnAnswerDoesNotHurryAFreshItem) {
+  using namespace std::chrono_literals;
+  LockedCalls calls;
+  Batcher batcher({.max_in_flight = 1, .max_items = 3, .linger = 1h}, Owner, calls.Fn());
+  for (int x = 1; x <= 3; ++x) batcher.Add("a", x, [](core::StatusOr<int>) {});
+  ASSERT_EQ(calls.Sent(), 1u) << "a full batch does not linger";
+  batcher.Add("a", 4, [](core::StatusOr<int>) {});
+  calls.AnswerOldest();
+  EXPECT_EQ(calls.Sent(), 1u) << "the slot is free again, but item 4 lingers its time";
+  for (int x = 5; x <= 7; ++x) batcher.Add("a", x, [](core::StatusOr<int>) {});
+  ASSERT_EQ(calls.Sent(), 2u);
+  EXPECT_EQ(calls.sent[1], (std::vector<int>{4, 5, 6}));
+  batcher.Add("a", 8, [](core::StatusOr<int>) {});
+  calls.AnswerOldest();
+  EXPECT_EQ(calls.Sent(), 2u) << "7 and 8 linger";
+}
+
+TEST(CallBatcherTest, HurryingSendsANodesLingeringItemsNow) {
+  using namespace std::chrono_literals;
+  LockedCalls calls;
+  Batcher batcher({.max_in_flight = 1, .max_items = 100, .linger = 1h}, Owner, calls.Fn());
+  batcher.Add("a1", 1, [](core::StatusOr<int>) {});
+  batcher.Add("b2", 2, [](core::StatusOr<int>) {});
+  batcher.Add("a3", 3, [](core::StatusOr<int>) {});
+  batcher.Hurry("a9");  // another key of node A
+  ASSERT_EQ(calls.Sent(), 1u) << "node A's items, not B's";
+  EXPECT_EQ(calls.sent[0], (std::vector<int>{1, 3}));
+  batcher.Add("a4", 4, [](core::StatusOr<int>) {});
+  batcher.Hurry("a4");
+  EXPECT_EQ(calls.Sent(), 1u) << "no slot free: it waits for the answer";
+  calls.AnswerOldest();
+  ASSERT_EQ(calls.Sent(), 2u) << "hurried items leave with the answer, not an hour later";
+  EXPECT_EQ(calls.sent[1], std::vector<int>{4});
+  batcher.Hurry("b");
+  ASSERT_EQ(calls.Sent(), 3u);
+  EXPECT_EQ(calls.sent[2], std::vector<int>{2});
+  calls.AnswerOldest();
+  batcher.Hurry("a");  // nothing waits
+  EXPECT_EQ(calls.Sent(), 3u);
+}
+
+TEST(CallBatcherTest, WhatLingersLeavesWhenTheBatcherGoes) {
+  using namespace std::chrono_literals;
+  LockedCalls calls;
+  {
+    Batcher batcher({.max_in_flight = 1, .max_items = 100, .linger = 1h}, Owner, calls.Fn());
+    batcher.Add("a", 1, [](core::StatusOr<int>) {});
+    batcher.Add("b", 2, [](core::StatusOr<int>) {});
+    EXPECT_EQ(calls.Sent(), 0u);
+  }
+  ASSERT_EQ(calls.Sent(), 2u) << "sent as the batcher went, not an hour later";
+  calls.AnswerOldest();
+  calls.AnswerOldest();
 }
 
 }  // namespace

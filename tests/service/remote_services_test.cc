@@ -47,11 +47,15 @@ service::auth::TokenKeys Keys() {
   return {service::auth::TokenKey{"k1", std::string(32, 'k')}, std::nullopt};
 }
 
-// Parameter: rpc.batch_max_items (0: one call per send or ack).
+// Parameter: rpc.batch_max_items (0: one call per send or ack); coalesced,
+// acks linger as the gateway's default lets them (rpc.ack_linger_ms).
 class RemoteServicesTest : public testing::ThreeUsersTest,
                            public ::testing::WithParamInterface<size_t> {
  protected:
-  service::remote::Coalescing Coalesced() const { return {.max_items = GetParam()}; }
+  service::remote::Coalescing Coalesced() const {
+    return {.max_items = GetParam(),
+            .ack_linger = std::chrono::milliseconds(GetParam() > 0 ? 20 : 0)};
+  }
   void SetUp() override {
     ThreeUsersTest::SetUp();
     users_ = std::make_unique<service::UserServiceImpl>(*faults_, 200, nullptr);
@@ -328,6 +332,14 @@ TEST_P(RemoteServicesTest, ConcurrentSendsAndAcksCoalesceAndEachGetsItsOwnAnswer
   }
   ASSERT_EQ(acks_left, 0);
   EXPECT_EQ(acks_failed, 1);
+  auto ack_batches =
+      metrics_.Histogram("mpim_rpc_batch_items", "", {"method"}, {1, 2, 4, 8, 16, 32, 64, 128, 256})
+          .With({"AckMany"})
+          .Collect();
+  if (GetParam() > 0) {
+    EXPECT_LE(ack_batches.count, 10u) << "acks linger and leave together";
+    EXPECT_EQ(ack_batches.sum, 50);
+  }
   auto start = Await<int64_t>([&](auto cb) { remote_convs_->StartSeq(b_, conv, std::move(cb)); });
   ASSERT_TRUE(start.ok());
   EXPECT_EQ(*start, 50) << "the highest ack is the cursor";

@@ -605,7 +605,8 @@ RemoteConversationService::RemoteConversationService(rpc::Client& client, Coales
       acks_(
           {.max_in_flight = coalescing.max_in_flight,
            .max_items = coalescing.max_items,
-           .batch_items = &BatchItems(metrics, "AckMany")},
+           .batch_items = &BatchItems(metrics, "AckMany"),
+           .linger = coalescing.ack_linger},
           [&client](const std::string& key) { return client.Owner(key); },
           [&client](const std::string& key, std::vector<pb::CursorRequest> items,
                     core::Callback<ItemResults<bool>> done) {
@@ -648,6 +649,8 @@ void RemoteConversationService::Ack(Principal who, std::string conv_id, int64_t 
     std::move(done)(ok.status());
   });
 }
+
+void RemoteConversationService::SendPendingAcks(Principal who) { acks_.Hurry(UserKey(who)); }
 
 void RemoteConversationService::Typing(Principal who, std::string conv_id,
                                        core::DoneCallback done) {

@@ -31,6 +31,7 @@
 // when the call fails before it is sent).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -160,6 +161,8 @@ class RemoteGroupService final : public GroupService {
 struct Coalescing {
   size_t max_items = 256;    // per call; 0: no coalescing (one call per send or ack)
   size_t max_in_flight = 2;  // batch calls per logic node at a time
+  // How long an ack may wait for others (CallBatcher's linger); sends never wait.
+  std::chrono::milliseconds ack_linger{0};
 };
 
 // Acks go through a CallBatcher (call_batcher.h): one AckMany call carries
@@ -177,6 +180,7 @@ class RemoteConversationService final : public ConversationService {
   void Read(Principal who, std::string conv_id, int64_t seq, route::ConnId origin_conn,
             core::Callback<int64_t> done) override;
   void Ack(Principal who, std::string conv_id, int64_t seq, core::DoneCallback done) override;
+  void SendPendingAcks(Principal who) override;
   void Typing(Principal who, std::string conv_id, core::DoneCallback done) override;
   void Update(Principal who, std::string conv_id, std::optional<bool> muted,
               std::optional<bool> pinned, core::DoneCallback done) override;
@@ -189,7 +193,7 @@ class RemoteConversationService final : public ConversationService {
  private:
   rpc::Client& client_;
   const bool coalesce_;
-  CallBatcher<pb::CursorRequest, bool> acks_;
+  CallBatcher<pb::CursorRequest, bool> acks_;  // by user, to the node hello asks
 };
 
 // `ordered` runs just before `done` (no earlier moment is known across
