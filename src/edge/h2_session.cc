@@ -136,11 +136,20 @@ class H2Session final : public Conn {
     // close the stream (and drop the session's reference) on the way.
     void Answer(Response res) override {
       auto keep = this->shared_from_this();
+      upstream_deadline.reset();
       session->Respond(*this, std::move(res), true);
     }
     void Refuse(const net::HttpResponse& r, unsigned status) override {
       auto keep = this->shared_from_this();
+      upstream_deadline.reset();
       session->RespondLocal(*this, r, status);
+    }
+    // The session's tick keeps the exchange's deadline: no timer of the
+    // upstream connection's armed and cancelled per read and write.
+    bool UpstreamDeadline(std::chrono::milliseconds d) override {
+      upstream_deadline = Clock::now() + d;
+      session->WakeBy(*upstream_deadline);
+      return true;
     }
     void Upgraded(Response, std::unique_ptr<UpConn>, InFlight) override {}  // never asked
 
@@ -180,6 +189,8 @@ class H2Session final : public Conn {
     bool closed = false;        // nghttp2 closed the stream
     bool answered = false;      // a response was submitted
     Clock::time_point started = Clock::now();
+    // The exchange's phase upstream (connect, or request and answer) ends by then.
+    std::optional<Clock::time_point> upstream_deadline;
     std::string method, path, route_name = "none";
     bool routed = false;
     bool proxied = false;
@@ -301,16 +312,33 @@ class H2Session final : public Conn {
 
   // Timeouts, checked every tick: requests not whole in time are reset; a
   // connection without streams closes after its idle time.
+  // Streams' upstream deadlines too: the tick comes earlier for one that
+  // passes before it (WakeBy).
   void Tick() {
     const auto period = std::clamp<std::chrono::milliseconds>(
         std::min(options().request_timeout, options().idle_timeout) / 4,
         std::chrono::milliseconds(25), std::chrono::milliseconds(1000));
-    timer_.expires_after(period);
+    Clock::time_point next = Clock::now() + period;
+    for (auto& [id, s] : streams_) {
+      if (s->upstream_deadline) next = std::min(next, *s->upstream_deadline);
+    }
+    ArmAt(next);
+  }
+
+  void ArmAt(Clock::time_point when) {
+    tick_at_ = when;
+    timer_.expires_at(when);  // a wait pending ends with operation_aborted
     timer_.async_wait([self = Self()](boost::system::error_code ec) {
       if (ec || self->closed_) return;
       self->Expire();
       if (!self->closed_) self->Tick();
     });
+  }
+
+  // A stream's deadline before the next tick brings the tick forward.
+  void WakeBy(Clock::time_point deadline) {
+    if (closed_ || deadline >= tick_at_) return;
+    ArmAt(deadline);
   }
 
   void Expire() {
@@ -327,13 +355,19 @@ class H2Session final : public Conn {
     }
     last_active_ = now;  // streams open: not idle
     bool reset = false;
+    std::vector<std::shared_ptr<H2Stream>> late;
     for (auto& [id, s] : streams_) {
+      if (s->upstream_deadline && now >= *s->upstream_deadline) {
+        s->upstream_deadline.reset();
+        late.push_back(s);
+      }
       if (!s->request_done && !s->leg && now - s->started >= options().request_timeout) {
         nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
         reset = true;
       }
     }
     if (reset) Flush();
+    for (auto& s : late) s->exchange.TimedOut();  // 504, or a failed connection
   }
 
   // --- nghttp2's callbacks ---
@@ -699,6 +733,7 @@ class H2Session final : public Conn {
   std::string client_ip_;
   std::shared_ptr<void> slot_;
   asio::steady_timer timer_;
+  Clock::time_point tick_at_;  // when timer_ fires next
   nghttp2_session* session_ = nullptr;
   SentCounters sent_;  // the streams' exchanges count with it
   std::map<int32_t, std::shared_ptr<H2Stream>> streams_;
