@@ -310,6 +310,43 @@ upstream = "normal"
   EXPECT_EQ(api.Metric("mpim_edge_retries_total{cluster=\"normal\"}"), 1);
 }
 
+// Pooled connections to an upstream: one the upstream closed just before it
+// was taken costs a retry on a fresh connection, unseen by the client (any
+// method: nothing was sent yet); one that stays idle is watched, and the
+// upstream closing it takes it out of the pool before anyone takes it.
+TEST_F(EdgeRoutesE2eTest, AnUpstreamClosingPooledConnectionsFailsNoRequest) {
+  HttpBackend a("a");
+  // One io thread: each has a pool of its own.
+  ASSERT_TRUE(StartEdge(
+      Upstream("one", {a.address()}, "health_path = \"\"") + "[[routes]]\nupstream = \"one\"\n",
+      {"--set", "server.io_threads=1"}))
+      << start_error_;
+  ApiClient api(edge_->port());
+  const std::string retries = "mpim_edge_retries_total{cluster=\"one\"}";
+  ASSERT_EQ(Who(Get("/x")), "a");
+  ASSERT_TRUE(a.server().WaitForIdleConnections(1, Ms(5000)));
+  EXPECT_EQ(a.server().connections_accepted(), 1);
+
+  // Closed at once, taken at once: a fresh connection, one retry.
+  a.server().CloseIdle();
+  ASSERT_TRUE(a.server().WaitForOpenConnections(0, Ms(5000)));
+  auto post = ApiClient(edge_->port()).Call("POST", "/x", "", R"({"n":1})");
+  EXPECT_EQ(Who(post), "a");
+  EXPECT_EQ(a.server().connections_accepted(), 2);
+  EXPECT_EQ(api.Metric(retries), 1);
+
+  // Idle for a while (watched after one to two seconds), then closed: gone
+  // from the pool before the next request, which needs no retry.
+  ASSERT_TRUE(a.server().WaitForIdleConnections(1, Ms(5000)));
+  std::this_thread::sleep_for(Ms(3000));
+  a.server().CloseIdle();
+  ASSERT_TRUE(a.server().WaitForOpenConnections(0, Ms(5000)));
+  std::this_thread::sleep_for(Ms(300));  // the edge sees the close
+  EXPECT_EQ(Who(Get("/x")), "a");
+  EXPECT_EQ(a.server().connections_accepted(), 3);
+  EXPECT_EQ(api.Metric(retries), 1) << "no retry: the closed connection had left the pool";
+}
+
 TEST_F(EdgeRoutesE2eTest, TheAccessLogNamesRouteAndUpstreamButNeverTheQuery) {
   HttpBackend a("a");
   ASSERT_TRUE(StartEdge(Upstream("a", {a.address()}) + R"(

@@ -29,6 +29,7 @@ class HttpBackend {
   int hits() const { return hits_.load(); }
   void set_status(int s) { status_.store(s); }
   std::vector<HttpTestRequest> requests() const { return server_.requests(); }
+  HttpTestServer& server() { return server_; }
 
  private:
   std::string name_;
