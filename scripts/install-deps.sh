@@ -30,6 +30,9 @@ PACKAGES=(
   # make bench: the edge beside HAProxy and nginx (bench/edge_bench.cc),
   # over HTTP/2 with h2load (nghttp2's load generator)
   haproxy nginx-light nghttp2-client
+  # deploy/prometheus: promtool checks and unit-tests the alert rules, and a
+  # real Prometheus scrapes mpim in prometheus_e2e_test
+  prometheus
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)

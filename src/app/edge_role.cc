@@ -119,12 +119,7 @@ int RunEdge(const core::Config& config, discovery::Discovery& discovery, const s
       }
       return net::HttpResponse::Json(200, R"({"status":"ready"})");
     }
-    if (path == "/metrics") {
-      net::HttpResponse r;
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = core::DefaultRegistry().Exposition();
-      return r;
-    }
+    if (path == "/metrics") return MetricsExposition(!draining.load() && router.healthy() > 0);
     return std::nullopt;
   };
   edge::ProxyServer server(pool, router, std::move(options));

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "app/node.h"
+#include "core/clock.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/process_metrics.h"
@@ -28,6 +29,33 @@ const core::Logger& Log() {
   static const core::Logger log("app");
   return log;
 }
+
+// mpim_ready for scrapes: a scrape answers at once with what the last
+// readiness check found and starts the next one, so that a store that hangs
+// cannot hold /metrics; a check still unanswered after kHung counts as not
+// ready.
+class ReadinessForScrapes {
+ public:
+  bool Scraped(Node& node, bool draining) {
+    if (draining) return false;
+    const int64_t now = core::SystemClock().SteadyMs();
+    int64_t idle = 0;
+    if (started_ms_.compare_exchange_strong(idle, now)) {
+      node.CheckReady([this](core::Status s) {
+        ready_.store(s.ok());
+        started_ms_.store(0);
+      });
+    } else if (now - idle > kHungMs) {
+      return false;
+    }
+    return ready_.load();
+  }
+
+ private:
+  static constexpr int64_t kHungMs = 2000;
+  std::atomic<int64_t> started_ms_{0};  // of the check outstanding, 0: none
+  std::atomic<bool> ready_{false};      // what the last answered check said
+};
 
 // The operational endpoints (protocol.md section 2, "Operations").
 void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining, Node& node) {
@@ -47,15 +75,30 @@ void AddOperationRoutes(net::Router& router, const std::atomic<bool>& draining, 
       respond(net::HttpResponse::Json(200, R"({"status":"ready"})"));
     });
   });
-  router.Add("GET", "/metrics", [](net::HttpRequest, net::HttpResponder respond) {
-    net::HttpResponse r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = core::DefaultRegistry().Exposition();
-    respond(std::move(r));
+  static ReadinessForScrapes readiness;      // one node per process
+  readiness.Scraped(node, draining.load());  // the first check, before any scrape
+  router.Add("GET", "/metrics", [&draining, &node](net::HttpRequest, net::HttpResponder respond) {
+    respond(MetricsExposition(readiness.Scraped(node, draining.load())));
   });
 }
 
 }  // namespace
+
+net::HttpResponse MetricsExposition(bool ready) {
+  static core::Gauge& gauge =
+      core::DefaultRegistry()
+          .Gauge("mpim_ready",
+                 "1 when this node can serve (what GET /readyz answers: its store answers, for a "
+                 "gateway a logic node, for an edge a healthy upstream), 0 when not or draining; "
+                 "each scrape starts a check and shows the last one answered (one unanswered for "
+                 "2 s: 0).")
+          .With({});
+  gauge.Set(ready ? 1 : 0);
+  net::HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = core::DefaultRegistry().Exposition();
+  return r;
+}
 
 sigset_t ShutdownSignals() {
   sigset_t set;

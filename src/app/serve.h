@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "discovery/discovery.h"
+#include "net/http.h"
 
 namespace mpim::app {
 
@@ -28,6 +29,11 @@ sigset_t ShutdownSignals();
 // Blocks until one of `signals` arrives and returns it; meanwhile gives
 // freed heap back to the system after waves of closed connections.
 int WaitForStopSignal(const sigset_t& signals, const std::function<size_t()>& open_connections);
+// The metrics exposition answered at GET /metrics, after setting
+// mpim_ready (1 when the node would answer /readyz with 200, else 0) to
+// `ready`: a scrape also says whether the node can serve (its store, or
+// for a gateway a logic node, answering), for the alert rules in deploy/.
+net::HttpResponse MetricsExposition(bool ready);
 // The "serving" log line and the lines printed on stdout.
 void AnnounceServing(const core::Config& config, const std::string& host, uint16_t port,
                      int64_t node_id, size_t io_threads);

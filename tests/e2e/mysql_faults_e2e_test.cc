@@ -38,6 +38,7 @@
 
 #include "support/api_client.h"
 #include "support/chat_load.h"
+#include "support/eventually.h"
 #include "support/group_helpers.h"
 #include "support/mariadb_server.h"
 #include "support/server_process.h"
@@ -224,6 +225,15 @@ TEST_F(MysqlFaultsE2eTest, ReadyzIs503WhileMariadbdIsUnreachableAndTheServerReco
   int last = 0;
   ASSERT_TRUE(WaitForReadyz(port(), 200, kAnswerWithin, &last)) << last;
   ASSERT_TRUE(IsSendResult(send()));
+  // A scrape answers (a hung database never holds it) and says mpim_ready.
+  auto scraped_ready = [&](const char* value) {
+    return testing::Eventually([&] {
+      ApiResponse m = api.Call("GET", "/metrics");
+      return m.status == 200 &&
+             m.body.find(std::string("\nmpim_ready ") + value + "\n") != std::string::npos;
+    });
+  };
+  EXPECT_TRUE(scraped_ready("1"));
 
   for (const Fault& fault : {KillNine(), Stop()}) {
     SCOPED_TRACE(fault.name);
@@ -232,6 +242,7 @@ TEST_F(MysqlFaultsE2eTest, ReadyzIs503WhileMariadbdIsUnreachableAndTheServerReco
     EXPECT_TRUE(WaitForReadyz(port(), 503, kNoticeWithin, &last))
         << "/readyz still answers " << last << " after " << kNoticeWithin.count() << " ms";
     const auto noticed = std::chrono::duration_cast<Ms>(Clock::now() - t0);
+    EXPECT_TRUE(scraped_ready("0")) << "/metrics while mariadbd is " << fault.name;
 
     const auto t_send = Clock::now();
     auto refused = send();
@@ -258,6 +269,7 @@ TEST_F(MysqlFaultsE2eTest, ReadyzIs503WhileMariadbdIsUnreachableAndTheServerReco
     EXPECT_TRUE(WaitForReadyz(port(), 200, kRecoverWithin, &last))
         << "/readyz still answers " << last << " after " << kRecoverWithin.count() << " ms";
     const auto recovered = std::chrono::duration_cast<Ms>(Clock::now() - t1);
+    EXPECT_TRUE(scraped_ready("1")) << "/metrics after mariadbd came back";
     EXPECT_TRUE(IsSendResult(send())) << ws.last_error();
     ApiResponse history = api.Get("/conversations/" + conv + "/messages?limit=10", b.token());
     EXPECT_EQ(history.status, 200) << history.Describe();
