@@ -3,11 +3,28 @@
 #include <string>
 
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "store/sql_pages.h"
 
 namespace mpim::store {
 
 int64_t SystemNowMs() { return core::SystemClock().NowMs(); }
+
+void ObserveCommit(std::chrono::steady_clock::duration took, size_t writes) {
+  static core::Histogram& seconds =
+      core::DefaultRegistry()
+          .Histogram("mpim_store_commit_seconds",
+                     "Write transactions committed by the store: time from their start to their "
+                     "commit (the writes in one wait that long).")
+          .With({});
+  static core::Histogram& carried =
+      core::DefaultRegistry()
+          .Histogram("mpim_store_commit_writes", "Writes carried by each committed transaction.",
+                     {}, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})
+          .With({});
+  seconds.Observe(std::chrono::duration<double>(took).count());
+  carried.Observe(static_cast<double>(writes));
+}
 
 core::Status CheckLimit(int limit) {
   if (limit < 1 || limit > kMaxPageLimit) {

@@ -20,6 +20,8 @@
 //     down, full, read-only or closed (safe to retry), kInternal for bugs.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -54,5 +56,10 @@ using NowMsFn = std::function<int64_t()>;
 
 // The wall clock (core::SystemClock()).
 int64_t SystemNowMs();
+
+// A committed write transaction, for the metrics both engines share:
+// mpim_store_commit_seconds (its time from start to commit, the writes in
+// it waiting meanwhile) and mpim_store_commit_writes (writes it carried).
+void ObserveCommit(std::chrono::steady_clock::duration took, size_t writes);
 
 }  // namespace mpim::store

@@ -4,13 +4,17 @@
 // rules of deploy/prometheus/mpim-alerts.yml against them after some chat:
 // every node is up and ready, every rule evaluates without error, and every
 // metric a rule names has series, except those that exist only once their
-// event happened (listed with the event). A misspelt metric name in a rule
-// fails here; so does a metric renamed in the code.
+// event happened (listed with the event). Then every query of the Grafana
+// dashboards in deploy/grafana (the server's on both targets, the
+// cluster's on the cluster) returns series, with the same exception. A
+// misspelt metric name in a rule or a panel fails here; so does a metric
+// renamed in the code.
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -41,8 +45,8 @@ struct PromConfig {
   static auto Env() { return testing::WsEnv({}); }
 };
 
-const std::filesystem::path kRules =
-    std::filesystem::path(MPIM_SOURCE_DIR) / "deploy" / "prometheus" / "mpim-alerts.yml";
+const std::filesystem::path kDeploy = std::filesystem::path(MPIM_SOURCE_DIR) / "deploy";
+const std::filesystem::path kRules = kDeploy / "prometheus" / "mpim-alerts.yml";
 
 // Metrics a rule names that have no series until their event happens
 // (their families are registered on first use), with the event.
@@ -56,9 +60,11 @@ const std::map<std::string, std::string>& OnlyOnEvent() {
       {"mpim_push_deliveries_total", "a push sent (push providers configured)"},
       {"mpim_jobs_total", "a durable job run (large-group fan-out, push)"},
       {"mpim_jobs_oldest_due_seconds", "a durable job queued"},
+      {"mpim_jobs_queued", "a durable job queued (by kind, once one was)"},
       {"mpim_edge_tls_certificate_expiry_timestamp_seconds", "an edge with TLS configured"},
       {"mpim_store_writer_checkpoint_seconds", "a SQLite WAL checkpoint"},
       {"mpim_edge_upstream_errors_total", "an upstream failing a request at the edge"},
+      {"mpim_edge_retries_total", "a request retried at the edge"},
       {"mpim_ws_closes_total", "a session the server closes (4008, 1008, 1012 on drain)"},
   };
   return m;
@@ -69,19 +75,44 @@ bool RoleMissing(const std::string& name, bool cluster) {
   return name.rfind("mpim_rpc_", 0) == 0 || name.rfind("mpim_edge_", 0) == 0;
 }
 
-// Every metric name the rules file uses (histograms by their family name).
-std::set<std::string> RuleMetrics() {
-  std::ifstream in(kRules);
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
+  return text.str();
+}
+
+// Every metric name `s` uses (histograms by their family name).
+std::set<std::string> MetricsIn(const std::string& s) {
   std::set<std::string> out;
-  const std::string s = text.str();
   static const std::regex name(R"(\b((?:mpim|process)_[a-z_]+)\b)");
   for (auto it = std::sregex_iterator(s.begin(), s.end(), name); it != std::sregex_iterator();
        ++it) {
     std::string n = (*it)[1];
-    if (n.size() > 7 && n.compare(n.size() - 7, 7, "_bucket") == 0) n.resize(n.size() - 7);
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const size_t k = std::strlen(suffix);
+      if (n.size() > k && n.compare(n.size() - k, k, suffix) == 0) n.resize(n.size() - k);
+    }
     out.insert(n);
+  }
+  return out;
+}
+
+// The queries of a Grafana dashboard's panels, with Grafana's
+// $__rate_interval made a range Prometheus takes.
+std::vector<std::string> DashboardQueries(const std::filesystem::path& path) {
+  std::vector<std::string> out;
+  json::value board = json::parse(ReadFile(path));
+  for (const auto& panel : board.at("panels").as_array()) {
+    const auto& p = panel.as_object();
+    if (!p.contains("targets")) continue;
+    for (const auto& t : p.at("targets").as_array()) {
+      std::string expr(t.at("expr").as_string());
+      for (size_t at; (at = expr.find("$__rate_interval")) != std::string::npos;) {
+        expr.replace(at, std::strlen("$__rate_interval"), "30s");
+      }
+      out.push_back(expr);
+    }
   }
   return out;
 }
@@ -231,13 +262,41 @@ TEST_F(PrometheusE2eTest, ScrapesEveryNodeAndEvaluatesEveryAlertRule) {
   // Every metric the rules name has series, or is one that waits for its event.
   const bool cluster = cluster_ != nullptr;
   std::vector<std::string> missing;
-  for (const std::string& name : RuleMetrics()) {
+  for (const std::string& name : MetricsIn(ReadFile(kRules))) {
     if (RoleMissing(name, cluster) || OnlyOnEvent().count(name)) continue;
     const std::string query = "{__name__=~\"" + name + "|" + name + "_bucket\"}";
     if (!Await([&] { return Series(query) > 0; }, std::chrono::seconds(5))) missing.push_back(name);
   }
   EXPECT_TRUE(missing.empty()) << "named by rules but without series: "
                                << ::testing::PrintToString(missing);
+  // The new latency metrics count what happened: 10 messages stored and
+  // handed to a live session.
+  EXPECT_TRUE(Await([&] { return Series("sum(mpim_store_commit_writes_sum) >= 10") == 1; },
+                    std::chrono::seconds(10)));
+  EXPECT_TRUE(Await([&] { return Series("sum(mpim_message_delivery_seconds_count) >= 10") == 1; },
+                    std::chrono::seconds(10)));
+  // Every dashboard query returns series, unless it waits for an event.
+  std::vector<std::filesystem::path> boards = {kDeploy / "grafana" / "mpim-server.json"};
+  if (cluster) boards.push_back(kDeploy / "grafana" / "mpim-cluster.json");
+  for (const auto& board : boards) {
+    SCOPED_TRACE(board.filename().string());
+    std::vector<std::string> empty;
+    size_t checked = 0;
+    for (const std::string& expr : DashboardQueries(board)) {
+      bool waits = false;
+      for (const std::string& name : MetricsIn(expr)) {
+        waits = waits || RoleMissing(name, cluster) || OnlyOnEvent().count(name) > 0;
+      }
+      if (waits) continue;
+      ++checked;
+      if (!Await([&] { return Series(expr) > 0; }, std::chrono::seconds(5))) empty.push_back(expr);
+    }
+    std::printf("%s: %zu queries returned series, the others wait for their events\n",
+                board.filename().c_str(), checked);
+    EXPECT_GE(checked, 15u);
+    EXPECT_TRUE(empty.empty()) << "panel queries without series: "
+                               << ::testing::PrintToString(empty);
+  }
   // And nothing fires on a healthy target.
   EXPECT_EQ(Series("ALERTS{alertstate=\"firing\"}"), 0) << json::serialize(Api("/api/v1/alerts"));
 }

@@ -52,8 +52,8 @@ core::StatusOr<Connection*> ConnectionSlot::Get() {
   if (now < next_attempt_) return absl::UnavailableError("database unreachable (retrying)");
   auto opened = Connection::Open(options_);
   if (!opened.ok()) {
-    backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(100),
-                          std::chrono::milliseconds(2000));
+    backoff_ =
+        std::clamp(backoff_ * 2, std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
     next_attempt_ = now + backoff_;
     return opened.status();
   }
@@ -179,8 +179,7 @@ core::Status Executor::FlushBefore(Connection& conn, const WriteOp* op) {
   return hook_->Flush(conn);
 }
 
-core::Status Executor::TryBatch(Connection& conn, Batch& batch, bool isolated,
-                                bool* commit_sent) {
+core::Status Executor::TryBatch(Connection& conn, Batch& batch, bool isolated, bool* commit_sent) {
   // A deferred write that fails (a duplicate key another node just wrote)
   // fails the attempt: the batch runs again isolated, each write alone.
   auto flush = [&](const WriteOp* op) -> core::Status {
@@ -217,6 +216,7 @@ core::Status Executor::TryBatch(Connection& conn, Batch& batch, bool isolated,
 void Executor::RunBatch(Batch batch) {
   bool isolated = false;
   core::Status status;
+  const auto batch_started = std::chrono::steady_clock::now();
   for (int attempt = 1;; ++attempt) {
     auto conn = writer_slot_.Get();
     if (!conn.ok()) {
@@ -267,6 +267,7 @@ void Executor::RunBatch(Batch batch) {
   if (hook_) hook_->Committed();
   Commits().commits.Inc();
   Commits().writes.Add(static_cast<double>(batch.size()));
+  ObserveCommit(std::chrono::steady_clock::now() - batch_started, batch.size());
   CompleteLater(std::move(batch), core::Status());
 }
 

@@ -455,6 +455,7 @@ void Executor::RunBatch() {
   if (hook_) hook_->Committed();
   Commits().commits.Inc();
   Commits().writes.Add(static_cast<double>(batch.size()));
+  ObserveCommit(Clock::now() - start, batch.size());
   CompleteLater(std::move(batch), core::Status());
   {
     std::lock_guard lock(write_mu_);
