@@ -8,7 +8,7 @@ LISTEN     ?= 127.0.0.1:8080
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: all deps configure build run cluster test test-asan test-tsan fuzz clean format
+.PHONY: all deps configure build run cluster package test test-asan test-tsan fuzz clean format
 
 all: build
 
@@ -30,6 +30,11 @@ run: build
 # etcd, 2 gateways, 2 logic nodes and a task node, data kept in CLUSTER_DIR.
 cluster: build
 	$(BUILD)/bin/mpim cluster up --dir $(CLUSTER_DIR)
+
+# The Debian package (CPack; docs/operations.md, "Installing the Debian
+# package"): $(BUILD)/mpim_<version>_amd64.deb.
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -58,7 +63,7 @@ $(ASAN_BUILD)/build.ninja:
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 test-asan: build $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE 'rerun|noasan'
+	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE 'rerun|noasan|deploy'
 	$(ASAN_ENV) MPIM_BINARY=$(CURDIR)/$(ASAN_BUILD)/bin/mpim MPIM_TEST_SANITIZED_SERVER=1 \
 	  ctest --test-dir $(BUILD) \
 	  --output-on-failure -j $(JOBS) -L e2e -LE 'rerun|noasan' -E bench_smoke
@@ -72,7 +77,7 @@ $(TSAN_BUILD)/build.ninja:
 test-tsan: deps $(TSAN_BUILD)/build.ninja
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
-	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -LE 'e2e|browser'
+	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -LE 'e2e|browser|deploy'
 
 # libFuzzer targets (clang, ASan + UBSan) over their corpora, FUZZ_SECONDS
 # each; new inputs go to a scratch copy, crashes to $(FUZZ_BUILD)/artifacts.

@@ -33,6 +33,9 @@ PACKAGES=(
   # deploy/prometheus: promtool checks and unit-tests the alert rules, and a
   # real Prometheus scrapes mpim in prometheus_e2e_test
   prometheus
+  # make package: CPack's DEB generator finds shared-library dependencies
+  # with dpkg-shlibdeps; the package test verifies the unit with systemd-analyze
+  dpkg-dev systemd
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)
