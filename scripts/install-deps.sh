@@ -36,6 +36,8 @@ PACKAGES=(
   # make package: CPack's DEB generator finds shared-library dependencies
   # with dpkg-shlibdeps; the package test verifies the unit with systemd-analyze
   dpkg-dev systemd
+  # deploy/compose and deploy/docker, checked offline (tests/deploy/check_deploy.py)
+  docker-compose python3-yaml
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)
