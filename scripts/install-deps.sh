@@ -38,6 +38,9 @@ PACKAGES=(
   dpkg-dev systemd
   # deploy/compose and deploy/docker, checked offline (tests/deploy/check_deploy.py)
   docker-compose python3-yaml
+  # the backup runbook's tools, run by backup_e2e_test (mariadb-dump comes
+  # with mariadb-client, a dependency of mariadb-server)
+  sqlite3
   # tests, benchmarks and fuzzing (clang's libFuzzer)
   googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
   # browser tests of the web client (tests/browser)

@@ -92,6 +92,11 @@ class AckChecker {
   // is clean. Call once recording is over.
   std::vector<std::string> Check(size_t max_lines = 200) const;
   AckCheckTotals Totals() const;
+  // The acknowledged sends recorded so far (a copy; thread-safe).
+  std::vector<AckedSend> Acks() const {
+    std::lock_guard lock(mu_);
+    return acks_;
+  }
 
  private:
   mutable std::mutex mu_;

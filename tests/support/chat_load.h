@@ -316,6 +316,8 @@ class ChatLoadRun {
   bool Connected(const ChatLoadClient& c) const;
   // The clients, in the order Start() added them (their home numbers).
   const std::vector<std::unique_ptr<ChatLoadClient>>& clients() const { return clients_; }
+  // Each conversation of the run and a member's access token, to read it back.
+  const std::map<std::string, std::string>& readers() const { return reader_; }
   void StopClients();
 
   ChatLoad load;
