@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <deque>
 #include <unordered_map>
 
 #include "bus/dispatch.h"
 #include "core/logging.h"
+#include "core/metrics.h"
 #include "redis/client.h"
 
 namespace mpim::bus {
@@ -95,7 +97,8 @@ bool ValidId(std::string_view id) {
     return !s.empty() && s.size() <= 20 &&
            std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
   };
-  return digits(id.substr(0, dash)) && (dash == std::string_view::npos || digits(id.substr(dash + 1)));
+  return digits(id.substr(0, dash)) &&
+         (dash == std::string_view::npos || digits(id.substr(dash + 1)));
 }
 
 core::Status Unavailable(std::string_view why) {
@@ -165,9 +168,7 @@ struct Reader : Closable {
     serial->Close();
     client.reset();  // joins its thread: none of its callbacks runs after this
   }
-  void Later(Task task) {
-    serial->dispatcher()->After(retry, std::move(task));
-  }
+  void Later(Task task) { serial->dispatcher()->After(retry, std::move(task)); }
 };
 
 // A topic subscription on redis-pubsub.
@@ -191,6 +192,24 @@ struct Channel {
       std::make_shared<std::vector<std::shared_ptr<PubSubSub>>>();
   std::deque<Queued> queued;  // published before the first confirmation
 };
+
+// mpim_bus_lag_seconds: from each entry's id (Redis's clock as it appended
+// the entry) to the moment its handler starts on this node.
+void ObserveLag(const std::vector<RawEntry>& entries) {
+  static core::Histogram& lag =
+      core::DefaultRegistry()
+          .Histogram("mpim_bus_lag_seconds",
+                     "Topics on redis-streams: from an entry's append (its id, by Redis's "
+                     "clock) to its handler starting on this node.")
+          .With({});
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  for (const RawEntry& e : entries) {
+    const auto appended = static_cast<int64_t>(IdKey(e.id).first);
+    lag.Observe(static_cast<double>(std::max<int64_t>(0, now_ms - appended)) / 1000.0);
+  }
+}
 
 // A topic subscription on redis-streams: XREAD BLOCK from the last id seen.
 struct StreamSub : Reader, std::enable_shared_from_this<StreamSub> {
@@ -228,31 +247,32 @@ struct StreamSub : Reader, std::enable_shared_from_this<StreamSub> {
   void Read() {
     const uint64_t connects = OwnConnects();
     if (need_check || (connects_seen != 0 && connects != connects_seen)) return Check();
-    OwnCommand({"XREAD", "COUNT", "256", "BLOCK", std::to_string(block.count()), "STREAMS", key,
-                last_id},
-               [self = shared_from_this()](core::StatusOr<Reply> r) {
-                 if (self->is_closed()) return;
-                 if (!r.ok()) {
-                   self->need_check = true;
-                   return self->Later([self] { self->Read(); });
-                 }
-                 // A read sent while the connection was being made again
-                 // waits for it and is answered by what may be another
-                 // Redis: check before taking what it read.
-                 const uint64_t connects = self->OwnConnects();
-                 if (self->connects_seen != 0 && connects != self->connects_seen) {
-                   self->need_check = true;
-                   return self->Read();
-                 }
-                 self->connects_seen = connects;
-                 std::vector<RawEntry> entries = ParseRead(*r);
-                 if (entries.empty()) return self->Read();
-                 self->last_id = entries.back().id;
-                 self->serial->Post([self, entries = std::move(entries)] {
-                   for (const RawEntry& e : entries) self->on_message(e.payload);
-                   self->Read();
-                 });
-               });
+    OwnCommand(
+        {"XREAD", "COUNT", "256", "BLOCK", std::to_string(block.count()), "STREAMS", key, last_id},
+        [self = shared_from_this()](core::StatusOr<Reply> r) {
+          if (self->is_closed()) return;
+          if (!r.ok()) {
+            self->need_check = true;
+            return self->Later([self] { self->Read(); });
+          }
+          // A read sent while the connection was being made again
+          // waits for it and is answered by what may be another
+          // Redis: check before taking what it read.
+          const uint64_t connects = self->OwnConnects();
+          if (self->connects_seen != 0 && connects != self->connects_seen) {
+            self->need_check = true;
+            return self->Read();
+          }
+          self->connects_seen = connects;
+          std::vector<RawEntry> entries = ParseRead(*r);
+          if (entries.empty()) return self->Read();
+          self->last_id = entries.back().id;
+          self->serial->Post([self, entries = std::move(entries)] {
+            ObserveLag(entries);
+            for (const RawEntry& e : entries) self->on_message(e.payload);
+            self->Read();
+          });
+        });
   }
 
   // After a reconnect: did Redis restart (run_id) or trim past last_id?
@@ -320,15 +340,14 @@ struct Consumer : Reader, std::enable_shared_from_this<Consumer> {
   }
 
   void EnsureGroup(Task then) {
-    main->Command({"XGROUP", "CREATE", key, options.group, "0", "MKSTREAM"},
-                  [self = shared_from_this(), then = std::move(then)](
-                      core::StatusOr<Reply> r) mutable {
-                    if (self->is_closed()) return;
-                    if (r.ok() || Contains(r.status(), "BUSYGROUP")) return then();
-                    self->Later([self, then = std::move(then)]() mutable {
-                      self->EnsureGroup(std::move(then));
-                    });
-                  });
+    main->Command(
+        {"XGROUP", "CREATE", key, options.group, "0", "MKSTREAM"},
+        [self = shared_from_this(), then = std::move(then)](core::StatusOr<Reply> r) mutable {
+          if (self->is_closed()) return;
+          if (r.ok() || Contains(r.status(), "BUSYGROUP")) return then();
+          self->Later(
+              [self, then = std::move(then)]() mutable { self->EnsureGroup(std::move(then)); });
+        });
   }
 
   // Hands out this consumer's own pending entries (after a restart of the
@@ -414,40 +433,40 @@ struct Consumer : Reader, std::enable_shared_from_this<Consumer> {
       args.push_back(s.id);
       counts[s.id] = s.count;
     }
-    main->Command(std::move(args), [self = shared_from_this(), stale = std::move(stale),
-                                    counts = std::move(counts),
-                                    then = std::move(then)](core::StatusOr<Reply> r) mutable {
-      if (self->is_closed()) return;
-      if (!r.ok()) return then();
-      std::vector<Entry> live;
-      std::vector<RawEntry> dead;
-      std::vector<std::string> gone;
-      const bool positional = r->elements.size() == stale.size();
-      for (size_t i = 0; i < r->elements.size(); ++i) {
-        RawEntry e;
-        if (!ParseEntry(r->elements[i], &e)) {
-          // Nil: trimmed while pending (Redis < 7 answers so; 7 drops it
-          // from the pending list itself).
-          if (r->elements[i].nil() && positional) gone.push_back(stale[i].id);
-          continue;
-        }
-        if (e.gone) {
-          gone.push_back(std::move(e.id));
-          continue;
-        }
-        const int64_t count = counts[e.id];
-        if (count >= static_cast<int64_t>(self->options.max_deliveries)) {
-          dead.push_back(std::move(e));
-        } else {
-          live.push_back(Entry{std::move(e.id), std::move(e.payload),
-                               static_cast<uint32_t>(count + 1)});
-        }
-      }
-      if (!gone.empty()) self->AckGone(std::move(gone));
-      if (!dead.empty()) self->Bury(std::move(dead));
-      if (live.empty()) return then();
-      self->Hand(std::move(live), std::move(then));
-    });
+    main->Command(std::move(args),
+                  [self = shared_from_this(), stale = std::move(stale), counts = std::move(counts),
+                   then = std::move(then)](core::StatusOr<Reply> r) mutable {
+                    if (self->is_closed()) return;
+                    if (!r.ok()) return then();
+                    std::vector<Entry> live;
+                    std::vector<RawEntry> dead;
+                    std::vector<std::string> gone;
+                    const bool positional = r->elements.size() == stale.size();
+                    for (size_t i = 0; i < r->elements.size(); ++i) {
+                      RawEntry e;
+                      if (!ParseEntry(r->elements[i], &e)) {
+                        // Nil: trimmed while pending (Redis < 7 answers so; 7 drops it
+                        // from the pending list itself).
+                        if (r->elements[i].nil() && positional) gone.push_back(stale[i].id);
+                        continue;
+                      }
+                      if (e.gone) {
+                        gone.push_back(std::move(e.id));
+                        continue;
+                      }
+                      const int64_t count = counts[e.id];
+                      if (count >= static_cast<int64_t>(self->options.max_deliveries)) {
+                        dead.push_back(std::move(e));
+                      } else {
+                        live.push_back(Entry{std::move(e.id), std::move(e.payload),
+                                             static_cast<uint32_t>(count + 1)});
+                      }
+                    }
+                    if (!gone.empty()) self->AckGone(std::move(gone));
+                    if (!dead.empty()) self->Bury(std::move(dead));
+                    if (live.empty()) return then();
+                    self->Hand(std::move(live), std::move(then));
+                  });
   }
 
   // Moves entries to the dead letters, then acks those that got there.
@@ -471,8 +490,8 @@ struct Consumer : Reader, std::enable_shared_from_this<Consumer> {
   }
 
   void ScheduleClaim() {
-    const auto every = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(100),
-                                                           options.claim_idle / 2);
+    const auto every =
+        std::max<std::chrono::milliseconds>(std::chrono::milliseconds(100), options.claim_idle / 2);
     serial->dispatcher()->After(every, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->ClaimStale();
     });
@@ -510,10 +529,10 @@ class CloseHandle final : public Handle {
 using internal::Channel;
 using internal::Closable;
 using internal::Dispatcher;
+using internal::Log;
 using internal::MainLink;
 using internal::Serial;
 using internal::ValidName;
-using internal::Log;
 
 namespace {
 
@@ -597,8 +616,8 @@ void RedisBus::SendPublish(const std::string& channel, std::string payload,
   if (options_.topics == RedisBusOptions::Topics::kPubSub) {
     args = {"PUBLISH", channel, std::move(payload)};
   } else {
-    args = {"XADD", channel, "MAXLEN", "~", std::to_string(options_.stream_max_len), "*",
-            "payload", std::move(payload)};
+    args = {"XADD", channel,   "MAXLEN",          "~", std::to_string(options_.stream_max_len),
+            "*",    "payload", std::move(payload)};
   }
   main_->Command(std::move(args), [done = std::move(done)](core::StatusOr<redis::Reply> r) mutable {
     if (done) std::move(done)(r.status());
@@ -769,10 +788,12 @@ std::unique_ptr<Handle> RedisBus::Consume(std::string stream, ConsumerOptions op
 void RedisBus::Ack(std::string stream, std::string group, std::vector<std::string> ids,
                    core::DoneCallback done) {
   for (const std::string& id : ids) {
-    if (!internal::ValidId(id)) return Fail(done, absl::InvalidArgumentError("bus: bad entry id " + id));
+    if (!internal::ValidId(id))
+      return Fail(done, absl::InvalidArgumentError("bus: bad entry id " + id));
   }
   if (ids.empty()) {
-    if (done) dispatcher_->Post([done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
+    if (done)
+      dispatcher_->Post([done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
     return;
   }
   std::vector<std::string> args{"XACK", options_.prefix + stream, std::move(group)};
