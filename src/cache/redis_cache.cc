@@ -127,6 +127,9 @@ void RedisTier::FillNotFound(const std::string& key, std::string_view message) {
 }
 
 void RedisTier::Put(const std::string& key, const std::string& value, int64_t ttl_ms) {
+  // Alive to the end of this call: the SET's answer may run its callback,
+  // and the caller go on to drop the last owner, before Publish below.
+  const auto self = shared_from_this();
   redis_.Command({"SET", key_prefix_ + key, kValue + value, "PX",
                   ttl_ms > 0 ? std::to_string(ttl_ms) : Jittered(options_.ttl_ms)},
                  [self = shared_from_this(), key](core::StatusOr<redis::Reply> r) {
@@ -138,6 +141,9 @@ void RedisTier::Put(const std::string& key, const std::string& value, int64_t tt
 }
 
 void RedisTier::Invalidate(const std::string& key, absl::AnyInvocable<void() &&> done) {
+  // As in Put: `done` may run (on Redis's thread) and its caller destroy
+  // the cache before Publish below; found by ASan in cached_store_test.
+  const auto self = shared_from_this();
   redis_.Command({"SET", key_prefix_ + key, std::string(1, kTombstone), "PX",
                   std::to_string(options_.tombstone_ms)},
                  [self = shared_from_this(), key,
