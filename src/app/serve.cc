@@ -15,11 +15,13 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "core/process_metrics.h"
+#include "core/trace.h"
 #include "discovery/config_centre.h"
 #include "discovery/registry.h"
 #include "gateway/static_files.h"
 #include "net/http_server.h"
 #include "net/io_pool.h"
+#include "net/otlp_exporter.h"
 #include "net/router.h"
 
 namespace mpim::app {
@@ -142,6 +144,44 @@ void AnnounceServing(const core::Config& config, const std::string& host, uint16
   std::fflush(stdout);
 }
 
+// Tracing (tracing.*): the OTLP exporter installed for this process while
+// it runs; its last spans are sent as it ends.
+class Tracing {
+ public:
+  explicit Tracing(const core::Config& config) {
+    if (config.tracing.sample_ratio <= 0 || config.tracing.otlp_endpoint.empty()) return;
+    net::OtlpOptions options;
+    options.endpoint = config.tracing.otlp_endpoint;
+    options.queue_max = static_cast<size_t>(config.tracing.queue_max_spans);
+    options.batch_max = static_cast<size_t>(config.tracing.batch_max_spans);
+    options.interval_ms = config.tracing.export_interval_ms;
+    options.timeout_ms = config.tracing.export_timeout_ms;
+    options.resource = {{"service.name", std::string("mpim")},
+                        {"service.version", std::string(MPIM_VERSION)},
+                        {"service.instance.id", config.server.listen},
+                        {"mpim.role", config.server.role}};
+    auto exporter = net::OtlpExporter::Make(std::move(options));
+    if (!exporter.ok()) {  // the endpoint was validated at load
+      Log().Error("tracing off", {{"error", std::string(exporter.status().message())}});
+      return;
+    }
+    exporter_ = std::move(*exporter);
+    core::trace::Install(exporter_, config.tracing.sample_ratio);
+    Log().Info("tracing", {{"otlp_endpoint", config.tracing.otlp_endpoint},
+                           {"sample_ratio", config.tracing.sample_ratio}});
+  }
+  ~Tracing() {
+    if (!exporter_) return;
+    core::trace::Install(nullptr, 0);
+    exporter_->Shutdown();
+  }
+  Tracing(const Tracing&) = delete;
+  Tracing& operator=(const Tracing&) = delete;
+
+ private:
+  std::shared_ptr<net::OtlpExporter> exporter_;
+};
+
 int RunServe(const core::Config& config) {
   core::InitLogging(core::ParseLogLevel(config.log.level), core::ParseLogFormat(config.log.format));
 
@@ -166,6 +206,7 @@ int RunServe(const core::Config& config) {
   metrics.Gauge("mpim_build_info", "Build information; the value is 1.", {"version", "role"})
       .With({MPIM_VERSION, config.server.role})
       .Set(1);
+  Tracing tracing(config);
 
   auto listen = core::ParseHostPort(config.server.listen);
   if (!listen.ok()) {  // validated at load; kept for safety

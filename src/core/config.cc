@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string_view>
 #include <variant>
@@ -18,7 +20,7 @@ extern char** environ;
 namespace mpim::core {
 namespace {
 
-using FieldRef = std::variant<std::string*, int64_t*, std::vector<std::string>*, bool*>;
+using FieldRef = std::variant<std::string*, int64_t*, std::vector<std::string>*, bool*, double*>;
 
 // One key of the configuration. The schema below is the single source of
 // truth for names, types, ranges and help texts.
@@ -32,6 +34,8 @@ struct Field {
   std::vector<std::string_view> choices;            // string fields; empty: any value
   std::function<Status(const std::string&)> check;  // string (and list element) fields
   bool secret = false;                              // masked by ShowConfig
+  double real_min = 0;                              // real-number fields
+  double real_max = 0;                              // real-number fields
 
   std::string Name() const { return std::string(section) + "." + std::string(key); }
 };
@@ -48,6 +52,14 @@ Field Str(std::string_view section, std::string_view key, std::vector<std::strin
           std::function<Status(const std::string&)> check = nullptr) {
   return Field{section, key, std::string(help),  [ref](Config& c) -> FieldRef { return ref(c); },
                0,       0,   std::move(choices), std::move(check)};
+}
+
+Field Real(std::string_view section, std::string_view key, double min, double max,
+           std::function<double*(Config&)> ref, std::string_view help) {
+  Field f{section, key, std::string(help), [ref](Config& c) -> FieldRef { return ref(c); }};
+  f.real_min = min;
+  f.real_max = max;
+  return f;
 }
 
 Field Bool(std::string_view section, std::string_view key, std::function<bool*(Config&)> ref,
@@ -697,6 +709,36 @@ const std::vector<Field>& Schema() {
           "Role edge: a MaxMind DB file (.mmdb, GeoIP2/GeoLite2 City or Country) locating "
           "clients by address, for upstream clusters with zones (docs/edge.md \"GeoIP\"); "
           "read again when it changes or on SIGHUP. Empty: zones are not used."),
+      // [tracing]
+      Real(
+          "tracing", "sample_ratio", 0, 1, [](Config& c) { return &c.tracing.sample_ratio; },
+          "Share of the traces that start here (a client's request or op) that are recorded, "
+          "0 to 1; the roles a traced request reaches follow its decision. 0: tracing off, "
+          "at no cost."),
+      Str(
+          "tracing", "otlp_endpoint", {}, [](Config& c) { return &c.tracing.otlp_endpoint; },
+          "Where spans go: an OpenTelemetry collector's OTLP/HTTP traces URL (JSON encoding), "
+          "e.g. http://127.0.0.1:4318 (/v1/traces is added to a URL without a path). Empty: "
+          "tracing off.",
+          CheckUrlOrEmpty),
+      Int(
+          "tracing", "queue_max_spans", 1, 10000000,
+          [](Config& c) { return &c.tracing.queue_max_spans; },
+          "Finished spans waiting to be sent, at most; more are dropped (and counted in "
+          "mpim_trace_spans_dropped_total), never waited for."),
+      Int(
+          "tracing", "batch_max_spans", 1, 100000,
+          [](Config& c) { return &c.tracing.batch_max_spans; },
+          "Spans per export request, at most."),
+      Int(
+          "tracing", "export_interval_ms", 10, 600000,
+          [](Config& c) { return &c.tracing.export_interval_ms; },
+          "Queued spans are sent this often (sooner once a batch is full)."),
+      Int(
+          "tracing", "export_timeout_ms", 100, 600000,
+          [](Config& c) { return &c.tracing.export_timeout_ms; },
+          "An export request without an answer within this time fails (its spans are "
+          "dropped); also how long a stopping node waits for its last spans to go."),
   };
   return schema;
 }
@@ -713,6 +755,23 @@ bool KnownSection(std::string_view section) {
                      [&](const Field& f) { return f.section == section; });
 }
 
+// A real number as TOML writes it (always with a point or exponent).
+std::string FormatReal(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  std::string out = buf;
+  // The shortest text that reads back the same.
+  for (int precision = 1; precision < 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) {
+      out = buf;
+      break;
+    }
+  }
+  if (out.find_first_of(".en") == std::string::npos) out += ".0";
+  return out;
+}
+
 Status Invalid(std::string_view source, const std::string& name, const std::string& problem) {
   std::string msg = std::string(source) + ": " + name + ": " + problem;
   return absl::InvalidArgumentError(msg);
@@ -722,6 +781,13 @@ Status Invalid(std::string_view source, const std::string& name, const std::stri
 Status Validate(const Field& f, Config& config) {
   FieldRef ref = f.ref(config);
   if (std::holds_alternative<bool*>(ref)) return absl::OkStatus();
+  if (auto* d = std::get_if<double*>(&ref)) {
+    if (!(**d >= f.real_min && **d <= f.real_max)) {
+      return absl::InvalidArgumentError("must be between " + FormatReal(f.real_min) + " and " +
+                                        FormatReal(f.real_max) + ", got " + FormatReal(**d));
+    }
+    return absl::OkStatus();
+  }
   if (auto* i = std::get_if<int64_t*>(&ref)) {
     if (**i < f.min || **i > f.max) {
       return absl::InvalidArgumentError("must be between " + std::to_string(f.min) + " and " +
@@ -759,6 +825,14 @@ Status SetFromText(const Field& f, Config& config, const std::string& text) {
       return absl::InvalidArgumentError("expected an integer, got \"" + text + "\"");
     }
     **i = value;
+  } else if (auto* d = std::get_if<double*>(&ref)) {
+    double value = 0;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (text.empty() || ec != std::errc() || ptr != end) {
+      return absl::InvalidArgumentError("expected a number, got \"" + text + "\"");
+    }
+    **d = value;
   } else if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
     **list = SplitList(text);
   } else if (auto* b = std::get_if<bool*>(&ref)) {
@@ -781,6 +855,10 @@ Status SetFromToml(const Field& f, Config& config, const toml::node& node) {
     auto v = node.value_exact<int64_t>();
     if (!v) return absl::InvalidArgumentError("expected an integer");
     **i = *v;
+  } else if (auto* d = std::get_if<double*>(&ref)) {
+    auto v = node.value<double>();  // an integer (0, 1) is a number too
+    if (!v) return absl::InvalidArgumentError("expected a number");
+    **d = *v;
   } else if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
     const toml::array* array = node.as_array();
     if (!array) return absl::InvalidArgumentError("expected an array of strings");
@@ -896,6 +974,7 @@ std::string Quote(const std::string& s) {
 std::string FormatValue(const Field& f, const Config& config, bool mask) {
   FieldRef ref = f.ref(const_cast<Config&>(config));
   if (auto* i = std::get_if<int64_t*>(&ref)) return std::to_string(**i);
+  if (auto* d = std::get_if<double*>(&ref)) return FormatReal(**d);
   if (auto* b = std::get_if<bool*>(&ref)) return **b ? "true" : "false";
   if (auto* list = std::get_if<std::vector<std::string>*>(&ref)) {
     std::string out = "[";

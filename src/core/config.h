@@ -245,6 +245,16 @@ struct EdgeConfig {
   std::string geoip_database;  // .mmdb: clients to the nearest zone of clusters with zones
 };
 
+// Distributed tracing (docs/operations.md "Tracing"), `[tracing]`.
+struct TracingConfig {
+  double sample_ratio = 0;    // share of new traces recorded; 0: tracing off
+  std::string otlp_endpoint;  // OTLP/HTTP traces URL; empty: tracing off
+  int64_t queue_max_spans = 8192;
+  int64_t batch_max_spans = 512;
+  int64_t export_interval_ms = 500;
+  int64_t export_timeout_ms = 5000;
+};
+
 struct Config {
   ServerConfig server;
   AuthConfig auth;
@@ -263,6 +273,7 @@ struct Config {
   PushConfig push;
   AdminConfig admin;
   EdgeConfig edge;
+  TracingConfig tracing;
 
   // Where each value came from, by "section.key": "file PATH",
   // "environment NAME", "command line", "etcd" (the config centre). A key

@@ -1,7 +1,5 @@
 #include "core/logging.h"
 
-#include "core/text.h"
-
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -10,6 +8,9 @@
 #include <chrono>
 #include <ctime>
 #include <memory>
+
+#include "core/text.h"
+#include "core/trace.h"
 
 namespace mpim::core {
 namespace {
@@ -21,8 +22,8 @@ std::atomic<int> g_format{static_cast<int>(LogFormat::kText)};
 // ours, so the pattern is the bare message.
 spdlog::logger& Sink() {
   static std::shared_ptr<spdlog::logger> logger = [] {
-    auto l = std::make_shared<spdlog::logger>("mpim",
-                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto l =
+        std::make_shared<spdlog::logger>("mpim", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     l->set_pattern("%v");
     l->set_level(spdlog::level::trace);
     l->flush_on(spdlog::level::trace);
@@ -93,7 +94,9 @@ LogFormat ParseLogFormat(std::string_view name) {
   return isatty(STDERR_FILENO) ? LogFormat::kText : LogFormat::kJson;
 }
 
-void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+void SetLogLevel(LogLevel level) {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 void InitLogging(LogLevel level, LogFormat format) {
   g_level.store(static_cast<int>(level), std::memory_order_relaxed);
@@ -102,7 +105,8 @@ void InitLogging(LogLevel level, LogFormat format) {
 }
 
 std::string FormatLogLine(LogFormat format, int64_t unix_ms, LogLevel level,
-                          std::string_view logger, std::string_view msg, LogFields fields) {
+                          std::string_view logger, std::string_view msg, LogFields fields,
+                          std::string_view trace_id, std::string_view span_id) {
   std::string out;
   out.reserve(128 + msg.size());
   if (format == LogFormat::kJson) {
@@ -119,6 +123,13 @@ std::string FormatLogLine(LogFormat format, int64_t unix_ms, LogLevel level,
       AppendJsonString(out, f.key);
       out += ':';
       AppendValue(out, f, /*json=*/true);
+    }
+    if (!trace_id.empty()) {
+      out += ",\"trace_id\":\"";
+      out += trace_id;
+      out += "\",\"span_id\":\"";
+      out += span_id;
+      out += '"';
     }
     out += '}';
     return out;
@@ -139,6 +150,12 @@ std::string FormatLogLine(LogFormat format, int64_t unix_ms, LogLevel level,
     out += '=';
     AppendValue(out, f, /*json=*/false);
   }
+  if (!trace_id.empty()) {
+    out += " trace_id=";
+    out += trace_id;
+    out += " span_id=";
+    out += span_id;
+  }
   return out;
 }
 
@@ -152,7 +169,10 @@ void Logger::Log(LogLevel level, std::string_view msg, LogFields fields) const {
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
   auto format = static_cast<LogFormat>(g_format.load(std::memory_order_relaxed));
-  std::string line = FormatLogLine(format, now, level, name_, msg, fields);
+  const trace::SpanContext context = trace::Current();
+  std::string line = context.recording() ? FormatLogLine(format, now, level, name_, msg, fields,
+                                                         context.TraceIdHex(), context.SpanIdHex())
+                                         : FormatLogLine(format, now, level, name_, msg, fields);
   Sink().info(std::string_view(line));
 }
 

@@ -7,6 +7,8 @@
 // Thread-safe: any thread may log. InitLogging is called once at start-up,
 // before other threads log; until then lines go out as text at info level.
 // Nothing secret (passwords, tokens, keys) is ever passed as a field.
+// A line logged while a sampled trace is current on the thread carries its
+// trace_id and span_id.
 #pragma once
 
 #include <cstdint>
@@ -48,9 +50,12 @@ void InitLogging(LogLevel level, LogFormat format);
 // The lowest level written, from now on (run-time configuration).
 void SetLogLevel(LogLevel level);
 
-// Formats one line without writing it (exposed for tests).
+// Formats one line without writing it (exposed for tests). `trace_id` and
+// `span_id` (hex; empty: none) are the trace active on the logging thread
+// (core/trace.h), added as the last fields.
 std::string FormatLogLine(LogFormat format, int64_t unix_ms, LogLevel level,
-                          std::string_view logger, std::string_view msg, LogFields fields);
+                          std::string_view logger, std::string_view msg, LogFields fields,
+                          std::string_view trace_id = {}, std::string_view span_id = {});
 
 // A named logger; cheap to copy, usually a static or a member.
 class Logger {
@@ -60,11 +65,21 @@ class Logger {
   bool Enabled(LogLevel level) const;
   void Log(LogLevel level, std::string_view msg, LogFields fields = {}) const;
 
-  void Trace(std::string_view msg, LogFields fields = {}) const { Log(LogLevel::kTrace, msg, fields); }
-  void Debug(std::string_view msg, LogFields fields = {}) const { Log(LogLevel::kDebug, msg, fields); }
-  void Info(std::string_view msg, LogFields fields = {}) const { Log(LogLevel::kInfo, msg, fields); }
-  void Warn(std::string_view msg, LogFields fields = {}) const { Log(LogLevel::kWarn, msg, fields); }
-  void Error(std::string_view msg, LogFields fields = {}) const { Log(LogLevel::kError, msg, fields); }
+  void Trace(std::string_view msg, LogFields fields = {}) const {
+    Log(LogLevel::kTrace, msg, fields);
+  }
+  void Debug(std::string_view msg, LogFields fields = {}) const {
+    Log(LogLevel::kDebug, msg, fields);
+  }
+  void Info(std::string_view msg, LogFields fields = {}) const {
+    Log(LogLevel::kInfo, msg, fields);
+  }
+  void Warn(std::string_view msg, LogFields fields = {}) const {
+    Log(LogLevel::kWarn, msg, fields);
+  }
+  void Error(std::string_view msg, LogFields fields = {}) const {
+    Log(LogLevel::kError, msg, fields);
+  }
 
  private:
   std::string name_;

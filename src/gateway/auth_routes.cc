@@ -1,5 +1,6 @@
 #include <strings.h>
 
+#include "core/trace.h"
 #include "gateway/json.h"
 #include "gateway/routes.h"
 
@@ -30,8 +31,14 @@ net::HttpHandler Authed(service::AuthService& auth, AuthedHandler handler) {
         strncasecmp(header.data(), kScheme.data(), kScheme.size()) != 0) {
       return respond(Unauthenticated(absl::UnauthenticatedError("missing bearer token")));
     }
+    auto span = core::trace::Span::Start("auth", core::trace::Current());
     auto principal = auth.Authenticate(header.substr(kScheme.size()));
-    if (!principal.ok()) return respond(Unauthenticated(principal.status()));
+    if (!principal.ok()) {
+      span.SetError(std::string(principal.status().message()));
+      return respond(Unauthenticated(principal.status()));
+    }
+    span.Set("mpim.user_id", principal->user_id);
+    span.End();
     handler(std::move(req), *principal, std::move(respond));
   };
 }

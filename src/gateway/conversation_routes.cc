@@ -110,6 +110,7 @@ void AddConversationRoutes(net::Router& router, const ApiContext& api) {
         if (!body.ok()) return respond(net::HttpResponse::Error(body.status()));
         auto send = ParseSendRequest(*body);
         if (!send.ok()) return respond(net::HttpResponse::Error(send.status()));
+        send->trace = core::trace::Current();  // the request's span
         messages.Send(
             who, std::move(*send),
             [respond = std::move(respond)](core::StatusOr<service::SendResult> r) mutable {

@@ -4,6 +4,7 @@ namespace mpim::gateway {
 namespace {
 
 constexpr uint8_t kVersion = 2;
+constexpr uint8_t kVersionTraced = 3;  // + trace id (16 bytes), span id (8)
 
 void PutVarint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
@@ -75,11 +76,16 @@ std::string Envelope::Encode() const {
   std::string out;
   size_t size = 16 + conns.size() * 14 + frame.size();
   for (const Msg& m : msgs) size += m.conv_id.size() + m.frame.size() + 24;
-  out.reserve(size);
-  out.push_back(static_cast<char>(kVersion));
+  const bool traced = trace.recording();
+  out.reserve(size + (traced ? 24 : 0));
+  out.push_back(static_cast<char>(traced ? kVersionTraced : kVersion));
   out.push_back(static_cast<char>(kind));
   out.push_back(static_cast<char>(priority));
   out.push_back(static_cast<char>(qos1 ? 1 : 0));
+  if (traced) {
+    out.append(reinterpret_cast<const char*>(trace.trace_id.data()), trace.trace_id.size());
+    out.append(reinterpret_cast<const char*>(trace.span_id.data()), trace.span_id.size());
+  }
   PutVarint(out, conns.size());
   for (const Target& t : conns) {
     PutVarint(out, t.conn);
@@ -101,12 +107,19 @@ std::string Envelope::Encode() const {
 
 std::optional<Envelope> Envelope::Decode(std::string_view bytes) {
   Reader r(bytes);
-  if (r.Byte() != kVersion) return std::nullopt;
+  const uint8_t version = r.Byte();
+  if (version != kVersion && version != kVersionTraced) return std::nullopt;
   Envelope e;
   uint8_t kind = r.Byte();
   uint8_t priority = r.Byte();
   uint8_t qos1 = r.Byte();
   if (!r.ok() || kind < 1 || kind > 3 || priority > 3 || qos1 > 1) return std::nullopt;
+  if (version == kVersionTraced) {
+    for (uint8_t& b : e.trace.trace_id) b = r.Byte();
+    for (uint8_t& b : e.trace.span_id) b = r.Byte();
+    e.trace.sampled = true;
+    if (!r.ok() || !e.trace.valid()) return std::nullopt;
+  }
   e.kind = static_cast<Kind>(kind);
   e.priority = static_cast<service::Priority>(priority);
   e.qos1 = qos1 == 1;

@@ -5,6 +5,15 @@
 //
 // Binary, versioned by its first byte; little to parse on the receiving
 // node's hot path. A value type; any thread.
+//
+// Versions: 2 is the base; 3 adds the sender's trace context (W3C trace
+// and span id) after the header. An envelope is written as version 3 only
+// when it carries a recording trace, so with tracing off (the default)
+// nodes write exactly what version-2 nodes read. Decode reads both. During
+// a rolling upgrade from a release without tracing, keep
+// tracing.sample_ratio at 0 until every node runs this one: an older node
+// drops a version-3 envelope (counted as bad; its clients catch up by
+// sync), as it drops anything it cannot read.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/trace.h"
 #include "service/deliverer.h"
 
 namespace mpim::gateway {
@@ -42,8 +52,10 @@ struct Envelope {
   service::Priority priority = service::Priority::kNormal;
   bool qos1 = true;
   std::vector<Target> conns;  // connections on the receiving node
-  std::vector<Msg> msgs;        // kMessages
-  std::string frame;            // kEvent, kKick
+  std::vector<Msg> msgs;      // kMessages
+  std::string frame;          // kEvent, kKick
+  // The span that published it, when traced (not recording: none).
+  core::trace::SpanContext trace;
 
   std::string Encode() const;
   // nullopt for bytes that are not an envelope of this version.

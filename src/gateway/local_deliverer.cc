@@ -59,8 +59,10 @@ core::Counter& BadEnvelopes() {
 
 void LocalDeliverer::WithSessions(const std::vector<int64_t>& users, route::ConnId exclude,
                                   BatchesFn fn) {
-  routes_.Lookup(users, [this, users, exclude, fn = std::move(fn)](
+  // The caller's trace goes on where the routes answer.
+  routes_.Lookup(users, [this, users, exclude, fn = std::move(fn), trace = core::trace::Current()](
                             core::StatusOr<std::vector<route::Route>> routes) mutable {
+    core::trace::Scope scope(trace);
     if (!routes.ok()) {
       // This node's own sessions are still reached; other nodes' are not
       // (their clients catch up by seq).
@@ -122,12 +124,29 @@ void LocalDeliverer::ForwardAll(const Remote& remote, Envelope envelope,
     return;
   }
   auto left = std::make_shared<std::atomic<size_t>>(remote.size());
+  const core::trace::SpanContext trace = core::trace::Current();
   for (size_t i = 0; i < remote.size(); ++i) {
     envelope.conns = remote[i].second;
-    forward_(remote[i].first, envelope.Encode(), [left, taken](core::Status s) {
-      if (!s.ok()) ForwardFailures().Inc();
-      if (left->fetch_sub(1) == 1 && taken) taken();
-    });
+    // Traced: each node's envelope is a span, whose context it carries.
+    auto span = core::trace::Span::Start("bus publish", trace, core::trace::SpanKind::kProducer);
+    envelope.trace = span.context();
+    std::string bytes = envelope.Encode();
+    if (span.recording()) {
+      span.Set("mpim.node", static_cast<int64_t>(remote[i].first));
+      span.Set("mpim.conns", static_cast<int64_t>(envelope.conns.size()));
+      span.Set("mpim.msgs", static_cast<int64_t>(envelope.msgs.size()));
+      span.Set("messaging.message.body.size", static_cast<int64_t>(bytes.size()));
+    }
+    forward_(
+        remote[i].first, std::move(bytes),
+        [left, taken, span = std::make_shared<core::trace::Span>(std::move(span))](core::Status s) {
+          if (!s.ok()) {
+            ForwardFailures().Inc();
+            span->SetError(std::string(s.message()));
+          }
+          span->End();
+          if (left->fetch_sub(1) == 1 && taken) taken();
+        });
   }
 }
 
@@ -197,6 +216,14 @@ void LocalDeliverer::Send(std::vector<Batch> batches, std::vector<Encoded> msgs,
   size_t sessions = 0;
   for (const Batch& b : batches) sessions += b.sessions.size();
   const bool may_wait = sessions >= kCoalesceFanoutMin;
+  // Traced: the hand-off to this node's sessions (their io threads queue
+  // and write them after it).
+  auto span = core::trace::Span::Start("deliver", core::trace::Current());
+  if (span.recording()) {
+    span.Set("mpim.sessions", static_cast<int64_t>(sessions));
+    span.Set("mpim.msgs", static_cast<int64_t>(msgs.size()));
+    span.Set("mpim.io_threads", static_cast<int64_t>(batches.size()));
+  }
   static core::Counter& deliveries =
       core::DefaultRegistry()
           .Counter("mpim_message_deliveries_total", "msg events handed to live sessions.")
@@ -327,6 +354,15 @@ bool LocalDeliverer::DeliverEnvelope(std::string_view bytes) {
   if (!envelope) {
     BadEnvelopes().Inc();
     return false;
+  }
+  // Traced: the publishing span's trace goes on here.
+  auto span =
+      core::trace::Span::Start("bus consume", envelope->trace, core::trace::SpanKind::kConsumer);
+  core::trace::Scope scope(span.context());
+  if (span.recording()) {
+    span.Set("mpim.conns", static_cast<int64_t>(envelope->conns.size()));
+    span.Set("mpim.msgs", static_cast<int64_t>(envelope->msgs.size()));
+    span.Set("messaging.message.body.size", static_cast<int64_t>(bytes.size()));
   }
   std::vector<Batch> batches = ByLoop(envelope->conns);
   switch (envelope->kind) {

@@ -20,6 +20,7 @@
 
 #include "core/fifo.h"
 #include "core/status.h"
+#include "core/trace.h"
 #include "service/message_service.h"
 
 namespace mpim::gateway {
@@ -38,6 +39,8 @@ class SendWindow {
     // When the frame was read (steady_clock, ns): only for the latency
     // histogram mpim_ws_send_seconds, whose buckets go below a millisecond.
     int64_t received_ns = 0;
+    // The send's span (recording when traced): ends with its reply.
+    std::shared_ptr<core::trace::Span> span;
   };
 
   // Queues `send` behind those waiting. OK, or rate_limited (retry_after_ms

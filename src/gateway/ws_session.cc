@@ -242,6 +242,7 @@ void WsSession::OnOpen() {
 void WsSession::OnText(std::string_view text) {
   if (state_ == State::kClosing || state_ == State::kDraining) return;
   Metrics().frames_in.Inc();
+  const int64_t read_ns = core::trace::Enabled() ? core::trace::NowUnixNs() : 0;
   ClientFrame decoded;
   if (core::Status s = DecodeClientFrame(text, decoded); !s.ok()) {
     return ReplyError(decoded.rid, s);
@@ -260,6 +261,7 @@ void WsSession::OnText(std::string_view text) {
     if (!token.ok()) return ReplyError(rid, token.status());
     return Authenticate(*token, rid);
   }
+  if (read_ns && name == "send") return OpSend(frame, rid, read_ns);
   HandleOp(name, frame, rid);
 }
 
@@ -415,11 +417,34 @@ void WsSession::HandleOp(const std::string& op, boost::json::object& frame,
   ReplyError(rid, absl::InvalidArgumentError("op: unknown op \"" + op + "\""));
 }
 
-void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid) {
+void WsSession::OpSend(boost::json::object& frame, std::optional<int64_t> rid, int64_t read_ns) {
+  // Traced (tracing on): a trace starts at the frame's read, or continues
+  // the one its `traceparent` names; the parse is its first step.
+  std::shared_ptr<core::trace::Span> span;
+  if (read_ns) {
+    std::optional<core::trace::SpanContext> remote;
+    if (const auto* tp = frame.if_contains("traceparent"); tp && tp->is_string()) {
+      remote = core::trace::SpanContext::Parse(std::string_view(tp->get_string()));
+    }
+    auto root =
+        core::trace::Span::StartRoot("ws send", remote, core::trace::SpanKind::kServer, read_ns);
+    if (root.recording()) {
+      root.Set("mpim.user_id", principal_.user_id);
+      root.Set("mpim.conn", conn_id_.local);
+      core::trace::Span::Start("parse", root.context(), core::trace::SpanKind::kInternal, read_ns)
+          .End();
+      span = std::make_shared<core::trace::Span>(std::move(root));
+    }
+  }
   auto request = ParseSendRequest(frame);
-  if (!request.ok()) return ReplyError(rid, request.status());
+  if (!request.ok()) {
+    if (span) span->SetError(std::string(request.status().message()));
+    return ReplyError(rid, request.status());
+  }
   request->origin_conn = conn_id_;
-  core::Status queued = sends_.Queue(SendWindow::Send{std::move(*request), rid, SteadyNs()});
+  if (span) request->trace = span->context();
+  core::Status queued =
+      sends_.Queue(SendWindow::Send{std::move(*request), rid, SteadyNs(), std::move(span)});
   if (!queued.ok()) return ReplyError(rid, queued);
   StartNextSend();
 }
@@ -438,13 +463,14 @@ void WsSession::StartNextSend() {
     auto inline_order = std::make_shared<std::atomic<int>>(kSendCallRunning);
     ctx_.messages.Send(
         principal_, std::move(next->request),
-        [self = shared_from_this(), rid = next->rid, received_ns = next->received_ns,
-         number](core::StatusOr<service::SendResult> r) {
-          self->OnThread([rid, received_ns, number, r = std::move(r)](WsSession& s) {
+        [self = shared_from_this(), rid = next->rid, received_ns = next->received_ns, number,
+         span = std::move(next->span)](core::StatusOr<service::SendResult> r) {
+          self->OnThread([rid, received_ns, number, span, r = std::move(r)](WsSession& s) {
             const int64_t now = s.ctx_.clock.SteadyMs();
             Metrics().send_seconds.Observe(static_cast<double>(SteadyNs() - received_ns) / 1e9);
             s.sends_.Finished(number);
             s.OnSendResult(rid, r, now);
+            if (span) EndSendSpan(*span, r);
             s.StartNextSend();
             s.Pump();
           });
@@ -458,6 +484,17 @@ void WsSession::StartNextSend() {
         });
     if (inline_order->exchange(kSendCallReturned) == kOrderedInCall) sends_.Ordered(number);
   }
+}
+
+void WsSession::EndSendSpan(core::trace::Span& span, const core::StatusOr<service::SendResult>& r) {
+  if (r.ok()) {
+    span.Set("mpim.conv_id", r->conv_id);
+    span.Set("mpim.seq", r->seq);
+    span.Set("mpim.msg_id", r->msg_id);
+  } else {
+    span.SetError(std::string(r.status().message()));
+  }
+  span.End();
 }
 
 void WsSession::OnSendResult(std::optional<int64_t> rid,

@@ -124,7 +124,9 @@ class WsSession : public net::WsHandler, public std::enable_shared_from_this<WsS
   // Reads the hello list (after the route is in the table) and sends it.
   void ReadHello();
   void HandleOp(const std::string& op, boost::json::object& frame, std::optional<int64_t> rid);
-  void OpSend(boost::json::object& frame, std::optional<int64_t> rid);
+  // `read_ns` (unix ns; 0: tracing off) is when the frame was read.
+  void OpSend(boost::json::object& frame, std::optional<int64_t> rid, int64_t read_ns = 0);
+  static void EndSendSpan(core::trace::Span& span, const core::StatusOr<service::SendResult>& r);
   // Hands waiting sends to the message service while the window lets them.
   void StartNextSend();
   void OnSendResult(std::optional<int64_t> rid, const core::StatusOr<service::SendResult>& r,

@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/rate_limiter.h"
+#include "core/trace.h"
 #include "net/listen.h"
 #include "net/websocket_upgrade.h"
 
@@ -427,13 +428,30 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
         response.headers.emplace_back("Allow", allow);
       } else {
         route = match.pattern;
+        // A trace starts here (or continues the client's traceparent).
+        core::trace::Span span;
+        if (core::trace::Enabled() && route.starts_with(options_.traced_prefix)) {
+          auto header = req.find("traceparent");
+          std::optional<core::trace::SpanContext> remote;
+          if (header != req.end()) {
+            remote = core::trace::SpanContext::Parse(
+                std::string_view(header->value().data(), header->value().size()));
+          }
+          span = core::trace::Span::StartRoot(request.method + " " + route, remote);
+          span.Set("http.request.method", request.method);
+          span.Set("http.route", route);
+        }
         request = ToRequest(req, address);
         request.path = std::move(target->path);
         request.query = std::move(target->query);
         request.params = std::move(match.params);
         request.route = match.pattern;
         request.body = std::move(req.body());
-        response = co_await Call(*match.handler, std::move(request));
+        response = co_await Call(*match.handler, std::move(request), span.context());
+        if (span.recording()) {
+          span.Set("http.response.status_code", response.status);
+          if (response.status >= 500) span.SetError("HTTP " + std::to_string(response.status));
+        }
       }
     }
     double seconds =
@@ -445,9 +463,13 @@ class HttpServer::Impl : public std::enable_shared_from_this<Impl> {
 
   // Runs a callback-style handler and resumes on this connection's executor
   // when it responds, from whatever thread that happens on.
-  static asio::awaitable<HttpResponse> Call(const HttpHandler& handler, HttpRequest request) {
+  // `trace` (a request's span) is current while the handler runs on this
+  // thread: what it calls synchronously (a service, a gRPC call) joins it.
+  static asio::awaitable<HttpResponse> Call(const HttpHandler& handler, HttpRequest request,
+                                            core::trace::SpanContext trace = {}) {
     return asio::async_initiate<decltype(asio::use_awaitable), void(HttpResponse)>(
-        [&handler](auto completion, HttpRequest req) {
+        [&handler, trace](auto completion, HttpRequest req) {
+          core::trace::Scope scope(trace);
           auto executor = asio::get_associated_executor(completion);
           HttpResponder responder(
               [completion = std::move(completion), executor](HttpResponse r) mutable {

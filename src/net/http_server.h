@@ -33,6 +33,10 @@ namespace mpim::net {
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
+  // With tracing on (core/trace.h), a request to a route under this prefix
+  // starts a trace (or continues its `traceparent` header's); probes and
+  // scrapes elsewhere do not. Empty: every route.
+  std::string traced_prefix = "/api/";
   uint16_t port = 8080;  // 0: any free port (see HttpServer::port())
   std::chrono::milliseconds request_timeout{30000};
   std::chrono::milliseconds idle_timeout{60000};

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/logging.h"
+#include "core/trace.h"
 #include "grpc/health/v1/health.pb.h"
 #include "rpc/lb/hash.h"
 #include "rpc/status.h"
@@ -121,6 +122,7 @@ struct Client::CallState {
   int64_t deadline_ms = 0;  // clock_.SteadyMs() by which every attempt is over
   int64_t started_ms = 0;
   int attempts = 0;
+  std::string traceparent;                // the caller's trace, when recording
   std::unordered_set<std::string> tried;  // endpoint names
   core::Status last;
   // The attempt in flight.
@@ -278,6 +280,9 @@ void Client::Call(std::string method, const Message& request, Message* response,
   call->response = response;
   call->done = std::move(done);
   call->started_ms = clock_.SteadyMs();
+  if (const core::trace::SpanContext trace = core::trace::Current(); trace.recording()) {
+    call->traceparent = trace.Traceparent();
+  }
   if (options.deadline) {
     call->deadline_ms = call->started_ms + std::chrono::duration_cast<std::chrono::milliseconds>(
                                                *options.deadline - std::chrono::steady_clock::now())
@@ -354,6 +359,7 @@ void Client::Attempt(const std::shared_ptr<CallState>& call) {
   call->channel = endpoint->Channel();
   call->context = std::make_unique<grpc::ClientContext>();
   call->context->set_deadline(WallDeadline(remaining));
+  if (!call->traceparent.empty()) call->context->AddMetadata("traceparent", call->traceparent);
   endpoint->in_flight.fetch_add(1, std::memory_order_relaxed);
   GenericStub stub(call->channel);
   stub.UnaryCall(

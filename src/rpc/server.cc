@@ -59,6 +59,14 @@ class Server::Reactor final : public grpc::ServerGenericBidiReactor {
     server_->in_flight_gauge_.Inc();
     CallContext call{
         .method = method_, .peer = context_->peer(), .deadline = CallerDeadline(*context_)};
+    if (core::trace::Enabled()) {
+      const auto& metadata = context_->client_metadata();
+      if (auto it = metadata.find("traceparent"); it != metadata.end()) {
+        auto parsed =
+            core::trace::SpanContext::Parse(std::string_view(it->second.data(), it->second.size()));
+        if (parsed) call.trace = *parsed;
+      }
+    }
     handler->second(call, request_, [this](core::Status status, grpc::ByteBuffer response) {
       permit_.Release();
       server_->in_flight_gauge_.Dec();

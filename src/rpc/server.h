@@ -33,6 +33,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/status.h"
+#include "core/trace.h"
 #include "rpc/policy/concurrency_limiter.h"
 #include "rpc/policy/rate_limiter.h"
 
@@ -52,6 +53,8 @@ struct CallContext {
   std::string peer;
   // The caller's deadline, if it set one.
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // The caller's trace (its `traceparent` metadata); invalid when none.
+  core::trace::SpanContext trace;
 };
 
 class Server {

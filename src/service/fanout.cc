@@ -4,6 +4,7 @@
 #include <boost/json/value.hpp>
 
 #include "core/logging.h"
+#include "core/trace.h"
 #include "service/task/task_worker.h"
 
 namespace mpim::service {
@@ -20,10 +21,20 @@ void Fanout::Message(const store::Message& m, route::ConnId origin_conn, bool qo
                      Priority priority, core::DoneCallback done) {
   auto ref = store::ParseConvId(m.conv_id);
   if (!ref) return std::move(done)(absl::InternalError("stored message has a bad conv_id"));
-  SmallRecipients(*ref, [this, m, origin_conn, qos1, priority,
+  // Traced: the recipients' lookup and the hand-off (to the deliverer, or
+  // to a job for a large group), the deliverer's steps inside it.
+  auto span = core::trace::Span::Start("fan-out", core::trace::Current());
+  span.Set("mpim.conv_id", m.conv_id);
+  SmallRecipients(*ref, [this, m, origin_conn, qos1, priority, span = std::move(span),
                          done = std::move(done)](core::StatusOr<MemberList> members) mutable {
-    if (!members.ok()) return std::move(done)(members.status());
+    core::trace::Scope scope(span.context());
+    if (!members.ok()) {
+      span.SetError(std::string(members.status().message()));
+      return std::move(done)(members.status());
+    }
     if (*members) {
+      span.Set("mpim.recipients", static_cast<int64_t>((*members)->size()));
+      span.Set("mpim.mode", "direct");
       deliverer_.Message(**members, origin_conn, m, qos1, priority);
       if (planner_) {
         // Off the reply path (push_planner.h says what that costs).
@@ -33,9 +44,16 @@ void Fanout::Message(const store::Message& m, route::ConnId origin_conn, bool qo
           log.Warn("offline pushes not planned", {{"error", std::string(s.message())}});
         });
       }
+      span.End();
       return std::move(done)(absl::OkStatus());
     }
-    EnqueueJob(m, /*recall=*/false, qos1, priority, std::move(done));
+    span.Set("mpim.mode", "job");
+    EnqueueJob(m, /*recall=*/false, qos1, priority,
+               [span = std::move(span), done = std::move(done)](core::Status s) mutable {
+                 if (!s.ok()) span.SetError(std::string(s.message()));
+                 span.End();
+                 std::move(done)(std::move(s));
+               });
   });
 }
 
@@ -59,6 +77,10 @@ void Fanout::EnqueueJob(const store::Message& m, bool recall, bool qos1, Priorit
                               {"recall", recall},
                               {"qos1", qos1},
                               {"priority", static_cast<int>(priority)}};
+  // The job's run joins the trace that made it.
+  if (const core::trace::SpanContext trace = core::trace::Current(); trace.recording()) {
+    payload["traceparent"] = trace.Traceparent();
+  }
   store::NewJob job;
   job.kind = kJobKind;
   job.payload = boost::json::serialize(payload);

@@ -17,8 +17,9 @@
 
 #include "absl/functional/any_invocable.h"
 #include "core/callback.h"
-#include "service/auth_service.h"
+#include "core/trace.h"
 #include "route/conn_id.h"
+#include "service/auth_service.h"
 #include "service/deliverer.h"
 #include "store/message_store.h"
 
@@ -33,6 +34,8 @@ struct SendRequest {
   bool qos1 = true;
   Priority priority = Priority::kNormal;
   route::ConnId origin_conn;  // the sending socket (not sent the msg event); empty: REST
+  // The trace this send belongs to (core/trace.h); not recording: untraced.
+  core::trace::SpanContext trace;
 };
 
 struct SendResult {

@@ -4,13 +4,22 @@
 
 #include "core/clock.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "store/sql_pages.h"
 
 namespace mpim::store {
 
 int64_t SystemNowMs() { return core::SystemClock().NowMs(); }
 
-void ObserveCommit(std::chrono::steady_clock::duration took, size_t writes) {
+namespace {
+thread_local const CommitInfo* t_commit = nullptr;
+}  // namespace
+
+const CommitInfo* CurrentCommit() { return t_commit; }
+CommitScope::CommitScope(const CommitInfo& commit) : previous_(t_commit) { t_commit = &commit; }
+CommitScope::~CommitScope() { t_commit = previous_; }
+
+CommitInfo ObserveCommit(std::chrono::steady_clock::duration took, size_t writes) {
   static core::Histogram& seconds =
       core::DefaultRegistry()
           .Histogram("mpim_store_commit_seconds",
@@ -24,6 +33,9 @@ void ObserveCommit(std::chrono::steady_clock::duration took, size_t writes) {
           .With({});
   seconds.Observe(std::chrono::duration<double>(took).count());
   carried.Observe(static_cast<double>(writes));
+  const int64_t end = core::trace::NowUnixNs();
+  return CommitInfo{writes,
+                    end - std::chrono::duration_cast<std::chrono::nanoseconds>(took).count(), end};
 }
 
 core::Status CheckLimit(int limit) {

@@ -57,9 +57,33 @@ using NowMsFn = std::function<int64_t()>;
 // The wall clock (core::SystemClock()).
 int64_t SystemNowMs();
 
+// A committed write transaction: when it ran (wall clock, for traces) and
+// how many writes it carried.
+struct CommitInfo {
+  size_t writes = 0;  // 0: none (the writes failed)
+  int64_t start_unix_ns = 0;
+  int64_t end_unix_ns = 0;
+};
+
 // A committed write transaction, for the metrics both engines share:
 // mpim_store_commit_seconds (its time from start to commit, the writes in
 // it waiting meanwhile) and mpim_store_commit_writes (writes it carried).
-void ObserveCommit(std::chrono::steady_clock::duration took, size_t writes);
+// Returns what a trace shows of it.
+CommitInfo ObserveCommit(std::chrono::steady_clock::duration took, size_t writes);
+
+// The commit whose writes' callbacks run on this thread now (null: none):
+// the engines' completion threads set it around them, so that a traced
+// write's span can show the transaction it rode in.
+const CommitInfo* CurrentCommit();
+class CommitScope {
+ public:
+  explicit CommitScope(const CommitInfo& commit);
+  ~CommitScope();
+  CommitScope(const CommitScope&) = delete;
+  CommitScope& operator=(const CommitScope&) = delete;
+
+ private:
+  const CommitInfo* previous_;
+};
 
 }  // namespace mpim::store

@@ -258,6 +258,41 @@ TEST_F(ConfigTest, ListsComeFromTomlArraysOrCommaSeparatedText) {
   EXPECT_NE(shown.find("static_nodes = [\"logic=10.0.0.9:7001\"]"), std::string::npos);
 }
 
+TEST_F(ConfigTest, RealNumbersFromTomlEnvironmentAndFlags) {
+  ConfigSources sources;
+  sources.file = WriteFile("[tracing]\nsample_ratio = 0.25\n");
+  auto config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_DOUBLE_EQ(config->tracing.sample_ratio, 0.25);
+  sources.file = WriteFile("[tracing]\nsample_ratio = 1\n");  // an integer is a number too
+  config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_DOUBLE_EQ(config->tracing.sample_ratio, 1.0);
+  sources.env = {{"MPIM_TRACING_SAMPLE_RATIO", "0.5"}};
+  sources.overrides = {{"tracing.sample_ratio", "0.1"}};
+  config = LoadConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_DOUBLE_EQ(config->tracing.sample_ratio, 0.1);
+  const std::string shown = ShowConfig(*config);
+  EXPECT_NE(shown.find("sample_ratio = 0.1 "), std::string::npos) << shown;
+  EXPECT_NE(ShowConfig(Config{}).find("sample_ratio = 0.0"), std::string::npos);
+  for (const char* bad : {"1.5", "-0.1", "abc", "0.1x", "", "nan"}) {
+    ConfigSources s;
+    s.overrides = {{"tracing.sample_ratio", bad}};
+    auto r = LoadConfig(s);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(std::string(r.status().message()).find("tracing.sample_ratio"), std::string::npos);
+    }
+  }
+  ConfigSources text;
+  text.file = WriteFile("[tracing]\nsample_ratio = \"0.1\"\n");
+  EXPECT_FALSE(LoadConfig(text).ok());
+  ConfigSources url;
+  url.overrides = {{"tracing.otlp_endpoint", "collector:4318"}};
+  EXPECT_FALSE(LoadConfig(url).ok());
+}
+
 TEST_F(ConfigTest, MissingFileIsAnError) {
   ConfigSources sources;
   sources.file = (dir_ / "absent.toml").string();

@@ -78,5 +78,32 @@ TEST(EnvelopeTest, ForeignBytesAreRefused) {
   EXPECT_FALSE(Envelope::Decode(R"({"op":"msg"})").has_value());
 }
 
+// Version 2 unless traced, so that nodes without tracing read what nodes
+// with tracing off write; version 3 carries the publishing span's context.
+TEST(EnvelopeTest, OnlyATracedEnvelopeIsVersionThree) {
+  std::string plain = Messages().Encode();
+  EXPECT_EQ(plain[0], 2);
+  Envelope traced = Messages();
+  auto context =
+      core::trace::SpanContext::Parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  traced.trace = *context;
+  std::string bytes = traced.Encode();
+  EXPECT_EQ(bytes[0], 3);
+  EXPECT_EQ(bytes.size(), plain.size() + 24);
+  auto out = Envelope::Decode(bytes);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->trace, *context);
+  EXPECT_EQ(out->msgs.size(), 2u);
+  EXPECT_FALSE(Envelope::Decode(plain)->trace.valid());
+  // An unsampled context is not carried.
+  traced.trace.sampled = false;
+  EXPECT_EQ(traced.Encode(), plain);
+  // A traced envelope with zero ids, or cut inside the ids, is refused.
+  std::string zero = bytes;
+  std::fill(zero.begin() + 4, zero.begin() + 28, '\0');
+  EXPECT_FALSE(Envelope::Decode(zero).has_value());
+  EXPECT_FALSE(Envelope::Decode(bytes.substr(0, 20)).has_value());
+}
+
 }  // namespace
 }  // namespace mpim::gateway

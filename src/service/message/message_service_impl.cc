@@ -4,8 +4,10 @@
 
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "service/errors.h"
 #include "service/validation.h"
+#include "store/common.h"
 #include "store/conv_id.h"
 
 namespace mpim::service {
@@ -46,8 +48,7 @@ MessageMetrics& Metrics() {
 MessageServiceImpl::MessageServiceImpl(const core::LimitsConfig& limits,
                                        const core::MessagesConfig& messages, store::Store& store,
                                        BlockCache& blocks, Fanout& fanout, Indexer* indexer,
-                                       core::SnowflakeGenerator& ids,
-                                       core::Clock& clock)
+                                       core::SnowflakeGenerator& ids, core::Clock& clock)
     : limits_(limits),
       messages_(messages),
       store_(store),
@@ -76,8 +77,14 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
   if (!req.to_group && req.to_id == who.user_id) {
     return std::move(done)(absl::InvalidArgumentError("to: you cannot send to yourself"));
   }
-  if (int64_t wait = send_limiter_.TryAcquire(who.user_id, clock_.SteadyMs()); wait > 0) {
-    return std::move(done)(core::RateLimitedError("sending too fast", wait));
+  const core::trace::SpanContext trace = req.trace.valid() ? req.trace : core::trace::Current();
+  {
+    auto span = core::trace::Span::Start("rate limit", trace);
+    if (int64_t wait = send_limiter_.TryAcquire(who.user_id, clock_.SteadyMs()); wait > 0) {
+      span.SetError("rate_limited");
+      span.Set("mpim.retry_after_ms", wait);
+      return std::move(done)(core::RateLimitedError("sending too fast", wait));
+    }
   }
 
   store::AppendRequest append;
@@ -94,11 +101,14 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
   // Appends once the sender is allowed to send here.
   // The store takes writes in the order they are queued: once queued, the
   // send's place is fixed.
+  auto check = core::trace::Span::Start(req.to_group ? "membership check" : "block check", trace);
   auto proceed = [this, append = std::move(append), origin = req.origin_conn, qos1 = req.qos1,
-                  priority = req.priority, done = std::move(done),
-                  ordered = std::move(ordered)](core::Status allowed) mutable {
+                  priority = req.priority, done = std::move(done), ordered = std::move(ordered),
+                  trace, check = std::move(check)](core::Status allowed) mutable {
+    if (!allowed.ok()) check.SetError(std::string(allowed.message()));
+    check.End();
     if (!allowed.ok()) return std::move(done)(allowed);
-    Append(std::move(append), origin, qos1, priority,
+    Append(std::move(append), origin, qos1, priority, trace,
            [done = std::move(done)](core::StatusOr<store::AppendResult> r) mutable {
              if (!r.ok()) return std::move(done)(r.status());
              const store::Message& m = r->message;
@@ -142,13 +152,20 @@ void MessageServiceImpl::Send(Principal who, SendRequest req, core::Callback<Sen
 }
 
 void MessageServiceImpl::Append(store::AppendRequest append, route::ConnId origin_conn, bool qos1,
-                                service::Priority priority,
+                                service::Priority priority, core::trace::SpanContext trace,
                                 core::Callback<store::AppendResult> done) {
   std::string what =
       (append.conv_id.rfind("g:", 0) == 0 ? "group " : "user ") + std::to_string(append.recipient);
+  // Dedup, seq and the group commit, as one step of the send's trace.
+  auto span = core::trace::Span::Start("store append", trace);
+  if (span.recording()) {
+    span.Set("mpim.conv_id", append.conv_id);
+    span.Set("mpim.msg_id", append.msg_id);
+  }
   store_.messages().Append(
-      append, [this, what, origin_conn, qos1, priority,
+      append, [this, what, origin_conn, qos1, priority, trace, span = std::move(span),
                done = std::move(done)](core::StatusOr<store::AppendResult> result) mutable {
+        EndAppendSpan(span, result);
         if (!result.ok()) {
           if (result.status().code() == absl::StatusCode::kNotFound) {
             return std::move(done)(absl::NotFoundError(what + " not found"));
@@ -169,10 +186,30 @@ void MessageServiceImpl::Append(store::AppendRequest append, route::ConnId origi
         // The answer waits for the hand-off (for a large group: until its
         // fan-out job is durable); a failed hand-off does not fail the send,
         // the message is durable and members find it through sync.
+        core::trace::Scope scope(trace);
         fanout_.Message(m, origin_conn, qos1, priority,
                         [result = std::move(*result), done = std::move(done)](
                             core::Status) mutable { std::move(done)(std::move(result)); });
       });
+}
+
+void MessageServiceImpl::EndAppendSpan(core::trace::Span& span,
+                                       const core::StatusOr<store::AppendResult>& result) {
+  if (!span.recording()) return;
+  if (!result.ok()) {
+    span.SetError(std::string(result.status().message()));
+  } else {
+    span.Set("mpim.seq", result->message.seq);
+    span.Set("mpim.duplicate", result->duplicate);
+  }
+  // The transaction the write rode in, when its completion runs here.
+  if (const store::CommitInfo* commit = store::CurrentCommit(); commit && commit->writes) {
+    auto tx = core::trace::Span::Start("store commit", span.context(),
+                                       core::trace::SpanKind::kInternal, commit->start_unix_ns);
+    tx.Set("mpim.commit_writes", static_cast<int64_t>(commit->writes));
+    tx.End(commit->end_unix_ns);
+  }
+  span.End();
 }
 
 void MessageServiceImpl::PostSystem(int64_t group_id, int64_t by, std::string body_json,
@@ -185,7 +222,7 @@ void MessageServiceImpl::PostSystem(int64_t group_id, int64_t by, std::string bo
   append.type = "system";
   append.body = std::move(body_json);
   append.ts = clock_.NowMs();
-  Append(std::move(append), {}, true, Priority::kNormal,
+  Append(std::move(append), {}, true, Priority::kNormal, core::trace::Current(),
          [done = std::move(done)](core::StatusOr<store::AppendResult> r) mutable {
            if (!r.ok()) return std::move(done)(r.status());
            std::move(done)(std::move(r->message));

@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/rate_limiter.h"
 #include "core/snowflake.h"
+#include "core/trace.h"
 #include "service/fanout.h"
 #include "service/friend/block_cache.h"
 #include "service/message_service.h"
@@ -36,8 +37,12 @@ class MessageServiceImpl final : public MessageService {
  private:
   // Appends, then fans out; `done` gets the stored message (the original
   // one for a duplicate, which is not delivered again).
+  // `trace`: the send's (not recording: untraced).
   void Append(store::AppendRequest append, route::ConnId origin_conn, bool qos1,
-              service::Priority priority, core::Callback<store::AppendResult> done);
+              service::Priority priority, core::trace::SpanContext trace,
+              core::Callback<store::AppendResult> done);
+  static void EndAppendSpan(core::trace::Span& span,
+                            const core::StatusOr<store::AppendResult>& result);
   void DoRecall(store::Message m, core::Callback<store::Message> done);
 
   const core::LimitsConfig limits_;

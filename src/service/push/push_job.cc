@@ -8,6 +8,7 @@
 
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "service/push/push_planner.h"
 #include "store/blocking.h"
 
@@ -67,6 +68,18 @@ TaskWorker::Handler PushJobHandler(store::Store& store, const Providers& provide
       }
       payloads[i] = std::move(*p);
       device_ids.push_back(payloads[i]->device_id);
+    }
+    // Traced jobs (their send was): a span each, to the provider's answer.
+    std::vector<core::trace::Span> spans(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (!payloads[i] || payloads[i]->traceparent.empty()) continue;
+      auto parent = core::trace::SpanContext::Parse(payloads[i]->traceparent);
+      if (!parent) continue;
+      spans[i] = core::trace::Span::Start("push", *parent, core::trace::SpanKind::kConsumer);
+      spans[i].Set("mpim.msg_id", payloads[i]->msg_id);
+      spans[i].Set("mpim.device_id", payloads[i]->device_id);
+      spans[i].Set("mpim.attempt", static_cast<int64_t>(jobs[i].attempts));
+      spans[i].Set("mpim.batch_jobs", static_cast<int64_t>(jobs.size()));
     }
     std::sort(device_ids.begin(), device_ids.end());
     device_ids.erase(std::unique(device_ids.begin(), device_ids.end()), device_ids.end());
@@ -151,6 +164,8 @@ TaskWorker::Handler PushJobHandler(store::Store& store, const Providers& provide
         const store::Job& job = jobs[i];
         Result r = k < answers.size() ? answers[k] : Result{.detail = "no answer from provider"};
         M().deliveries.With({name, OutcomeName(r.outcome)}).Inc();
+        spans[i].Set("mpim.push_provider", name);
+        spans[i].Set("mpim.push_outcome", OutcomeName(r.outcome));
         if (r.seconds > 0) M().seconds.With({name}).Observe(r.seconds);
         switch (r.outcome) {
           case Outcome::kDelivered:
@@ -179,6 +194,10 @@ TaskWorker::Handler PushJobHandler(store::Store& store, const Providers& provide
       if (!s.ok() && s.code() != absl::StatusCode::kNotFound) {
         Log().Warn("device not removed", {{"device", device}, {"error", std::string(s.message())}});
       }
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (!results[i].ok()) spans[i].SetError(std::string(results[i].message()));
+      spans[i].End();
     }
     return results;
   };

@@ -9,6 +9,7 @@
 
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "core/trace.h"
 #include "service/push/notification.h"
 #include "service/task/task_worker.h"
 
@@ -74,6 +75,7 @@ std::string EncodePayload(const PushPayload& p) {
                         {"msg_id", p.msg_id},
                         {"from", p.from}};
   if (p.preview) o["preview"] = *p.preview;
+  if (!p.traceparent.empty()) o["traceparent"] = p.traceparent;
   return boost::json::serialize(o);
 }
 
@@ -104,6 +106,9 @@ core::StatusOr<PushPayload> DecodePayload(const std::string& json) {
   if (const auto* preview = o.if_contains("preview"); preview && preview->is_string()) {
     p.preview = std::string(preview->get_string());
   }
+  if (const auto* tp = o.if_contains("traceparent"); tp && tp->is_string()) {
+    p.traceparent = std::string(tp->get_string());
+  }
   return p;
 }
 
@@ -124,23 +129,32 @@ void PushPlanner::Plan(const std::vector<int64_t>& members, const std::vector<st
   if (users.empty()) return std::move(done)(absl::OkStatus());
   const size_t chunk = store::kMaxPageLimit;
   const size_t chunks = (users.size() + chunk - 1) / chunk;
-  auto join = std::make_shared<Join>(
-      chunks, [done = std::move(done)](core::StatusOr<size_t> queued) mutable {
-        CountPlan(!queued.ok() ? "failed" : *queued > 0 ? "queued" : "none");
-        std::move(done)(queued.status());
-      });
+  // Traced: the offline devices' lookup and their push jobs, which carry
+  // the trace on to the task role.
+  auto span = core::trace::Span::Start("push plan", core::trace::Current());
+  span.Set("mpim.recipients", static_cast<int64_t>(users.size()));
+  const std::string traceparent = span.recording() ? span.context().Traceparent() : "";
+  auto join = std::make_shared<Join>(chunks, [done = std::move(done), span = std::move(span)](
+                                                 core::StatusOr<size_t> queued) mutable {
+    CountPlan(!queued.ok() ? "failed" : *queued > 0 ? "queued" : "none");
+    if (queued.ok()) span.Set("mpim.push_jobs", static_cast<int64_t>(*queued));
+    if (!queued.ok()) span.SetError(std::string(queued.status().message()));
+    span.End();
+    std::move(done)(queued.status());
+  });
   for (size_t i = 0; i < users.size(); i += chunk) {
     std::vector<int64_t> part(
         users.begin() + static_cast<ptrdiff_t>(i),
         users.begin() + static_cast<ptrdiff_t>(std::min(users.size(), i + chunk)));
-    PlanChunk(std::move(part), last, [join](core::StatusOr<size_t> n) { join->One(std::move(n)); });
+    PlanChunk(std::move(part), last, traceparent,
+              [join](core::StatusOr<size_t> n) { join->One(std::move(n)); });
   }
 }
 
 void PushPlanner::PlanChunk(std::vector<int64_t> users, const store::Message& msg,
-                            core::Callback<size_t> done) {
+                            std::string traceparent, core::Callback<size_t> done) {
   store_.sessions().DevicesOf(
-      users, [this, msg,
+      users, [this, msg, traceparent = std::move(traceparent),
               done = std::move(done)](core::StatusOr<std::vector<store::Device>> devices) mutable {
         if (!devices.ok()) return std::move(done)(devices.status());
         std::erase_if(*devices,
@@ -151,7 +165,8 @@ void PushPlanner::PlanChunk(std::vector<int64_t> users, const store::Message& ms
         std::sort(owners.begin(), owners.end());
         owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
         auto shared = std::make_shared<std::vector<store::Device>>(std::move(*devices));
-        routes_.Lookup(owners, [this, msg, shared, owners, done = std::move(done)](
+        routes_.Lookup(owners, [this, msg, shared, owners, traceparent = std::move(traceparent),
+                                done = std::move(done)](
                                    core::StatusOr<std::vector<route::Route>> routes) mutable {
           if (routes.ok()) {
             std::unordered_set<int64_t> live;
@@ -165,23 +180,26 @@ void PushPlanner::PlanChunk(std::vector<int64_t> users, const store::Message& ms
           if (shared->empty()) return std::move(done)(size_t{0});
           store_.conversations().MutedAmong(
               msg.conv_id, owners,
-              [this, msg, shared,
+              [this, msg, shared, traceparent = std::move(traceparent),
                done = std::move(done)](core::StatusOr<std::vector<int64_t>> muted) mutable {
                 if (!muted.ok()) return std::move(done)(muted.status());
                 std::erase_if(*shared, [&](const store::Device& d) {
                   return std::binary_search(muted->begin(), muted->end(), d.user_id);
                 });
-                Enqueue(std::move(*shared), msg, std::move(done));
+                Enqueue(std::move(*shared), msg, std::move(traceparent), std::move(done));
               });
         });
       });
 }
 
 void PushPlanner::Enqueue(std::vector<store::Device> devices, const store::Message& msg,
-                          core::Callback<size_t> done) {
+                          std::string traceparent, core::Callback<size_t> done) {
   if (devices.empty()) return std::move(done)(size_t{0});
-  PushPayload payload{
-      .conv_id = msg.conv_id, .seq = msg.seq, .msg_id = msg.msg_id, .from = msg.sender};
+  PushPayload payload{.conv_id = msg.conv_id,
+                      .seq = msg.seq,
+                      .msg_id = msg.msg_id,
+                      .from = msg.sender,
+                      .traceparent = std::move(traceparent)};
   if (config_.preview) payload.preview = PreviewOfMessage(msg);
   std::vector<store::NewJob> jobs;
   jobs.reserve(devices.size());

@@ -48,6 +48,7 @@ struct PushPayload {
   int64_t msg_id = 0;
   int64_t from = 0;
   std::optional<std::string> preview;
+  std::string traceparent;  // the send's trace, when traced (core/trace.h)
 };
 std::string EncodePayload(const PushPayload& p);
 core::StatusOr<PushPayload> DecodePayload(const std::string& json);
@@ -70,10 +71,10 @@ class PushPlanner {
 
  private:
   // Both answer how many push jobs they queued.
-  void PlanChunk(std::vector<int64_t> users, const store::Message& msg,
+  void PlanChunk(std::vector<int64_t> users, const store::Message& msg, std::string traceparent,
                  core::Callback<size_t> done);
   void Enqueue(std::vector<store::Device> devices, const store::Message& msg,
-               core::Callback<size_t> done);
+               std::string traceparent, core::Callback<size_t> done);
 
   store::Store& store_;
   route::RouteTable& routes_;

@@ -68,20 +68,58 @@ SendRequest SendRequestOf(const pb::SendRequest& r) {
   return request;
 }
 
+// A send served here, as a span of the trace its traceparent names (not
+// recording when it names none); the request carries the span's context.
+core::trace::Span ServeSpan(const pb::SendRequest& r, SendRequest& request) {
+  if (r.traceparent().empty()) return {};
+  auto parent = core::trace::SpanContext::Parse(r.traceparent());
+  if (!parent) return {};
+  auto span =
+      core::trace::Span::Start("serve Messages/Send", *parent, core::trace::SpanKind::kServer);
+  request.trace = span.context();
+  return span;
+}
+
+// `done` that ends `span` first (with the outcome).
+core::Callback<SendResult> EndingSpan(core::trace::Span span, core::Callback<SendResult> done) {
+  if (!span.recording()) return done;
+  return [span = std::move(span), done = std::move(done)](core::StatusOr<SendResult> r) mutable {
+    if (r.ok()) {
+      span.Set("mpim.conv_id", r->conv_id);
+      span.Set("mpim.seq", r->seq);
+    } else {
+      span.SetError(std::string(r.status().message()));
+    }
+    span.End();
+    std::move(done)(std::move(r));
+  };
+}
+
 }  // namespace
 
 template <typename Request, typename Response, typename Body>
 void LogicServer::On(rpc::Server& server, const char* service, const char* method, Body body) {
   server.Handle<Request, Response>(
       std::string("/mpim.logic.") + service + "/" + method,
-      [this, body = std::move(body)](const rpc::CallContext& context, const Request& request,
-                                     Response* response, Done done) {
+      [this, body = std::move(body), span_name = std::string("serve ") + service + "/" + method](
+          const rpc::CallContext& context, const Request& request, Response* response, Done done) {
         const LogicServices* services = ready_.load(std::memory_order_acquire);
         if (!services) return done(absl::UnavailableError("logic node starting"));
         if (context.deadline && *context.deadline <= std::chrono::steady_clock::now()) {
           return done(absl::DeadlineExceededError("the caller's deadline has passed"));
         }
-        body(*services, request, response, std::move(done));
+        // A traced caller: the call is a span here, current while the
+        // service runs on this thread (what it calls joins the trace).
+        auto span =
+            core::trace::Span::Start(span_name, context.trace, core::trace::SpanKind::kServer);
+        if (!span.recording()) return body(*services, request, response, std::move(done));
+        core::trace::Scope scope(span.context());
+        auto shared = std::make_shared<core::trace::Span>(std::move(span));
+        body(*services, request, response, [shared, done = std::move(done)](core::Status s) {
+          if (!s.ok()) shared->SetError(std::string(s.message()));
+          shared->End();
+          done(std::move(s));
+        });
       });
 }
 
@@ -448,10 +486,14 @@ LogicServer::LogicServer(rpc::Server& server) {
   };
   On<pb::SendRequest, pb::SendResult>(
       server, "Messages", "Send", [](S s, const auto& r, auto* out, Done done) {
-        s.messages->Send(
-            FromProto(r.who()), SendRequestOf(r),
-            Reply<SendResult>(std::move(done), [out](const SendResult& x) { ToProto(x, out); }),
-            nullptr);
+        SendRequest request = SendRequestOf(r);
+        core::trace::Span span = ServeSpan(r, request);
+        s.messages->Send(FromProto(r.who()), std::move(request),
+                         EndingSpan(std::move(span), Reply<SendResult>(std::move(done),
+                                                                       [out](const SendResult& x) {
+                                                                         ToProto(x, out);
+                                                                       })),
+                         nullptr);
       });
   On<pb::SendBatch, pb::SendBatchResult>(
       server, "Messages", "SendMany", [](S s, const auto& r, auto* out, Done done) {
@@ -459,16 +501,20 @@ LogicServer::LogicServer(rpc::Server& server) {
         ForEachItem(r.items_size(), std::move(done),
                     [&](int i, const std::shared_ptr<Countdown>& countdown) {
                       pb::SendBatchItem* slot = out->mutable_items(i);
+                      SendRequest request = SendRequestOf(r.items(i));
+                      core::trace::Span span = ServeSpan(r.items(i), request);
+                      if (span.recording()) span.Set("mpim.batch_items", r.items_size());
                       s.messages->Send(
-                          FromProto(r.items(i).who()), SendRequestOf(r.items(i)),
-                          [slot, countdown](core::StatusOr<SendResult> result) {
-                            if (result.ok()) {
-                              ToProto(*result, slot->mutable_result());
-                            } else {
-                              rpc::ToProto(result.status(), slot->mutable_status());
-                            }
-                            countdown->One();
-                          },
+                          FromProto(r.items(i).who()), std::move(request),
+                          EndingSpan(std::move(span),
+                                     [slot, countdown](core::StatusOr<SendResult> result) {
+                                       if (result.ok()) {
+                                         ToProto(*result, slot->mutable_result());
+                                       } else {
+                                         rpc::ToProto(result.status(), slot->mutable_status());
+                                       }
+                                       countdown->One();
+                                     }),
                           nullptr);
                     });
       });

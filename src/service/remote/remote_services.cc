@@ -757,12 +757,25 @@ void RemoteMessageService::Send(Principal who, SendRequest request, core::Callba
   r.set_qos1(request.qos1);
   r.set_priority(static_cast<int32_t>(request.priority));
   ToProto(request.origin_conn, r.mutable_origin_conn());
+  // Traced: the hop to the logic node is a span of its own (batching and
+  // queueing included), its context in the item.
+  auto span = core::trace::Span::Start(
+      "rpc Messages/Send", request.trace.valid() ? request.trace : core::trace::Current(),
+      core::trace::SpanKind::kClient);
+  if (span.recording()) {
+    span.Set("rpc.system", "grpc");
+    span.Set("rpc.coalesced", coalesce_);
+    r.set_traceparent(span.context().Traceparent());
+  }
   // Sends are idempotent by client_msg_id: a retry returns the first result.
-  core::Callback<SendResult> answer = [ordered = std::move(ordered), done = std::move(done)](
-                                          core::StatusOr<SendResult> result) mutable {
-    if (result.ok() && ordered) std::move(ordered)();
-    std::move(done)(std::move(result));
-  };
+  core::Callback<SendResult> answer =
+      [ordered = std::move(ordered), done = std::move(done),
+       span = std::move(span)](core::StatusOr<SendResult> result) mutable {
+        if (!result.ok()) span.SetError(std::string(result.status().message()));
+        span.End();
+        if (result.ok() && ordered) std::move(ordered)();
+        std::move(done)(std::move(result));
+      };
   if (!coalesce_) {
     return Invoke<pb::SendResult>(client_, Method("Messages", "Send"), std::move(r),
                                   Keyed(std::move(key), true), std::move(answer),

@@ -7,6 +7,7 @@
 #include <map>
 #include <tuple>
 
+#include "core/trace.h"
 #include "store/blocking.h"
 #include "store/conv_id.h"
 
@@ -21,6 +22,7 @@ struct FanoutJob {
   bool recall = false;
   bool qos1 = true;
   Priority priority = Priority::kNormal;
+  core::trace::SpanContext trace;  // the send's fan-out step, when traced
 };
 
 core::StatusOr<FanoutJob> ParsePayload(const std::string& text) {
@@ -38,6 +40,11 @@ core::StatusOr<FanoutJob> ParsePayload(const std::string& text) {
                      ? static_cast<int>(p.at("priority").get_int64())
                      : 1;
   job.priority = static_cast<Priority>(priority & 3);
+  if (const auto* tp = p.if_contains("traceparent"); tp && tp->is_string()) {
+    if (auto parsed = core::trace::SpanContext::Parse(std::string_view(tp->get_string()))) {
+      job.trace = *parsed;
+    }
+  }
   return job;
 }
 
@@ -107,8 +114,29 @@ TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, 
       sends[{ref->a, job.qos1, static_cast<int>(job.priority)}].emplace_back(std::move(*message),
                                                                              i);
     }
+    // Traced jobs: a span each for this run, from here to their messages'
+    // hand-off.
+    std::vector<core::trace::Span> spans(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      spans[i] =
+          core::trace::Span::Start("fanout job", parsed[i].trace, core::trace::SpanKind::kConsumer);
+      if (spans[i].recording()) {
+        spans[i].Set("mpim.msg_id", parsed[i].msg_id);
+        spans[i].Set("mpim.attempt", static_cast<int64_t>(jobs[i].attempts));
+        spans[i].Set("mpim.batch_jobs", static_cast<int64_t>(jobs.size()));
+      }
+    }
     std::vector<std::future<void>> taken;
     for (auto& [key, entries] : sends) {
+      // The deliverer's steps join the first traced job of the batch.
+      core::trace::SpanContext trace;
+      for (const auto& e : entries) {
+        if (spans[e.second].recording()) {
+          trace = spans[e.second].context();
+          break;
+        }
+      }
+      core::trace::Scope scope(trace);
       std::sort(entries.begin(), entries.end(),
                 [](const auto& a, const auto& b) { return a.first.seq < b.first.seq; });
       std::vector<store::Message> msgs;
@@ -137,6 +165,10 @@ TaskWorker::Handler FanoutJobHandler(store::Store& store, Deliverer& deliverer, 
     // stopped (shutdown) never take them, and the worker must still stop.
     const auto deadline = std::chrono::steady_clock::now() + kTakenWait;
     for (auto& t : taken) t.wait_until(deadline);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (!results[i].ok()) spans[i].SetError(std::string(results[i].message()));
+      spans[i].End();
+    }
     return results;
   };
 }

@@ -267,14 +267,14 @@ void Executor::RunBatch(Batch batch) {
   if (hook_) hook_->Committed();
   Commits().commits.Inc();
   Commits().writes.Add(static_cast<double>(batch.size()));
-  ObserveCommit(std::chrono::steady_clock::now() - batch_started, batch.size());
-  CompleteLater(std::move(batch), core::Status());
+  CommitInfo commit = ObserveCommit(std::chrono::steady_clock::now() - batch_started, batch.size());
+  CompleteLater(std::move(batch), core::Status(), commit);
 }
 
-void Executor::CompleteLater(Batch batch, core::Status status) {
+void Executor::CompleteLater(Batch batch, core::Status status, CommitInfo commit) {
   {
     std::lock_guard lock(done_mu_);
-    done_queue_.push_back(Finished{std::move(batch), std::move(status)});
+    done_queue_.push_back(Finished{std::move(batch), std::move(status), commit});
   }
   done_cv_.notify_one();
 }
@@ -289,6 +289,7 @@ void Executor::CompletionLoop() {
       f = std::move(done_queue_.front());
       done_queue_.pop_front();
     }
+    CommitScope scope(f.commit);
     for (auto& op : f.ops) op->Complete(f.status);
   }
 }

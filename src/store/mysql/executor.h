@@ -94,8 +94,8 @@ class Executor {
   template <typename R>
   void WriteDeferring(std::any tag, std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
                       absl::AnyInvocable<void(R) &&> done) {
-    Enqueue(std::make_unique<TypedWrite<R>>(std::move(body), std::move(done), true,
-                                            std::move(tag)));
+    Enqueue(
+        std::make_unique<TypedWrite<R>>(std::move(body), std::move(done), true, std::move(tag)));
   }
 
   // State that deferring writes keep across a batch, on the writer thread.
@@ -127,25 +127,25 @@ class Executor {
   void Read(std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
             absl::AnyInvocable<void(R) &&> done) {
     const auto quick = std::chrono::milliseconds(options_.timeout_ms / 2);
-    EnqueueRead([body = std::move(body), done = std::move(done),
-                 quick](ConnectionSlot* slot) mutable {
-      if (slot == nullptr) return std::move(done)(R(absl::UnavailableError("store closed")));
-      for (int attempt = 0;; ++attempt) {
-        auto conn = slot->Get();
-        if (!conn.ok()) return std::move(done)(R(conn.status()));
-        const auto started = std::chrono::steady_clock::now();
-        R result = body(**conn);
-        const bool broken = (*conn)->broken();
-        if (!broken) (void)(*conn)->Rollback();  // ends the read's transaction
-        if (broken) slot->Reset();
-        // Once more only after a connection that failed at once (died while
-        // idle), not after a timeout.
-        const bool stale = broken && std::chrono::steady_clock::now() - started < quick;
-        if (!stale || attempt > 0 || internal::StatusOf(result).ok()) {
-          return std::move(done)(std::move(result));
-        }
-      }
-    });
+    EnqueueRead(
+        [body = std::move(body), done = std::move(done), quick](ConnectionSlot* slot) mutable {
+          if (slot == nullptr) return std::move(done)(R(absl::UnavailableError("store closed")));
+          for (int attempt = 0;; ++attempt) {
+            auto conn = slot->Get();
+            if (!conn.ok()) return std::move(done)(R(conn.status()));
+            const auto started = std::chrono::steady_clock::now();
+            R result = body(**conn);
+            const bool broken = (*conn)->broken();
+            if (!broken) (void)(*conn)->Rollback();  // ends the read's transaction
+            if (broken) slot->Reset();
+            // Once more only after a connection that failed at once (died while
+            // idle), not after a timeout.
+            const bool stale = broken && std::chrono::steady_clock::now() - started < quick;
+            if (!stale || attempt > 0 || internal::StatusOf(result).ok()) {
+              return std::move(done)(std::move(result));
+            }
+          }
+        });
   }
 
   // Batch runs after a deadlock or lock wait timeout, at most.
@@ -206,7 +206,7 @@ class Executor {
   // One attempt at the batch: applies and commits. OK, or why not.
   core::Status TryBatch(Connection& conn, Batch& batch, bool isolated, bool* commit_sent);
   core::Status FlushBefore(Connection& conn, const WriteOp* op);
-  void CompleteLater(Batch batch, core::Status status);
+  void CompleteLater(Batch batch, core::Status status, CommitInfo commit = {});
 
   const MysqlOptions options_;
   const NowMsFn now_;
@@ -227,6 +227,7 @@ class Executor {
   struct Finished {
     Batch ops;
     core::Status status;
+    CommitInfo commit;
   };
   std::mutex done_mu_;
   std::condition_variable done_cv_;

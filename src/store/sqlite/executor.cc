@@ -341,10 +341,11 @@ void Executor::FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core:
   CompleteLater(std::move(batch), status);
 }
 
-void Executor::CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status) {
+void Executor::CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status,
+                             CommitInfo commit) {
   {
     std::lock_guard lock(done_mu_);
-    done_queue_.push_back(Finished{std::move(batch), std::move(status)});
+    done_queue_.push_back(Finished{std::move(batch), std::move(status), commit});
   }
   done_cv_.notify_one();
 }
@@ -359,6 +360,7 @@ void Executor::CompletionLoop() {
       finished = std::move(done_queue_.front());
       done_queue_.pop_front();
     }
+    CommitScope scope(finished.commit);
     for (auto& op : finished.ops) op->Complete(finished.status);
   }
 }
@@ -455,8 +457,8 @@ void Executor::RunBatch() {
   if (hook_) hook_->Committed();
   Commits().commits.Inc();
   Commits().writes.Add(static_cast<double>(batch.size()));
-  ObserveCommit(Clock::now() - start, batch.size());
-  CompleteLater(std::move(batch), core::Status());
+  CommitInfo commit = ObserveCommit(Clock::now() - start, batch.size());
+  CompleteLater(std::move(batch), core::Status(), commit);
   {
     std::lock_guard lock(write_mu_);
     queued_during_commit_ = !write_queue_.empty();

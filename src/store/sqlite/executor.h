@@ -224,12 +224,14 @@ class Executor {
   core::Status FlushBefore(const WriteOp* op);
   // Hands a finished batch to the completion thread: each write completes
   // with its own result if `status` is OK, else with `status`.
-  void CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status);
+  void CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status,
+                     CommitInfo commit = {});
   void CompletionLoop();
 
   struct Finished {
     std::vector<std::unique_ptr<WriteOp>> ops;
     core::Status status;
+    CommitInfo commit;
   };
 
   const SqliteOptions options_;
