@@ -55,7 +55,7 @@ struct AsyncWs::Impl : std::enable_shared_from_this<Impl> {
       ::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
       socket.bind(tcp::endpoint(source, 0), ec);
     }
-    if (!ec) socket.set_option(tcp::no_delay(true), ec);
+    if (!ec) socket.set_option(tcp::no_delay(target.no_delay), ec);
     if (ec) {
       return asio::post(socket.get_executor(), [self = shared_from_this(), ec] { self->Fail(ec); });
     }

@@ -31,6 +31,10 @@ class WsListener {
 struct WsTarget {
   boost::asio::ip::tcp::endpoint server;
   std::string host;  // the Host header, "127.0.0.1:8080"
+  // TCP_NODELAY on the client's socket; false: Nagle's algorithm on, as
+  // many HTTP stacks leave it (a small frame then waits for the server's
+  // TCP acknowledgement of the previous one).
+  bool no_delay = true;
 };
 
 class AsyncWs {

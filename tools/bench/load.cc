@@ -134,7 +134,9 @@ class Driver : public WsListener {
   void StartConnect() {
     for (uint32_t i = 0; i < sessions_.size(); ++i) pending_.push_back(i);
     LaunchMore();
-    if (params_.ack_interval_ms > 0 && params_.scenario != Scenario::kStorm) ArmAckTimer();
+    if (params_.ack_interval_ms > 0 && !params_.ack_each && params_.scenario != Scenario::kStorm) {
+      ArmAckTimer();
+    }
   }
 
   void StartLoad(uint64_t t0, uint64_t t_end, uint64_t measure_from) {
@@ -254,8 +256,9 @@ class Driver : public WsListener {
       auto source = asio::ip::address_v4(0x7f000002u + static_cast<uint32_t>(s.source_index));
       ++inflight_;
       const size_t node = static_cast<size_t>(s.spec->node);
-      s.ws.Connect(io_, this, i, node < params_.targets.size() ? params_.targets[node] : params_.target,
-                   source, s.spec->token);
+      s.ws.Connect(io_, this, i,
+                   node < params_.targets.size() ? params_.targets[node] : params_.target, source,
+                   s.spec->token);
     }
   }
 
@@ -352,7 +355,13 @@ class Driver : public WsListener {
         }
       }
       s.last_seq = seq;
-      if (!s.ack_queued && params_.ack_interval_ms > 0 && params_.scenario != Scenario::kStorm) {
+      if (params_.ack_each && params_.scenario != Scenario::kStorm && !s.conv_id.empty() &&
+          s.state == State::kReady) {
+        s.acked = seq;
+        s.ws.Send("{\"op\":\"ack\",\"conv_id\":\"" + s.conv_id +
+                  "\",\"seq\":" + std::to_string(seq) + "}");
+      } else if (!s.ack_queued && params_.ack_interval_ms > 0 &&
+                 params_.scenario != Scenario::kStorm) {
         s.ack_queued = true;
         ack_list_.push_back({static_cast<uint32_t>(&s - sessions_.data()),
                              NowNs() + static_cast<uint64_t>(params_.ack_interval_ms) * 1'000'000});

@@ -38,7 +38,7 @@ struct SessionSpec {
 struct LoadParams {
   Scenario scenario = Scenario::kConnect;
   WsTarget target;
-  std::vector<WsTarget> targets;  // several nodes: SessionSpec::node picks one (else `target`)
+  std::vector<WsTarget> targets;   // several nodes: SessionSpec::node picks one (else `target`)
   int source_addrs = 8;            // 127.0.0.2 ... 127.0.0.(1+n)
   int threads = 1;                 // io threads per worker process
   int connect_concurrency = 1000;  // upgrades in flight per worker process
@@ -47,6 +47,7 @@ struct LoadParams {
   size_t body_bytes = 100;  // serialized `body` of each message
   int qos = 1;
   int ack_interval_ms = 200;  // batched cumulative acks (0: never ack)
+  bool ack_each = false;      // an ack frame per message received, at once (a simple client)
   int storm_backlog = 2;      // messages each storm session sends before the drop
 };
 
