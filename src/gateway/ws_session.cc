@@ -515,6 +515,8 @@ void WsSession::OnSendResult(std::optional<int64_t> rid,
 }
 
 void WsSession::OpAck(boost::json::object& frame) {
+  // No reply: the client's TCP stack must not wait for ours (issue 25).
+  if (conn_) conn_->AcknowledgeNow();
   auto conv_id = ConvIdField(frame);
   auto seq = IntField(frame, "seq");
   if (!conv_id.ok()) return ReplyError(std::nullopt, conv_id.status());
@@ -595,6 +597,7 @@ void WsSession::OpSync(boost::json::object& frame, std::optional<int64_t> rid) {
 }
 
 void WsSession::OpTyping(boost::json::object& frame) {
+  if (conn_) conn_->AcknowledgeNow();  // no reply either
   auto conv_id = ConvIdField(frame);
   if (!conv_id.ok()) return ReplyError(std::nullopt, conv_id.status());
   ctx_.conversations.Typing(principal_, *conv_id, [self = shared_from_this()](core::Status s) {

@@ -6,8 +6,11 @@
 // buffers; every connection of an io thread reads into one shared chunk.
 #include "net/websocket.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
@@ -269,6 +272,12 @@ class WsConnectionImpl final : public WsConnection,
       ScheduleFlush();
     }
     if (handler_) handler_->OnTick(now);
+  }
+
+  void AcknowledgeNow() override {
+    if (finished_) return;
+    int one = 1;
+    ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
   }
 
  private:

@@ -96,6 +96,12 @@ class WsConnection {
 
   // Runs `fn` on the connection's io thread. Thread-safe.
   virtual void Post(absl::AnyInvocable<void()> fn) = 0;
+
+  // The client's message just read gets no answer: acknowledge it at the
+  // TCP level now (TCP_QUICKACK) instead of after the kernel's delayed-ACK
+  // timer (up to 40 ms). A client without TCP_NODELAY holds its next small
+  // frame until that acknowledgement arrives. On the io thread.
+  virtual void AcknowledgeNow() {}
 };
 
 // Called on the io thread when an upgrade arrives, before the handshake; it
