@@ -48,4 +48,12 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
+void AppendHex(std::string& out, const uint8_t* bytes, size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    out += kDigits[bytes[i] >> 4];
+    out += kDigits[bytes[i] & 15];
+  }
+}
+
 }  // namespace mpim::core

@@ -55,12 +55,9 @@ bool AllZero(const std::array<uint8_t, N>& a) {
 
 template <size_t N>
 std::string Hex(const std::array<uint8_t, N>& a) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * N, '0');
-  for (size_t i = 0; i < N; ++i) {
-    out[2 * i] = kDigits[a[i] >> 4];
-    out[2 * i + 1] = kDigits[a[i] & 15];
-  }
+  std::string out;
+  out.reserve(2 * N);
+  AppendHex(out, a.data(), N);
   return out;
 }
 

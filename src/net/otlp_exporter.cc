@@ -87,14 +87,6 @@ void AppendAttributes(std::string& out,
   out += ']';
 }
 
-void AppendHex(std::string& out, const uint8_t* bytes, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; ++i) {
-    out += kDigits[bytes[i] >> 4];
-    out += kDigits[bytes[i] & 15];
-  }
-}
-
 std::string TracesUrl(const HttpUrl& url, std::string_view endpoint) {
   if (url.target != "/") return std::string(endpoint);
   std::string out(endpoint);
@@ -115,15 +107,13 @@ std::string EncodeOtlpJson(const std::vector<SpanData>& spans,
     const SpanData& s = spans[k];
     if (k) out += ',';
     out += "{\"traceId\":\"";
-    AppendHex(out, s.context.trace_id.data(), s.context.trace_id.size());
+    core::AppendHex(out, s.context.trace_id.data(), s.context.trace_id.size());
     out += "\",\"spanId\":\"";
-    AppendHex(out, s.context.span_id.data(), s.context.span_id.size());
+    core::AppendHex(out, s.context.span_id.data(), s.context.span_id.size());
     out += '"';
-    bool root = true;
-    for (uint8_t b : s.parent_span_id) root = root && b == 0;
-    if (!root) {
+    if (s.parent_span_id != std::array<uint8_t, 8>{}) {
       out += ",\"parentSpanId\":\"";
-      AppendHex(out, s.parent_span_id.data(), s.parent_span_id.size());
+      core::AppendHex(out, s.parent_span_id.data(), s.parent_span_id.size());
       out += '"';
     }
     out += ",\"name\":";
@@ -257,10 +247,9 @@ class OtlpExporter::Impl {
                          std::lock_guard lock(mu_);
                          --in_flight_;
                        }
+                       // Shutdown waits for an empty queue with nothing in flight.
                        done_cv_.notify_all();
                        Flush();
-                       std::lock_guard lock(mu_);
-                       if (queue_.empty() && in_flight_ == 0) done_cv_.notify_all();
                      });
   }
 

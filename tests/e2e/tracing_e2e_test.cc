@@ -60,6 +60,13 @@ std::string Describe(const std::vector<ReceivedSpan>& spans) {
   return out;
 }
 
+// The body of POST /messages of `text` to user `to`.
+std::string RestSend(const std::string& to, const std::string& text) {
+  return json::serialize(json::object{{"to", json::object{{"user", to}}},
+                                      {"client_msg_id", UniqueName("c")},
+                                      {"body", json::object{{"text", text}}}});
+}
+
 const ReceivedSpan* Find(const std::vector<ReceivedSpan>& spans, const std::string& name) {
   for (const auto& s : spans) {
     if (s.name == name) return &s;
@@ -261,11 +268,9 @@ TEST_F(TracingE2eTest, AClientsTraceparentIsContinuedAndItsFlagRespected) {
   EXPECT_TRUE(collector_.Trace("1111111111111111111111111111111a").empty());
 
   // REST: the header starts the request's span, the send inside it.
-  json::object body{{"to", json::object{{"user", bob.id()}}},
-                    {"client_msg_id", UniqueName("c")},
-                    {"body", json::object{{"text", kBody}}}};
+  const std::string body = RestSend(bob.id(), kBody);
   const std::string rest_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-  ApiResponse r = api_->Call("POST", "/api/v1/messages", json::serialize(body), alice.token(),
+  ApiResponse r = api_->Call("POST", "/api/v1/messages", body, alice.token(),
                              {{"traceparent", "00-" + rest_trace + "-00f067aa0ba902b7-01"}});
   ASSERT_EQ(r.status, 200) << r.Describe();
   ASSERT_TRUE(collector_.WaitFor([&](const std::vector<ReceivedSpan>& all) {
@@ -378,11 +383,8 @@ TEST_F(TracingE2eTest, RatioZeroExportsNothing) {
   ASSERT_TRUE(a);
   const std::string sampled = std::string("00-") + kClientTrace + "-" + kClientSpan + "-01";
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Send(*a, bob.id(), sampled).contains("seq"));
-  json::object body{{"to", json::object{{"user", bob.id()}}},
-                    {"client_msg_id", UniqueName("c")},
-                    {"body", json::object{{"text", "x"}}}};
-  ASSERT_EQ(api_->Call("POST", "/api/v1/messages", json::serialize(body), alice.token(),
-                       {{"traceparent", sampled}})
+  const std::string body = RestSend(bob.id(), "x");
+  ASSERT_EQ(api_->Call("POST", "/api/v1/messages", body, alice.token(), {{"traceparent", sampled}})
                 .status,
             200);
   std::this_thread::sleep_for(Ms(1000));
