@@ -1,7 +1,5 @@
 #include "app/node.h"
 
-#include <algorithm>
-
 namespace mpim::app {
 
 core::StatusOr<std::unique_ptr<Node>> StartNode(const core::Config& config,
@@ -13,15 +11,6 @@ core::StatusOr<std::unique_ptr<Node>> StartNode(const core::Config& config,
   if (role == "task") return StartTask(config, discovery);
   return absl::InvalidArgumentError("unknown role \"" + role +
                                     "\"");  // the schema refuses it first
-}
-
-size_t IoThreads(const core::Config& config, size_t cores) {
-  if (config.server.io_threads > 0) return static_cast<size_t>(config.server.io_threads);
-  cores = std::max<size_t>(cores, 1);
-  const std::string& role = config.server.role;
-  const bool sqlite_writer =
-      config.store.engine == "sqlite" && (role == "all" || role == "logic" || role == "task");
-  return sqlite_writer && cores > 1 ? cores - 1 : cores;
 }
 
 core::StatusOr<core::Config> JoinCluster(const core::Config& config,

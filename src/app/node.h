@@ -65,15 +65,6 @@ core::StatusOr<std::unique_ptr<Node>> StartLogic(const core::Config& config,
 core::StatusOr<std::unique_ptr<Node>> StartTask(const core::Config& config,
                                                 discovery::Discovery& discovery);
 
-// The network io threads of a process on `cores` cores: server.io_threads,
-// or for 0 one per core, less one where this process runs the SQLite
-// store's writer (roles all, logic and task with store.engine "sqlite"): that
-// thread is busy whenever writes come, and an io thread more than the cores
-// left only adds wake-ups and hand-offs between them (on 2 cores, chat with
-// an ack per message at 5,000/s: 148-153 us of server CPU per message with
-// 2 io threads, 127-131 with 1; docs/benchmarks.md, issue 25).
-size_t IoThreads(const core::Config& config, size_t cores);
-
 // The deliverer engine names (bus.engine) the wiring knows.
 std::vector<std::string> DelivererEngines();
 

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
-#include <thread>
 
 #include "app/node.h"
 #include "core/clock.h"
@@ -279,7 +278,7 @@ int RunServe(const core::Config& config) {
     }
   }
 
-  net::IoPool pool(IoThreads(config, std::thread::hardware_concurrency()));
+  net::IoPool pool(static_cast<size_t>(config.server.io_threads));
   net::HttpServerOptions http_options;
   http_options.host = listen->first;
   http_options.port = listen->second;

@@ -182,8 +182,7 @@ const std::vector<Field>& Schema() {
           "asked for first)."),
       Int(
           "server", "io_threads", 0, 256, [](Config& c) { return &c.server.io_threads; },
-          "Network io threads; 0 means one per core (one core fewer where the SQLite writer runs "
-          "in this process)."),
+          "Network io threads; 0 means one per core."),
       Int(
           "server", "drain_timeout_ms", 0, 600000,
           [](Config& c) { return &c.server.drain_timeout_ms; },
