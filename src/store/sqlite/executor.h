@@ -9,9 +9,10 @@
 // batch_delay, or when no write is queued; while writes arrive steadily
 // (some came in during the last commit) it waits for more instead of
 // committing a small batch: up to batch_delay / 5 for each next write. After the commit it hands
-// the batch's callbacks, in order, each with its own result, to the loops of the io threads that
-// queued the writes (one post per loop) and the rest to the completion thread: the writer only
-// writes, and whatever a callback does (fan-out, posting to sessions) never delays the next batch.
+// the batch's callbacks, in order, each with its own result, to the completion thread, or for a
+// batch of up to kDirectBatchMax writes while that thread is idle, straight to the loops of the io
+// threads that queued them (one post per loop): the writer only writes, and whatever a callback
+// does (fan-out, posting to sessions) never delays the next batch.
 // A write that fails without changing anything fails alone; one that fails after changing rows
 // makes the writer roll the batch back and apply it again with a savepoint around each write, so
 // that it fails alone too. A failed commit (disk full, I/O error) fails every write of the batch
@@ -75,11 +76,12 @@ class Executor {
   // A write: `body` runs on the writer thread inside the batch transaction.
   // It may run more than once (when its batch is applied again), so it must
   // not move out of its captures, and must leave no side effects but SQL.
-  // `done` gets body's result after the commit, or the commit's error: on
-  // the caller's loop if it called from a thread that runs one
-  // (core::CurrentLoop(), an io thread), else on the completion thread.
-  // In commit order on each: a write's callback runs after those of every
-  // write committed before it that completes on the same thread.
+  // `done` gets body's result after the commit, or the commit's error, on
+  // the completion thread, or (small batches, see above) on the caller's
+  // loop if it called from a thread that runs one (core::CurrentLoop(), an
+  // io thread). In commit order: a write's callback runs after those of
+  // every write committed before it by the same thread, and of every write
+  // of threads without a loop.
   template <typename R>
   void Write(std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
              absl::AnyInvocable<void(R) &&> done) {
@@ -233,8 +235,9 @@ class Executor {
   // Runs the hook's Flush before `op` unless op defers too.
   core::Status FlushBefore(const WriteOp* op);
   // Hands a finished batch over for completion: each write completes with
-  // its own result if `status` is OK, else with `status`; one post per loop
-  // for the writes queued from loops, the rest on the completion thread.
+  // its own result if `status` is OK, else with `status`; on the completion
+  // thread, or for a small batch while that thread is idle, one post per
+  // loop for the writes queued from loops.
   void CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status,
                      CommitInfo commit = {});
   void CompletionLoop();
