@@ -105,6 +105,10 @@ class ExecutorLoopTest : public ::testing::Test {
         [](Connection& c) { return c.Exec("CREATE TABLE t (x INTEGER NOT NULL)"); },
         [&made](core::Status s) { made.set_value(s); });
     ASSERT_TRUE(made.get_future().get().ok());
+    // That callback ran on the completion thread, which notes that it is
+    // idle again just after: a batch committed before would still go
+    // through it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
   // Queues an insert of `x`; its callback records where and in what order
