@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 
-#include <boost/asio/post.hpp>
 #include <string>
 
 namespace mpim::net {
@@ -12,7 +11,6 @@ IoPool::IoPool(size_t threads) {
   for (size_t i = 0; i < threads; ++i) {
     // Hint 1: each context is run by exactly one thread.
     contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
-    loops_.push_back(std::make_unique<ContextLoop>(*contexts_.back()));
     guards_.emplace_back(contexts_.back()->get_executor());
   }
 }
@@ -24,7 +22,6 @@ void IoPool::Start() {
     threads_.emplace_back([this, i] {
       std::string name = "io-" + std::to_string(i);
       pthread_setname_np(pthread_self(), name.c_str());
-      core::LoopScope loop(loops_[i].get());
       contexts_[i]->run();
     });
   }
@@ -37,12 +34,6 @@ void IoPool::Stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
-}
-
-bool IoPool::ContextLoop::Post(absl::AnyInvocable<void() &&>& fn) {
-  if (context_.stopped()) return false;
-  boost::asio::post(context_, [fn = std::move(fn)]() mutable { std::move(fn)(); });
-  return true;
 }
 
 boost::asio::io_context& IoPool::Next() {

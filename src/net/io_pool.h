@@ -3,9 +3,7 @@
 // state needs no lock; other threads post to its executor.
 //
 // Start() once, from the main thread; Stop() (or the destructor) stops every
-// loop and joins the threads. Next() is thread-safe (round robin). Each
-// thread names its context as its core::CurrentLoop(), so that work finished
-// elsewhere for code on it can be posted straight back.
+// loop and joins the threads. Next() is thread-safe (round robin).
 #pragma once
 
 #include <atomic>
@@ -13,8 +11,6 @@
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include "core/loop.h"
 
 namespace mpim::net {
 
@@ -37,18 +33,7 @@ class IoPool {
  private:
   using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
 
-  // A context as a core::Loop.
-  class ContextLoop final : public core::Loop {
-   public:
-    explicit ContextLoop(boost::asio::io_context& context) : context_(context) {}
-    bool Post(absl::AnyInvocable<void() &&>& fn) override;
-
-   private:
-    boost::asio::io_context& context_;
-  };
-
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
-  std::vector<std::unique_ptr<ContextLoop>> loops_;
   std::vector<WorkGuard> guards_;
   std::vector<std::thread> threads_;
   std::atomic<size_t> next_{0};

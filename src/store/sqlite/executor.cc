@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -172,7 +171,6 @@ void Executor::Close() {
 }
 
 void Executor::Enqueue(std::unique_ptr<WriteOp> op) {
-  op->loop = core::CurrentLoop();
   bool wake = false;
   {
     std::lock_guard lock(write_mu_);
@@ -345,61 +343,25 @@ void Executor::FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core:
 
 void Executor::CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status,
                              CommitInfo commit) {
-  // A small batch goes straight to the callers' loops, one post each (a
-  // handful: searched linearly), rather than to the completion thread,
-  // which would post to them again: a thread wake-up less per batch, which
-  // is what a batch of a few writes costs most. A large one goes to the
-  // completion thread, which then does the batch's fan-out beside the io
-  // threads. Straight only while the completion thread has nothing queued or
-  // running: a loop's callbacks keep their commit order.
-  bool direct = batch.size() <= kDirectBatchMax;
-  if (direct) {
-    std::lock_guard lock(done_mu_);
-    direct = done_queue_.empty() && !done_running_;
-  }
-  std::vector<std::pair<core::Loop*, std::vector<std::unique_ptr<WriteOp>>>> by_loop;
-  for (auto& op : batch) {
-    core::Loop* loop = direct ? op->loop : nullptr;
-    auto it = std::find_if(by_loop.begin(), by_loop.end(),
-                           [&](const auto& l) { return l.first == loop; });
-    if (it == by_loop.end()) {
-      by_loop.emplace_back(loop, std::vector<std::unique_ptr<WriteOp>>{});
-      it = by_loop.end() - 1;
-    }
-    it->second.push_back(std::move(op));
-  }
-  std::vector<Completion> here;
-  for (auto& [loop, ops] : by_loop) {
-    Completion run = [ops = std::move(ops), status, commit]() mutable {
-      CommitScope scope(commit);
-      for (auto& op : ops) op->Complete(status);
-    };
-    // A loop that has stopped (shutting down) leaves its writes to the
-    // completion thread.
-    if (loop == nullptr || !loop->Post(run)) here.push_back(std::move(run));
-  }
-  if (here.empty()) return;
   {
     std::lock_guard lock(done_mu_);
-    for (auto& run : here) done_queue_.push_back(std::move(run));
+    done_queue_.push_back(Finished{std::move(batch), std::move(status), commit});
   }
   done_cv_.notify_one();
 }
 
 void Executor::CompletionLoop() {
   for (;;) {
-    Completion run;
+    Finished finished;
     {
       std::unique_lock lock(done_mu_);
       done_cv_.wait(lock, [this] { return !done_queue_.empty() || done_closing_; });
       if (done_queue_.empty()) return;
-      run = std::move(done_queue_.front());
+      finished = std::move(done_queue_.front());
       done_queue_.pop_front();
-      done_running_ = true;
     }
-    std::move(run)();
-    std::lock_guard lock(done_mu_);
-    done_running_ = false;
+    CommitScope scope(finished.commit);
+    for (auto& op : finished.ops) op->Complete(finished.status);
   }
 }
 

@@ -9,15 +9,13 @@
 // batch_delay, or when no write is queued; while writes arrive steadily
 // (some came in during the last commit) it waits for more instead of
 // committing a small batch: up to batch_delay / 5 for each next write. After the commit it hands
-// the batch's callbacks, in order, each with its own result, to the completion thread, or for a
-// batch of up to kDirectBatchMax writes while that thread is idle, straight to the loops of the io
-// threads that queued them (one post per loop): the writer only writes, and whatever a callback
-// does (fan-out, posting to sessions) never delays the next batch.
-// A write that fails without changing anything fails alone; one that fails after changing rows
-// makes the writer roll the batch back and apply it again with a savepoint around each write, so
-// that it fails alone too. A failed commit (disk full, I/O error) fails every write of the batch
-// with kUnavailable; the next batch tries again, so the writer recovers by itself once the cause is
-// gone.
+// the whole batch to the completion thread, which runs the callbacks in order, each with its own
+// result: the writer only writes, and whatever a callback does (fan-out, posting to sessions) never
+// delays the next batch. A write that fails without changing anything fails alone; one that fails
+// after changing rows makes the writer roll the batch back and apply it again with a savepoint
+// around each write, so that it fails alone too. A failed commit (disk full, I/O error) fails every
+// write of the batch with kUnavailable; the next batch tries again, so the writer recovers by
+// itself once the cause is gone.
 //
 // Checkpoints (copying the WAL back into the database file) run on a third
 // thread with its own connection, started when kCheckpointPages frames of the
@@ -51,7 +49,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/loop.h"
 #include "store/common.h"
 #include "store/sqlite/connection.h"
 #include "store/sqlite/options.h"
@@ -77,11 +74,8 @@ class Executor {
   // It may run more than once (when its batch is applied again), so it must
   // not move out of its captures, and must leave no side effects but SQL.
   // `done` gets body's result after the commit, or the commit's error, on
-  // the completion thread, or (small batches, see above) on the caller's
-  // loop if it called from a thread that runs one (core::CurrentLoop(), an
-  // io thread). In commit order: a write's callback runs after those of
-  // every write committed before it by the same thread, and of every write
-  // of threads without a loop.
+  // the completion thread (in commit order: a write's callback runs after
+  // those of every write committed before it).
   template <typename R>
   void Write(std::type_identity_t<absl::AnyInvocable<R(Connection&)>> body,
              absl::AnyInvocable<void(R) &&> done) {
@@ -141,9 +135,6 @@ class Executor {
     EnqueueRead(std::move(task));
   }
 
-  // The largest batch whose callbacks go straight to the callers' loops.
-  static constexpr size_t kDirectBatchMax = 4;
-
   // WAL frames not yet copied back that wake the checkpointer.
   static constexpr int kCheckpointPages = 1000;
   // Frames not yet copied back that the writer copies itself (see above):
@@ -166,9 +157,6 @@ class Executor {
   class WriteOp {
    public:
     virtual ~WriteOp() = default;
-    // The loop of the thread that queued the write, if it runs one: its
-    // callback runs there.
-    core::Loop* loop = nullptr;
     // True for WriteDeferring.
     virtual bool defers() const = 0;
     // Runs the body; returns its status.
@@ -234,16 +222,17 @@ class Executor {
   void FailAll(std::vector<std::unique_ptr<WriteOp>>& batch, const core::Status& status);
   // Runs the hook's Flush before `op` unless op defers too.
   core::Status FlushBefore(const WriteOp* op);
-  // Hands a finished batch over for completion: each write completes with
-  // its own result if `status` is OK, else with `status`; on the completion
-  // thread, or for a small batch while that thread is idle, one post per
-  // loop for the writes queued from loops.
+  // Hands a finished batch to the completion thread: each write completes
+  // with its own result if `status` is OK, else with `status`.
   void CompleteLater(std::vector<std::unique_ptr<WriteOp>> batch, core::Status status,
                      CommitInfo commit = {});
   void CompletionLoop();
 
-  // A batch's callbacks (those of one loop), in commit order.
-  using Completion = absl::AnyInvocable<void() &&>;
+  struct Finished {
+    std::vector<std::unique_ptr<WriteOp>> ops;
+    core::Status status;
+    CommitInfo commit;
+  };
 
   const SqliteOptions options_;
   const NowMsFn now_;
@@ -267,11 +256,10 @@ class Executor {
   std::deque<ReadTask> read_queue_;
   bool read_closing_ = false;
 
-  std::mutex done_mu_;  // guards done_queue_, done_closing_ and done_running_
+  std::mutex done_mu_;  // guards done_queue_ and done_closing_
   std::condition_variable done_cv_;
-  std::deque<Completion> done_queue_;
+  std::deque<Finished> done_queue_;
   bool done_closing_ = false;
-  bool done_running_ = false;  // the completion thread runs callbacks
 
   std::mutex checkpoint_mu_;  // guards checkpoint_wanted_ and checkpoint_closing_
   std::condition_variable checkpoint_cv_;
