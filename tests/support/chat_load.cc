@@ -205,7 +205,13 @@ bool ChatLoadClient::CatchUp() {
       const json::array* messages = Arr(*r, "messages");
       const json::value* more = r->if_contains("has_more");
       if (!IsOkReply(r) || !messages || !more || !more->is_bool()) {
-        ADD_FAILURE() << name_ << ": sync " << conv_id << ": " << json::serialize(*r);
+        // Refused while the store is away (a fault cycle): the server is
+        // right to say so; catch up again after the reconnect's back-off.
+        const json::object* error = Obj(*r, "error");
+        if (!error || Str(*error, "code") != "unavailable") {
+          ADD_FAILURE() << name_ << ": sync " << conv_id << ": " << json::serialize(*r);
+        }
+        SetError("sync " + conv_id + ": " + json::serialize(*r));
         return false;
       }
       Trace("sync " + conv_id + " after " + std::to_string(after) + ": " +
