@@ -22,6 +22,12 @@ constexpr Ms kRetryAfter{100};     // a send answered unavailable goes again aft
 constexpr int64_t kAckEvery = 16;  // cumulative delivery acks at least this often
 constexpr int64_t kMisdeliveriesDescribed = 10;
 
+// A refused reply's error code ("" when it has none).
+std::string ErrorCodeOf(const json::object& reply) {
+  const json::object* error = Obj(reply, "error");
+  return error ? Str(*error, "code") : "";
+}
+
 }  // namespace
 
 int ChatLoad::Set(std::vector<uint16_t> ports, bool nodes) {
@@ -207,8 +213,7 @@ bool ChatLoadClient::CatchUp() {
       if (!IsOkReply(r) || !messages || !more || !more->is_bool()) {
         // Refused while the store is away (a fault cycle): the server is
         // right to say so; catch up again after the reconnect's back-off.
-        const json::object* error = Obj(*r, "error");
-        if (!error || Str(*error, "code") != "unavailable") {
+        if (ErrorCodeOf(*r) != "unavailable") {
           ADD_FAILURE() << name_ << ": sync " << conv_id << ": " << json::serialize(*r);
         }
         SetError("sync " + conv_id + ": " + json::serialize(*r));
@@ -279,8 +284,7 @@ void ChatLoadClient::HandleReply(const json::object& reply) {
   if (it == pending_.end()) return;
   Pending& p = it->second;
   if (!IsOkReply(reply)) {
-    const json::object* error = Obj(reply, "error");
-    const std::string code = error ? Str(*error, "code") : "";
+    const std::string code = ErrorCodeOf(reply);
     if (code == "unavailable") {
       ++load_.unavailable;
       load_.Changed();
