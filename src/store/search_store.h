@@ -47,6 +47,14 @@ class SearchStore {
   // a recalled message's text.
   virtual void Index(const std::vector<SearchDocument>& docs, Callback<int64_t> done) = 0;
 
+  // The highest msg_id in the index; 0 when it is empty.
+  virtual void LastIndexed(Callback<int64_t> done) = 0;
+
+  // Up to `limit` (1..kMaxPageLimit) text messages with msg_id > after_msg_id
+  // that are not recalled and not in the index, ascending by msg_id: what
+  // an indexer that stopped without flushing (a crash) left behind.
+  virtual void Unindexed(int64_t after_msg_id, int limit, Callback<std::vector<Message>> done) = 0;
+
   // Matching messages within the scopes, best match first (ties: newest
   // first). An empty or wordless query is kInvalidArgument.
   virtual void Search(const SearchQuery& query, Callback<std::vector<Message>> done) = 0;

@@ -257,6 +257,10 @@ class FaultSearch final : public Decorator<store::SearchStore> {
   static constexpr char kName[] = "search";
   MPIM_FAULT_FORWARD(Index,
                      (const std::vector<store::SearchDocument>& docs, Callback<int64_t> done), docs)
+  MPIM_FAULT_FORWARD(LastIndexed, (Callback<int64_t> done))
+  MPIM_FAULT_FORWARD(Unindexed,
+                     (int64_t after_msg_id, int limit, Callback<std::vector<store::Message>> done),
+                     after_msg_id, limit)
   MPIM_FAULT_FORWARD(Search,
                      (const store::SearchQuery& query, Callback<std::vector<store::Message>> done),
                      query)

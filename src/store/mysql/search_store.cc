@@ -52,6 +52,32 @@ void MysqlSearchStore::Index(const std::vector<SearchDocument>& docs, Callback<i
       std::move(done));
 }
 
+void MysqlSearchStore::LastIndexed(Callback<int64_t> done) {
+  exec_.Read<core::StatusOr<int64_t>>(
+      [](Connection& c) -> core::StatusOr<int64_t> {
+        MPIM_ASSIGN_OR_RETURN(auto last, c.QueryInt("SELECT MAX(msg_id) FROM message_search"));
+        return last.value_or(0);
+      },
+      std::move(done));
+}
+
+void MysqlSearchStore::Unindexed(int64_t after_msg_id, int limit,
+                                 Callback<std::vector<Message>> done) {
+  exec_.Read<core::StatusOr<std::vector<Message>>>(
+      [after_msg_id, limit](Connection& c) -> core::StatusOr<std::vector<Message>> {
+        MPIM_RETURN_IF_ERROR(CheckLimit(limit));
+        MPIM_ASSIGN_OR_RETURN(
+            Rows rows, c.Query("SELECT " + MessageColumns("m") +
+                                   " FROM messages m WHERE m.msg_id > ? AND m.type = 'text'"
+                                   " AND m.recalled = 0 AND NOT EXISTS ("
+                                   "   SELECT 1 FROM message_search s WHERE s.msg_id = m.msg_id)"
+                                   " ORDER BY m.msg_id LIMIT ?",
+                               after_msg_id, limit));
+        return CollectRows<Message>(rows, [](const Rows& row) { return ReadMessage(row); });
+      },
+      std::move(done));
+}
+
 void MysqlSearchStore::Search(const SearchQuery& query, Callback<std::vector<Message>> done) {
   exec_.Read<core::StatusOr<std::vector<Message>>>(
       [query](Connection& c) -> core::StatusOr<std::vector<Message>> {

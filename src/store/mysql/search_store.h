@@ -21,6 +21,8 @@ class MysqlSearchStore final : public SearchStore {
   explicit MysqlSearchStore(Executor& exec) : exec_(exec) {}
 
   void Index(const std::vector<SearchDocument>& docs, Callback<int64_t> done) override;
+  void LastIndexed(Callback<int64_t> done) override;
+  void Unindexed(int64_t after_msg_id, int limit, Callback<std::vector<Message>> done) override;
   void Search(const SearchQuery& query, Callback<std::vector<Message>> done) override;
 
  private:

@@ -50,6 +50,34 @@ void SqliteSearchStore::Index(const std::vector<SearchDocument>& docs, Callback<
       std::move(done));
 }
 
+void SqliteSearchStore::LastIndexed(Callback<int64_t> done) {
+  exec_.Read<core::StatusOr<int64_t>>(
+      [](Connection& c) -> core::StatusOr<int64_t> {
+        // FTS5 walks its rowids in either order; max(rowid) would scan them.
+        MPIM_ASSIGN_OR_RETURN(
+            auto last, c.QueryInt("SELECT rowid FROM message_fts ORDER BY rowid DESC LIMIT 1"));
+        return last.value_or(0);
+      },
+      std::move(done));
+}
+
+void SqliteSearchStore::Unindexed(int64_t after_msg_id, int limit,
+                                  Callback<std::vector<Message>> done) {
+  exec_.Read<core::StatusOr<std::vector<Message>>>(
+      [after_msg_id, limit](Connection& c) -> core::StatusOr<std::vector<Message>> {
+        MPIM_RETURN_IF_ERROR(CheckLimit(limit));
+        MPIM_ASSIGN_OR_RETURN(Stmt st,
+                              c.Query("SELECT " + MessageColumns("m") +
+                                          " FROM messages m WHERE m.msg_id > ? AND m.type = 'text'"
+                                          " AND m.recalled = 0 AND NOT EXISTS ("
+                                          "   SELECT 1 FROM message_fts f WHERE f.rowid = m.msg_id)"
+                                          " ORDER BY m.msg_id LIMIT ?",
+                                      after_msg_id, limit));
+        return CollectRows<Message>(st, [](const Stmt& row) { return ReadMessage(row); });
+      },
+      std::move(done));
+}
+
 void SqliteSearchStore::Search(const SearchQuery& query, Callback<std::vector<Message>> done) {
   exec_.Read<core::StatusOr<std::vector<Message>>>(
       [query](Connection& c) -> core::StatusOr<std::vector<Message>> {
