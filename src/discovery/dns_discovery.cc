@@ -6,6 +6,7 @@
 #include <sys/select.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "core/logging.h"
@@ -47,15 +48,21 @@ ares_channel OpenChannel(const DnsDiscoveryOptions& options) {
   return channel;
 }
 
-// Runs the channel until its queries are answered (or time out).
-void Drive(ares_channel channel) {
-  for (;;) {
+// Runs the channel until `answered()` (every callback has run) or
+// `deadline`. Not "until no socket is open": c-ares can hold no socket while
+// a query is still pending (seen with the server gone: each lookup failed
+// "Could not contact DNS servers" but, now and then, one returned before
+// its callback ran and read as an answer with no records, which emptied the
+// role's list).
+template <typename Answered>
+void Drive(ares_channel channel, Answered answered,
+           std::chrono::steady_clock::time_point deadline) {
+  while (!answered() && std::chrono::steady_clock::now() < deadline) {
     fd_set readers, writers;
     FD_ZERO(&readers);
     FD_ZERO(&writers);
     int nfds = ares_fds(channel, &readers, &writers);
-    if (nfds == 0) return;
-    timeval max{1, 0}, tv{};
+    timeval max{0, 50'000}, tv{};
     timeval* wait = ares_timeout(channel, &max, &tv);
     select(nfds, &readers, &writers, nullptr, wait);
     ares_process(channel, &readers, &writers);
@@ -63,7 +70,8 @@ void Drive(ares_channel channel) {
 }
 
 struct SrvAnswer {
-  int status = ARES_SUCCESS;
+  bool answered = false;  // the callback ran; until then, no answer at all
+  int status = ARES_ETIMEOUT;
   struct Target {
     std::string host;
     uint16_t port = 0;
@@ -74,6 +82,7 @@ struct SrvAnswer {
 
 void OnSrv(void* arg, int status, int, unsigned char* abuf, int alen) {
   auto* answer = static_cast<SrvAnswer*>(arg);
+  answer->answered = true;
   answer->status = status;
   if (status != ARES_SUCCESS) return;
   ares_srv_reply* reply = nullptr;
@@ -85,12 +94,14 @@ void OnSrv(void* arg, int status, int, unsigned char* abuf, int alen) {
 }
 
 struct HostAnswer {
-  int status = ARES_SUCCESS;
+  bool answered = false;
+  int status = ARES_ETIMEOUT;
   std::string ipv4;
 };
 
 void OnHost(void* arg, int status, int, hostent* host) {
   auto* answer = static_cast<HostAnswer*>(arg);
+  answer->answered = true;
   answer->status = status;
   if (status != ARES_SUCCESS || !host || !host->h_addr_list || !host->h_addr_list[0]) return;
   char text[INET_ADDRSTRLEN];
@@ -112,16 +123,26 @@ std::optional<std::vector<Node>> DnsDiscovery::Resolve(const std::string& role,
                                                        const std::string& name) {
   ares_channel channel = OpenChannel(options_);
   if (!channel) return std::nullopt;
+  // Every try of every server, and a second to spare.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms * 2 + 1000);
   SrvAnswer srv;
   ares_query(channel, name.c_str(), kClassIn, kTypeSrv, OnSrv, &srv);
-  Drive(channel);
+  Drive(
+      channel, [&] { return srv.answered; }, deadline);
   std::optional<std::vector<Node>> nodes;
-  if (srv.status == ARES_SUCCESS || NoSuchRecords(srv.status)) {
+  if (srv.answered && (srv.status == ARES_SUCCESS || NoSuchRecords(srv.status))) {
     std::vector<HostAnswer> hosts(srv.targets.size());
     for (size_t i = 0; i < srv.targets.size(); ++i) {
       ares_gethostbyname(channel, srv.targets[i].host.c_str(), AF_INET, OnHost, &hosts[i]);
     }
-    Drive(channel);
+    Drive(
+        channel,
+        [&] {
+          return std::all_of(hosts.begin(), hosts.end(),
+                             [](const HostAnswer& h) { return h.answered; });
+        },
+        deadline);
     nodes.emplace();
     for (size_t i = 0; i < srv.targets.size(); ++i) {
       if (hosts[i].ipv4.empty()) {
