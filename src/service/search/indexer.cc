@@ -74,11 +74,9 @@ void Indexer::Run() {
   CatchUp();
   std::deque<store::SearchDocument> batch;
   for (;;) {
-    bool running;
+    const bool running = Sleep(kFlushMs);
     {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(kFlushMs), [this] { return !running_.load(); });
-      running = running_.load();
+      std::lock_guard lock(mu_);
       batch.swap(pending_);
     }
     const bool flushed = Flush(batch);
